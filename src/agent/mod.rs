@@ -1,0 +1,83 @@
+//! `vmbench-agent`: the one program that runs inside every target.
+//!
+//! It is PID 1 in a VM's initramfs, the entrypoint of a `FROM scratch`
+//! image, and a plain child process for the native target. It reads its
+//! instructions, prints a `ready` line at once, runs one workload, prints the
+//! result, and leaves (as PID 1 by rebooting, which QEMU turns into an exit).
+//! Everything it prints that the host acts on goes through [`crate::protocol`].
+
+mod pid1;
+pub mod workloads;
+
+use crate::protocol::{encode_line, AgentMessage, Instructions};
+use std::io::Write;
+use std::time::Instant;
+
+/// Runs the agent and returns the process exit status. As a VM's init it
+/// does not return.
+pub fn run() -> i32 {
+    // Read the clock first: everything before this instant is the guest
+    // kernel's (or the host's) business, everything after is ours.
+    let boottime_ns = pid1::boottime_ns();
+    let started = Instant::now();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let vm_init = pid1::is_vm_init();
+    if vm_init {
+        pid1::mount_basics();
+    }
+    // A VM's init gets its instructions on the kernel command line; a
+    // container's entrypoint and a native child get them as arguments.
+    let tokens = if vm_init { pid1::kernel_cmdline() } else { args };
+    let parsed = Instructions::from_tokens(tokens.iter().map(String::as_str));
+    let exit = parsed.as_ref().map(|i| i.exit).unwrap_or(crate::protocol::ExitMode::Reboot);
+    let status = match parsed {
+        Ok(instructions) => serve(&instructions, boottime_ns, started),
+        Err(err) => {
+            eprintln!("vmbench-agent: {err}");
+            2
+        }
+    };
+    if vm_init {
+        pid1::leave(exit, status);
+    }
+    status
+}
+
+fn serve(instructions: &Instructions, boottime_ns: u64, started: Instant) -> i32 {
+    let nonce = instructions.nonce.as_str();
+    let ready = AgentMessage::Ready {
+        boottime_ns,
+        init_ns: started.elapsed().as_nanos() as u64,
+        pid: std::process::id(),
+        kernel: pid1::kernel_release(),
+    };
+    emit(nonce, &ready);
+    let status = match workloads::run(&instructions.workload, &instructions.params) {
+        Ok(metrics) => {
+            emit(
+                nonce,
+                &AgentMessage::Result {
+                    workload: instructions.workload.clone(),
+                    metrics,
+                },
+            );
+            0
+        }
+        Err(message) => {
+            emit(nonce, &AgentMessage::Error { message });
+            1
+        }
+    };
+    emit(nonce, &AgentMessage::Done);
+    status
+}
+
+/// Writes one protocol line in a single write and flushes it, so the host
+/// sees it the moment it exists.
+fn emit(nonce: &str, message: &AgentMessage) {
+    let line = encode_line(nonce, message);
+    let mut out = std::io::stdout().lock();
+    // A closed console leaves nothing to report to; the exit status remains.
+    let _ = out.write_all(line.as_bytes());
+    let _ = out.flush();
+}

@@ -1,0 +1,75 @@
+//! What the agent does differently as PID 1 in a VM: mount the pseudo file
+//! systems, read the kernel command line, and leave by rebooting.
+
+use crate::protocol::ExitMode;
+use std::ffi::CString;
+
+/// `CLOCK_BOOTTIME` in ns: time since the kernel started keeping time.
+pub fn boottime_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    if rc != 0 {
+        return 0;
+    }
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// True when the agent is a VM's init: PID 1 with no `/proc` yet. A
+/// container's entrypoint is PID 1 too, but its runtime has mounted `/proc`.
+pub fn is_vm_init() -> bool {
+    std::process::id() == 1 && !std::path::Path::new("/proc/self").exists()
+}
+
+/// Mounts `/proc`, `/sys` and `/dev` when they are missing. Failures are
+/// ignored: the boot workload needs none of them, and the workloads that do
+/// report their own error.
+pub fn mount_basics() {
+    for (source, target, fstype) in [("proc", "/proc", "proc"), ("sysfs", "/sys", "sysfs"), ("devtmpfs", "/dev", "devtmpfs")] {
+        let _ = std::fs::create_dir_all(target);
+        let (Ok(source), Ok(target), Ok(fstype)) = (CString::new(source), CString::new(target), CString::new(fstype)) else {
+            continue;
+        };
+        // SAFETY: all pointers are valid NUL-terminated strings; data is null.
+        unsafe {
+            libc::mount(source.as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, std::ptr::null());
+        }
+    }
+}
+
+/// The kernel command line split on white space.
+pub fn kernel_cmdline() -> Vec<String> {
+    std::fs::read_to_string("/proc/cmdline")
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+/// `uname -r`.
+pub fn kernel_release() -> String {
+    // SAFETY: utsname is plain old data; uname fills it.
+    let mut uts: libc::utsname = unsafe { std::mem::zeroed() };
+    if unsafe { libc::uname(&mut uts) } != 0 {
+        return String::new();
+    }
+    let bytes: Vec<u8> = uts.release.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// Ends the VM by rebooting (QEMU runs with `-no-reboot`, so it exits) or
+/// powering off. Should both fail, exiting makes the kernel panic, and
+/// `panic=-1` turns that into a reboot as well.
+pub fn leave(exit: ExitMode, status: i32) -> ! {
+    // SAFETY: sync and reboot take no pointers; reboot only returns on error.
+    unsafe {
+        libc::sync();
+        let (first, second) = match exit {
+            ExitMode::Reboot => (libc::RB_AUTOBOOT, libc::RB_POWER_OFF),
+            ExitMode::Poweroff => (libc::RB_POWER_OFF, libc::RB_AUTOBOOT),
+        };
+        libc::reboot(first);
+        libc::reboot(second);
+    }
+    std::process::exit(status)
+}

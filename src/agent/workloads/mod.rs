@@ -1,0 +1,32 @@
+//! The workloads the agent can run, one file each behind [`Workload`].
+
+mod boot;
+
+use std::collections::BTreeMap;
+
+/// Metric name (with its unit as suffix, e.g. `ops_per_s`) to value.
+pub type Metrics = BTreeMap<String, f64>;
+/// Workload parameters as the host sent them (`vmbench.p.<name>=<value>`).
+pub type Params = BTreeMap<String, String>;
+
+/// One thing the agent measures inside a target.
+pub trait Workload {
+    /// The name scenarios and instructions use.
+    fn name(&self) -> &'static str;
+    /// Runs once and returns its metrics, or the reason it could not run.
+    fn run(&self, params: &Params) -> Result<Metrics, String>;
+}
+
+/// Every workload this agent knows.
+pub fn all() -> Vec<Box<dyn Workload>> {
+    vec![Box::new(boot::Boot)]
+}
+
+/// Runs the workload called `name`.
+pub fn run(name: &str, params: &Params) -> Result<Metrics, String> {
+    let workload = all()
+        .into_iter()
+        .find(|w| w.name() == name)
+        .ok_or_else(|| format!("this agent has no workload `{name}`"))?;
+    workload.run(params)
+}

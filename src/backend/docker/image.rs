@@ -1,0 +1,98 @@
+//! The container image: `FROM scratch` plus the static agent, built locally
+//! through the Engine API and tagged with the agent's hash, so it is built
+//! once and reused. Nothing is pulled.
+
+use super::spec::AGENT_PATH;
+use crate::record::ImageFacts;
+use anyhow::{bail, Context, Result};
+use bollard::query_parameters::BuildImageOptionsBuilder;
+use bollard::Docker;
+use futures_util::StreamExt;
+
+/// Repository of vmbench's images; the tag is the agent hash.
+pub const REPOSITORY: &str = "vmbench/agent";
+
+pub fn tag_for(agent_sha256: &str) -> String {
+    format!("{REPOSITORY}:{}", &agent_sha256[..16])
+}
+
+/// The Dockerfile of the agent image.
+pub fn dockerfile(agent_sha256: &str) -> String {
+    format!(
+        "FROM scratch\nCOPY vmbench-agent {AGENT_PATH}\nLABEL vmbench.agent.sha256=\"{agent_sha256}\"\nENTRYPOINT [\"{AGENT_PATH}\"]\n"
+    )
+}
+
+/// A build context tar holding the Dockerfile and the agent.
+pub fn build_context(agent: &[u8], agent_sha256: &str) -> Result<Vec<u8>> {
+    let mut tar = tar::Builder::new(Vec::new());
+    for (name, data, mode) in [("Dockerfile", dockerfile(agent_sha256).into_bytes(), 0o644), ("vmbench-agent", agent.to_vec(), 0o755)] {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(mode);
+        header.set_mtime(0);
+        header.set_cksum();
+        tar.append_data(&mut header, name, data.as_slice())?;
+    }
+    Ok(tar.into_inner()?)
+}
+
+/// Returns the image for `agent`, building it if the engine lacks it.
+pub async fn ensure(docker: &Docker, agent: &[u8], agent_sha256: &str) -> Result<ImageFacts> {
+    let tag = tag_for(agent_sha256);
+    if let Ok(found) = docker.inspect_image(&tag).await {
+        return Ok(facts(tag, found, true));
+    }
+    let context = build_context(agent, agent_sha256)?;
+    let options = BuildImageOptionsBuilder::default().dockerfile("Dockerfile").t(&tag).rm(true).forcerm(true).pull("false").build();
+    let mut stream = docker.build_image(options, None, Some(bollard::body_full(context.into())));
+    let mut log = String::new();
+    while let Some(item) = stream.next().await {
+        let info = item.with_context(|| format!("building image {tag}"))?;
+        if let Some(detail) = info.error_detail {
+            bail!("building image {tag} failed: {}\n{log}", detail.message.unwrap_or_default());
+        }
+        if let Some(line) = info.stream {
+            log.push_str(&line);
+        }
+    }
+    let built = docker.inspect_image(&tag).await.with_context(|| format!("image {tag} was not there after its build:\n{log}"))?;
+    Ok(facts(tag, built, false))
+}
+
+fn facts(tag: String, image: bollard::models::ImageInspect, reused: bool) -> ImageFacts {
+    ImageFacts {
+        tag,
+        id: image.id.unwrap_or_default(),
+        size_bytes: image.size.unwrap_or(0).max(0) as u64,
+        reused,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_context_holds_a_scratch_dockerfile_and_the_agent() {
+        let sha = "0123456789abcdef0123456789abcdef";
+        let bytes = build_context(b"\x7fELFagent", sha).unwrap();
+        let mut archive = tar::Archive::new(bytes.as_slice());
+        let mut names = Vec::new();
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let name = entry.path().unwrap().display().to_string();
+            let mut content = String::new();
+            if name == "Dockerfile" {
+                std::io::Read::read_to_string(&mut entry, &mut content).unwrap();
+                assert!(content.starts_with("FROM scratch\n"));
+                assert!(content.contains("ENTRYPOINT [\"/vmbench-agent\"]"));
+            } else {
+                assert_eq!(entry.header().mode().unwrap(), 0o755);
+            }
+            names.push(name);
+        }
+        assert_eq!(names, ["Dockerfile", "vmbench-agent"]);
+        assert_eq!(tag_for(sha), "vmbench/agent:0123456789abcdef");
+    }
+}

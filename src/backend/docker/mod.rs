@@ -1,0 +1,231 @@
+//! Containers through the Docker Engine API (bollard), never the CLI.
+//! Each trial: create, attach, start, read the ready line from the attached
+//! output, wait for exit, remove; every phase timed on vmbench's clock.
+
+pub mod image;
+pub mod spec;
+
+use super::{collect_agent_report, ms_between, read_console, Backend, ConsoleEnd, RunContext, TrialRequest, TrialResult};
+use crate::console::Console;
+use crate::guest;
+use crate::protocol::Instructions;
+use crate::record::TargetFacts;
+use crate::scenario::ContainerSpec;
+use anyhow::{anyhow, bail, Context, Result};
+use async_trait::async_trait;
+use bollard::container::LogOutput;
+use bollard::query_parameters::{AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder};
+use bollard::Docker;
+use futures_util::StreamExt;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+pub struct DockerBackend {
+    name: String,
+    spec: ContainerSpec,
+    ctx: Arc<RunContext>,
+    docker: Option<Docker>,
+    image: Option<String>,
+    launches: usize,
+}
+
+impl DockerBackend {
+    pub fn new(name: &str, spec: ContainerSpec, ctx: Arc<RunContext>) -> Self {
+        DockerBackend { name: name.to_string(), spec, ctx, docker: None, image: None, launches: 0 }
+    }
+}
+
+/// The engine address: the target's `host`, else `DOCKER_HOST`, else the
+/// default socket.
+pub fn engine_address(configured: Option<&str>) -> String {
+    configured
+        .map(str::to_string)
+        .or_else(|| std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()))
+        .unwrap_or_else(|| "unix:///var/run/docker.sock".to_string())
+}
+
+/// Connects and agrees on an API version both sides speak.
+pub async fn connect(address: &str) -> Result<Docker> {
+    let hint = "start it with `dockerd &` or run scripts/setup.sh";
+    let docker = Docker::connect_with_host(address).with_context(|| format!("cannot use Docker engine address {address}"))?;
+    let docker = docker.negotiate_version().await.with_context(|| format!("the Docker daemon at {address} does not answer; {hint}"))?;
+    docker.ping().await.with_context(|| format!("the Docker daemon at {address} does not answer; {hint}"))?;
+    Ok(docker)
+}
+
+/// Checks the daemon offers `runtime`, naming the ones it has otherwise.
+pub async fn check_runtime(docker: &Docker, runtime: &str) -> Result<()> {
+    let info = docker.info().await.context("asking the Docker daemon for its runtimes")?;
+    let mut offered: Vec<String> = info.runtimes.unwrap_or_default().into_keys().collect();
+    offered.sort();
+    if offered.iter().any(|r| r == runtime) {
+        return Ok(());
+    }
+    bail!(
+        "the Docker daemon has no runtime `{runtime}` (it offers: {}); register it under \"runtimes\" in /etc/docker/daemon.json and restart dockerd",
+        offered.join(", ")
+    )
+}
+
+#[async_trait]
+impl Backend for DockerBackend {
+    async fn prepare(&mut self) -> Result<TargetFacts> {
+        let address = engine_address(self.spec.host.as_deref());
+        let docker = connect(&address).await.with_context(|| format!("target `{}`", self.name))?;
+        let version = docker.version().await.context("asking the Docker daemon for its version")?;
+        check_runtime(&docker, &self.spec.runtime).await.with_context(|| format!("target `{}`", self.name))?;
+        let agent_sha = guest::agent::sha256();
+        let image = image::ensure(&docker, guest::agent::bytes(), &agent_sha).await.with_context(|| format!("target `{}`", self.name))?;
+        let cmd = Instructions::new("repro", "boot").to_tokens();
+        let facts = TargetFacts {
+            name: self.name.clone(),
+            kind: "container".into(),
+            backend: self.spec.engine.as_str().into(),
+            runtime: Some(self.spec.runtime.clone()),
+            cpus: Some(self.spec.cpus),
+            memory_mib: Some(self.spec.memory_mib),
+            engine: Some(self.spec.engine.as_str().into()),
+            engine_version: version.version,
+            engine_api_version: version.api_version,
+            artifact_bytes: image.size_bytes,
+            reproduce: spec::reproduce(&self.spec, &image.tag, &cmd),
+            image: Some(image.clone()),
+            agent_sha256: agent_sha,
+            settings: spec::settings(&self.spec),
+            ..Default::default()
+        };
+        self.image = Some(image.tag);
+        self.docker = Some(docker);
+        Ok(facts)
+    }
+
+    async fn run_trial(&mut self, request: &TrialRequest) -> TrialResult {
+        let (Some(docker), Some(image)) = (&self.docker, &self.image) else {
+            return TrialResult { error: Some("container target used before prepare".into()), ..Default::default() };
+        };
+        self.launches += 1;
+        let name = format!("{}{}-{}-{}", spec::NAME_PREFIX, self.ctx.run_id, self.name, self.launches);
+        let mut instructions = Instructions::new(&request.nonce, request.workload.kind.as_str());
+        instructions.params = request.workload.params.clone();
+        let body = spec::create_body(&self.spec, image, &self.ctx.run_id, &self.name, instructions.to_tokens());
+        let deadline = tokio::time::Instant::now() + request.timeout;
+        let mut result = TrialResult::default();
+        let launched = Instant::now();
+        let trial = tokio::time::timeout_at(deadline, trial(docker, &name, body, &request.nonce, launched, deadline, &mut result)).await;
+        if trial.is_err() {
+            result.fail("timed out talking to the Docker daemon");
+        }
+        // Remove whatever happened above; the removal is the last phase.
+        let removing = Instant::now();
+        match remove(docker, &name).await {
+            Ok(()) => {
+                let now = Instant::now();
+                result.metrics.insert("remove_ms".into(), ms_between(removing, now));
+                result.metrics.insert("exit_ms".into(), ms_between(launched, now));
+            }
+            Err(e) => result.fail(format!("removing container {name}: {e:#}")),
+        }
+        if result.error.is_some() {
+            // A failed trial's partial timings would mix with good ones.
+            result.metrics.remove("exit_ms");
+        }
+        result
+    }
+
+    async fn cleanup(&mut self) -> Result<()> {
+        match &self.docker {
+            Some(docker) => remove_run_containers(docker, &self.ctx.run_id).await.map(|_| ()),
+            None => Ok(()),
+        }
+    }
+}
+
+/// create → attach → start → ready → exit, timing each phase into `result`.
+async fn trial(
+    docker: &Docker,
+    name: &str,
+    body: bollard::models::ContainerCreateBody,
+    nonce: &str,
+    launched: Instant,
+    deadline: tokio::time::Instant,
+    result: &mut TrialResult,
+) {
+    let options = CreateContainerOptionsBuilder::default().name(name).build();
+    if let Err(e) = docker.create_container(Some(options), body).await {
+        return result.fail(format!("creating the container: {e}"));
+    }
+    let created = Instant::now();
+    result.metrics.insert("create_ms".into(), ms_between(launched, created));
+    let attach = AttachContainerOptionsBuilder::default().stdout(true).stderr(true).stream(true).logs(true).build();
+    let output = match docker.attach_container(name, Some(attach)).await {
+        Ok(attached) => attached.output,
+        Err(e) => return result.fail(format!("attaching to the container: {e}")),
+    };
+    let attached = Instant::now();
+    result.metrics.insert("attach_ms".into(), ms_between(created, attached));
+    if let Err(e) = docker.start_container(name, None).await {
+        return result.fail(format!("starting the container: {e}"));
+    }
+    result.metrics.insert("start_ms".into(), ms_between(attached, Instant::now()));
+    let mut console = Console::new(nonce);
+    let bytes = output.map(|item| match item {
+        Ok(LogOutput::StdOut { message } | LogOutput::StdErr { message } | LogOutput::Console { message }) => Ok(message),
+        Ok(LogOutput::StdIn { .. }) => Ok(bytes::Bytes::new()),
+        Err(e) => Err(std::io::Error::other(e)),
+    });
+    let end = read_console(&mut console, Box::pin(bytes), deadline).await;
+    if let Some(ready_at) = console.report.ready_at {
+        result.metrics.insert("start_to_ready_ms".into(), ms_between(attached, ready_at));
+    }
+    collect_agent_report(&console, launched, end, result);
+    if end == ConsoleEnd::TimedOut {
+        return;
+    }
+    let mut wait = docker.wait_container(name, None);
+    match wait.next().await {
+        Some(Ok(_)) | None => {}
+        Some(Err(bollard::errors::Error::DockerContainerWaitError { code, error })) => {
+            if result.error.is_none() {
+                result.fail(format!("the agent exited with status {code} {error}"));
+            }
+        }
+        Some(Err(e)) => result.fail(format!("waiting for the container: {e}")),
+    }
+    result.metrics.insert("stopped_ms".into(), ms_between(launched, Instant::now()));
+}
+
+async fn remove(docker: &Docker, name: &str) -> Result<()> {
+    let options = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
+    match docker.remove_container(name, Some(options)).await {
+        Ok(()) => Ok(()),
+        // Never created (the create call failed): nothing to remove.
+        Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
+        Err(e) => Err(anyhow!(e)),
+    }
+}
+
+/// Removes every container labelled with `run_id` (or, with `None`, every
+/// container vmbench ever created). Returns how many were removed.
+pub async fn remove_run_containers(docker: &Docker, run_id: &str) -> Result<usize> {
+    remove_labelled(docker, &format!("{}={run_id}", spec::RUN_LABEL)).await
+}
+
+/// Removes every container with vmbench's run label, whatever the run.
+pub async fn remove_all_containers(docker: &Docker) -> Result<usize> {
+    remove_labelled(docker, spec::RUN_LABEL).await
+}
+
+async fn remove_labelled(docker: &Docker, label_filter: &str) -> Result<usize> {
+    let filters = HashMap::from([("label", vec![label_filter])]);
+    let options = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
+    let containers = docker.list_containers(Some(options)).await.context("listing vmbench's containers")?;
+    let mut removed = 0;
+    for container in containers {
+        if let Some(id) = container.id {
+            remove(docker, &id).await?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}

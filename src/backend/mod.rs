@@ -1,0 +1,179 @@
+//! One trait over every way of running the agent: QEMU VMs, Docker
+//! containers and native processes. A backend prepares its target once
+//! (artifacts, probes, preflight checks), then runs trials: launch, wait for
+//! the agent's ready line, collect, tear down, and report timed phases.
+
+pub mod docker;
+pub mod native;
+pub mod qemu;
+
+use crate::console::Console;
+use crate::record::TargetFacts;
+use crate::scenario::{Target, TargetSpec, Workload};
+use anyhow::Result;
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::time::Instant;
+
+/// What one trial asks of a backend.
+#[derive(Debug, Clone)]
+pub struct TrialRequest {
+    /// Chosen by the host per launch; only lines carrying it count.
+    pub nonce: String,
+    pub workload: Workload,
+    /// For the whole trial, launch to teardown.
+    pub timeout: Duration,
+}
+
+/// What one trial produced. `error` set means the trial failed; metrics
+/// measured before the failure are still reported.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TrialResult {
+    pub metrics: BTreeMap<String, f64>,
+    pub error: Option<String>,
+    pub agent_kernel: Option<String>,
+}
+
+/// Shared by the backends of one run.
+#[derive(Debug)]
+pub struct RunContext {
+    pub run_id: String,
+    /// Host probes whose verdict holds for the whole run.
+    pub kvm: tokio::sync::OnceCell<qemu::accel::Verdict>,
+}
+
+impl RunContext {
+    pub fn new(run_id: &str) -> Arc<Self> {
+        Arc::new(RunContext { run_id: run_id.to_string(), kvm: Default::default() })
+    }
+}
+
+#[async_trait]
+pub trait Backend: Send {
+    /// Checks everything a launch needs and builds the artifacts, before the
+    /// first trial of the run. An error here stops the run with status 2,
+    /// and its message says how to fix it.
+    async fn prepare(&mut self) -> Result<TargetFacts>;
+
+    /// Runs one trial. Never panics on a target's failure: that is a result
+    /// with `error` set. Leaves nothing running when it returns.
+    async fn run_trial(&mut self, request: &TrialRequest) -> TrialResult;
+
+    /// Removes anything of this run the backend may have left (after an
+    /// interruption, say). Safe to call more than once.
+    async fn cleanup(&mut self) -> Result<()>;
+}
+
+/// The backend for `target`.
+pub fn for_target(target: &Target, ctx: Arc<RunContext>) -> Box<dyn Backend> {
+    match &target.spec {
+        TargetSpec::Vm(spec) => Box::new(qemu::QemuBackend::new(&target.name, spec.clone(), ctx)),
+        TargetSpec::Container(spec) => Box::new(docker::DockerBackend::new(&target.name, spec.clone(), ctx)),
+        TargetSpec::Native => Box::new(native::NativeBackend::new(&target.name)),
+    }
+}
+
+/// How reading a console ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsoleEnd {
+    /// The agent said `done`.
+    Done,
+    /// The source closed first (the target exited or crashed).
+    Closed,
+    TimedOut,
+}
+
+/// Feeds `source` into `console` until the agent is done, the source closes
+/// or `deadline` passes. Each chunk is stamped the moment it is read.
+pub async fn read_console<S>(console: &mut Console, mut source: S, deadline: Instant) -> ConsoleEnd
+where
+    S: Stream<Item = std::io::Result<Bytes>> + Unpin,
+{
+    loop {
+        match tokio::time::timeout_at(deadline, source.next()).await {
+            Err(_) => return ConsoleEnd::TimedOut,
+            Ok(None) | Ok(Some(Err(_))) => {
+                console.finish(std::time::Instant::now());
+                return if console.is_done() { ConsoleEnd::Done } else { ConsoleEnd::Closed };
+            }
+            Ok(Some(Ok(chunk))) => {
+                console.feed(std::time::Instant::now(), &chunk);
+                if console.is_done() {
+                    return ConsoleEnd::Done;
+                }
+            }
+        }
+    }
+}
+
+/// A byte stream over an async reader (a child's stdout).
+pub fn reader_stream<R: AsyncRead + Unpin + Send + 'static>(reader: R) -> impl Stream<Item = std::io::Result<Bytes>> + Unpin + Send {
+    Box::pin(futures_util::stream::unfold(reader, |mut reader| async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        match reader.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(Bytes::from(buf)), reader))
+            }
+            Err(e) => Some((Err(e), reader)),
+        }
+    }))
+}
+
+/// Milliseconds between two instants (0 if `to` is earlier).
+pub fn ms_between(from: std::time::Instant, to: std::time::Instant) -> f64 {
+    to.saturating_duration_since(from).as_secs_f64() * 1000.0
+}
+
+/// Turns what the console saw into metrics common to every backend:
+/// `ready_ms` from `launched`, the agent's own `init_ms`, its result metrics
+/// and its kernel. Returns the error to record, if any.
+pub fn collect_agent_report(console: &Console, launched: std::time::Instant, end: ConsoleEnd, result: &mut TrialResult) {
+    let report = &console.report;
+    if let (Some(ready_at), Some(crate::protocol::AgentMessage::Ready { init_ns, kernel, .. })) = (report.ready_at, &report.ready) {
+        result.metrics.insert("ready_ms".into(), ms_between(launched, ready_at));
+        result.metrics.insert("init_ms".into(), *init_ns as f64 / 1e6);
+        result.agent_kernel = Some(kernel.clone());
+    }
+    if let Some(metrics) = &report.metrics {
+        result.metrics.extend(metrics.iter().map(|(k, v)| (k.clone(), *v)));
+    }
+    let problem = match (end, &report.error, report.ready.is_some()) {
+        (_, Some(err), _) => Some(format!("agent error: {err}")),
+        (ConsoleEnd::TimedOut, _, false) => Some("timed out before the agent was ready".to_string()),
+        (ConsoleEnd::TimedOut, _, true) => Some("timed out before the agent finished".to_string()),
+        (ConsoleEnd::Closed, _, false) => Some("the console closed before the agent was ready".to_string()),
+        (ConsoleEnd::Closed, _, true) => Some("the console closed before the agent finished".to_string()),
+        (ConsoleEnd::Done, None, _) => None,
+    };
+    if let Some(problem) = problem {
+        result.fail(with_console_tail(&problem, console));
+    }
+}
+
+/// `message` followed by the last console lines, for a failed sample.
+pub fn with_console_tail(message: &str, console: &Console) -> String {
+    let tail = console.tail();
+    if tail.is_empty() {
+        format!("{message} (the console printed nothing else)")
+    } else {
+        format!("{message}; last console lines:\n{}", tail.join("\n"))
+    }
+}
+
+impl TrialResult {
+    /// Records a failure; the first one wins, later ones are appended.
+    pub fn fail(&mut self, message: impl Into<String>) {
+        let message = message.into();
+        self.error = Some(match self.error.take() {
+            None => message,
+            Some(first) => format!("{first}\nthen: {message}"),
+        });
+    }
+}

@@ -1,0 +1,270 @@
+//! VMs run by spawning `qemu-system-x86_64` directly: direct kernel boot of
+//! the cached kernel with vmbench's initramfs, serial console on a pipe.
+
+pub mod accel;
+pub mod cmdline;
+
+use super::{collect_agent_report, ms_between, read_console, reader_stream, Backend, ConsoleEnd, RunContext, TrialRequest, TrialResult};
+use crate::console::Console;
+use crate::guest::{self, kernel::Kernel};
+use crate::protocol::Instructions;
+use crate::record::{ArtifactFacts, TargetFacts};
+use crate::scenario::{AccelChoice, VmSpec};
+use anyhow::{bail, Context, Result};
+use async_trait::async_trait;
+use cmdline::{Accel, QemuCommand, BASE_KERNEL_ARGS};
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::AsyncReadExt;
+use tokio::process::Command;
+
+pub const DEFAULT_BINARY: &str = "qemu-system-x86_64";
+
+pub struct QemuBackend {
+    name: String,
+    spec: VmSpec,
+    ctx: Arc<RunContext>,
+    /// The command without per-launch instructions; set by `prepare`.
+    template: Option<QemuCommand>,
+}
+
+impl QemuBackend {
+    pub fn new(name: &str, spec: VmSpec, ctx: Arc<RunContext>) -> Self {
+        QemuBackend { name: name.to_string(), spec, ctx, template: None }
+    }
+
+    async fn choose_accel(&self, qemu: &Path, kernel: &Path, initrd: &Path) -> Result<(Accel, String)> {
+        if self.spec.accel == AccelChoice::Tcg {
+            return Ok((Accel::Tcg, "the scenario asks for tcg".to_string()));
+        }
+        let verdict = self.ctx.kvm.get_or_init(|| accel::probe(qemu, kernel, initrd)).await;
+        match (self.spec.accel, verdict.kvm_works) {
+            (_, true) => Ok((Accel::Kvm, verdict.reason.clone())),
+            (AccelChoice::Kvm, false) => bail!(
+                "target `{}` asks for accel = \"kvm\", but KVM does not work on this host: {}. Use accel = \"auto\" or \"tcg\"",
+                self.name,
+                verdict.reason
+            ),
+            (_, false) => Ok((Accel::Tcg, format!("auto: {}; using TCG (emulation)", verdict.reason))),
+        }
+    }
+}
+
+/// The command line for one launch of `template` with `instructions`.
+pub fn with_instructions(template: &QemuCommand, instructions: &Instructions) -> QemuCommand {
+    let mut cmd = template.clone();
+    cmd.append.extend(instructions.to_tokens());
+    cmd
+}
+
+#[async_trait]
+impl Backend for QemuBackend {
+    async fn prepare(&mut self) -> Result<TargetFacts> {
+        let qemu = find_qemu(self.spec.qemu.as_deref())?;
+        let version = qemu_version(&qemu).await?;
+        let kernel = guest::kernel::find(&self.spec.kernel).with_context(|| format!("target `{}`", self.name))?;
+        let agent_sha = guest::agent::sha256();
+        let initramfs = guest::initramfs::ensure(guest::agent::bytes(), &agent_sha).context("building the initramfs")?;
+        let (accel, accel_reason) = self.choose_accel(&qemu, &kernel.path, &initramfs.path).await?;
+        let mut append: Vec<String> = BASE_KERNEL_ARGS.iter().map(|s| s.to_string()).collect();
+        append.extend(self.spec.kernel_args.iter().cloned());
+        let template = QemuCommand {
+            binary: qemu.clone(),
+            machine: self.spec.machine,
+            accel,
+            vcpus: self.spec.vcpus,
+            memory_mib: self.spec.memory_mib,
+            kernel: kernel.path.clone(),
+            initrd: initramfs.path.clone(),
+            append,
+        };
+        let reproduce = with_instructions(&template, &Instructions::new("repro", "boot")).argv();
+        let facts = facts(&self.name, &template, &kernel, &initramfs, version, accel_reason, reproduce, agent_sha);
+        self.template = Some(template);
+        Ok(facts)
+    }
+
+    async fn run_trial(&mut self, request: &TrialRequest) -> TrialResult {
+        let Some(template) = &self.template else {
+            return TrialResult { error: Some("VM target used before prepare".into()), ..Default::default() };
+        };
+        let mut instructions = Instructions::new(&request.nonce, request.workload.kind.as_str());
+        instructions.params = request.workload.params.clone();
+        let cmd = with_instructions(template, &instructions);
+        let launch = launch(&cmd, &request.nonce, request.timeout).await;
+        launch.into_result()
+    }
+
+    async fn cleanup(&mut self) -> Result<()> {
+        // QEMU children are killed when their handle drops and, should
+        // vmbench itself die, by PR_SET_PDEATHSIG.
+        Ok(())
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn facts(
+    name: &str,
+    cmd: &QemuCommand,
+    kernel: &Kernel,
+    initramfs: &guest::initramfs::Initramfs,
+    qemu_version: String,
+    accel_reason: String,
+    reproduce: Vec<String>,
+    agent_sha256: String,
+) -> TargetFacts {
+    TargetFacts {
+        name: name.to_string(),
+        kind: "vm".into(),
+        backend: "qemu".into(),
+        accel: Some(cmd.accel.as_str().into()),
+        accel_reason: Some(accel_reason),
+        machine: Some(cmd.machine.as_str().into()),
+        cpu_model: Some(cmd.accel.cpu_model().into()),
+        vcpus: Some(cmd.vcpus),
+        memory_mib: Some(cmd.memory_mib),
+        qemu_path: Some(cmd.binary.display().to_string()),
+        qemu_version: Some(qemu_version),
+        kernel: Some(kernel.clone()),
+        kernel_cmdline: Some(cmd.append.join(" ")),
+        initramfs: Some(ArtifactFacts {
+            path: initramfs.path.display().to_string(),
+            sha256: initramfs.sha256.clone(),
+            bytes: initramfs.bytes,
+            reused: initramfs.reused,
+        }),
+        agent_sha256,
+        artifact_bytes: kernel.bytes + initramfs.bytes,
+        reproduce,
+        ..Default::default()
+    }
+}
+
+/// The QEMU binary: the scenario's, or `qemu-system-x86_64` on PATH.
+pub fn find_qemu(configured: Option<&Path>) -> Result<PathBuf> {
+    if let Some(path) = configured {
+        if path.is_file() {
+            return Ok(path.to_path_buf());
+        }
+        bail!("QEMU binary {} does not exist", path.display());
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(DEFAULT_BINARY))
+        .find(|p| p.is_file())
+        .with_context(|| format!("{DEFAULT_BINARY} is not on PATH; install it with `apt-get install qemu-system-x86` (scripts/setup.sh does)"))
+}
+
+/// First line of `qemu --version`.
+pub async fn qemu_version(qemu: &Path) -> Result<String> {
+    let out = Command::new(qemu).arg("--version").stdin(Stdio::null()).output().await.with_context(|| format!("running {} --version", qemu.display()))?;
+    if !out.status.success() {
+        bail!("{} --version failed: {}", qemu.display(), String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or_default().trim().to_string())
+}
+
+/// Everything one QEMU launch produced.
+#[derive(Debug)]
+pub struct Launch {
+    pub console: Console,
+    pub launched: Instant,
+    pub first_byte_at: Option<Instant>,
+    pub end: ConsoleEnd,
+    pub exited_at: Option<Instant>,
+    pub status: Option<ExitStatus>,
+    pub spawn_error: Option<String>,
+    pub stderr: String,
+}
+
+impl Launch {
+    /// Metrics and failure of a boot: `ready_ms` split into the part before
+    /// the guest kernel's clock starts (QEMU, firmware, decompression),
+    /// `kernel_ms` (guest `CLOCK_BOOTTIME` when the agent started) and
+    /// `init_ms` (the agent's own start-up).
+    pub fn into_result(self) -> TrialResult {
+        let mut result = TrialResult::default();
+        if let Some(e) = &self.spawn_error {
+            result.fail(format!("could not start QEMU: {e}"));
+            return result;
+        }
+        collect_agent_report(&self.console, self.launched, self.end, &mut result);
+        if let Some(at) = self.first_byte_at {
+            result.metrics.insert("first_byte_ms".into(), ms_between(self.launched, at));
+        }
+        if let Some(crate::protocol::AgentMessage::Ready { boottime_ns, .. }) = &self.console.report.ready {
+            let kernel_ms = *boottime_ns as f64 / 1e6;
+            result.metrics.insert("kernel_ms".into(), kernel_ms);
+            if let (Some(ready), Some(init)) = (result.metrics.get("ready_ms"), result.metrics.get("init_ms")) {
+                result.metrics.insert("pre_kernel_ms".into(), (ready - kernel_ms - init).max(0.0));
+            }
+        }
+        match (self.exited_at, self.status) {
+            (Some(at), Some(status)) => {
+                result.metrics.insert("exit_ms".into(), ms_between(self.launched, at));
+                if !status.success() && result.error.is_none() {
+                    result.fail(format!("QEMU exited with {status}: {}", self.stderr.trim()));
+                }
+            }
+            _ if result.error.is_none() => result.fail(format!("QEMU did not exit in time and was killed: {}", self.stderr.trim())),
+            _ => {}
+        }
+        result
+    }
+}
+
+/// Spawns QEMU, reads its console until the agent is done, waits for QEMU to
+/// exit, and kills it at the deadline. Nothing outlives this call.
+pub async fn launch(cmd: &QemuCommand, nonce: &str, timeout: Duration) -> Launch {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut command = Command::new(&cmd.binary);
+    command.args(cmd.args()).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+    // SAFETY: prctl is async-signal-safe and touches no memory of ours.
+    unsafe {
+        command.pre_exec(|| {
+            // Should vmbench die without cleaning up, QEMU dies with it.
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let mut console = Console::new(nonce);
+    let launched = Instant::now();
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            return Launch {
+                console,
+                launched,
+                first_byte_at: None,
+                end: ConsoleEnd::Closed,
+                exited_at: None,
+                status: None,
+                spawn_error: Some(e.to_string()),
+                stderr: String::new(),
+            }
+        }
+    };
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut stderr = child.stderr.take().expect("stderr is piped");
+    let stderr_task = tokio::spawn(async move {
+        let mut buf = Vec::new();
+        let _ = (&mut stderr).take(64 * 1024).read_to_end(&mut buf).await;
+        String::from_utf8_lossy(&buf).into_owned()
+    });
+    let end = read_console(&mut console, reader_stream(stdout), deadline).await;
+    let (exited_at, status) = match tokio::time::timeout_at(deadline, child.wait()).await {
+        Ok(Ok(status)) => (Some(Instant::now()), Some(status)),
+        _ => {
+            let _ = child.kill().await;
+            (None, None)
+        }
+    };
+    let stderr = match tokio::time::timeout(Duration::from_secs(1), stderr_task).await {
+        Ok(Ok(text)) => text,
+        _ => String::new(),
+    };
+    let first_byte_at = console.report.first_byte_at;
+    Launch { console, launched, first_byte_at, end, exited_at, status, spawn_error: None, stderr }
+}

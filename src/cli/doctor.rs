@@ -1,0 +1,118 @@
+//! `vmbench doctor`: what this host can run, each with the fix when missing.
+
+use crate::backend::{docker, qemu};
+use crate::guest;
+use crate::scenario::KernelChoice;
+
+#[derive(Debug, clap::Args)]
+pub struct DoctorArgs {}
+
+struct Report {
+    problems: usize,
+}
+
+impl Report {
+    fn ok(&self, what: &str, detail: impl AsRef<str>) {
+        println!("ok       {what:<8} {}", detail.as_ref());
+    }
+    fn warn(&self, what: &str, detail: impl AsRef<str>) {
+        println!("warning  {what:<8} {}", detail.as_ref());
+    }
+    fn missing(&mut self, what: &str, detail: impl AsRef<str>) {
+        self.problems += 1;
+        println!("missing  {what:<8} {}", detail.as_ref());
+    }
+}
+
+pub fn exec(_args: DoctorArgs) -> anyhow::Result<i32> {
+    super::runtime()?.block_on(async {
+        let mut report = Report { problems: 0 };
+        check_agent(&mut report);
+        let qemu = check_qemu(&mut report).await;
+        let kernel = check_kernel(&mut report);
+        check_kvm(&mut report, qemu.as_deref(), kernel.as_deref()).await;
+        check_docker(&mut report).await;
+        Ok(if report.problems == 0 { 0 } else { 1 })
+    })
+}
+
+fn check_agent(report: &mut Report) {
+    match guest::agent::linkage(guest::agent::bytes()) {
+        guest::agent::Linkage::Static => report.ok(
+            "agent",
+            format!("static, {} bytes, sha256 {}", guest::agent::bytes().len(), &guest::agent::sha256()[..16]),
+        ),
+        other => report.missing("agent", format!("the embedded agent is not static ({other:?}); rebuild with `cargo build --release`")),
+    }
+}
+
+async fn check_qemu(report: &mut Report) -> Option<std::path::PathBuf> {
+    let path = match qemu::find_qemu(None) {
+        Ok(p) => p,
+        Err(e) => {
+            report.missing("qemu", format!("{e:#}"));
+            return None;
+        }
+    };
+    match qemu::qemu_version(&path).await {
+        Ok(v) => report.ok("qemu", format!("{} ({v})", path.display())),
+        Err(e) => report.missing("qemu", format!("{e:#}")),
+    }
+    Some(path)
+}
+
+fn check_kernel(report: &mut Report) -> Option<std::path::PathBuf> {
+    match guest::kernel::find(&KernelChoice::Auto) {
+        Ok(k) => {
+            report.ok("kernel", format!("{} (from {}, {} bytes)", k.path.display(), k.source, k.bytes));
+            Some(k.path)
+        }
+        Err(e) => {
+            report.missing("kernel", format!("{e:#}"));
+            None
+        }
+    }
+}
+
+async fn check_kvm(report: &mut Report, qemu: Option<&std::path::Path>, kernel: Option<&std::path::Path>) {
+    if let Err(why) = qemu::accel::device_check() {
+        report.warn("kvm", format!("not usable: {why}; VMs run under TCG (emulation)"));
+        return;
+    }
+    let (Some(qemu), Some(kernel)) = (qemu, kernel) else {
+        report.warn("kvm", "/dev/kvm answers, but without QEMU and a kernel no guest can prove it works");
+        return;
+    };
+    let initramfs = match guest::initramfs::ensure(guest::agent::bytes(), &guest::agent::sha256()) {
+        Ok(i) => i,
+        Err(e) => {
+            report.missing("kvm", format!("cannot build the initramfs for the probe: {e:#}"));
+            return;
+        }
+    };
+    let verdict = qemu::accel::probe(qemu, kernel, &initramfs.path).await;
+    if verdict.kvm_works {
+        report.ok("kvm", verdict.reason);
+    } else {
+        report.warn("kvm", format!("{}; accel = \"auto\" uses TCG (emulation)", verdict.reason));
+    }
+}
+
+async fn check_docker(report: &mut Report) {
+    let address = docker::engine_address(None);
+    let client = match docker::connect(&address).await {
+        Ok(c) => c,
+        Err(e) => return report.missing("docker", format!("{e:#}")),
+    };
+    let version = client.version().await.ok();
+    let runtimes = match client.info().await {
+        Ok(info) => {
+            let mut names: Vec<String> = info.runtimes.unwrap_or_default().into_keys().collect();
+            names.sort();
+            names.join(", ")
+        }
+        Err(_) => "unknown".to_string(),
+    };
+    let (v, api) = version.map(|v| (v.version.unwrap_or_default(), v.api_version.unwrap_or_default())).unwrap_or_default();
+    report.ok("docker", format!("{address}: Docker {v} (API {api}); runtimes: {runtimes}"));
+}

@@ -1,0 +1,140 @@
+//! `vmbench run SCENARIO`
+
+use crate::plan::Overrides;
+use crate::record::Sample;
+use crate::runner::{self, InputError, Observer, RunHandle, RunOptions};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::signal::unix::{signal, SignalKind};
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The scenario file (TOML).
+    pub scenario: PathBuf,
+    /// Write the run into this directory (default: results/<scenario>-<UTC time>/).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Measured repetitions per target, instead of the scenario's.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub reps: Option<u32>,
+    /// Warmup repetitions per target, instead of the scenario's.
+    #[arg(long)]
+    pub warmup: Option<u32>,
+    /// Run only this target (repeatable).
+    #[arg(long = "only", value_name = "TARGET")]
+    pub only: Vec<String>,
+    /// Where runs go when --out is not given.
+    #[arg(long, default_value = "results", hide = true)]
+    pub results_dir: PathBuf,
+}
+
+pub fn exec(args: RunArgs) -> anyhow::Result<i32> {
+    let scenario = match crate::scenario::load(&args.scenario) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(super::EXIT_INPUT);
+        }
+    };
+    let opts = RunOptions {
+        overrides: Overrides { repetitions: args.reps, warmup: args.warmup, only: args.only },
+        out: args.out,
+        results_root: args.results_dir,
+    };
+    super::runtime()?.block_on(run(scenario, opts))
+}
+
+async fn run(scenario: crate::scenario::Scenario, opts: RunOptions) -> anyhow::Result<i32> {
+    let handle = Arc::new(RunHandle { run_id: runner::new_run_id(), ..Default::default() });
+    let progress = Arc::new(Progress::new());
+    let mut task = {
+        let (scenario, handle, progress) = (scenario.clone(), handle.clone(), progress.clone());
+        tokio::spawn(async move { runner::execute(&scenario, &opts, handle, progress.as_ref()).await })
+    };
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let (signal_name, code) = tokio::select! {
+        joined = &mut task => {
+            progress.bar.finish_and_clear();
+            return finish(&scenario, &handle, joined).await;
+        }
+        _ = sigint.recv() => ("SIGINT", 130),
+        _ = sigterm.recv() => ("SIGTERM", 143),
+    };
+    // Dropping the run task kills its QEMU children; containers and the
+    // run record are swept here.
+    task.abort();
+    let _ = task.await;
+    progress.bar.finish_and_clear();
+    let note = format!("interrupted by {signal_name}");
+    if let Err(e) = runner::sweep(&scenario, &handle, &note).await {
+        eprintln!("warning: cleaning up after the interruption: {e:#}");
+    }
+    eprintln!("{note}; finished samples are kept");
+    if let Some(dir) = handle.dir.lock().expect("run handle lock").clone() {
+        eprintln!("run directory: {}", dir.display());
+    }
+    Ok(code)
+}
+
+async fn finish(
+    scenario: &crate::scenario::Scenario,
+    handle: &RunHandle,
+    joined: Result<anyhow::Result<runner::RunOutcome>, tokio::task::JoinError>,
+) -> anyhow::Result<i32> {
+    match joined {
+        Ok(Ok(outcome)) => {
+            print!("{}", crate::report::table::summary(&outcome.record, &outcome.samples));
+            println!("\nrun directory: {}", outcome.dir.display());
+            Ok(if outcome.record.failed_samples > 0 { 1 } else { 0 })
+        }
+        Ok(Err(e)) if e.downcast_ref::<InputError>().is_some() => {
+            eprintln!("error: {e:#}");
+            Ok(super::EXIT_INPUT)
+        }
+        Ok(Err(e)) => {
+            let _ = runner::sweep(scenario, handle, &format!("failed: {e:#}")).await;
+            Err(e)
+        }
+        Err(join_error) => {
+            let note = if join_error.is_panic() { "vmbench panicked" } else { "the run task was cancelled" };
+            let _ = runner::sweep(scenario, handle, note).await;
+            anyhow::bail!("{note}; containers of the run were removed and finished samples kept")
+        }
+    }
+}
+
+/// A progress bar on stderr (hidden when stderr is not a terminal); failed
+/// trials are printed as they happen either way.
+struct Progress {
+    bar: ProgressBar,
+}
+
+impl Progress {
+    fn new() -> Self {
+        let bar = ProgressBar::hidden();
+        bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} {elapsed} {msg}").expect("static template"));
+        Progress { bar }
+    }
+}
+
+impl Observer for Progress {
+    fn prepared(&self, total: usize) {
+        self.bar.set_length(total as u64);
+        self.bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    }
+
+    fn trial_started(&self, target: &str, workload: &str, rep: u32, warmup: bool) {
+        let phase = if warmup { "warmup" } else { "rep" };
+        self.bar.set_message(format!("{target} {workload} {phase} {rep}"));
+    }
+
+    fn trial_finished(&self, sample: &Sample) {
+        self.bar.inc(1);
+        if let Some(error) = &sample.error {
+            let first = error.lines().next().unwrap_or_default();
+            self.bar.println(format!("failed: {} {} rep {}: {first}", sample.target, sample.workload, sample.rep));
+        }
+    }
+}

@@ -1,0 +1,230 @@
+//! Reads a target's console: splits bytes into lines, picks out the agent's
+//! protocol lines for this launch, and keeps the last lines of everything
+//! else for error messages. The parser is pure; [`Console::feed`] is given
+//! each chunk with the instant it arrived, so the time a line was read is the
+//! time its last byte came in, not the time someone looked.
+
+use crate::protocol::{decode_line, AgentMessage, LineError};
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Instant;
+
+/// Longest line kept whole; the rest of a longer line is dropped. Protocol
+/// lines are far shorter, so a longer one is noise.
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
+/// Console lines kept for error messages.
+pub const TAIL_LINES: usize = 30;
+
+/// What the agent said on this launch, and when the host read it.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct AgentReport {
+    pub first_byte_at: Option<Instant>,
+    pub ready_at: Option<Instant>,
+    pub ready: Option<AgentMessage>,
+    pub metrics: Option<BTreeMap<String, f64>>,
+    pub error: Option<String>,
+    pub done_at: Option<Instant>,
+}
+
+#[derive(Debug)]
+pub struct Console {
+    nonce: String,
+    partial: Vec<u8>,
+    /// True while discarding the rest of an over-long line.
+    overflowing: bool,
+    tail: VecDeque<String>,
+    pub report: AgentReport,
+}
+
+impl Console {
+    pub fn new(nonce: &str) -> Self {
+        Console {
+            nonce: nonce.to_string(),
+            partial: Vec::new(),
+            overflowing: false,
+            tail: VecDeque::with_capacity(TAIL_LINES),
+            report: AgentReport::default(),
+        }
+    }
+
+    /// Takes the next chunk of console output, read at `at`.
+    pub fn feed(&mut self, at: Instant, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        self.report.first_byte_at.get_or_insert(at);
+        let mut rest = bytes;
+        while let Some(pos) = rest.iter().position(|&b| b == b'\n') {
+            self.push_bytes(&rest[..pos]);
+            self.end_line(at);
+            rest = &rest[pos + 1..];
+        }
+        self.push_bytes(rest);
+    }
+
+    /// The console closed: a last line without a newline still counts.
+    pub fn finish(&mut self, at: Instant) {
+        if !self.partial.is_empty() || self.overflowing {
+            self.end_line(at);
+        }
+    }
+
+    /// True once the agent said it has nothing more to say.
+    pub fn is_done(&self) -> bool {
+        self.report.done_at.is_some()
+    }
+
+    /// The last console lines, oldest first.
+    pub fn tail(&self) -> Vec<String> {
+        self.tail.iter().cloned().collect()
+    }
+
+    fn push_bytes(&mut self, bytes: &[u8]) {
+        if self.overflowing {
+            return;
+        }
+        let room = MAX_LINE_BYTES - self.partial.len();
+        if bytes.len() > room {
+            self.partial.extend_from_slice(&bytes[..room]);
+            self.overflowing = true;
+        } else {
+            self.partial.extend_from_slice(bytes);
+        }
+    }
+
+    fn end_line(&mut self, at: Instant) {
+        let mut line = String::from_utf8_lossy(&self.partial).into_owned();
+        if self.overflowing {
+            line.push_str(" [line truncated]");
+        }
+        self.partial.clear();
+        let truncated = std::mem::take(&mut self.overflowing);
+        match decode_line(&line, &self.nonce) {
+            Ok(msg) if !truncated => self.accept(at, msg),
+            Ok(_) => self.keep(line),
+            Err(LineError::Malformed(why)) => {
+                self.report.error.get_or_insert_with(|| format!("malformed agent line ({why})"));
+                self.keep(line);
+            }
+            Err(LineError::NotProtocol | LineError::WrongNonce) => self.keep(line),
+        }
+    }
+
+    fn accept(&mut self, at: Instant, msg: AgentMessage) {
+        match &msg {
+            AgentMessage::Ready { .. } => {
+                if self.report.ready.is_none() {
+                    self.report.ready_at = Some(at);
+                    self.report.ready = Some(msg);
+                }
+            }
+            AgentMessage::Result { metrics, .. } => self.report.metrics = Some(metrics.clone()),
+            AgentMessage::Error { message } => self.report.error = Some(message.clone()),
+            AgentMessage::Done => {
+                self.report.done_at.get_or_insert(at);
+            }
+        }
+    }
+
+    fn keep(&mut self, line: String) {
+        let line = line.trim_end_matches('\r').to_string();
+        if line.trim().is_empty() {
+            return;
+        }
+        if self.tail.len() == TAIL_LINES {
+            self.tail.pop_front();
+        }
+        self.tail.push_back(line);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::encode_line;
+
+    fn ready_line(nonce: &str) -> String {
+        encode_line(nonce, &AgentMessage::Ready { boottime_ns: 5, init_ns: 1, pid: 1, kernel: "k".into() })
+    }
+
+    #[test]
+    fn ready_split_across_chunks_is_timed_by_its_last_byte() {
+        let mut c = Console::new("n1");
+        let line = ready_line("n1");
+        let t0 = Instant::now();
+        let t1 = t0 + std::time::Duration::from_millis(5);
+        let (a, b) = line.as_bytes().split_at(10);
+        c.feed(t0, a);
+        assert!(c.report.ready.is_none());
+        c.feed(t1, b);
+        assert_eq!(c.report.ready_at, Some(t1));
+        assert_eq!(c.report.first_byte_at, Some(t0));
+    }
+
+    #[test]
+    fn garbage_and_invalid_utf8_are_kept_not_fatal() {
+        let mut c = Console::new("n1");
+        let now = Instant::now();
+        c.feed(now, b"[ 0.1] booting\n\xff\xfe bad bytes\n");
+        c.feed(now, ready_line("n1").as_bytes());
+        assert!(c.report.ready.is_some());
+        assert_eq!(c.tail().len(), 2);
+        assert!(c.tail()[1].contains("bad bytes"));
+    }
+
+    #[test]
+    fn wrong_nonce_is_ignored() {
+        let mut c = Console::new("n1");
+        c.feed(Instant::now(), ready_line("old").as_bytes());
+        assert!(c.report.ready.is_none());
+        assert_eq!(c.tail().len(), 1);
+    }
+
+    #[test]
+    fn an_endless_line_is_truncated_and_parsing_recovers() {
+        let mut c = Console::new("n1");
+        let now = Instant::now();
+        let junk = vec![b'x'; MAX_LINE_BYTES * 3];
+        c.feed(now, &junk);
+        c.feed(now, b"\n");
+        c.feed(now, ready_line("n1").as_bytes());
+        assert!(c.report.ready.is_some());
+        let tail = c.tail();
+        assert!(tail[0].ends_with("[line truncated]"));
+        assert!(tail[0].len() < MAX_LINE_BYTES + 32);
+    }
+
+    #[test]
+    fn result_error_and_done_are_collected() {
+        let mut c = Console::new("n");
+        let now = Instant::now();
+        let mut metrics = BTreeMap::new();
+        metrics.insert("x_ms".to_string(), 1.5);
+        c.feed(now, encode_line("n", &AgentMessage::Result { workload: "boot".into(), metrics: metrics.clone() }).as_bytes());
+        c.feed(now, encode_line("n", &AgentMessage::Error { message: "disk full".into() }).as_bytes());
+        assert!(!c.is_done());
+        // The last line may arrive without a newline before the console closes.
+        c.feed(now, encode_line("n", &AgentMessage::Done).trim_end().as_bytes());
+        c.finish(now);
+        assert!(c.is_done());
+        assert_eq!(c.report.metrics, Some(metrics));
+        assert_eq!(c.report.error.as_deref(), Some("disk full"));
+    }
+
+    #[test]
+    fn malformed_protocol_line_is_reported() {
+        let mut c = Console::new("n");
+        c.feed(Instant::now(), b"VMBENCH1 n {\"type\":\n");
+        assert!(c.report.error.as_deref().unwrap().starts_with("malformed"));
+    }
+
+    #[test]
+    fn tail_keeps_only_the_last_lines() {
+        let mut c = Console::new("n");
+        for i in 0..(TAIL_LINES + 5) {
+            c.feed(Instant::now(), format!("line {i}\n").as_bytes());
+        }
+        let tail = c.tail();
+        assert_eq!(tail.len(), TAIL_LINES);
+        assert_eq!(tail[0], "line 5");
+    }
+}

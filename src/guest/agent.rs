@@ -1,0 +1,79 @@
+//! The static `vmbench-agent`, embedded in the harness at build time (see
+//! `build.rs`) and written into the cache when a target needs it as a file.
+
+use super::{cache, sha256_hex};
+use anyhow::{Context, Result};
+use std::path::PathBuf;
+
+/// The agent's bytes, as built by the nested static build.
+pub fn bytes() -> &'static [u8] {
+    include_bytes!(env!("VMBENCH_AGENT_BIN"))
+}
+
+/// SHA-256 of the embedded agent; names every artifact built from it.
+pub fn sha256() -> String {
+    sha256_hex(bytes())
+}
+
+/// The agent as an executable file in the cache, written once per version.
+pub fn path() -> Result<PathBuf> {
+    let sha = sha256();
+    let path = cache::dir().join("agent").join(&sha[..16]).join("vmbench-agent");
+    let current = std::fs::read(&path).ok().map(|b| sha256_hex(&b));
+    if current.as_deref() != Some(sha.as_str()) {
+        cache::write_atomic(&path, bytes(), 0o755).with_context(|| format!("writing the agent to {}", path.display()))?;
+    }
+    Ok(path)
+}
+
+/// What the ELF headers say about how a binary is linked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Linkage {
+    /// No program interpreter: runs without a dynamic loader.
+    Static,
+    /// Needs the named dynamic loader.
+    Dynamic(String),
+    NotElf,
+}
+
+/// Reads the program headers of a 64-bit little-endian ELF file.
+pub fn linkage(elf: &[u8]) -> Linkage {
+    const PT_INTERP: u32 = 3;
+    if elf.len() < 64 || &elf[..4] != b"\x7fELF" || elf[4] != 2 || elf[5] != 1 {
+        return Linkage::NotElf;
+    }
+    let u16_at = |o: usize| u16::from_le_bytes([elf[o], elf[o + 1]]) as usize;
+    let u32_at = |o: usize| u32::from_le_bytes(elf[o..o + 4].try_into().unwrap());
+    let u64_at = |o: usize| u64::from_le_bytes(elf[o..o + 8].try_into().unwrap()) as usize;
+    let (phoff, phentsize, phnum) = (u64_at(0x20), u16_at(0x36), u16_at(0x38));
+    for i in 0..phnum {
+        let ph = phoff + i * phentsize;
+        if ph + 0x28 > elf.len() {
+            return Linkage::NotElf;
+        }
+        if u32_at(ph) == PT_INTERP {
+            let (offset, size) = (u64_at(ph + 0x08), u64_at(ph + 0x20));
+            let interp = elf.get(offset..offset + size).unwrap_or_default();
+            let interp = String::from_utf8_lossy(interp).trim_end_matches('\0').to_string();
+            return Linkage::Dynamic(interp);
+        }
+    }
+    Linkage::Static
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_agent_is_static() {
+        assert_eq!(linkage(bytes()), Linkage::Static);
+    }
+
+    #[test]
+    fn a_dynamic_binary_is_recognised() {
+        let exe = std::fs::read("/proc/self/exe").unwrap();
+        assert!(matches!(linkage(&exe), Linkage::Dynamic(ref l) if l.contains("ld-linux")));
+        assert_eq!(linkage(b"#!/bin/sh\n"), Linkage::NotElf);
+    }
+}

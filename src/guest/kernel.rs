@@ -1,0 +1,72 @@
+//! Finding the guest kernel: the scenario's path, `$VMBENCH_KERNEL`, the
+//! kernel `scripts/setup.sh` unpacked into the cache, then the host's own
+//! `/boot/vmlinuz-$(uname -r)`.
+
+use super::{cache, sha256_file};
+use crate::scenario::KernelChoice;
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct Kernel {
+    pub path: PathBuf,
+    /// Where it was found: `scenario`, `VMBENCH_KERNEL`, `cache` or `host`.
+    pub source: String,
+    pub sha256: String,
+    pub bytes: u64,
+}
+
+pub const HOW_TO_GET_ONE: &str = "run scripts/setup.sh (it unpacks Debian's cloud kernel into the vmbench cache), \
+export VMBENCH_KERNEL=/path/to/bzImage, or set kernel = \"/path/to/bzImage\" on the target";
+
+/// Resolves `choice` to a kernel file, or explains how to get one.
+pub fn find(choice: &KernelChoice) -> Result<Kernel> {
+    let (path, source) = match choice {
+        KernelChoice::Path(path) => (path.clone(), "scenario"),
+        KernelChoice::Auto => candidates()
+            .into_iter()
+            .find(|(p, _)| p.is_file())
+            .ok_or_else(|| anyhow::anyhow!("no guest kernel found; {HOW_TO_GET_ONE}"))?,
+    };
+    describe(&path, source)
+}
+
+fn describe(path: &Path, source: &str) -> Result<Kernel> {
+    let meta = std::fs::metadata(path).with_context(|| format!("guest kernel {}", path.display()))?;
+    if !meta.is_file() {
+        bail!("guest kernel {} is not a file", path.display());
+    }
+    let sha256 = sha256_file(path).with_context(|| format!("reading guest kernel {}", path.display()))?;
+    Ok(Kernel { path: path.to_path_buf(), source: source.to_string(), sha256, bytes: meta.len() })
+}
+
+/// Where `auto` looks, in order.
+pub fn candidates() -> Vec<(PathBuf, &'static str)> {
+    let mut out = Vec::new();
+    if let Some(env) = std::env::var_os("VMBENCH_KERNEL").filter(|v| !v.is_empty()) {
+        out.push((PathBuf::from(env), "VMBENCH_KERNEL"));
+    }
+    if let Some(cached) = newest_cached() {
+        out.push((cached, "cache"));
+    }
+    if let Ok(release) = std::fs::read_to_string("/proc/sys/kernel/osrelease") {
+        out.push((PathBuf::from(format!("/boot/vmlinuz-{}", release.trim())), "host"));
+    }
+    out
+}
+
+/// The cache's kernel directory, laid out as a Debian package unpacked with
+/// `dpkg -x`: `boot/vmlinuz-<version>` and `lib/modules/<version>/`.
+pub fn cache_dir() -> PathBuf {
+    cache::dir().join("kernel")
+}
+
+fn newest_cached() -> Option<PathBuf> {
+    let mut kernels: Vec<PathBuf> = std::fs::read_dir(cache_dir().join("boot"))
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("vmlinuz-")))
+        .collect();
+    kernels.sort();
+    kernels.pop()
+}

@@ -1,0 +1,33 @@
+//! vmbench: what does a VM cost compared with a container, and both compared
+//! with the bare host?
+//!
+//! Data flows one way: scenario → plan → runner (backends, console) →
+//! `samples.jsonl` + `run.json` → stats → reports. See `docs/design.md`.
+
+pub mod agent;
+pub mod protocol;
+
+#[cfg(feature = "harness")]
+pub mod backend;
+#[cfg(feature = "harness")]
+pub mod console;
+#[cfg(feature = "harness")]
+pub mod guest;
+#[cfg(feature = "harness")]
+pub mod metric;
+#[cfg(feature = "harness")]
+pub mod plan;
+#[cfg(feature = "harness")]
+pub mod record;
+#[cfg(feature = "harness")]
+pub mod scenario;
+#[cfg(feature = "harness")]
+pub mod stats;
+#[cfg(feature = "harness")]
+pub mod cli;
+#[cfg(feature = "harness")]
+pub mod host;
+#[cfg(feature = "harness")]
+pub mod report;
+#[cfg(feature = "harness")]
+pub mod runner;

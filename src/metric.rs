@@ -1,0 +1,60 @@
+//! What a metric name means. Every metric carries its unit as a suffix
+//! (`ready_ms`, `image_bytes`, `copy_gbps`), and the unit decides whether
+//! more is better. One rule, used by tables, reports and comparisons.
+
+/// Whether a larger value is good or bad news.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    LowerIsBetter,
+    HigherIsBetter,
+}
+
+/// The unit and direction of one metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricInfo {
+    /// Unit as shown to people.
+    pub unit: &'static str,
+    pub direction: Direction,
+}
+
+const SUFFIXES: &[(&str, &str, Direction)] = &[
+    ("_ms", "ms", Direction::LowerIsBetter),
+    ("_us", "µs", Direction::LowerIsBetter),
+    ("_ns", "ns", Direction::LowerIsBetter),
+    ("_bytes", "bytes", Direction::LowerIsBetter),
+    ("_mib", "MiB", Direction::LowerIsBetter),
+    ("_gbps", "Gbit/s", Direction::HigherIsBetter),
+    ("_gb_per_s", "GB/s", Direction::HigherIsBetter),
+    ("_mb_per_s", "MB/s", Direction::HigherIsBetter),
+    ("_ops_per_s", "ops/s", Direction::HigherIsBetter),
+    ("_iops", "IOPS", Direction::HigherIsBetter),
+];
+
+/// Unit and direction of `name`, or `None` for a name without a known unit
+/// suffix (which the agent and backends never produce).
+pub fn info(name: &str) -> Option<MetricInfo> {
+    SUFFIXES
+        .iter()
+        .find(|(suffix, _, _)| name.ends_with(suffix))
+        .map(|&(_, unit, direction)| MetricInfo { unit, direction })
+}
+
+/// The unit of `name` for display; empty when unknown.
+pub fn unit(name: &str) -> &'static str {
+    info(name).map(|i| i.unit).unwrap_or("")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units_and_directions_come_from_the_suffix() {
+        assert_eq!(info("ready_ms").unwrap().direction, Direction::LowerIsBetter);
+        assert_eq!(info("copy_gb_per_s").unwrap().unit, "GB/s");
+        assert_eq!(info("sha256_ops_per_s").unwrap().direction, Direction::HigherIsBetter);
+        assert_eq!(info("ready"), None);
+        assert_eq!(unit("image_bytes"), "bytes");
+    }
+}

@@ -1,0 +1,236 @@
+//! The console line format shared by the host and `vmbench-agent`.
+//!
+//! The agent writes every line the host acts on as
+//! `VMBENCH1 <nonce> <json>\n`, where the nonce is chosen by the host for
+//! each launch. Anything else on the console (kernel messages, firmware
+//! noise, a previous launch's leftovers) is not a protocol line and is only
+//! kept for error messages. The host tells the agent what to do with
+//! `vmbench.<key>=<value>` tokens: on the kernel command line in a VM, as
+//! argv in a container or a native process.
+//!
+//! This module is compiled into the static agent too, so it depends on
+//! nothing but serde.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// First word of every protocol line; the digit is the protocol version.
+pub const MAGIC: &str = "VMBENCH1";
+/// Prefix of instruction tokens on the kernel command line or argv.
+pub const TOKEN_PREFIX: &str = "vmbench.";
+
+/// One message from the agent to the host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AgentMessage {
+    /// The agent is running. Sent first, before any workload.
+    Ready {
+        /// `CLOCK_BOOTTIME` when the agent started, in ns. In a VM this is
+        /// the guest kernel's boot time up to init; elsewhere it is the host's
+        /// uptime and means nothing for boot.
+        boottime_ns: u64,
+        /// From the agent's first instruction to this line being written, in
+        /// ns: mounting, reading instructions, loading modules.
+        init_ns: u64,
+        /// The agent's process id (1 in a VM).
+        pid: u32,
+        /// The kernel the agent sees (`uname -r`): the guest's in a VM,
+        /// gVisor's own in runsc, the host's in a container.
+        kernel: String,
+    },
+    /// Measurements of one workload; metric names carry their unit.
+    Result {
+        workload: String,
+        metrics: BTreeMap<String, f64>,
+    },
+    /// The workload failed; the text is the agent's own explanation.
+    Error { message: String },
+    /// Nothing more will follow.
+    Done,
+}
+
+/// How the agent leaves when it runs as PID 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExitMode {
+    /// `reboot(RB_AUTOBOOT)`: QEMU started with `-no-reboot` exits at once.
+    Reboot,
+    /// `reboot(RB_POWER_OFF)`: needs ACPI in the guest (libvirt domains).
+    Poweroff,
+}
+
+impl ExitMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExitMode::Reboot => "reboot",
+            ExitMode::Poweroff => "poweroff",
+        }
+    }
+}
+
+/// What the host asks one launch of the agent to do.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Instructions {
+    pub nonce: String,
+    pub workload: String,
+    /// Workload parameters (`vmbench.p.<name>=<value>`).
+    pub params: BTreeMap<String, String>,
+    pub exit: ExitMode,
+}
+
+impl Instructions {
+    pub fn new(nonce: impl Into<String>, workload: impl Into<String>) -> Self {
+        Instructions {
+            nonce: nonce.into(),
+            workload: workload.into(),
+            params: BTreeMap::new(),
+            exit: ExitMode::Reboot,
+        }
+    }
+
+    /// The tokens that carry these instructions, in a stable order.
+    pub fn to_tokens(&self) -> Vec<String> {
+        let mut tokens = vec![
+            format!("{TOKEN_PREFIX}nonce={}", self.nonce),
+            format!("{TOKEN_PREFIX}workload={}", self.workload),
+        ];
+        if self.exit != ExitMode::Reboot {
+            tokens.push(format!("{TOKEN_PREFIX}exit={}", self.exit.as_str()));
+        }
+        for (key, value) in &self.params {
+            tokens.push(format!("{TOKEN_PREFIX}p.{key}={value}"));
+        }
+        tokens
+    }
+
+    /// Reads instructions from tokens; tokens without the `vmbench.` prefix
+    /// (other kernel parameters) are ignored. With no tokens at all the agent
+    /// runs the boot workload with an empty nonce.
+    pub fn from_tokens<'a>(tokens: impl IntoIterator<Item = &'a str>) -> Result<Self, String> {
+        let mut instructions = Instructions::new("", "boot");
+        for token in tokens {
+            let Some(rest) = token.strip_prefix(TOKEN_PREFIX) else {
+                continue;
+            };
+            let (key, value) = rest
+                .split_once('=')
+                .ok_or_else(|| format!("instruction `{token}` has no `=`"))?;
+            match key {
+                "nonce" => {
+                    if !value.chars().all(|c| c.is_ascii_alphanumeric()) || value.len() > 64 {
+                        return Err(format!("nonce `{value}` must be at most 64 ASCII letters or digits"));
+                    }
+                    instructions.nonce = value.to_string();
+                }
+                "workload" => instructions.workload = value.to_string(),
+                "exit" => {
+                    instructions.exit = match value {
+                        "reboot" => ExitMode::Reboot,
+                        "poweroff" => ExitMode::Poweroff,
+                        other => return Err(format!("unknown exit mode `{other}`")),
+                    }
+                }
+                _ => match key.strip_prefix("p.") {
+                    Some(param) if !param.is_empty() => {
+                        instructions.params.insert(param.to_string(), value.to_string());
+                    }
+                    _ => return Err(format!("unknown instruction `{token}`")),
+                },
+            }
+        }
+        Ok(instructions)
+    }
+}
+
+/// Formats one protocol line, newline included.
+pub fn encode_line(nonce: &str, message: &AgentMessage) -> String {
+    let json = serde_json::to_string(message).expect("agent messages always serialize");
+    format!("{MAGIC} {nonce} {json}\n")
+}
+
+/// Why a console line is not a message for this launch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LineError {
+    /// Not a protocol line at all: kernel output, firmware noise.
+    NotProtocol,
+    /// A protocol line for another launch.
+    WrongNonce,
+    /// Claims to be for this launch but its JSON does not parse.
+    Malformed(String),
+}
+
+/// Parses one console line (without its newline) for the launch `nonce`.
+pub fn decode_line(line: &str, nonce: &str) -> Result<AgentMessage, LineError> {
+    // Serial consoles may put a carriage return or other bytes first.
+    let line = line.trim_end_matches('\r');
+    let Some(start) = line.find(MAGIC) else {
+        return Err(LineError::NotProtocol);
+    };
+    let rest = &line[start + MAGIC.len()..];
+    let rest = rest.strip_prefix(' ').ok_or(LineError::NotProtocol)?;
+    let (line_nonce, json) = rest.split_once(' ').ok_or(LineError::NotProtocol)?;
+    if line_nonce != nonce {
+        return Err(LineError::WrongNonce);
+    }
+    serde_json::from_str(json).map_err(|e| LineError::Malformed(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_line_round_trips() {
+        let msg = AgentMessage::Ready {
+            boottime_ns: 12,
+            init_ns: 3,
+            pid: 1,
+            kernel: "6.1.0".into(),
+        };
+        let line = encode_line("abc123", &msg);
+        assert!(line.ends_with('\n'));
+        assert_eq!(decode_line(line.trim_end(), "abc123"), Ok(msg));
+    }
+
+    #[test]
+    fn other_nonces_and_noise_are_not_messages() {
+        let line = encode_line("abc", &AgentMessage::Done);
+        assert_eq!(decode_line(line.trim_end(), "xyz"), Err(LineError::WrongNonce));
+        assert_eq!(decode_line("[    0.97] Run /init as init process", "abc"), Err(LineError::NotProtocol));
+        assert_eq!(decode_line("VMBENCH1abc {}", "abc"), Err(LineError::NotProtocol));
+        assert!(matches!(decode_line("VMBENCH1 abc {not json", "abc"), Err(LineError::Malformed(_))));
+    }
+
+    #[test]
+    fn a_line_after_console_garbage_still_parses() {
+        let line = format!("\x1b[0m{}\r", encode_line("n1", &AgentMessage::Done).trim_end());
+        assert_eq!(decode_line(&line, "n1"), Ok(AgentMessage::Done));
+    }
+
+    #[test]
+    fn instructions_round_trip_through_tokens() {
+        let mut ins = Instructions::new("a1b2", "cpu");
+        ins.params.insert("threads".into(), "2".into());
+        ins.exit = ExitMode::Poweroff;
+        let tokens = ins.to_tokens();
+        let parsed = Instructions::from_tokens(tokens.iter().map(String::as_str)).unwrap();
+        assert_eq!(parsed, ins);
+    }
+
+    #[test]
+    fn instructions_ignore_other_kernel_parameters() {
+        let cmdline = "console=ttyS0 quiet panic=-1 vmbench.nonce=ff00 vmbench.workload=boot";
+        let parsed = Instructions::from_tokens(cmdline.split_whitespace()).unwrap();
+        assert_eq!(parsed.nonce, "ff00");
+        assert_eq!(parsed.workload, "boot");
+        assert_eq!(parsed.exit, ExitMode::Reboot);
+    }
+
+    #[test]
+    fn bad_instructions_are_rejected() {
+        assert!(Instructions::from_tokens(["vmbench.nonce"]).is_err());
+        assert!(Instructions::from_tokens(["vmbench.nonce=a b"]).is_err());
+        assert!(Instructions::from_tokens(["vmbench.colour=red"]).is_err());
+        assert!(Instructions::from_tokens(["vmbench.exit=explode"]).is_err());
+    }
+}

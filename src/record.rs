@@ -1,0 +1,181 @@
+//! The files a run leaves behind, as types: `run.json` ([`RunRecord`]) and
+//! one line of `samples.jsonl` per trial ([`Sample`]). These are the output
+//! schema; reports and comparisons read them back, so every field says what
+//! it holds and in which unit.
+
+use crate::guest::kernel::Kernel;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Bumped on any change that an older reader would misread.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// One trial's outcome: a line of `samples.jsonl`, written the moment the
+/// trial ends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    pub target: String,
+    pub workload: String,
+    /// Repetition number from 0, counted separately for warmups.
+    pub rep: u32,
+    /// Warmup samples are kept but not summarised.
+    pub warmup: bool,
+    /// Position in the run's execution order, from 0.
+    pub seq: usize,
+    pub ok: bool,
+    /// Why the trial failed, with the last console lines; `None` when ok.
+    pub error: Option<String>,
+    /// Metric name (unit as suffix, e.g. `ready_ms`) to value.
+    pub metrics: BTreeMap<String, f64>,
+    /// `kvm` or `tcg` for VMs; `None` elsewhere.
+    pub accel: Option<String>,
+    /// The container runtime (`runc`, ...); `None` elsewhere.
+    pub runtime: Option<String>,
+    /// `uname -r` as the agent saw it.
+    pub agent_kernel: Option<String>,
+    /// UTC time the trial started, RFC 3339.
+    pub started_at: String,
+}
+
+/// A built artifact on disk.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArtifactFacts {
+    pub path: String,
+    pub sha256: String,
+    pub bytes: u64,
+    /// True when this run found it in the cache instead of building it.
+    pub reused: bool,
+}
+
+/// A locally built container image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageFacts {
+    pub tag: String,
+    pub id: String,
+    /// Uncompressed size as the engine reports it.
+    pub size_bytes: u64,
+    pub reused: bool,
+}
+
+/// Everything about one target that changes its numbers, recorded before
+/// the first launch.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TargetFacts {
+    pub name: String,
+    /// `vm`, `container` or `native`.
+    pub kind: String,
+    /// `qemu`, `docker` or `native`.
+    pub backend: String,
+    /// `kvm` or `tcg` (VMs): TCG numbers are emulation, not virtualisation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accel: Option<String>,
+    /// Why this accel was chosen (the KVM probe's verdict).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accel_reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<String>,
+    /// The guest CPU model given to QEMU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vcpus: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mib: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qemu_path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qemu_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<Kernel>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel_cmdline: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initramfs: Option<ArtifactFacts>,
+    /// Container runtime.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<String>,
+    /// Container CPU limit in cores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<f64>,
+    /// `docker` or `podman`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine_api_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<ImageFacts>,
+    pub agent_sha256: String,
+    /// What has to be stored to launch this target, in bytes: kernel plus
+    /// initramfs for a VM, the image for a container, the agent for native.
+    pub artifact_bytes: u64,
+    /// The exact argv that repeats one launch by hand.
+    pub reproduce: Vec<String>,
+    /// Other settings that change results (security options, limits, ...).
+    #[serde(default)]
+    pub settings: BTreeMap<String, String>,
+}
+
+/// The host the run happened on.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HostFacts {
+    pub hostname: String,
+    pub os: String,
+    pub kernel: String,
+    pub cpu_model: String,
+    pub logical_cpus: usize,
+    pub physical_cores: Option<usize>,
+    pub memory_bytes: u64,
+    /// `/proc/sys/kernel/random/boot_id`: tells runs on the same boot apart.
+    pub boot_id: String,
+}
+
+/// `running` while samples are being written; `complete`, `interrupted` or
+/// `failed` once the run ended. A reader of a `running` run whose process is
+/// gone is looking at a crash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Running,
+    Complete,
+    Interrupted,
+    Failed,
+}
+
+/// `run.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub schema_version: u32,
+    pub vmbench_version: String,
+    pub run_id: String,
+    pub status: RunStatus,
+    /// UTC, RFC 3339.
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub scenario: ScenarioFacts,
+    pub host: HostFacts,
+    pub targets: Vec<TargetFacts>,
+    /// Samples written, failed samples among them.
+    pub samples: usize,
+    pub failed_samples: usize,
+    /// Why the run ended early, when it did.
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScenarioFacts {
+    pub name: String,
+    pub description: String,
+    pub path: String,
+    /// The scenario file exactly as it was read.
+    pub text: String,
+    pub sha256: String,
+    /// After `--reps` / `--warmup`.
+    pub repetitions: u32,
+    pub warmup: u32,
+    pub timeout_s: f64,
+    pub workloads: Vec<String>,
+    /// `--only` filter, empty when all targets ran.
+    pub only: Vec<String>,
+}

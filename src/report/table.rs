@@ -1,0 +1,126 @@
+//! The plain-text tables printed at the end of a run.
+
+use super::{failures, metric_rows};
+use crate::record::{RunRecord, Sample, TargetFacts};
+
+/// Left-aligned first column, right-aligned numbers, two spaces between.
+pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| -> String {
+        let parts: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| if i < 2 { format!("{c:<w$}", w = widths[i]) } else { format!("{c:>w$}", w = widths[i]) })
+            .collect();
+        parts.join("  ").trim_end().to_string()
+    };
+    let mut out = line(header.iter().map(|h| h.to_string()).collect());
+    out.push('\n');
+    out.push_str(&line(widths.iter().map(|w| "-".repeat(*w)).collect()));
+    out.push('\n');
+    for row in rows {
+        out.push_str(&line(row.clone()));
+        out.push('\n');
+    }
+    out
+}
+
+/// A number with sensible precision for a table.
+pub fn number(v: f64) -> String {
+    let a = v.abs();
+    if a >= 1000.0 {
+        format!("{v:.0}")
+    } else if a >= 100.0 {
+        format!("{v:.1}")
+    } else if a >= 1.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+/// How a target ran: accel for VMs (TCG flagged as emulation), runtime for
+/// containers.
+pub fn how(facts: Option<&TargetFacts>) -> String {
+    let Some(f) = facts else { return String::new() };
+    match (f.accel.as_deref(), f.runtime.as_deref()) {
+        (Some("tcg"), _) => format!("TCG (emulated) {}", f.machine.as_deref().unwrap_or("")),
+        (Some(accel), _) => format!("{} {}", accel.to_uppercase(), f.machine.as_deref().unwrap_or("")),
+        (None, Some(runtime)) => format!("{} {runtime}", f.engine.as_deref().unwrap_or("container")),
+        _ => f.kind.clone(),
+    }
+    .trim()
+    .to_string()
+}
+
+/// The end-of-run summary: one row per target and metric, failures, and
+/// artifact sizes.
+pub fn summary(record: &RunRecord, samples: &[Sample]) -> String {
+    let facts = |name: &str| record.targets.iter().find(|t| t.name == name);
+    let rows: Vec<Vec<String>> = metric_rows(record, samples)
+        .into_iter()
+        .map(|r| {
+            let s = &r.summary;
+            vec![
+                r.target.clone(),
+                format!("{} {}", r.workload, r.metric),
+                s.n.to_string(),
+                number(s.median),
+                number(s.p90),
+                number(s.min),
+                number(s.max),
+                how(facts(&r.target)),
+            ]
+        })
+        .collect();
+    let mut out = render(&["target", "metric", "n", "median", "p90", "min", "max", "accel / runtime"], &rows);
+    for (target, failed) in failures(samples) {
+        out.push_str(&format!("{target}: {failed} failed trial(s); see samples.jsonl for the errors\n"));
+    }
+    out.push('\n');
+    let artifacts: Vec<Vec<String>> = record
+        .targets
+        .iter()
+        .map(|t| vec![t.name.clone(), artifact_label(t), format!("{:.1}", t.artifact_bytes as f64 / (1024.0 * 1024.0))])
+        .collect();
+    out.push_str(&render(&["target", "artifact", "MiB"], &artifacts));
+    if record.targets.iter().any(|t| t.accel.as_deref() == Some("tcg")) {
+        out.push_str("\nTCG: QEMU emulated the guest CPU (no KVM); VM numbers measure emulation, not hardware virtualisation.\n");
+    }
+    out
+}
+
+fn artifact_label(t: &TargetFacts) -> String {
+    match (&t.image, &t.kernel, &t.initramfs) {
+        (Some(image), _, _) => format!("image {}", image.tag),
+        (None, Some(_), Some(_)) => "kernel + initramfs".to_string(),
+        _ => "agent binary".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_line_up() {
+        let text = render(&["target", "metric", "n"], &[vec!["a".into(), "ready_ms".into(), "10".into()], vec!["long-name".into(), "x".into(), "2".into()]]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "target     metric     n");
+        assert_eq!(lines[2], "a          ready_ms  10");
+        assert_eq!(lines[3], "long-name  x          2");
+    }
+
+    #[test]
+    fn numbers_keep_sub_millisecond_precision() {
+        assert_eq!(number(1834.25), "1834");
+        assert_eq!(number(183.25), "183.2");
+        assert_eq!(number(2.345), "2.35");
+        assert_eq!(number(0.0123), "0.012");
+    }
+}

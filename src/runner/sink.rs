@@ -1,0 +1,92 @@
+//! Writes a run to disk as it happens: `run.json` rewritten atomically at
+//! each change of state, `samples.jsonl` appended, flushed and synced after
+//! every sample, so an interrupted run keeps everything it measured.
+
+use crate::record::{RunRecord, RunStatus, Sample};
+use anyhow::{Context, Result};
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+pub const RUN_FILE: &str = "run.json";
+pub const SAMPLES_FILE: &str = "samples.jsonl";
+
+pub struct Sink {
+    dir: PathBuf,
+    samples: File,
+    pub record: RunRecord,
+}
+
+impl Sink {
+    /// Creates the run directory's files. `dir` must not hold a run already.
+    pub fn create(dir: &Path, record: RunRecord) -> Result<Sink> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating run directory {}", dir.display()))?;
+        let samples = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(dir.join(SAMPLES_FILE))
+            .with_context(|| format!("creating {}", dir.join(SAMPLES_FILE).display()))?;
+        let sink = Sink { dir: dir.to_path_buf(), samples, record };
+        sink.write_record()?;
+        Ok(sink)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Appends one sample and makes sure it is on disk before returning.
+    pub fn append(&mut self, sample: &Sample) -> Result<()> {
+        let mut line = serde_json::to_string(sample).context("serialising a sample")?;
+        line.push('\n');
+        self.samples.write_all(line.as_bytes()).context("appending to samples.jsonl")?;
+        self.samples.sync_data().context("syncing samples.jsonl")?;
+        self.record.samples += 1;
+        if !sample.ok {
+            self.record.failed_samples += 1;
+        }
+        Ok(())
+    }
+
+    /// Records how the run ended.
+    pub fn finish(&mut self, status: RunStatus, note: Option<String>) -> Result<()> {
+        self.record.status = status;
+        self.record.note = note;
+        self.record.finished_at = Some(crate::runner::now_rfc3339());
+        self.write_record()
+    }
+
+    fn write_record(&self) -> Result<()> {
+        write_run_record(&self.dir, &self.record)
+    }
+}
+
+/// Writes `run.json` through a temporary file and a rename.
+pub fn write_run_record(dir: &Path, record: &RunRecord) -> Result<()> {
+    let json = serde_json::to_vec_pretty(record).context("serialising run.json")?;
+    crate::guest::cache::write_atomic(&dir.join(RUN_FILE), &json, 0o644)
+}
+
+/// Reads `run.json` from a run directory.
+pub fn read_run_record(dir: &Path) -> Result<RunRecord> {
+    let path = dir.join(RUN_FILE);
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+/// Reads every sample of a run directory. A torn last line (the process died
+/// mid-write) is skipped; any other bad line is an error.
+pub fn read_samples(dir: &Path) -> Result<Vec<Sample>> {
+    let path = dir.join(SAMPLES_FILE);
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let lines: Vec<&str> = text.lines().collect();
+    let mut samples = Vec::with_capacity(lines.len());
+    for (i, line) in lines.iter().enumerate() {
+        match serde_json::from_str(line) {
+            Ok(sample) => samples.push(sample),
+            Err(_) if i + 1 == lines.len() && !text.ends_with('\n') => break,
+            Err(e) => return Err(e).with_context(|| format!("{}:{}", path.display(), i + 1)),
+        }
+    }
+    Ok(samples)
+}

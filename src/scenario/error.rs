@@ -1,0 +1,160 @@
+//! Scenario errors that name the file, line and key.
+
+use std::fmt;
+use std::ops::Range;
+
+/// A problem with a scenario file. Always the user's input, so the CLI exits
+/// with status 2 and creates nothing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScenarioError {
+    pub file: String,
+    /// 1-based; 0 when the problem is not at a place in the file (missing file).
+    pub line: usize,
+    pub column: usize,
+    /// Dotted key path such as `target[1].memory_mib`; empty when none applies.
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if self.line > 0 {
+            write!(f, ":{}:{}", self.line, self.column)?;
+        }
+        if !self.key.is_empty() {
+            write!(f, ": key `{}`", self.key)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ScenarioError {}
+
+/// Turns byte offsets of one scenario text into file:line:column errors.
+pub struct Locator<'a> {
+    pub file: &'a str,
+    pub text: &'a str,
+}
+
+impl<'a> Locator<'a> {
+    pub fn error(&self, span: Option<Range<usize>>, key: &str, message: impl Into<String>) -> ScenarioError {
+        let (line, column) = span.map(|s| line_column(self.text, s.start)).unwrap_or((0, 0));
+        ScenarioError {
+            file: self.file.to_string(),
+            line,
+            column,
+            key: key.to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// An error at `span` whose key is worked out from the text itself (for
+    /// errors raised by the TOML parser, which knows where but not which key).
+    pub fn error_at(&self, span: Option<Range<usize>>, message: impl Into<String>) -> ScenarioError {
+        let key = span.as_ref().map(|s| key_path_at(self.text, s.start)).unwrap_or_default();
+        self.error(span, &key, message)
+    }
+
+    /// The span of `key = ...` inside the table spanning `within`.
+    pub fn find_key(&self, within: Range<usize>, key: &str) -> Option<Range<usize>> {
+        let end = within.end.min(self.text.len());
+        let mut offset = within.start;
+        for line in self.text.get(within.start..end)?.split_inclusive('\n') {
+            let trimmed = line.trim_start();
+            if let Some(rest) = trimmed.strip_prefix(key) {
+                if rest.trim_start().starts_with('=') {
+                    let start = offset + (line.len() - trimmed.len());
+                    return Some(start..start + key.len());
+                }
+            }
+            offset += line.len();
+        }
+        None
+    }
+}
+
+/// 1-based line and column (in characters) of byte `offset`.
+pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..floor_char_boundary(text, offset)];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    (line, column)
+}
+
+fn floor_char_boundary(text: &str, mut offset: usize) -> usize {
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    offset
+}
+
+/// The dotted key path of the line holding `offset`: the enclosing table
+/// header (with the index of an array of tables) and the key on that line.
+pub fn key_path_at(text: &str, offset: usize) -> String {
+    let offset = floor_char_boundary(text, offset.min(text.len()));
+    let mut table = String::new();
+    let mut counts: std::collections::HashMap<String, usize> = Default::default();
+    let mut pos = 0;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim();
+        let is_last = pos + line.len() > offset || pos + line.len() == text.len();
+        if let Some(name) = trimmed.strip_prefix("[[").and_then(|r| r.split("]]").next()) {
+            let name = name.trim().to_string();
+            let index = counts.entry(name.clone()).and_modify(|c| *c += 1).or_insert(0);
+            table = format!("{name}[{index}]");
+        } else if let Some(name) = trimmed.strip_prefix('[').and_then(|r| r.split(']').next()) {
+            table = name.trim().to_string();
+        } else if is_last {
+            let key = trimmed.split('=').next().unwrap_or("").trim();
+            let valid = !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || "_-.\"".contains(c));
+            return match (table.is_empty(), valid) {
+                (_, false) => table,
+                (true, true) => key.to_string(),
+                (false, true) => format!("{table}.{key}"),
+            };
+        }
+        if is_last {
+            return table;
+        }
+        pos += line.len();
+    }
+    table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: &str = "name = \"x\"\n\n[[target]]\nname = \"a\"\n\n[[target]]\nname = \"b\"\nvcpus = 0\n";
+
+    #[test]
+    fn key_paths_follow_arrays_of_tables() {
+        let offset = TEXT.find("vcpus").unwrap();
+        assert_eq!(key_path_at(TEXT, offset), "target[1].vcpus");
+        assert_eq!(key_path_at(TEXT, 0), "name");
+        assert_eq!(key_path_at(TEXT, TEXT.find("[[target]]").unwrap()), "target[0]");
+    }
+
+    #[test]
+    fn lines_and_columns_are_one_based() {
+        assert_eq!(line_column(TEXT, 0), (1, 1));
+        assert_eq!(line_column(TEXT, TEXT.find("vcpus").unwrap() + 8), (8, 9));
+    }
+
+    #[test]
+    fn find_key_locates_a_key_inside_a_table() {
+        let loc = Locator { file: "f", text: TEXT };
+        let second = TEXT.rfind("[[target]]").unwrap();
+        let span = loc.find_key(second..TEXT.len(), "vcpus").unwrap();
+        assert_eq!(&TEXT[span], "vcpus");
+        assert_eq!(loc.find_key(0..10, "vcpus"), None);
+    }
+
+    #[test]
+    fn display_names_file_line_and_key() {
+        let e = ScenarioError { file: "s.toml".into(), line: 3, column: 1, key: "warmup".into(), message: "too big".into() };
+        assert_eq!(e.to_string(), "s.toml:3:1: key `warmup`: too big");
+    }
+}

@@ -1,0 +1,171 @@
+//! Scenario files: TOML in, a typed [`Scenario`] out, or an error that names
+//! the file, line and key. See `scenarios/README.md` for every key.
+
+mod error;
+mod raw;
+mod validate;
+
+pub use error::{line_column, ScenarioError};
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A validated scenario: targets × workloads × repetitions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scenario {
+    pub name: String,
+    pub description: String,
+    /// Measured repetitions per target and workload.
+    pub repetitions: u32,
+    /// Repetitions run first, recorded with `warmup = true`, not summarised.
+    pub warmup: u32,
+    /// Limit for one repetition, launch to teardown.
+    pub timeout: Duration,
+    pub targets: Vec<Target>,
+    pub workloads: Vec<Workload>,
+    /// Where the scenario came from and its exact text, kept with the results.
+    pub path: PathBuf,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    pub name: String,
+    pub spec: TargetSpec,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum TargetSpec {
+    Vm(VmSpec),
+    Container(ContainerSpec),
+    Native,
+}
+
+impl Target {
+    /// `vm`, `container` or `native`, as in the scenario.
+    pub fn kind(&self) -> &'static str {
+        match self.spec {
+            TargetSpec::Vm(_) => "vm",
+            TargetSpec::Container(_) => "container",
+            TargetSpec::Native => "native",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct VmSpec {
+    pub backend: VmBackend,
+    pub machine: Machine,
+    pub accel: AccelChoice,
+    pub vcpus: u32,
+    pub memory_mib: u32,
+    pub kernel: KernelChoice,
+    /// Extra kernel command-line parameters, appended after vmbench's own.
+    pub kernel_args: Vec<String>,
+    /// The QEMU binary; `None` looks up `qemu-system-x86_64` on PATH.
+    pub qemu: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VmBackend {
+    Qemu,
+    Libvirt,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Machine {
+    Microvm,
+    Q35,
+}
+
+impl Machine {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Machine::Microvm => "microvm",
+            Machine::Q35 => "q35",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccelChoice {
+    /// KVM when a real guest boots under it, TCG otherwise.
+    Auto,
+    Kvm,
+    Tcg,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KernelChoice {
+    /// `$VMBENCH_KERNEL`, the cache, then `/boot/vmlinuz-$(uname -r)`.
+    Auto,
+    Path(PathBuf),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContainerSpec {
+    pub engine: Engine,
+    /// OCI runtime name as the engine knows it (`runc`, `crun`, `runsc`).
+    pub runtime: String,
+    /// CPU limit in cores (Docker's `--cpus`).
+    pub cpus: f64,
+    pub memory_mib: u32,
+    /// Engine address such as `unix:///var/run/docker.sock`; `None` honours
+    /// `DOCKER_HOST` and then the default socket.
+    pub host: Option<String>,
+    pub pids_limit: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Docker,
+    Podman,
+}
+
+impl Engine {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Engine::Docker => "docker",
+            Engine::Podman => "podman",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Workload {
+    pub kind: WorkloadKind,
+    /// Parameters passed to the agent, already validated.
+    pub params: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkloadKind {
+    Boot,
+}
+
+impl WorkloadKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkloadKind::Boot => "boot",
+        }
+    }
+}
+
+/// Reads and validates a scenario file.
+pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+        file: path.display().to_string(),
+        line: 0,
+        column: 0,
+        key: String::new(),
+        message: format!("cannot read the scenario: {e}"),
+    })?;
+    parse(path, &text)
+}
+
+/// Validates scenario `text` read from `path` (used for messages and to
+/// resolve relative file names).
+pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
+    validate::validate(path, text)
+}

@@ -1,0 +1,52 @@
+//! The scenario file exactly as TOML gives it: every value with its span so
+//! validation can point at the line. Only `validate` reads these.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use toml::Spanned;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawScenario {
+    pub name: Option<Spanned<String>>,
+    pub description: Option<Spanned<String>>,
+    pub repetitions: Option<Spanned<toml::Value>>,
+    pub warmup: Option<Spanned<toml::Value>>,
+    pub timeout_s: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    pub target: Vec<Spanned<RawTarget>>,
+    #[serde(default)]
+    pub workload: Vec<Spanned<RawWorkload>>,
+}
+
+/// One `[[target]]`: a flat table; which keys apply depends on `kind`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTarget {
+    pub name: Option<Spanned<String>>,
+    pub kind: Option<Spanned<String>>,
+    // vm
+    pub backend: Option<Spanned<String>>,
+    pub machine: Option<Spanned<String>>,
+    pub accel: Option<Spanned<String>>,
+    pub vcpus: Option<Spanned<toml::Value>>,
+    pub kernel: Option<Spanned<String>>,
+    pub kernel_args: Option<Spanned<Vec<String>>>,
+    pub qemu: Option<Spanned<String>>,
+    // vm and container
+    pub memory_mib: Option<Spanned<toml::Value>>,
+    // container
+    pub engine: Option<Spanned<String>>,
+    pub runtime: Option<Spanned<String>>,
+    pub cpus: Option<Spanned<toml::Value>>,
+    pub host: Option<Spanned<String>>,
+    pub pids_limit: Option<Spanned<toml::Value>>,
+}
+
+/// One `[[workload]]`: its kind plus the workload's own parameters.
+#[derive(Debug, Deserialize)]
+pub struct RawWorkload {
+    pub kind: Option<Spanned<String>>,
+    #[serde(flatten)]
+    pub params: BTreeMap<String, toml::Value>,
+}
