@@ -17,7 +17,13 @@ use std::process::Command;
 const AGENT_TARGET: &str = "x86_64-unknown-linux-gnu";
 
 fn main() {
-    for path in ["src/agent", "src/protocol.rs", "src/bin/vmbench-agent.rs", "Cargo.toml", "Cargo.lock"] {
+    for path in [
+        "src/agent",
+        "src/protocol.rs",
+        "src/bin/vmbench-agent.rs",
+        "Cargo.toml",
+        "Cargo.lock",
+    ] {
         println!("cargo:rerun-if-changed={path}");
     }
     println!("cargo:rerun-if-env-changed=VMBENCH_AGENT_PROFILE");
@@ -45,7 +51,13 @@ fn main() {
         .env("CARGO_ENCODED_RUSTFLAGS", "-Ctarget-feature=+crt-static");
     // The outer cargo's view of the build must not leak into the inner one:
     // clippy's wrapper, the outer target dir and the outer RUSTFLAGS.
-    for var in ["RUSTC_WORKSPACE_WRAPPER", "CARGO_TARGET_DIR", "RUSTFLAGS", "CARGO_BUILD_TARGET", "CARGO_PRIMARY_PACKAGE"] {
+    for var in [
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CARGO_TARGET_DIR",
+        "RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "CARGO_PRIMARY_PACKAGE",
+    ] {
         cmd.env_remove(var);
     }
     for (key, _) in env::vars_os() {

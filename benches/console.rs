@@ -11,9 +11,21 @@ use vmbench::protocol::{encode_line, AgentMessage};
 fn boot_log(kernel_lines: usize) -> Vec<u8> {
     let mut log = String::new();
     for i in 0..kernel_lines {
-        log.push_str(&format!("[    {}.{:06}] virtio_blk virtio0: [vda] 2097152 512-byte logical blocks (1.07 GB/1.00 GiB)\n", i / 1000, i));
+        log.push_str(&format!(
+            "[    {}.{:06}] virtio_blk virtio0: [vda] 2097152 512-byte logical blocks (1.07 GB/1.00 GiB)\n",
+            i / 1000,
+            i
+        ));
     }
-    log.push_str(&encode_line("0123456789abcdef", &AgentMessage::Ready { boottime_ns: 900_000_000, init_ns: 12_000, pid: 1, kernel: "6.1.0".into() }));
+    log.push_str(&encode_line(
+        "0123456789abcdef",
+        &AgentMessage::Ready {
+            boottime_ns: 900_000_000,
+            init_ns: 12_000,
+            pid: 1,
+            kernel: "6.1.0".into(),
+        },
+    ));
     log.push_str(&encode_line("0123456789abcdef", &AgentMessage::Done));
     log.into_bytes()
 }
@@ -24,17 +36,21 @@ fn parse(c: &mut Criterion) {
         let log = boot_log(lines);
         group.throughput(Throughput::Bytes(log.len() as u64));
         for chunk in [64usize, 4096] {
-            group.bench_with_input(BenchmarkId::new(format!("{lines}_lines"), format!("chunk_{chunk}")), &log, |b, log| {
-                b.iter(|| {
-                    let mut console = Console::new("0123456789abcdef");
-                    let now = Instant::now();
-                    for piece in log.chunks(chunk) {
-                        console.feed(now, black_box(piece));
-                    }
-                    assert!(console.is_done());
-                    console.report.ready_at
-                })
-            });
+            group.bench_with_input(
+                BenchmarkId::new(format!("{lines}_lines"), format!("chunk_{chunk}")),
+                &log,
+                |b, log| {
+                    b.iter(|| {
+                        let mut console = Console::new("0123456789abcdef");
+                        let now = Instant::now();
+                        for piece in log.chunks(chunk) {
+                            console.feed(now, black_box(piece));
+                        }
+                        assert!(console.is_done());
+                        console.report.ready_at
+                    })
+                },
+            );
         }
     }
     group.finish();

@@ -143,7 +143,15 @@ mod tests {
     use crate::protocol::encode_line;
 
     fn ready_line(nonce: &str) -> String {
-        encode_line(nonce, &AgentMessage::Ready { boottime_ns: 5, init_ns: 1, pid: 1, kernel: "k".into() })
+        encode_line(
+            nonce,
+            &AgentMessage::Ready {
+                boottime_ns: 5,
+                init_ns: 1,
+                pid: 1,
+                kernel: "k".into(),
+            },
+        )
     }
 
     #[test]
@@ -199,8 +207,27 @@ mod tests {
         let now = Instant::now();
         let mut metrics = BTreeMap::new();
         metrics.insert("x_ms".to_string(), 1.5);
-        c.feed(now, encode_line("n", &AgentMessage::Result { workload: "boot".into(), metrics: metrics.clone() }).as_bytes());
-        c.feed(now, encode_line("n", &AgentMessage::Error { message: "disk full".into() }).as_bytes());
+        c.feed(
+            now,
+            encode_line(
+                "n",
+                &AgentMessage::Result {
+                    workload: "boot".into(),
+                    metrics: metrics.clone(),
+                },
+            )
+            .as_bytes(),
+        );
+        c.feed(
+            now,
+            encode_line(
+                "n",
+                &AgentMessage::Error {
+                    message: "disk full".into(),
+                },
+            )
+            .as_bytes(),
+        );
         assert!(!c.is_done());
         // The last line may arrive without a newline before the console closes.
         c.feed(now, encode_line("n", &AgentMessage::Done).trim_end().as_bytes());

@@ -5,7 +5,9 @@ use sysinfo::{CpuRefreshKind, MemoryRefreshKind, RefreshKind, System};
 
 pub fn facts() -> HostFacts {
     let sys = System::new_with_specifics(
-        RefreshKind::nothing().with_cpu(CpuRefreshKind::nothing()).with_memory(MemoryRefreshKind::nothing().with_ram()),
+        RefreshKind::nothing()
+            .with_cpu(CpuRefreshKind::nothing())
+            .with_memory(MemoryRefreshKind::nothing().with_ram()),
     );
     HostFacts {
         hostname: System::host_name().unwrap_or_default(),
@@ -15,6 +17,8 @@ pub fn facts() -> HostFacts {
         logical_cpus: sys.cpus().len(),
         physical_cores: System::physical_core_count(),
         memory_bytes: sys.total_memory(),
-        boot_id: std::fs::read_to_string("/proc/sys/kernel/random/boot_id").map(|s| s.trim().to_string()).unwrap_or_default(),
+        boot_id: std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default(),
     }
 }

@@ -57,11 +57,22 @@ pub fn build(scenario: &Scenario, overrides: &Overrides) -> Result<Plan, String>
         let passes = (0..warmup).map(|r| (r, true)).chain((0..repetitions).map(|r| (r, false)));
         for (rep, is_warmup) in passes {
             for &target in &targets {
-                trials.push(Trial { seq: trials.len(), target, workload, rep, warmup: is_warmup });
+                trials.push(Trial {
+                    seq: trials.len(),
+                    target,
+                    workload,
+                    rep,
+                    warmup: is_warmup,
+                });
             }
         }
     }
-    Ok(Plan { targets, repetitions, warmup, trials })
+    Ok(Plan {
+        targets,
+        repetitions,
+        warmup,
+        trials,
+    })
 }
 
 #[cfg(test)]
@@ -90,13 +101,27 @@ kind = "boot"
     fn warmups_come_first_and_targets_interleave() {
         let plan = build(&scenario(), &Overrides::default()).unwrap();
         let order: Vec<(usize, u32, bool)> = plan.trials.iter().map(|t| (t.target, t.rep, t.warmup)).collect();
-        assert_eq!(order, vec![(0, 0, true), (1, 0, true), (0, 0, false), (1, 0, false), (0, 1, false), (1, 1, false)]);
+        assert_eq!(
+            order,
+            vec![
+                (0, 0, true),
+                (1, 0, true),
+                (0, 0, false),
+                (1, 0, false),
+                (0, 1, false),
+                (1, 1, false)
+            ]
+        );
         assert!(plan.trials.iter().enumerate().all(|(i, t)| t.seq == i));
     }
 
     #[test]
     fn overrides_change_counts_and_filter_targets() {
-        let o = Overrides { repetitions: Some(3), warmup: Some(0), only: vec!["b".into()] };
+        let o = Overrides {
+            repetitions: Some(3),
+            warmup: Some(0),
+            only: vec!["b".into()],
+        };
         let plan = build(&scenario(), &o).unwrap();
         assert_eq!(plan.targets, vec![1]);
         assert_eq!(plan.trials.len(), 3);
@@ -105,7 +130,10 @@ kind = "boot"
 
     #[test]
     fn unknown_only_names_are_errors() {
-        let o = Overrides { only: vec!["zz".into()], ..Default::default() };
+        let o = Overrides {
+            only: vec!["zz".into()],
+            ..Default::default()
+        };
         let err = build(&scenario(), &o).unwrap_err();
         assert!(err.contains("zz") && err.contains("a, b"), "{err}");
     }

@@ -39,10 +39,7 @@ pub enum AgentMessage {
         kernel: String,
     },
     /// Measurements of one workload; metric names carry their unit.
-    Result {
-        workload: String,
-        metrics: BTreeMap<String, f64>,
-    },
+    Result { workload: String, metrics: BTreeMap<String, f64> },
     /// The workload failed; the text is the agent's own explanation.
     Error { message: String },
     /// Nothing more will follow.
@@ -112,9 +109,7 @@ impl Instructions {
             let Some(rest) = token.strip_prefix(TOKEN_PREFIX) else {
                 continue;
             };
-            let (key, value) = rest
-                .split_once('=')
-                .ok_or_else(|| format!("instruction `{token}` has no `=`"))?;
+            let (key, value) = rest.split_once('=').ok_or_else(|| format!("instruction `{token}` has no `=`"))?;
             match key {
                 "nonce" => {
                     if !value.chars().all(|c| c.is_ascii_alphanumeric()) || value.len() > 64 {
@@ -196,7 +191,10 @@ mod tests {
     fn other_nonces_and_noise_are_not_messages() {
         let line = encode_line("abc", &AgentMessage::Done);
         assert_eq!(decode_line(line.trim_end(), "xyz"), Err(LineError::WrongNonce));
-        assert_eq!(decode_line("[    0.97] Run /init as init process", "abc"), Err(LineError::NotProtocol));
+        assert_eq!(
+            decode_line("[    0.97] Run /init as init process", "abc"),
+            Err(LineError::NotProtocol)
+        );
         assert_eq!(decode_line("VMBENCH1abc {}", "abc"), Err(LineError::NotProtocol));
         assert!(matches!(decode_line("VMBENCH1 abc {not json", "abc"), Err(LineError::Malformed(_))));
     }

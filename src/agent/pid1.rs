@@ -25,7 +25,11 @@ pub fn is_vm_init() -> bool {
 /// ignored: the boot workload needs none of them, and the workloads that do
 /// report their own error.
 pub fn mount_basics() {
-    for (source, target, fstype) in [("proc", "/proc", "proc"), ("sysfs", "/sys", "sysfs"), ("devtmpfs", "/dev", "devtmpfs")] {
+    for (source, target, fstype) in [
+        ("proc", "/proc", "proc"),
+        ("sysfs", "/sys", "sysfs"),
+        ("devtmpfs", "/dev", "devtmpfs"),
+    ] {
         let _ = std::fs::create_dir_all(target);
         let (Ok(source), Ok(target), Ok(fstype)) = (CString::new(source), CString::new(target), CString::new(fstype)) else {
             continue;

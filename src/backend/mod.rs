@@ -49,7 +49,10 @@ pub struct RunContext {
 
 impl RunContext {
     pub fn new(run_id: &str) -> Arc<Self> {
-        Arc::new(RunContext { run_id: run_id.to_string(), kvm: Default::default() })
+        Arc::new(RunContext {
+            run_id: run_id.to_string(),
+            kvm: Default::default(),
+        })
     }
 }
 

@@ -19,7 +19,10 @@ pub struct NativeBackend {
 
 impl NativeBackend {
     pub fn new(name: &str) -> Self {
-        NativeBackend { name: name.to_string(), agent: None }
+        NativeBackend {
+            name: name.to_string(),
+            agent: None,
+        }
     }
 }
 
@@ -38,7 +41,10 @@ impl Backend for NativeBackend {
         let agent = guest::agent::path()?;
         let example = TrialRequest {
             nonce: "repro".into(),
-            workload: crate::scenario::Workload { kind: crate::scenario::WorkloadKind::Boot, params: Default::default() },
+            workload: crate::scenario::Workload {
+                kind: crate::scenario::WorkloadKind::Boot,
+                params: Default::default(),
+            },
             timeout: std::time::Duration::from_secs(1),
         };
         let facts = TargetFacts {

@@ -40,9 +40,16 @@ fn check_agent(report: &mut Report) {
     match guest::agent::linkage(guest::agent::bytes()) {
         guest::agent::Linkage::Static => report.ok(
             "agent",
-            format!("static, {} bytes, sha256 {}", guest::agent::bytes().len(), &guest::agent::sha256()[..16]),
+            format!(
+                "static, {} bytes, sha256 {}",
+                guest::agent::bytes().len(),
+                &guest::agent::sha256()[..16]
+            ),
         ),
-        other => report.missing("agent", format!("the embedded agent is not static ({other:?}); rebuild with `cargo build --release`")),
+        other => report.missing(
+            "agent",
+            format!("the embedded agent is not static ({other:?}); rebuild with `cargo build --release`"),
+        ),
     }
 }
 
@@ -113,6 +120,8 @@ async fn check_docker(report: &mut Report) {
         }
         Err(_) => "unknown".to_string(),
     };
-    let (v, api) = version.map(|v| (v.version.unwrap_or_default(), v.api_version.unwrap_or_default())).unwrap_or_default();
+    let (v, api) = version
+        .map(|v| (v.version.unwrap_or_default(), v.api_version.unwrap_or_default()))
+        .unwrap_or_default();
     report.ok("docker", format!("{address}: Docker {v} (API {api}); runtimes: {runtimes}"));
 }

@@ -9,7 +9,11 @@ mod validate;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "vmbench", version, about = "What does a VM cost compared with a container, and both compared with the bare host?")]
+#[command(
+    name = "vmbench",
+    version,
+    about = "What does a VM cost compared with a container, and both compared with the bare host?"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

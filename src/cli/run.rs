@@ -38,7 +38,11 @@ pub fn exec(args: RunArgs) -> anyhow::Result<i32> {
         }
     };
     let opts = RunOptions {
-        overrides: Overrides { repetitions: args.reps, warmup: args.warmup, only: args.only },
+        overrides: Overrides {
+            repetitions: args.reps,
+            warmup: args.warmup,
+            only: args.only,
+        },
         out: args.out,
         results_root: args.results_dir,
     };
@@ -46,7 +50,10 @@ pub fn exec(args: RunArgs) -> anyhow::Result<i32> {
 }
 
 async fn run(scenario: crate::scenario::Scenario, opts: RunOptions) -> anyhow::Result<i32> {
-    let handle = Arc::new(RunHandle { run_id: runner::new_run_id(), ..Default::default() });
+    let handle = Arc::new(RunHandle {
+        run_id: runner::new_run_id(),
+        ..Default::default()
+    });
     let progress = Arc::new(Progress::new());
     let mut task = {
         let (scenario, handle, progress) = (scenario.clone(), handle.clone(), progress.clone());
@@ -98,7 +105,11 @@ async fn finish(
             Err(e)
         }
         Err(join_error) => {
-            let note = if join_error.is_panic() { "vmbench panicked" } else { "the run task was cancelled" };
+            let note = if join_error.is_panic() {
+                "vmbench panicked"
+            } else {
+                "the run task was cancelled"
+            };
             let _ = runner::sweep(scenario, handle, note).await;
             anyhow::bail!("{note}; containers of the run were removed and finished samples kept")
         }
@@ -134,7 +145,8 @@ impl Observer for Progress {
         self.bar.inc(1);
         if let Some(error) = &sample.error {
             let first = error.lines().next().unwrap_or_default();
-            self.bar.println(format!("failed: {} {} rep {}: {first}", sample.target, sample.workload, sample.rep));
+            self.bar
+                .println(format!("failed: {} {} rep {}: {first}", sample.target, sample.workload, sample.rep));
         }
     }
 }

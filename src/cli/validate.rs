@@ -13,7 +13,13 @@ pub fn exec(args: ValidateArgs) -> anyhow::Result<i32> {
     let mut bad = 0;
     for path in &args.scenarios {
         match crate::scenario::load(path) {
-            Ok(s) => println!("ok: {} ({} target(s), {} workload(s), {} repetitions)", path.display(), s.targets.len(), s.workloads.len(), s.repetitions),
+            Ok(s) => println!(
+                "ok: {} ({} target(s), {} workload(s), {} repetitions)",
+                path.display(),
+                s.targets.len(),
+                s.workloads.len(),
+                s.repetitions
+            ),
             Err(e) => {
                 eprintln!("error: {e}");
                 bad += 1;

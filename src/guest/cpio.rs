@@ -17,7 +17,10 @@ pub struct CpioWriter {
 
 impl CpioWriter {
     pub fn new() -> Self {
-        CpioWriter { out: Vec::new(), next_ino: 1 }
+        CpioWriter {
+            out: Vec::new(),
+            next_ino: 1,
+        }
     }
 
     pub fn dir(&mut self, path: &str, perm: u32) -> &mut Self {
@@ -82,8 +85,11 @@ impl CpioWriter {
 mod tests {
     use super::*;
 
+    /// Name, mode, data and (rdev major, minor) of one entry.
+    type Entry = (String, u32, Vec<u8>, (u32, u32));
+
     /// A minimal newc reader, independent of the writer, to check layout.
-    fn read(archive: &[u8]) -> Vec<(String, u32, Vec<u8>, (u32, u32))> {
+    fn read(archive: &[u8]) -> Vec<Entry> {
         let mut entries = Vec::new();
         let mut pos = 0;
         loop {
@@ -91,7 +97,9 @@ mod tests {
             assert_eq!(&header[..6], MAGIC);
             let field = |i: usize| u32::from_str_radix(&header[6 + i * 8..14 + i * 8], 16).unwrap();
             let (mode, size, rmaj, rmin, namesize) = (field(1), field(6) as usize, field(9), field(10), field(11) as usize);
-            let name = std::str::from_utf8(&archive[pos + 110..pos + 110 + namesize - 1]).unwrap().to_string();
+            let name = std::str::from_utf8(&archive[pos + 110..pos + 110 + namesize - 1])
+                .unwrap()
+                .to_string();
             assert_eq!(archive[pos + 110 + namesize - 1], 0);
             pos = (pos + 110 + namesize).div_ceil(4) * 4;
             let data = archive[pos..pos + size].to_vec();
@@ -107,7 +115,9 @@ mod tests {
     #[test]
     fn entries_read_back_with_alignment() {
         let mut w = CpioWriter::new();
-        w.dir("/dev", 0o755).char_device("/dev/console", 0o600, 5, 1).file("/init", 0o755, b"hello");
+        w.dir("/dev", 0o755)
+            .char_device("/dev/console", 0o600, 5, 1)
+            .file("/init", 0o755, b"hello");
         let archive = w.finish();
         assert_eq!(archive.len() % 4, 0);
         let entries = read(&archive);

@@ -43,5 +43,10 @@ pub fn ensure(agent: &[u8], agent_sha256: &str) -> Result<Initramfs> {
             (fresh, false)
         }
     };
-    Ok(Initramfs { path, sha256: sha256_hex(&bytes), bytes: bytes.len() as u64, reused })
+    Ok(Initramfs {
+        path,
+        sha256: sha256_hex(&bytes),
+        bytes: bytes.len() as u64,
+        reused,
+    })
 }

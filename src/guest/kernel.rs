@@ -37,7 +37,12 @@ fn describe(path: &Path, source: &str) -> Result<Kernel> {
         bail!("guest kernel {} is not a file", path.display());
     }
     let sha256 = sha256_file(path).with_context(|| format!("reading guest kernel {}", path.display()))?;
-    Ok(Kernel { path: path.to_path_buf(), source: source.to_string(), sha256, bytes: meta.len() })
+    Ok(Kernel {
+        path: path.to_path_buf(),
+        source: source.to_string(),
+        sha256,
+        bytes: meta.len(),
+    })
 }
 
 /// Where `auto` looks, in order.

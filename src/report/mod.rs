@@ -32,17 +32,32 @@ pub fn metric_rows(record: &RunRecord, samples: &[Sample]) -> Vec<MetricRow> {
     let target_index = |name: &str| record.targets.iter().position(|t| t.name == name).unwrap_or(usize::MAX);
     for s in samples.iter().filter(|s| s.ok && !s.warmup) {
         for (metric, value) in &s.metrics {
-            values.entry((target_index(&s.target), s.workload.clone(), metric.clone())).or_default().push(*value);
+            values
+                .entry((target_index(&s.target), s.workload.clone(), metric.clone()))
+                .or_default()
+                .push(*value);
         }
     }
     let mut rows: Vec<MetricRow> = values
         .into_iter()
         .filter_map(|((t, workload, metric), v)| {
             let target = record.targets.get(t).map(|f| f.name.clone())?;
-            Some(MetricRow { target, workload, metric, summary: Summary::of(&v)? })
+            Some(MetricRow {
+                target,
+                workload,
+                metric,
+                summary: Summary::of(&v)?,
+            })
         })
         .collect();
-    rows.sort_by_key(|r| (target_index(&r.target), r.workload.clone(), metric_rank(&r.metric), r.metric.clone()));
+    rows.sort_by_key(|r| {
+        (
+            target_index(&r.target),
+            r.workload.clone(),
+            metric_rank(&r.metric),
+            r.metric.clone(),
+        )
+    });
     rows
 }
 

@@ -15,7 +15,13 @@ pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {
         let parts: Vec<String> = cells
             .iter()
             .enumerate()
-            .map(|(i, c)| if i < 2 { format!("{c:<w$}", w = widths[i]) } else { format!("{c:>w$}", w = widths[i]) })
+            .map(|(i, c)| {
+                if i < 2 {
+                    format!("{c:<w$}", w = widths[i])
+                } else {
+                    format!("{c:>w$}", w = widths[i])
+                }
+            })
             .collect();
         parts.join("  ").trim_end().to_string()
     };
@@ -86,7 +92,13 @@ pub fn summary(record: &RunRecord, samples: &[Sample]) -> String {
     let artifacts: Vec<Vec<String>> = record
         .targets
         .iter()
-        .map(|t| vec![t.name.clone(), artifact_label(t), format!("{:.1}", t.artifact_bytes as f64 / (1024.0 * 1024.0))])
+        .map(|t| {
+            vec![
+                t.name.clone(),
+                artifact_label(t),
+                format!("{:.1}", t.artifact_bytes as f64 / (1024.0 * 1024.0)),
+            ]
+        })
         .collect();
     out.push_str(&render(&["target", "artifact", "MiB"], &artifacts));
     if record.targets.iter().any(|t| t.accel.as_deref() == Some("tcg")) {
@@ -109,7 +121,13 @@ mod tests {
 
     #[test]
     fn columns_line_up() {
-        let text = render(&["target", "metric", "n"], &[vec!["a".into(), "ready_ms".into(), "10".into()], vec!["long-name".into(), "x".into(), "2".into()]]);
+        let text = render(
+            &["target", "metric", "n"],
+            &[
+                vec!["a".into(), "ready_ms".into(), "10".into()],
+                vec!["long-name".into(), "x".into(), "2".into()],
+            ],
+        );
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "target     metric     n");
         assert_eq!(lines[2], "a          ready_ms  10");

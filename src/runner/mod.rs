@@ -57,7 +57,9 @@ pub struct RunOutcome {
 /// A fresh run id: UTC timestamp plus a random suffix.
 pub fn new_run_id() -> String {
     let now = time::OffsetDateTime::now_utc();
-    let stamp = now.format(time::macros::format_description!("[year][month][day]T[hour][minute][second]Z")).expect("static format");
+    let stamp = now
+        .format(time::macros::format_description!("[year][month][day]T[hour][minute][second]Z"))
+        .expect("static format");
     format!("{stamp}-{:04x}", rand::random::<u16>())
 }
 
@@ -67,18 +69,25 @@ pub fn new_nonce() -> String {
 }
 
 pub fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }
 
 /// The run directory for `opts`, refusing one that already holds files.
 pub fn run_dir(scenario: &Scenario, opts: &RunOptions, run_id: &str) -> Result<PathBuf, InputError> {
     let dir = match &opts.out {
         Some(out) => out.clone(),
-        None => opts.results_root.join(format!("{}-{}", scenario.name, run_id.split('-').next().unwrap_or(run_id))),
+        None => opts
+            .results_root
+            .join(format!("{}-{}", scenario.name, run_id.split('-').next().unwrap_or(run_id))),
     };
     if let Ok(mut entries) = std::fs::read_dir(&dir) {
         if entries.next().is_some() {
-            return Err(InputError(anyhow::anyhow!("{} already exists and is not empty; choose another --out", dir.display())));
+            return Err(InputError(anyhow::anyhow!(
+                "{} already exists and is not empty; choose another --out",
+                dir.display()
+            )));
         }
     }
     Ok(dir)
@@ -95,7 +104,10 @@ pub async fn execute(scenario: &Scenario, opts: &RunOptions, handle: Arc<RunHand
     for &i in &plan.targets {
         let target = &scenario.targets[i];
         let mut backend = backend::for_target(target, ctx.clone());
-        let prepared = backend.prepare().await.with_context(|| format!("preflight of target `{}`", target.name));
+        let prepared = backend
+            .prepare()
+            .await
+            .with_context(|| format!("preflight of target `{}`", target.name));
         match prepared {
             Ok(f) => facts.push(f),
             Err(e) => {
@@ -117,7 +129,11 @@ pub async fn execute(scenario: &Scenario, opts: &RunOptions, handle: Arc<RunHand
         Err(e) => sink.finish(RunStatus::Failed, Some(format!("{e:#}")))?,
     }
     result?;
-    Ok(RunOutcome { dir, record: sink.record.clone(), samples })
+    Ok(RunOutcome {
+        dir,
+        record: sink.record.clone(),
+        samples,
+    })
 }
 
 async fn run_trials(
@@ -133,7 +149,11 @@ async fn run_trials(
         let workload = &scenario.workloads[trial.workload];
         let slot = plan.targets.iter().position(|&t| t == trial.target).expect("planned target");
         observer.trial_started(&target.name, workload.kind.as_str(), trial.rep, trial.warmup);
-        let request = TrialRequest { nonce: new_nonce(), workload: workload.clone(), timeout: scenario.timeout };
+        let request = TrialRequest {
+            nonce: new_nonce(),
+            workload: workload.clone(),
+            timeout: scenario.timeout,
+        };
         let started_at = now_rfc3339();
         let result = backends[slot].run_trial(&request).await;
         let facts = &sink.record.targets[slot];

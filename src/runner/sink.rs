@@ -26,7 +26,11 @@ impl Sink {
             .append(true)
             .open(dir.join(SAMPLES_FILE))
             .with_context(|| format!("creating {}", dir.join(SAMPLES_FILE).display()))?;
-        let sink = Sink { dir: dir.to_path_buf(), samples, record };
+        let sink = Sink {
+            dir: dir.to_path_buf(),
+            samples,
+            record,
+        };
         sink.write_record()?;
         Ok(sink)
     }

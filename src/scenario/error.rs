@@ -56,12 +56,15 @@ impl<'a> Locator<'a> {
         self.error(span, &key, message)
     }
 
-    /// The span of `key = ...` inside the table spanning `within`.
-    pub fn find_key(&self, within: Range<usize>, key: &str) -> Option<Range<usize>> {
-        let end = within.end.min(self.text.len());
-        let mut offset = within.start;
-        for line in self.text.get(within.start..end)?.split_inclusive('\n') {
+    /// The span of `key = ...` in the table whose header (or first line)
+    /// starts at `table.start`, up to the next table header.
+    pub fn find_key(&self, table: Range<usize>, key: &str) -> Option<Range<usize>> {
+        let mut offset = table.start;
+        for (i, line) in self.text.get(table.start..)?.split_inclusive('\n').enumerate() {
             let trimmed = line.trim_start();
+            if i > 0 && trimmed.starts_with('[') {
+                return None;
+            }
             if let Some(rest) = trimmed.strip_prefix(key) {
                 if rest.trim_start().starts_with('=') {
                     let start = offset + (line.len() - trimmed.len());
@@ -147,14 +150,22 @@ mod tests {
     fn find_key_locates_a_key_inside_a_table() {
         let loc = Locator { file: "f", text: TEXT };
         let second = TEXT.rfind("[[target]]").unwrap();
-        let span = loc.find_key(second..TEXT.len(), "vcpus").unwrap();
+        let span = loc.find_key(second..second + 10, "vcpus").unwrap();
         assert_eq!(&TEXT[span], "vcpus");
-        assert_eq!(loc.find_key(0..10, "vcpus"), None);
+        // The first table ends at the second header.
+        let first = TEXT.find("[[target]]").unwrap();
+        assert_eq!(loc.find_key(first..first + 10, "vcpus"), None);
     }
 
     #[test]
     fn display_names_file_line_and_key() {
-        let e = ScenarioError { file: "s.toml".into(), line: 3, column: 1, key: "warmup".into(), message: "too big".into() };
+        let e = ScenarioError {
+            file: "s.toml".into(),
+            line: 3,
+            column: 1,
+            key: "warmup".into(),
+            message: "too big".into(),
+        };
         assert_eq!(e.to_string(), "s.toml:3:1: key `warmup`: too big");
     }
 }

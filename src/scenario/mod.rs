@@ -169,3 +169,6 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
 pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
     validate::validate(path, text)
 }
+
+#[cfg(test)]
+mod tests;

@@ -18,7 +18,10 @@ pub fn validate(path: &Path, text: &str) -> Result<Scenario> {
     let loc = Locator { file: &file, text };
     let raw: RawScenario = toml::from_str(text).map_err(|e| loc.error_at(e.span(), e.message().trim()))?;
     let whole = Some(0..0);
-    let name = raw.name.as_ref().ok_or_else(|| loc.error(whole.clone(), "name", "missing: every scenario needs a `name`"))?;
+    let name = raw
+        .name
+        .as_ref()
+        .ok_or_else(|| loc.error(whole.clone(), "name", "missing: every scenario needs a `name`"))?;
     check_name(&loc, name, "name")?;
     let repetitions = int_in(&loc, raw.repetitions.as_ref(), "repetitions", 1..=100_000, DEFAULT_REPETITIONS)?;
     let warmup = int_in(&loc, raw.warmup.as_ref(), "warmup", 0..=10_000, DEFAULT_WARMUP)?;
@@ -63,12 +66,18 @@ fn target_from_raw(loc: &Locator, i: usize, target: &Spanned<RawTarget>, base_di
     let key = |k: &str| format!("target[{i}].{k}");
     let t = target.get_ref();
     let table = Some(target.span());
-    let name = t.name.as_ref().ok_or_else(|| loc.error(table.clone(), &key("name"), "missing: every target needs a `name`"))?;
-    check_name(loc, name, &key("name"))?;
-    let kind = t
-        .kind
+    let name = t
+        .name
         .as_ref()
-        .ok_or_else(|| loc.error(table.clone(), &key("kind"), "missing: set `kind` to \"vm\", \"container\" or \"native\""))?;
+        .ok_or_else(|| loc.error(table.clone(), &key("name"), "missing: every target needs a `name`"))?;
+    check_name(loc, name, &key("name"))?;
+    let kind = t.kind.as_ref().ok_or_else(|| {
+        loc.error(
+            table.clone(),
+            &key("kind"),
+            "missing: set `kind` to \"vm\", \"container\" or \"native\"",
+        )
+    })?;
     let (spec, allowed): (TargetSpec, &[&str]) = match kind.get_ref().as_str() {
         "vm" => (TargetSpec::Vm(vm_from_raw(loc, i, t, base_dir)?), VM_KEYS),
         "container" => (TargetSpec::Container(container_from_raw(loc, i, t)?), CONTAINER_KEYS),
@@ -83,13 +92,29 @@ fn target_from_raw(loc: &Locator, i: usize, target: &Spanned<RawTarget>, base_di
     };
     for (k, span) in present_keys(t) {
         if !allowed.contains(&k) {
-            return Err(loc.error(Some(span), &key(k), format!("`{k}` does not apply to a target of kind \"{}\"", kind.get_ref())));
+            return Err(loc.error(
+                Some(span),
+                &key(k),
+                format!("`{k}` does not apply to a target of kind \"{}\"", kind.get_ref()),
+            ));
         }
     }
-    Ok(Target { name: name.get_ref().clone(), spec })
+    Ok(Target {
+        name: name.get_ref().clone(),
+        spec,
+    })
 }
 
-const VM_KEYS: &[&str] = &["backend", "machine", "accel", "vcpus", "memory_mib", "kernel", "kernel_args", "qemu"];
+const VM_KEYS: &[&str] = &[
+    "backend",
+    "machine",
+    "accel",
+    "vcpus",
+    "memory_mib",
+    "kernel",
+    "kernel_args",
+    "qemu",
+];
 const CONTAINER_KEYS: &[&str] = &["engine", "runtime", "cpus", "memory_mib", "host", "pids_limit"];
 
 /// The kind-specific keys a target sets, with the span of each value.
@@ -118,12 +143,28 @@ fn present_keys(t: &RawTarget) -> Vec<(&'static str, Range<usize>)> {
 
 fn vm_from_raw(loc: &Locator, i: usize, t: &RawTarget, base_dir: &Path) -> Result<VmSpec> {
     let key = |k: &str| format!("target[{i}].{k}");
-    let backend = one_of(loc, t.backend.as_ref(), &key("backend"), &[("qemu", VmBackend::Qemu), ("libvirt", VmBackend::Libvirt)], VmBackend::Qemu)?;
+    let backend = one_of(
+        loc,
+        t.backend.as_ref(),
+        &key("backend"),
+        &[("qemu", VmBackend::Qemu), ("libvirt", VmBackend::Libvirt)],
+        VmBackend::Qemu,
+    )?;
     if backend == VmBackend::Libvirt {
         let span = t.backend.as_ref().map(Spanned::span);
-        return Err(loc.error(span, &key("backend"), "the libvirt backend is not in this version of vmbench yet; use backend = \"qemu\""));
+        return Err(loc.error(
+            span,
+            &key("backend"),
+            "the libvirt backend is not in this version of vmbench yet; use backend = \"qemu\"",
+        ));
     }
-    let machine = one_of(loc, t.machine.as_ref(), &key("machine"), &[("microvm", Machine::Microvm), ("q35", Machine::Q35)], Machine::Microvm)?;
+    let machine = one_of(
+        loc,
+        t.machine.as_ref(),
+        &key("machine"),
+        &[("microvm", Machine::Microvm), ("q35", Machine::Q35)],
+        Machine::Microvm,
+    )?;
     let accel = one_of(
         loc,
         t.accel.as_ref(),
@@ -139,54 +180,116 @@ fn vm_from_raw(loc: &Locator, i: usize, t: &RawTarget, base_dir: &Path) -> Resul
         Some(k) => {
             let path = base_dir.join(k.get_ref());
             if !path.is_file() {
-                return Err(loc.error(Some(k.span()), &key("kernel"), format!("kernel `{}` does not exist (looked at {})", k.get_ref(), path.display())));
+                return Err(loc.error(
+                    Some(k.span()),
+                    &key("kernel"),
+                    format!("kernel `{}` does not exist (looked at {})", k.get_ref(), path.display()),
+                ));
             }
             KernelChoice::Path(path)
         }
     };
     let kernel_args = t.kernel_args.as_ref().map(|a| a.get_ref().clone()).unwrap_or_default();
-    if let Some(bad) = kernel_args.iter().find(|a| a.is_empty() || a.contains(char::is_whitespace) || a.starts_with(crate::protocol::TOKEN_PREFIX)) {
+    if let Some(bad) = kernel_args
+        .iter()
+        .find(|a| a.is_empty() || a.contains(char::is_whitespace) || a.starts_with(crate::protocol::TOKEN_PREFIX))
+    {
         let span = t.kernel_args.as_ref().map(Spanned::span);
-        return Err(loc.error(span, &key("kernel_args"), format!("`{bad}`: each entry must be one parameter without spaces, not starting with `vmbench.`")));
+        return Err(loc.error(
+            span,
+            &key("kernel_args"),
+            format!("`{bad}`: each entry must be one parameter without spaces, not starting with `vmbench.`"),
+        ));
     }
     let qemu = t.qemu.as_ref().map(|q| PathBuf::from(q.get_ref()));
-    Ok(VmSpec { backend, machine, accel, vcpus, memory_mib, kernel, kernel_args, qemu })
+    Ok(VmSpec {
+        backend,
+        machine,
+        accel,
+        vcpus,
+        memory_mib,
+        kernel,
+        kernel_args,
+        qemu,
+    })
 }
 
 fn container_from_raw(loc: &Locator, i: usize, t: &RawTarget) -> Result<ContainerSpec> {
     let key = |k: &str| format!("target[{i}].{k}");
-    let engine = one_of(loc, t.engine.as_ref(), &key("engine"), &[("docker", Engine::Docker), ("podman", Engine::Podman)], Engine::Docker)?;
+    let engine = one_of(
+        loc,
+        t.engine.as_ref(),
+        &key("engine"),
+        &[("docker", Engine::Docker), ("podman", Engine::Podman)],
+        Engine::Docker,
+    )?;
     if engine == Engine::Podman {
         let span = t.engine.as_ref().map(Spanned::span);
-        return Err(loc.error(span, &key("engine"), "the podman engine is not in this version of vmbench yet; use engine = \"docker\""));
+        return Err(loc.error(
+            span,
+            &key("engine"),
+            "the podman engine is not in this version of vmbench yet; use engine = \"docker\"",
+        ));
     }
-    let runtime = t.runtime.as_ref().map(|r| r.get_ref().clone()).unwrap_or_else(|| "runc".to_string());
+    let runtime = t
+        .runtime
+        .as_ref()
+        .map(|r| r.get_ref().clone())
+        .unwrap_or_else(|| "runc".to_string());
     if runtime.is_empty() || !runtime.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
         let span = t.runtime.as_ref().map(Spanned::span);
-        return Err(loc.error(span, &key("runtime"), format!("`{runtime}` is not a runtime name (letters, digits, - and _)")));
+        return Err(loc.error(
+            span,
+            &key("runtime"),
+            format!("`{runtime}` is not a runtime name (letters, digits, - and _)"),
+        ));
     }
     let host_cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as f64;
     let cpus = float_in(loc, t.cpus.as_ref(), &key("cpus"), 0.01..=host_cores, 1.0f64.min(host_cores))?;
     let memory_mib = int_in(loc, t.memory_mib.as_ref(), &key("memory_mib"), 6..=1_048_576, 256)? as u32;
     let pids_limit = int_in(loc, t.pids_limit.as_ref(), &key("pids_limit"), 1..=1_000_000, 64)?;
     let host = t.host.as_ref().map(|h| h.get_ref().clone());
-    Ok(ContainerSpec { engine, runtime, cpus, memory_mib, host, pids_limit })
+    Ok(ContainerSpec {
+        engine,
+        runtime,
+        cpus,
+        memory_mib,
+        host,
+        pids_limit,
+    })
 }
 
 fn workload_from_raw(loc: &Locator, i: usize, w: &Spanned<RawWorkload>) -> Result<Workload> {
     let key = |k: &str| format!("workload[{i}].{k}");
     let table = Some(w.span());
-    let kind = w.get_ref().kind.as_ref().ok_or_else(|| loc.error(table.clone(), &key("kind"), "missing: set `kind`, e.g. \"boot\""))?;
+    let kind = w
+        .get_ref()
+        .kind
+        .as_ref()
+        .ok_or_else(|| loc.error(table.clone(), &key("kind"), "missing: set `kind`, e.g. \"boot\""))?;
     let kind = match kind.get_ref().as_str() {
         "boot" => WorkloadKind::Boot,
-        other => return Err(loc.error(Some(kind.span()), &key("kind"), format!("unknown workload `{other}`; this version knows \"boot\""))),
+        other => {
+            return Err(loc.error(
+                Some(kind.span()),
+                &key("kind"),
+                format!("unknown workload `{other}`; this version knows \"boot\""),
+            ))
+        }
     };
     // The boot workload has no parameters; any other key is a typo.
     if let Some(param) = w.get_ref().params.keys().next() {
         let span = loc.find_key(w.span(), param).or(table);
-        return Err(loc.error(span, &key(param), format!("unknown key `{param}` for workload \"{}\"", kind.as_str())));
+        return Err(loc.error(
+            span,
+            &key(param),
+            format!("unknown key `{param}` for workload \"{}\"", kind.as_str()),
+        ));
     }
-    Ok(Workload { kind, params: BTreeMap::new() })
+    Ok(Workload {
+        kind,
+        params: BTreeMap::new(),
+    })
 }
 
 fn check_name(loc: &Locator, name: &Spanned<String>, key: &str) -> Result<()> {
@@ -195,28 +298,47 @@ fn check_name(loc: &Locator, name: &Spanned<String>, key: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(loc.error(Some(name.span()), key, format!("`{n}` is not a valid name: use 1 to 64 letters, digits, `-`, `_` or `.`")))
+        Err(loc.error(
+            Some(name.span()),
+            key,
+            format!("`{n}` is not a valid name: use 1 to 64 letters, digits, `-`, `_` or `.`"),
+        ))
     }
 }
 
 fn one_of<T: Copy>(loc: &Locator, value: Option<&Spanned<String>>, key: &str, choices: &[(&str, T)], default: T) -> Result<T> {
     let Some(value) = value else { return Ok(default) };
-    choices.iter().find(|(name, _)| *name == value.get_ref()).map(|&(_, v)| v).ok_or_else(|| {
-        let names: Vec<String> = choices.iter().map(|(n, _)| format!("\"{n}\"")).collect();
-        loc.error(Some(value.span()), key, format!("unknown value `{}`; expected one of {}", value.get_ref(), names.join(", ")))
-    })
+    choices
+        .iter()
+        .find(|(name, _)| *name == value.get_ref())
+        .map(|&(_, v)| v)
+        .ok_or_else(|| {
+            let names: Vec<String> = choices.iter().map(|(n, _)| format!("\"{n}\"")).collect();
+            loc.error(
+                Some(value.span()),
+                key,
+                format!("unknown value `{}`; expected one of {}", value.get_ref(), names.join(", ")),
+            )
+        })
 }
 
 fn int_in(loc: &Locator, value: Option<&Spanned<toml::Value>>, key: &str, range: RangeInclusive<i64>, default: i64) -> Result<i64> {
     let Some(value) = value else { return Ok(default) };
-    let n = value
-        .get_ref()
-        .as_integer()
-        .ok_or_else(|| loc.error(Some(value.span()), key, format!("must be a whole number, not {}", describe(value.get_ref()))))?;
+    let n = value.get_ref().as_integer().ok_or_else(|| {
+        loc.error(
+            Some(value.span()),
+            key,
+            format!("must be a whole number, not {}", describe(value.get_ref())),
+        )
+    })?;
     if range.contains(&n) {
         Ok(n)
     } else {
-        Err(loc.error(Some(value.span()), key, format!("{n} is out of range: must be from {} to {}", range.start(), range.end())))
+        Err(loc.error(
+            Some(value.span()),
+            key,
+            format!("{n} is out of range: must be from {} to {}", range.start(), range.end()),
+        ))
     }
 }
 
@@ -230,7 +352,11 @@ fn float_in(loc: &Locator, value: Option<&Spanned<toml::Value>>, key: &str, rang
     if range.contains(&n) {
         Ok(n)
     } else {
-        Err(loc.error(Some(value.span()), key, format!("{n} is out of range: must be from {} to {}", range.start(), range.end())))
+        Err(loc.error(
+            Some(value.span()),
+            key,
+            format!("{n} is out of range: must be from {} to {}", range.start(), range.end()),
+        ))
     }
 }
 

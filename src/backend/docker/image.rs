@@ -18,15 +18,16 @@ pub fn tag_for(agent_sha256: &str) -> String {
 
 /// The Dockerfile of the agent image.
 pub fn dockerfile(agent_sha256: &str) -> String {
-    format!(
-        "FROM scratch\nCOPY vmbench-agent {AGENT_PATH}\nLABEL vmbench.agent.sha256=\"{agent_sha256}\"\nENTRYPOINT [\"{AGENT_PATH}\"]\n"
-    )
+    format!("FROM scratch\nCOPY vmbench-agent {AGENT_PATH}\nLABEL vmbench.agent.sha256=\"{agent_sha256}\"\nENTRYPOINT [\"{AGENT_PATH}\"]\n")
 }
 
 /// A build context tar holding the Dockerfile and the agent.
 pub fn build_context(agent: &[u8], agent_sha256: &str) -> Result<Vec<u8>> {
     let mut tar = tar::Builder::new(Vec::new());
-    for (name, data, mode) in [("Dockerfile", dockerfile(agent_sha256).into_bytes(), 0o644), ("vmbench-agent", agent.to_vec(), 0o755)] {
+    for (name, data, mode) in [
+        ("Dockerfile", dockerfile(agent_sha256).into_bytes(), 0o644),
+        ("vmbench-agent", agent.to_vec(), 0o755),
+    ] {
         let mut header = tar::Header::new_gnu();
         header.set_size(data.len() as u64);
         header.set_mode(mode);
@@ -44,7 +45,13 @@ pub async fn ensure(docker: &Docker, agent: &[u8], agent_sha256: &str) -> Result
         return Ok(facts(tag, found, true));
     }
     let context = build_context(agent, agent_sha256)?;
-    let options = BuildImageOptionsBuilder::default().dockerfile("Dockerfile").t(&tag).rm(true).forcerm(true).pull("false").build();
+    let options = BuildImageOptionsBuilder::default()
+        .dockerfile("Dockerfile")
+        .t(&tag)
+        .rm(true)
+        .forcerm(true)
+        .pull("false")
+        .build();
     let mut stream = docker.build_image(options, None, Some(bollard::body_full(context.into())));
     let mut log = String::new();
     while let Some(item) = stream.next().await {
@@ -56,7 +63,10 @@ pub async fn ensure(docker: &Docker, agent: &[u8], agent_sha256: &str) -> Result
             log.push_str(&line);
         }
     }
-    let built = docker.inspect_image(&tag).await.with_context(|| format!("image {tag} was not there after its build:\n{log}"))?;
+    let built = docker
+        .inspect_image(&tag)
+        .await
+        .with_context(|| format!("image {tag} was not there after its build:\n{log}"))?;
     Ok(facts(tag, built, false))
 }
 

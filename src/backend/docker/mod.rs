@@ -14,7 +14,9 @@ use crate::scenario::ContainerSpec;
 use anyhow::{anyhow, bail, Context, Result};
 use async_trait::async_trait;
 use bollard::container::LogOutput;
-use bollard::query_parameters::{AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder};
+use bollard::query_parameters::{
+    AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
+};
 use bollard::Docker;
 use futures_util::StreamExt;
 use std::collections::HashMap;
@@ -32,7 +34,14 @@ pub struct DockerBackend {
 
 impl DockerBackend {
     pub fn new(name: &str, spec: ContainerSpec, ctx: Arc<RunContext>) -> Self {
-        DockerBackend { name: name.to_string(), spec, ctx, docker: None, image: None, launches: 0 }
+        DockerBackend {
+            name: name.to_string(),
+            spec,
+            ctx,
+            docker: None,
+            image: None,
+            launches: 0,
+        }
     }
 }
 
@@ -49,8 +58,14 @@ pub fn engine_address(configured: Option<&str>) -> String {
 pub async fn connect(address: &str) -> Result<Docker> {
     let hint = "start it with `dockerd &` or run scripts/setup.sh";
     let docker = Docker::connect_with_host(address).with_context(|| format!("cannot use Docker engine address {address}"))?;
-    let docker = docker.negotiate_version().await.with_context(|| format!("the Docker daemon at {address} does not answer; {hint}"))?;
-    docker.ping().await.with_context(|| format!("the Docker daemon at {address} does not answer; {hint}"))?;
+    let docker = docker
+        .negotiate_version()
+        .await
+        .with_context(|| format!("the Docker daemon at {address} does not answer; {hint}"))?;
+    docker
+        .ping()
+        .await
+        .with_context(|| format!("the Docker daemon at {address} does not answer; {hint}"))?;
     Ok(docker)
 }
 
@@ -74,9 +89,13 @@ impl Backend for DockerBackend {
         let address = engine_address(self.spec.host.as_deref());
         let docker = connect(&address).await.with_context(|| format!("target `{}`", self.name))?;
         let version = docker.version().await.context("asking the Docker daemon for its version")?;
-        check_runtime(&docker, &self.spec.runtime).await.with_context(|| format!("target `{}`", self.name))?;
+        check_runtime(&docker, &self.spec.runtime)
+            .await
+            .with_context(|| format!("target `{}`", self.name))?;
         let agent_sha = guest::agent::sha256();
-        let image = image::ensure(&docker, guest::agent::bytes(), &agent_sha).await.with_context(|| format!("target `{}`", self.name))?;
+        let image = image::ensure(&docker, guest::agent::bytes(), &agent_sha)
+            .await
+            .with_context(|| format!("target `{}`", self.name))?;
         let cmd = Instructions::new("repro", "boot").to_tokens();
         let facts = TargetFacts {
             name: self.name.clone(),
@@ -102,7 +121,10 @@ impl Backend for DockerBackend {
 
     async fn run_trial(&mut self, request: &TrialRequest) -> TrialResult {
         let (Some(docker), Some(image)) = (&self.docker, &self.image) else {
-            return TrialResult { error: Some("container target used before prepare".into()), ..Default::default() };
+            return TrialResult {
+                error: Some("container target used before prepare".into()),
+                ..Default::default()
+            };
         };
         self.launches += 1;
         let name = format!("{}{}-{}-{}", spec::NAME_PREFIX, self.ctx.run_id, self.name, self.launches);
@@ -112,7 +134,11 @@ impl Backend for DockerBackend {
         let deadline = tokio::time::Instant::now() + request.timeout;
         let mut result = TrialResult::default();
         let launched = Instant::now();
-        let trial = tokio::time::timeout_at(deadline, trial(docker, &name, body, &request.nonce, launched, deadline, &mut result)).await;
+        let trial = tokio::time::timeout_at(
+            deadline,
+            trial(docker, &name, body, &request.nonce, launched, deadline, &mut result),
+        )
+        .await;
         if trial.is_err() {
             result.fail("timed out talking to the Docker daemon");
         }
@@ -157,7 +183,12 @@ async fn trial(
     }
     let created = Instant::now();
     result.metrics.insert("create_ms".into(), ms_between(launched, created));
-    let attach = AttachContainerOptionsBuilder::default().stdout(true).stderr(true).stream(true).logs(true).build();
+    let attach = AttachContainerOptionsBuilder::default()
+        .stdout(true)
+        .stderr(true)
+        .stream(true)
+        .logs(true)
+        .build();
     let output = match docker.attach_container(name, Some(attach)).await {
         Ok(attached) => attached.output,
         Err(e) => return result.fail(format!("attaching to the container: {e}")),
@@ -219,7 +250,10 @@ pub async fn remove_all_containers(docker: &Docker) -> Result<usize> {
 async fn remove_labelled(docker: &Docker, label_filter: &str) -> Result<usize> {
     let filters = HashMap::from([("label", vec![label_filter])]);
     let options = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
-    let containers = docker.list_containers(Some(options)).await.context("listing vmbench's containers")?;
+    let containers = docker
+        .list_containers(Some(options))
+        .await
+        .context("listing vmbench's containers")?;
     let mut removed = 0;
     for container in containers {
         if let Some(id) = container.id {

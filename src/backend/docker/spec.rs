@@ -20,7 +20,10 @@ const MIB: i64 = 1024 * 1024;
 /// Safe defaults plus the scenario's limits: no network, every capability
 /// dropped, no privilege escalation, read-only root, a pids limit.
 pub fn create_body(spec: &ContainerSpec, image: &str, run_id: &str, target: &str, cmd: Vec<String>) -> ContainerCreateBody {
-    let labels = HashMap::from([(RUN_LABEL.to_string(), run_id.to_string()), (TARGET_LABEL.to_string(), target.to_string())]);
+    let labels = HashMap::from([
+        (RUN_LABEL.to_string(), run_id.to_string()),
+        (TARGET_LABEL.to_string(), target.to_string()),
+    ]);
     let memory = i64::from(spec.memory_mib) * MIB;
     ContainerCreateBody {
         image: Some(image.to_string()),
@@ -50,9 +53,20 @@ pub fn create_body(spec: &ContainerSpec, image: &str, run_id: &str, target: &str
 
 /// The `docker run` line that repeats one launch by hand.
 pub fn reproduce(spec: &ContainerSpec, image: &str, cmd: &[String]) -> Vec<String> {
-    let mut argv: Vec<String> = ["docker", "run", "--rm", "--network", "none", "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--read-only"]
-        .map(String::from)
-        .to_vec();
+    let mut argv: Vec<String> = [
+        "docker",
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--cap-drop",
+        "ALL",
+        "--security-opt",
+        "no-new-privileges",
+        "--read-only",
+    ]
+    .map(String::from)
+    .to_vec();
     for (flag, value) in [
         ("--pids-limit", spec.pids_limit.to_string()),
         ("--cpus", format!("{}", spec.cpus)),
@@ -89,7 +103,14 @@ mod tests {
     use crate::scenario::Engine;
 
     fn spec() -> ContainerSpec {
-        ContainerSpec { engine: Engine::Docker, runtime: "runc".into(), cpus: 1.5, memory_mib: 256, host: None, pids_limit: 64 }
+        ContainerSpec {
+            engine: Engine::Docker,
+            runtime: "runc".into(),
+            cpus: 1.5,
+            memory_mib: 256,
+            host: None,
+            pids_limit: 64,
+        }
     }
 
     #[test]

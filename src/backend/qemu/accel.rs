@@ -22,7 +22,10 @@ pub struct Verdict {
 /// boots the probe in well under a second; `VMBENCH_KVM_PROBE_TIMEOUT_S`
 /// overrides this on slow hosts.
 pub fn probe_timeout() -> Duration {
-    let secs = std::env::var("VMBENCH_KVM_PROBE_TIMEOUT_S").ok().and_then(|s| s.parse::<f64>().ok()).filter(|s| *s > 0.0);
+    let secs = std::env::var("VMBENCH_KVM_PROBE_TIMEOUT_S")
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+        .filter(|s| *s > 0.0);
     Duration::from_secs_f64(secs.unwrap_or(8.0))
 }
 
@@ -54,7 +57,10 @@ pub fn device_check() -> Result<(), String> {
 /// Boots the agent once under KVM with a hard timeout; kills what it started.
 pub async fn probe(qemu: &Path, kernel: &Path, initrd: &Path) -> Verdict {
     if let Err(why) = device_check() {
-        return Verdict { kvm_works: false, reason: why };
+        return Verdict {
+            kvm_works: false,
+            reason: why,
+        };
     }
     let timeout = probe_timeout();
     let nonce = crate::runner::new_nonce();
@@ -76,10 +82,16 @@ pub async fn probe(qemu: &Path, kernel: &Path, initrd: &Path) -> Verdict {
 
 fn verdict_from(launch: &Launch, timeout: Duration) -> Verdict {
     match (&launch.spawn_error, launch.end, launch.console.report.ready_at) {
-        (Some(e), _, _) => Verdict { kvm_works: false, reason: format!("could not start QEMU with -accel kvm: {e}") },
+        (Some(e), _, _) => Verdict {
+            kvm_works: false,
+            reason: format!("could not start QEMU with -accel kvm: {e}"),
+        },
         (None, _, Some(ready_at)) => Verdict {
             kvm_works: true,
-            reason: format!("a KVM guest booted to its ready line in {:.0} ms", crate::backend::ms_between(launch.launched, ready_at)),
+            reason: format!(
+                "a KVM guest booted to its ready line in {:.0} ms",
+                crate::backend::ms_between(launch.launched, ready_at)
+            ),
         },
         (None, ConsoleEnd::TimedOut, None) => Verdict {
             kvm_works: false,

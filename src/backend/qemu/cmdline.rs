@@ -53,7 +53,9 @@ pub struct QemuCommand {
 impl QemuCommand {
     /// Arguments after the binary.
     pub fn args(&self) -> Vec<String> {
-        let mut args: Vec<String> = ["-nodefaults", "-no-user-config", "-nographic", "-no-reboot"].map(String::from).to_vec();
+        let mut args: Vec<String> = ["-nodefaults", "-no-user-config", "-nographic", "-no-reboot"]
+            .map(String::from)
+            .to_vec();
         let mut pair = |flag: &str, value: String| {
             args.push(flag.to_string());
             args.push(value);

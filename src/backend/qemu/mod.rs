@@ -32,7 +32,12 @@ pub struct QemuBackend {
 
 impl QemuBackend {
     pub fn new(name: &str, spec: VmSpec, ctx: Arc<RunContext>) -> Self {
-        QemuBackend { name: name.to_string(), spec, ctx, template: None }
+        QemuBackend {
+            name: name.to_string(),
+            spec,
+            ctx,
+            template: None,
+        }
     }
 
     async fn choose_accel(&self, qemu: &Path, kernel: &Path, initrd: &Path) -> Result<(Accel, String)> {
@@ -81,14 +86,26 @@ impl Backend for QemuBackend {
             append,
         };
         let reproduce = with_instructions(&template, &Instructions::new("repro", "boot")).argv();
-        let facts = facts(&self.name, &template, &kernel, &initramfs, version, accel_reason, reproduce, agent_sha);
+        let facts = facts(
+            &self.name,
+            &template,
+            &kernel,
+            &initramfs,
+            version,
+            accel_reason,
+            reproduce,
+            agent_sha,
+        );
         self.template = Some(template);
         Ok(facts)
     }
 
     async fn run_trial(&mut self, request: &TrialRequest) -> TrialResult {
         let Some(template) = &self.template else {
-            return TrialResult { error: Some("VM target used before prepare".into()), ..Default::default() };
+            return TrialResult {
+                error: Some("VM target used before prepare".into()),
+                ..Default::default()
+            };
         };
         let mut instructions = Instructions::new(&request.nonce, request.workload.kind.as_str());
         instructions.params = request.workload.params.clone();
@@ -154,16 +171,32 @@ pub fn find_qemu(configured: Option<&Path>) -> Result<PathBuf> {
     std::env::split_paths(&path)
         .map(|dir| dir.join(DEFAULT_BINARY))
         .find(|p| p.is_file())
-        .with_context(|| format!("{DEFAULT_BINARY} is not on PATH; install it with `apt-get install qemu-system-x86` (scripts/setup.sh does)"))
+        .with_context(|| {
+            format!("{DEFAULT_BINARY} is not on PATH; install it with `apt-get install qemu-system-x86` (scripts/setup.sh does)")
+        })
 }
 
 /// First line of `qemu --version`.
 pub async fn qemu_version(qemu: &Path) -> Result<String> {
-    let out = Command::new(qemu).arg("--version").stdin(Stdio::null()).output().await.with_context(|| format!("running {} --version", qemu.display()))?;
+    let out = Command::new(qemu)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .with_context(|| format!("running {} --version", qemu.display()))?;
     if !out.status.success() {
-        bail!("{} --version failed: {}", qemu.display(), String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "{} --version failed: {}",
+            qemu.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
-    Ok(String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or_default().trim().to_string())
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string())
 }
 
 /// Everything one QEMU launch produced.
@@ -220,7 +253,12 @@ impl Launch {
 pub async fn launch(cmd: &QemuCommand, nonce: &str, timeout: Duration) -> Launch {
     let deadline = tokio::time::Instant::now() + timeout;
     let mut command = Command::new(&cmd.binary);
-    command.args(cmd.args()).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+    command
+        .args(cmd.args())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
     // SAFETY: prctl is async-signal-safe and touches no memory of ours.
     unsafe {
         command.pre_exec(|| {
@@ -266,5 +304,14 @@ pub async fn launch(cmd: &QemuCommand, nonce: &str, timeout: Duration) -> Launch
         _ => String::new(),
     };
     let first_byte_at = console.report.first_byte_at;
-    Launch { console, launched, first_byte_at, end, exited_at, status, spawn_error: None, stderr }
+    Launch {
+        console,
+        launched,
+        first_byte_at,
+        end,
+        exited_at,
+        status,
+        spawn_error: None,
+        stderr,
+    }
 }

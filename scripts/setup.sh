@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# Installs and starts what vmbench needs on Debian/Ubuntu, as root. Safe to
+# run again: it only installs what is missing and only starts what is down.
+#   - QEMU (qemu-system-x86) and Docker Engine (docker.io) from the distribution
+#   - dockerd started by hand when no daemon answers (no systemd needed),
+#     clearing a stale pid file a killed daemon left behind
+#   - the distribution's cloud kernel, unpacked (modules included) into
+#     vmbench's cache: ${VMBENCH_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/vmbench}/kernel
+set -euo pipefail
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+
+if [[ $(id -u) -ne 0 ]]; then
+    exec sudo --preserve-env=VMBENCH_CACHE_DIR,XDG_CACHE_HOME,HOME "$0" "$@"
+fi
+
+PACKAGES=(qemu-system-x86 docker.io hyperfine ca-certificates)
+CACHE_DIR=${VMBENCH_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/vmbench}
+APT_UPDATED=0
+
+apt_update_once() {
+    if [[ $APT_UPDATED -eq 0 ]]; then
+        log "apt-get update"
+        apt-get update -q >/dev/null
+        APT_UPDATED=1
+    fi
+}
+
+install_packages() {
+    local missing=()
+    for pkg in "${PACKAGES[@]}"; do
+        if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
+            missing+=("$pkg")
+        fi
+    done
+    if [[ ${#missing[@]} -gt 0 ]]; then
+        apt_update_once
+        log "installing ${missing[*]}"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+}
+
+# True when pid file $1 names a live (not zombie) process called $2.
+pid_alive() {
+    local pid
+    pid=$(cat "$1" 2>/dev/null) || return 1
+    [[ -n $pid && -r /proc/$pid/status ]] || return 1
+    grep -q "^Name:[[:space:]]*$2\$" "/proc/$pid/status" || return 1
+    ! grep -q '^State:[[:space:]]*Z' "/proc/$pid/status"
+}
+
+docker_answers() {
+    # Debian's client, not whatever else is first on PATH.
+    local client=/usr/bin/docker
+    [[ -x $client ]] || client=docker
+    timeout 10 "$client" version >/dev/null 2>&1
+}
+
+start_dockerd() {
+    if docker_answers; then
+        log "docker daemon already running"
+        return
+    fi
+    local pidfile=/var/run/docker.pid
+    if [[ -f $pidfile ]] && ! pid_alive "$pidfile" dockerd; then
+        log "removing stale $pidfile"
+        rm -f "$pidfile"
+    fi
+    local cpidfile=/var/run/docker/containerd/containerd.pid
+    if [[ -f $cpidfile ]] && ! pid_alive "$cpidfile" containerd; then
+        rm -f "$cpidfile"
+    fi
+    log "starting dockerd (log: /var/log/vmbench-dockerd.log)"
+    setsid nohup dockerd >/var/log/vmbench-dockerd.log 2>&1 </dev/null &
+    for _ in $(seq 1 60); do
+        if docker_answers; then
+            log "docker daemon is up"
+            return
+        fi
+        sleep 0.5
+    done
+    log "dockerd did not come up; last lines of its log:"
+    tail -n 20 /var/log/vmbench-dockerd.log >&2 || true
+    exit 1
+}
+
+# The package the distribution's cloud/virtual kernel meta package points at.
+kernel_package() {
+    local meta dep
+    for meta in linux-image-cloud-amd64 linux-image-kvm linux-image-virtual; do
+        dep=$(apt-cache depends "$meta" 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+        if [[ -n $dep ]]; then
+            echo "$dep"
+            return
+        fi
+    done
+}
+
+fetch_kernel() {
+    local dest=$CACHE_DIR/kernel
+    if compgen -G "$dest/boot/vmlinuz-*" >/dev/null; then
+        log "guest kernel already in $dest"
+        return
+    fi
+    local pkg
+    pkg=$(kernel_package)
+    if [[ -z $pkg ]]; then
+        apt_update_once
+        pkg=$(kernel_package)
+    fi
+    if [[ -z $pkg ]]; then
+        log "no cloud kernel package found; set VMBENCH_KERNEL to a bzImage instead"
+        exit 1
+    fi
+    local tmp
+    tmp=$(mktemp -d)
+    trap 'rm -rf "$tmp"' RETURN
+    log "fetching $pkg into $dest"
+    (cd "$tmp" && apt-get download -q "$pkg" >/dev/null 2>&1) || { apt_update_once; (cd "$tmp" && apt-get download -q "$pkg" >/dev/null); }
+    mkdir -p "$tmp/x"
+    dpkg -x "$tmp"/*.deb "$tmp/x"
+    mkdir -p "$dest"
+    # Unpack next to the final place, then rename, so a half-copied kernel
+    # is never mistaken for a good one.
+    rm -rf "$dest.new" && mkdir -p "$dest.new"
+    cp -a "$tmp/x/boot" "$dest.new/"
+    [[ -d $tmp/x/lib ]] && cp -a "$tmp/x/lib" "$dest.new/"
+    [[ -d $tmp/x/usr/lib/modules ]] && mkdir -p "$dest.new/lib" && cp -a "$tmp/x/usr/lib/modules" "$dest.new/lib/"
+    chmod a+r "$dest.new"/boot/vmlinuz-*
+    rm -rf "$dest" && mv "$dest.new" "$dest"
+}
+
+install_packages
+start_dockerd
+fetch_kernel
+log "done"

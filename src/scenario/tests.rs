@@ -1,0 +1,196 @@
+use super::*;
+
+const GOOD: &str = r#"name = "boot"
+description = "d"
+repetitions = 3
+warmup = 0
+timeout_s = 30
+
+[[target]]
+name = "vm"
+kind = "vm"
+machine = "q35"
+accel = "tcg"
+vcpus = 2
+memory_mib = 512
+
+[[target]]
+name = "ctr"
+kind = "container"
+runtime = "runc"
+cpus = 1
+memory_mib = 128
+
+[[target]]
+name = "native"
+kind = "native"
+
+[[workload]]
+kind = "boot"
+"#;
+
+fn parse_str(text: &str) -> Result<Scenario, ScenarioError> {
+    parse(Path::new("s.toml"), text)
+}
+
+/// Replaces the first occurrence of `from` in the good scenario.
+fn bad(from: &str, to: &str) -> ScenarioError {
+    assert!(GOOD.contains(from), "{from} not in GOOD");
+    parse_str(&GOOD.replacen(from, to, 1)).expect_err("should be rejected")
+}
+
+#[test]
+fn a_good_scenario_parses_into_types() {
+    let s = parse_str(GOOD).unwrap();
+    assert_eq!((s.name.as_str(), s.repetitions, s.warmup), ("boot", 3, 0));
+    assert_eq!(s.timeout, Duration::from_secs(30));
+    let TargetSpec::Vm(vm) = &s.targets[0].spec else { panic!("vm") };
+    assert_eq!(
+        (vm.machine, vm.accel, vm.vcpus, vm.memory_mib),
+        (Machine::Q35, AccelChoice::Tcg, 2, 512)
+    );
+    assert_eq!(vm.kernel, KernelChoice::Auto);
+    let TargetSpec::Container(c) = &s.targets[1].spec else {
+        panic!("container")
+    };
+    assert_eq!(
+        (c.engine, c.runtime.as_str(), c.cpus, c.memory_mib, c.pids_limit),
+        (Engine::Docker, "runc", 1.0, 128, 64)
+    );
+    assert_eq!(s.targets[2].spec, TargetSpec::Native);
+    assert_eq!(s.workloads[0].kind, WorkloadKind::Boot);
+}
+
+#[test]
+fn defaults_fill_what_is_left_out() {
+    let s = parse_str("name = \"x\"\n[[target]]\nname = \"v\"\nkind = \"vm\"\n[[workload]]\nkind = \"boot\"\n").unwrap();
+    assert_eq!((s.repetitions, s.warmup), (10, 1));
+    assert_eq!(s.timeout, Duration::from_secs(120));
+    let TargetSpec::Vm(vm) = &s.targets[0].spec else { panic!() };
+    assert_eq!(
+        (vm.machine, vm.accel, vm.vcpus, vm.memory_mib),
+        (Machine::Microvm, AccelChoice::Auto, 1, 256)
+    );
+}
+
+#[test]
+fn unknown_key_names_line_and_key() {
+    let e = bad("vcpus = 2", "vcpu = 2");
+    assert_eq!((e.line, e.key.as_str()), (12, "target[0].vcpu"));
+    assert!(e.message.contains("unknown field `vcpu`"), "{e}");
+    assert!(e.to_string().starts_with("s.toml:12:"), "{e}");
+}
+
+#[test]
+fn wrong_type_names_line_and_key() {
+    let e = bad("repetitions = 3", "repetitions = \"three\"");
+    assert_eq!((e.line, e.key.as_str()), (3, "repetitions"));
+    assert!(e.message.contains("whole number"), "{e}");
+    let e = bad("runtime = \"runc\"", "runtime = 5");
+    assert_eq!((e.line, e.key.as_str()), (18, "target[1].runtime"));
+}
+
+#[test]
+fn syntax_errors_have_a_line() {
+    let e = bad("warmup = 0", "warmup = = 0");
+    assert_eq!(e.line, 4);
+    assert_eq!(e.key, "warmup");
+}
+
+#[test]
+fn ranges_are_enforced() {
+    let e = bad("repetitions = 3", "repetitions = 0");
+    assert_eq!((e.line, e.key.as_str()), (3, "repetitions"));
+    assert!(e.message.contains("out of range"), "{e}");
+    let e = bad("memory_mib = 512", "memory_mib = 16");
+    assert_eq!(e.key, "target[0].memory_mib");
+    let e = bad("vcpus = 2", "vcpus = 0");
+    assert_eq!(e.key, "target[0].vcpus");
+    let e = bad("timeout_s = 30", "timeout_s = -1");
+    assert_eq!(e.key, "timeout_s");
+    let e = bad("cpus = 1", "cpus = 10000");
+    assert_eq!(e.key, "target[1].cpus");
+}
+
+#[test]
+fn unknown_enum_values_list_the_choices() {
+    let e = bad("kind = \"vm\"", "kind = \"vz\"");
+    assert_eq!((e.line, e.key.as_str()), (9, "target[0].kind"));
+    let e = bad("machine = \"q35\"", "machine = \"pc\"");
+    assert!(e.message.contains("\"microvm\", \"q35\""), "{e}");
+    let e = bad("accel = \"tcg\"", "accel = \"hvf\"");
+    assert_eq!(e.key, "target[0].accel");
+    let e = bad("kind = \"boot\"", "kind = \"fly\"");
+    assert_eq!(e.key, "workload[0].kind");
+}
+
+#[test]
+fn duplicate_target_names_are_rejected() {
+    let e = bad("name = \"ctr\"", "name = \"vm\"");
+    assert_eq!((e.line, e.key.as_str()), (16, "target[1].name"));
+    assert!(e.message.contains("duplicate"), "{e}");
+}
+
+#[test]
+fn keys_of_another_kind_are_rejected() {
+    let e = bad("runtime = \"runc\"", "runtime = \"runc\"\nmachine = \"q35\"");
+    assert_eq!((e.line, e.key.as_str()), (19, "target[1].machine"));
+    assert!(e.message.contains("does not apply"), "{e}");
+}
+
+#[test]
+fn missing_kernel_file_is_an_error() {
+    let e = bad("vcpus = 2", "vcpus = 2\nkernel = \"/nonexistent/bzImage\"");
+    assert_eq!(e.key, "target[0].kernel");
+    assert!(e.message.contains("does not exist"), "{e}");
+}
+
+#[test]
+fn missing_pieces_are_named() {
+    assert_eq!(parse_str("[[target]]\nname=\"a\"\nkind=\"native\"\n").unwrap_err().key, "name");
+    assert_eq!(
+        parse_str("name = \"x\"\n[[workload]]\nkind = \"boot\"\n").unwrap_err().key,
+        "target"
+    );
+    assert_eq!(
+        parse_str("name = \"x\"\n[[target]]\nname = \"a\"\nkind = \"native\"\n")
+            .unwrap_err()
+            .key,
+        "workload"
+    );
+    let e = parse_str("name = \"x\"\n[[target]]\nname = \"a\"\n[[workload]]\nkind = \"boot\"\n").unwrap_err();
+    assert_eq!((e.line, e.key.as_str()), (2, "target[0].kind"));
+}
+
+#[test]
+fn unknown_workload_parameters_point_at_their_line() {
+    let e = bad("kind = \"boot\"", "kind = \"boot\"\nsize_mib = 4");
+    assert_eq!((e.line, e.key.as_str()), (28, "workload[0].size_mib"));
+}
+
+#[test]
+fn names_must_be_safe_for_files_and_containers() {
+    let e = bad("name = \"native\"", "name = \"a b/c\"");
+    assert_eq!(e.key, "target[2].name");
+}
+
+#[test]
+fn a_missing_file_is_an_error_without_a_line() {
+    let e = load(Path::new("/nonexistent/scenario.toml")).unwrap_err();
+    assert_eq!(e.line, 0);
+    assert!(e.to_string().starts_with("/nonexistent/scenario.toml: cannot read"), "{e}");
+}
+
+#[test]
+fn shipped_scenarios_are_valid() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let mut count = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            load(&path).unwrap_or_else(|e| panic!("{e}"));
+            count += 1;
+        }
+    }
+    assert!(count >= 2, "expected boot.toml and boot-q35.toml");
+}
