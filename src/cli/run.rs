@@ -120,20 +120,25 @@ async fn finish(
 /// trials are printed as they happen either way.
 struct Progress {
     bar: ProgressBar,
+    /// Whether stderr is a terminal that shows the bar.
+    interactive: bool,
 }
 
 impl Progress {
     fn new() -> Self {
         let bar = ProgressBar::hidden();
         bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} {elapsed} {msg}").expect("static template"));
-        Progress { bar }
+        let interactive = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        Progress { bar, interactive }
     }
 }
 
 impl Observer for Progress {
     fn prepared(&self, total: usize) {
         self.bar.set_length(total as u64);
-        self.bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        if self.interactive {
+            self.bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        }
     }
 
     fn trial_started(&self, target: &str, workload: &str, rep: u32, warmup: bool) {
@@ -145,8 +150,12 @@ impl Observer for Progress {
         self.bar.inc(1);
         if let Some(error) = &sample.error {
             let first = error.lines().next().unwrap_or_default();
-            self.bar
-                .println(format!("failed: {} {} rep {}: {first}", sample.target, sample.workload, sample.rep));
+            let line = format!("failed: {} {} rep {}: {first}", sample.target, sample.workload, sample.rep);
+            if self.interactive {
+                self.bar.println(line);
+            } else {
+                eprintln!("{line}");
+            }
         }
     }
 }

@@ -56,16 +56,12 @@ pub fn engine_address(configured: Option<&str>) -> String {
 
 /// Connects and agrees on an API version both sides speak.
 pub async fn connect(address: &str) -> Result<Docker> {
-    let hint = "start it with `dockerd &` or run scripts/setup.sh";
-    let docker = Docker::connect_with_host(address).with_context(|| format!("cannot use Docker engine address {address}"))?;
-    let docker = docker
-        .negotiate_version()
-        .await
-        .with_context(|| format!("the Docker daemon at {address} does not answer; {hint}"))?;
-    docker
-        .ping()
-        .await
-        .with_context(|| format!("the Docker daemon at {address} does not answer; {hint}"))?;
+    let fail = |e: bollard::errors::Error| {
+        anyhow!("the Docker daemon at {address} does not answer ({e}); start it with `dockerd &` or run scripts/setup.sh")
+    };
+    let docker = Docker::connect_with_host(address).map_err(fail)?;
+    let docker = docker.negotiate_version().await.map_err(fail)?;
+    docker.ping().await.map_err(fail)?;
     Ok(docker)
 }
 

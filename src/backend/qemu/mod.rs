@@ -74,6 +74,10 @@ impl Backend for QemuBackend {
         let initramfs = guest::initramfs::ensure(guest::agent::bytes(), &agent_sha).context("building the initramfs")?;
         let (accel, accel_reason) = self.choose_accel(&qemu, &kernel.path, &initramfs.path).await?;
         let mut append: Vec<String> = BASE_KERNEL_ARGS.iter().map(|s| s.to_string()).collect();
+        if accel == Accel::Tcg {
+            // See host::tsc_khz: without it TCG microVMs sometimes hang.
+            append.extend(crate::host::tsc_khz().map(|khz| format!("tsc_early_khz={khz}")));
+        }
         append.extend(self.spec.kernel_args.iter().cloned());
         let template = QemuCommand {
             binary: qemu.clone(),

@@ -1,0 +1,110 @@
+//! Failures inside a run: timeouts, Ctrl-C, preflight problems. Each must
+//! leave no QEMU process and no container behind, and lose no sample.
+//! The tests here look at processes host-wide, so they run one at a time.
+
+mod common;
+
+use common::*;
+use std::time::{Duration, Instant};
+
+#[test]
+fn a_timed_out_vm_is_a_failed_sample_with_console_lines_and_the_run_goes_on() {
+    let _guard = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    // 0.4 s is far too short for a TCG boot; native fits easily.
+    let text = three_targets("timeout", 2, 0, 0.4).replace(
+        "name = \"ctr\"\nkind = \"container\"\nruntime = \"runc\"\ncpus = 1.0\nmemory_mib = 128\n",
+        "name = \"ctr\"\nkind = \"native\"\n",
+    );
+    let scenario = write(tmp.path(), "t.toml", &text);
+    let out = tmp.path().join("run");
+    let result = run_in(tmp.path(), &["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(result.status.code(), Some(1), "{}", stderr(&result));
+    let samples = samples(&out);
+    assert_eq!(samples.len(), 6, "every trial is recorded");
+    for s in samples.iter().filter(|s| s.target == "vm") {
+        assert!(!s.ok);
+        let error = s.error.as_deref().unwrap();
+        assert!(error.contains("timed out"), "{error}");
+        assert!(!s.metrics.contains_key("ready_ms"), "{s:?}");
+    }
+    assert!(samples.iter().filter(|s| s.target != "vm").all(|s| s.ok));
+    assert!(stderr(&result).contains("failed: vm boot rep 0"), "{}", stderr(&result));
+    assert_eq!(record(&out).failed_samples, 2);
+    assert!(vmbench_qemu_processes().is_empty(), "{:?}", vmbench_qemu_processes());
+}
+
+#[test]
+fn sigint_keeps_finished_samples_and_leaves_nothing_running() {
+    let _guard = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let scenario = write(tmp.path(), "long.toml", &three_targets("interrupt", 50, 0, 60.0));
+    let out = tmp.path().join("run");
+    let mut child = vmbench()
+        .current_dir(tmp.path())
+        .args(["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .spawn()
+        .unwrap();
+    // Wait until some samples exist and a VM is (most likely) booting.
+    let started = Instant::now();
+    loop {
+        let lines = std::fs::read_to_string(out.join("samples.jsonl"))
+            .map(|t| t.lines().count())
+            .unwrap_or(0);
+        if lines >= 4 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(90), "no samples appeared");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SAFETY: sending a signal to our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    let record = record(&out);
+    assert_eq!(record.status, vmbench::record::RunStatus::Interrupted);
+    assert!(record.note.as_deref().unwrap().contains("SIGINT"));
+    let samples = samples(&out);
+    assert!(samples.len() >= 4 && samples.len() < 150, "{}", samples.len());
+    assert_eq!(record.samples, samples.len());
+    assert!(vmbench_qemu_processes().is_empty(), "{:?}", vmbench_qemu_processes());
+    assert_eq!(containers_of_run(&record.run_id), 0);
+}
+
+#[test]
+fn an_unreachable_docker_daemon_fails_preflight_with_status_2() {
+    let _guard = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let scenario = write(tmp.path(), "d.toml", &three_targets("nodaemon", 1, 0, 60.0));
+    let out = tmp.path().join("run");
+    let result = vmbench()
+        .current_dir(tmp.path())
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .args(["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(result.status.code(), Some(2));
+    let err = stderr(&result);
+    assert!(
+        err.contains("target `ctr`") && err.contains("does not answer") && err.contains("dockerd"),
+        "{err}"
+    );
+    assert!(!out.exists(), "no run directory after a failed preflight");
+}
+
+#[test]
+fn an_unregistered_runtime_fails_preflight_naming_the_offered_ones() {
+    let _guard = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let text = three_targets("noruntime", 1, 0, 60.0).replace("runtime = \"runc\"", "runtime = \"nosuchruntime\"");
+    let scenario = write(tmp.path(), "r.toml", &text);
+    let out = tmp.path().join("run");
+    let result = run_in(tmp.path(), &["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(result.status.code(), Some(2));
+    let err = stderr(&result);
+    assert!(
+        err.contains("no runtime `nosuchruntime`") && err.contains("runc") && err.contains("daemon.json"),
+        "{err}"
+    );
+    assert!(!out.exists());
+}
