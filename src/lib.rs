@@ -14,6 +14,8 @@ pub mod cli;
 #[cfg(feature = "harness")]
 pub mod console;
 #[cfg(feature = "harness")]
+pub mod fault;
+#[cfg(feature = "harness")]
 pub mod guest;
 #[cfg(feature = "harness")]
 pub mod host;

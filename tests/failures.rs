@@ -108,3 +108,48 @@ fn an_unregistered_runtime_fails_preflight_naming_the_offered_ones() {
     );
     assert!(!out.exists());
 }
+
+/// Runs the three-target scenario with a panic injected at `fault`.
+fn run_with_fault(fault: &str) -> (std::process::Output, vmbench::record::RunRecord) {
+    let tmp = tempfile::tempdir().unwrap();
+    let scenario = write(tmp.path(), "p.toml", &three_targets("panic", 2, 0, 60.0));
+    let out = tmp.path().join("run");
+    let result = vmbench()
+        .current_dir(tmp.path())
+        .env("VMBENCH_FAULT", fault)
+        .args(["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    (result, record(&out))
+}
+
+#[test]
+fn a_panic_while_a_vm_runs_leaves_no_qemu_behind() {
+    let _guard = serial();
+    let (result, record) = run_with_fault("qemu-after-spawn");
+    assert_eq!(result.status.code(), Some(1));
+    let err = stderr(&result);
+    assert!(
+        err.contains("injected fault at qemu-after-spawn") && err.contains("vmbench panicked"),
+        "{err}"
+    );
+    assert_eq!(record.status, vmbench::record::RunStatus::Interrupted);
+    assert!(vmbench_qemu_processes().is_empty(), "{:?}", vmbench_qemu_processes());
+}
+
+#[test]
+fn a_panic_after_a_container_was_created_leaves_no_container_behind() {
+    let _guard = serial();
+    let (result, record) = run_with_fault("docker-after-create");
+    assert_eq!(result.status.code(), Some(1));
+    assert!(
+        stderr(&result).contains("injected fault at docker-after-create"),
+        "{}",
+        stderr(&result)
+    );
+    assert_eq!(record.status, vmbench::record::RunStatus::Interrupted);
+    // The VM trial before the container's finished and was kept.
+    assert_eq!(record.samples, 1);
+    assert_eq!(containers_of_run(&record.run_id), 0);
+    assert!(vmbench_qemu_processes().is_empty());
+}

@@ -178,6 +178,7 @@ async fn trial(
         return result.fail(format!("creating the container: {e}"));
     }
     let created = Instant::now();
+    crate::fault::point("docker-after-create");
     result.metrics.insert("create_ms".into(), ms_between(launched, created));
     let attach = AttachContainerOptionsBuilder::default()
         .stdout(true)

@@ -288,6 +288,7 @@ pub async fn launch(cmd: &QemuCommand, nonce: &str, timeout: Duration) -> Launch
             }
         }
     };
+    crate::fault::point("qemu-after-spawn");
     let stdout = child.stdout.take().expect("stdout is piped");
     let mut stderr = child.stderr.take().expect("stderr is piped");
     let stderr_task = tokio::spawn(async move {
