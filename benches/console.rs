@@ -23,6 +23,7 @@ fn boot_log(kernel_lines: usize) -> Vec<u8> {
             boottime_ns: 900_000_000,
             init_ns: 12_000,
             pid: 1,
+            rss_bytes: 1 << 20,
             kernel: "6.1.0".into(),
         },
     ));

@@ -149,6 +149,7 @@ mod tests {
                 boottime_ns: 5,
                 init_ns: 1,
                 pid: 1,
+                rss_bytes: 0,
                 kernel: "k".into(),
             },
         )

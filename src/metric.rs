@@ -29,6 +29,7 @@ const SUFFIXES: &[(&str, &str, Direction)] = &[
     ("_mb_per_s", "MB/s", Direction::HigherIsBetter),
     ("_ops_per_s", "ops/s", Direction::HigherIsBetter),
     ("_iops", "IOPS", Direction::HigherIsBetter),
+    ("_mflops", "MFLOP/s", Direction::HigherIsBetter),
 ];
 
 /// Unit and direction of `name`, or `None` for a name without a known unit
@@ -38,6 +39,31 @@ pub fn info(name: &str) -> Option<MetricInfo> {
         .iter()
         .find(|(suffix, _, _)| name.ends_with(suffix))
         .map(|&(_, unit, direction)| MetricInfo { unit, direction })
+}
+
+/// Metrics every launch produces whatever the workload (the phases of
+/// starting and stopping a target). Under a workload other than `boot` they
+/// are kept in the samples but left out of summaries, where they would only
+/// repeat the boot numbers with the workload's run time mixed in.
+pub const LAUNCH_METRICS: &[&str] = &[
+    "ready_ms",
+    "exit_ms",
+    "init_ms",
+    "first_byte_ms",
+    "kernel_ms",
+    "pre_kernel_ms",
+    "spawn_ms",
+    "create_ms",
+    "attach_ms",
+    "start_ms",
+    "start_to_ready_ms",
+    "stopped_ms",
+    "remove_ms",
+];
+
+/// Whether `metric` belongs in the summary of `workload`.
+pub fn summarised(workload: &str, metric: &str) -> bool {
+    workload == "boot" || !LAUNCH_METRICS.contains(&metric)
 }
 
 /// The unit of `name` for display; empty when unknown.

@@ -34,6 +34,9 @@ pub enum AgentMessage {
         init_ns: u64,
         /// The agent's process id (1 in a VM).
         pid: u32,
+        /// The agent's resident memory when it printed this line.
+        #[serde(default)]
+        rss_bytes: u64,
         /// The kernel the agent sees (`uname -r`): the guest's in a VM,
         /// gVisor's own in runsc, the host's in a container.
         kernel: String,
@@ -180,6 +183,7 @@ mod tests {
             boottime_ns: 12,
             init_ns: 3,
             pid: 1,
+            rss_bytes: 4096,
             kernel: "6.1.0".into(),
         };
         let line = encode_line("abc123", &msg);

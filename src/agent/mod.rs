@@ -49,11 +49,13 @@ fn serve(instructions: &Instructions, boottime_ns: u64, started: Instant) -> i32
         boottime_ns,
         init_ns: started.elapsed().as_nanos() as u64,
         pid: std::process::id(),
+        rss_bytes: pid1::rss_bytes(),
         kernel: pid1::kernel_release(),
     };
     emit(nonce, &ready);
     let status = match workloads::run(&instructions.workload, &instructions.params) {
-        Ok(metrics) => {
+        Ok(mut metrics) => {
+            metrics.insert("agent_peak_rss_bytes".into(), pid1::peak_rss_bytes() as f64);
             emit(
                 nonce,
                 &AgentMessage::Result {

@@ -50,6 +50,27 @@ pub fn kernel_cmdline() -> Vec<String> {
         .collect()
 }
 
+/// The agent's resident set now (`VmRSS`), 0 if `/proc` is missing.
+pub fn rss_bytes() -> u64 {
+    status_kib("VmRSS") * 1024
+}
+
+/// The agent's peak resident set so far (`VmHWM`). Not `getrusage`, whose
+/// `ru_maxrss` survives `fork` and `exec` and so reports the parent's peak
+/// (vmbench's, or runc's) for a process as small as the agent.
+pub fn peak_rss_bytes() -> u64 {
+    status_kib("VmHWM") * 1024
+}
+
+fn status_kib(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field).and_then(|r| r.strip_prefix(':')))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .unwrap_or(0)
+}
+
 /// `uname -r`.
 pub fn kernel_release() -> String {
     // SAFETY: utsname is plain old data; uname fills it.

@@ -4,6 +4,7 @@
 //! the agent's ready line, collect, tear down, and report timed phases.
 
 pub mod docker;
+pub mod footprint;
 pub mod native;
 pub mod qemu;
 

@@ -41,10 +41,7 @@ impl Backend for NativeBackend {
         let agent = guest::agent::path()?;
         let example = TrialRequest {
             nonce: "repro".into(),
-            workload: crate::scenario::Workload {
-                kind: crate::scenario::WorkloadKind::Boot,
-                params: Default::default(),
-            },
+            workload: crate::scenario::Workload::boot(),
             timeout: std::time::Duration::from_secs(1),
         };
         let facts = TargetFacts {
@@ -104,6 +101,13 @@ impl Backend for NativeBackend {
             }
         }
         collect_agent_report(&console, launched, end, &mut result);
+        // The native target costs the host exactly the agent's own memory.
+        if let Some(crate::protocol::AgentMessage::Ready { rss_bytes, .. }) = &console.report.ready {
+            result.metrics.insert("mem_ready_bytes".into(), *rss_bytes as f64);
+        }
+        if let Some(peak) = result.metrics.get("agent_peak_rss_bytes").copied() {
+            result.metrics.insert("mem_peak_bytes".into(), peak);
+        }
         result
     }
 

@@ -3,8 +3,9 @@
 
 pub mod table;
 
+use crate::metric::{self, Direction};
 use crate::record::{RunRecord, Sample};
-use crate::stats::Summary;
+use crate::stats::{ratio_of_medians, Ratio, Summary};
 use std::collections::BTreeMap;
 
 /// One target × workload × metric over the measured (non-warmup, ok) samples.
@@ -14,7 +15,16 @@ pub struct MetricRow {
     pub workload: String,
     pub metric: String,
     pub summary: Summary,
+    /// Cost against the native target for the same workload and metric,
+    /// oriented so that above 1 means "costs more"; `None` for the native
+    /// target itself, or when there is no native value to compare with.
+    pub vs_native: Option<Ratio>,
 }
+
+/// Bootstrap resamples for confidence intervals, and their fixed seed, so the
+/// same samples always give the same report.
+pub const BOOTSTRAP_RESAMPLES: usize = 2000;
+pub const BOOTSTRAP_SEED: u64 = 0x0076_6d62_656e_6368;
 
 /// Failed measured trials per target.
 pub fn failures(samples: &[Sample]) -> BTreeMap<String, usize> {
@@ -25,35 +35,48 @@ pub fn failures(samples: &[Sample]) -> BTreeMap<String, usize> {
     out
 }
 
-/// Rows in target order (as in `run.json`), workload order, then metric
-/// order: `ready_ms`, `exit_ms`, then the phases by name.
-pub fn metric_rows(record: &RunRecord, samples: &[Sample]) -> Vec<MetricRow> {
-    let mut values: BTreeMap<(usize, String, String), Vec<f64>> = BTreeMap::new();
-    let target_index = |name: &str| record.targets.iter().position(|t| t.name == name).unwrap_or(usize::MAX);
+type Key = (usize, String, String);
+
+/// Values of every summarised metric, keyed by (target index, workload, metric).
+fn values_by_key(record: &RunRecord, samples: &[Sample]) -> BTreeMap<Key, Vec<f64>> {
+    let mut values: BTreeMap<Key, Vec<f64>> = BTreeMap::new();
     for s in samples.iter().filter(|s| s.ok && !s.warmup) {
-        for (metric, value) in &s.metrics {
-            values
-                .entry((target_index(&s.target), s.workload.clone(), metric.clone()))
-                .or_default()
-                .push(*value);
+        let Some(t) = record.targets.iter().position(|t| t.name == s.target) else {
+            continue;
+        };
+        for (metric, value) in s.metrics.iter().filter(|(m, _)| metric::summarised(&s.workload, m)) {
+            values.entry((t, s.workload.clone(), metric.clone())).or_default().push(*value);
         }
     }
+    values
+}
+
+/// Rows in target order (as in `run.json`), workload order, then metric
+/// order: `ready_ms`, `exit_ms`, then the rest by name.
+pub fn metric_rows(record: &RunRecord, samples: &[Sample]) -> Vec<MetricRow> {
+    let values = values_by_key(record, samples);
+    let native = record.targets.iter().position(|t| t.kind == "native");
     let mut rows: Vec<MetricRow> = values
-        .into_iter()
+        .iter()
         .filter_map(|((t, workload, metric), v)| {
-            let target = record.targets.get(t).map(|f| f.name.clone())?;
+            let baseline = native
+                .filter(|n| n != t)
+                .and_then(|n| values.get(&(n, workload.clone(), metric.clone())));
             Some(MetricRow {
-                target,
-                workload,
-                metric,
-                summary: Summary::of(&v)?,
+                target: record.targets[*t].name.clone(),
+                workload: workload.clone(),
+                metric: metric.clone(),
+                summary: Summary::of(v)?,
+                vs_native: baseline.and_then(|b| cost_ratio(metric, v, b)),
             })
         })
         .collect();
+    let index = |name: &str| record.targets.iter().position(|t| t.name == name);
+    let workload_order = |w: &str| record.scenario.workloads.iter().position(|x| x == w);
     rows.sort_by_key(|r| {
         (
-            target_index(&r.target),
-            r.workload.clone(),
+            index(&r.target),
+            workload_order(&r.workload),
             metric_rank(&r.metric),
             r.metric.clone(),
         )
@@ -61,10 +84,34 @@ pub fn metric_rows(record: &RunRecord, samples: &[Sample]) -> Vec<MetricRow> {
     rows
 }
 
+/// `values` against `baseline` as a cost: time over time, or the baseline's
+/// rate over this rate.
+pub fn cost_ratio(metric: &str, values: &[f64], baseline: &[f64]) -> Option<Ratio> {
+    match metric::info(metric)?.direction {
+        Direction::LowerIsBetter => ratio_of_medians(values, baseline, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED),
+        Direction::HigherIsBetter => ratio_of_medians(baseline, values, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED),
+    }
+}
+
 fn metric_rank(metric: &str) -> u8 {
     match metric {
         "ready_ms" => 0,
         "exit_ms" => 1,
         _ => 2,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_and_times_are_both_oriented_as_costs() {
+        let slow = [2.0, 2.0, 2.0];
+        let fast = [1.0, 1.0, 1.0];
+        // Twice the time costs 2×; half the rate also costs 2×.
+        assert_eq!(cost_ratio("ready_ms", &slow, &fast).unwrap().value, 2.0);
+        assert_eq!(cost_ratio("copy_gb_per_s", &fast, &slow).unwrap().value, 2.0);
+        assert_eq!(cost_ratio("no_unit", &fast, &slow), None);
     }
 }

@@ -72,19 +72,34 @@ pub fn summary(record: &RunRecord, samples: &[Sample]) -> String {
         .into_iter()
         .map(|r| {
             let s = &r.summary;
+            let (label, scale) = display(&r.metric);
             vec![
                 r.target.clone(),
-                format!("{} {}", r.workload, r.metric),
+                format!("{} {label}", r.workload),
                 s.n.to_string(),
-                number(s.median),
-                number(s.p90),
-                number(s.min),
-                number(s.max),
+                number(s.median / scale),
+                number(s.p90 / scale),
+                number(s.min / scale),
+                number(s.max / scale),
+                r.vs_native.map(|v| ratio(&v)).unwrap_or_default(),
                 how(facts(&r.target)),
             ]
         })
         .collect();
-    let mut out = render(&["target", "metric", "n", "median", "p90", "min", "max", "accel / runtime"], &rows);
+    let mut out = render(
+        &[
+            "target",
+            "metric",
+            "n",
+            "median",
+            "p90",
+            "min",
+            "max",
+            "vs native [95% CI]",
+            "accel / runtime",
+        ],
+        &rows,
+    );
     for (target, failed) in failures(samples) {
         out.push_str(&format!("{target}: {failed} failed trial(s); see samples.jsonl for the errors\n"));
     }
@@ -101,10 +116,26 @@ pub fn summary(record: &RunRecord, samples: &[Sample]) -> String {
         })
         .collect();
     out.push_str(&render(&["target", "artifact", "MiB"], &artifacts));
+    if record.targets.iter().any(|t| t.kind == "native") && record.targets.len() > 1 {
+        out.push_str("\nvs native: ratio of medians against the native target, > 1 = costs more (slower or less throughput).\n");
+    }
     if record.targets.iter().any(|t| t.accel.as_deref() == Some("tcg")) {
         out.push_str("\nTCG: QEMU emulated the guest CPU (no KVM); VM numbers measure emulation, not hardware virtualisation.\n");
     }
     out
+}
+
+/// How a metric is shown: byte counts as MiB, everything else as recorded.
+pub fn display(metric: &str) -> (String, f64) {
+    match metric.strip_suffix("_bytes") {
+        Some(stem) => (format!("{stem}_mib"), 1024.0 * 1024.0),
+        None => (metric.to_string(), 1.0),
+    }
+}
+
+/// `2.31× [2.10, 2.55]`.
+pub fn ratio(r: &crate::stats::Ratio) -> String {
+    format!("{}× [{}, {}]", number(r.value), number(r.low), number(r.high))
 }
 
 fn artifact_label(t: &TargetFacts) -> String {

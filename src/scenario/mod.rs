@@ -134,21 +134,25 @@ impl Engine {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Workload {
-    pub kind: WorkloadKind,
-    /// Parameters passed to the agent, already validated.
+    /// The agent's name for it: `boot`, `cpu`, `memory`, `syscall`.
+    pub kind: String,
+    /// Every parameter the workload takes, defaults filled in, as sent to
+    /// the agent and recorded with the run.
     pub params: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WorkloadKind {
-    Boot,
-}
-
-impl WorkloadKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WorkloadKind::Boot => "boot",
+impl Workload {
+    /// The boot workload, which takes no parameters.
+    pub fn boot() -> Self {
+        Workload {
+            kind: "boot".to_string(),
+            params: BTreeMap::new(),
         }
+    }
+
+    /// A parameter as a number (they all are).
+    pub fn param(&self, name: &str) -> Option<u64> {
+        self.params.get(name).and_then(|v| v.parse().ok())
     }
 }
 

@@ -58,7 +58,7 @@ fn a_good_scenario_parses_into_types() {
         (Engine::Docker, "runc", 1.0, 128, 64)
     );
     assert_eq!(s.targets[2].spec, TargetSpec::Native);
-    assert_eq!(s.workloads[0].kind, WorkloadKind::Boot);
+    assert_eq!(s.workloads[0], Workload::boot());
 }
 
 #[test]
@@ -193,4 +193,40 @@ fn shipped_scenarios_are_valid() {
         }
     }
     assert!(count >= 2, "expected boot.toml and boot-q35.toml");
+}
+
+#[test]
+fn workload_parameters_are_validated_with_defaults_filled_in() {
+    let s = parse_str(&GOOD.replace("kind = \"boot\"", "kind = \"cpu\"\nsha_mib = 2")).unwrap();
+    let cpu = &s.workloads[0];
+    assert_eq!(
+        (cpu.kind.as_str(), cpu.param("sha_mib"), cpu.param("matrix_n")),
+        ("cpu", Some(2), Some(128))
+    );
+    let e = bad("kind = \"boot\"", "kind = \"cpu\"\nsha_mib = 0");
+    assert_eq!((e.line, e.key.as_str()), (28, "workload[0].sha_mib"));
+    assert!(e.message.contains("out of range"), "{e}");
+    let e = bad("kind = \"boot\"", "kind = \"cpu\"\nsha_mib = \"big\"");
+    assert!(e.message.contains("whole number"), "{e}");
+    let e = bad("kind = \"boot\"", "kind = \"memory\"\nstream_gib = 1");
+    assert!(e.message.contains("it takes stream_mib"), "{e}");
+}
+
+#[test]
+fn threads_above_a_vms_vcpus_are_rejected() {
+    let e = bad("kind = \"boot\"", "kind = \"cpu\"\nthreads = 3");
+    assert_eq!((e.line, e.key.as_str()), (28, "workload[0].threads"));
+    assert!(e.message.contains("target `vm`"), "{e}");
+}
+
+#[test]
+fn a_memory_workload_must_fit_in_the_target() {
+    // 3 × 128 + 128 MiB does not fit in a 512 MiB VM (64 MiB kept for the guest kernel).
+    let e = bad("kind = \"boot\"", "kind = \"memory\"");
+    assert_eq!(e.key, "workload[0].stream_mib");
+    assert!(
+        e.message.contains("needs about 512 MiB") && e.message.contains("target `vm`"),
+        "{e}"
+    );
+    assert!(parse_str(&GOOD.replace("kind = \"boot\"", "kind = \"memory\"\nstream_mib = 16\nchase_mib = 16")).is_ok());
 }

@@ -49,6 +49,7 @@ pub fn validate(path: &Path, text: &str) -> Result<Scenario> {
         .enumerate()
         .map(|(i, w)| workload_from_raw(&loc, i, w))
         .collect::<Result<Vec<_>>>()?;
+    cross_check(&loc, &raw, &targets, &workloads)?;
     Ok(Scenario {
         name: name.get_ref().clone(),
         description: raw.description.map(|d| d.into_inner()).unwrap_or_default(),
@@ -267,29 +268,100 @@ fn workload_from_raw(loc: &Locator, i: usize, w: &Spanned<RawWorkload>) -> Resul
         .kind
         .as_ref()
         .ok_or_else(|| loc.error(table.clone(), &key("kind"), "missing: set `kind`, e.g. \"boot\""))?;
-    let kind = match kind.get_ref().as_str() {
-        "boot" => WorkloadKind::Boot,
-        other => {
+    let names: Vec<String> = crate::agent::workloads::all().iter().map(|w| format!("\"{}\"", w.name())).collect();
+    let agent_workload = crate::agent::workloads::find(kind.get_ref()).ok_or_else(|| {
+        loc.error(
+            Some(kind.span()),
+            &key("kind"),
+            format!("unknown workload `{}`; expected one of {}", kind.get_ref(), names.join(", ")),
+        )
+    })?;
+    let specs = agent_workload.params();
+    let raw = &w.get_ref().params;
+    for (name, value) in raw {
+        let span = loc.find_key(w.span(), name).or(table.clone());
+        let Some(spec) = specs.iter().find(|s| s.name == name) else {
+            let known: Vec<&str> = specs.iter().map(|s| s.name).collect();
+            let takes = if known.is_empty() {
+                "it takes none".to_string()
+            } else {
+                format!("it takes {}", known.join(", "))
+            };
             return Err(loc.error(
-                Some(kind.span()),
-                &key("kind"),
-                format!("unknown workload `{other}`; this version knows \"boot\""),
-            ))
-        }
-    };
-    // The boot workload has no parameters; any other key is a typo.
-    if let Some(param) = w.get_ref().params.keys().next() {
-        let span = loc.find_key(w.span(), param).or(table);
-        return Err(loc.error(
-            span,
-            &key(param),
-            format!("unknown key `{param}` for workload \"{}\"", kind.as_str()),
-        ));
+                span,
+                &key(name),
+                format!("unknown key `{name}` for workload \"{}\" ({takes})", kind.get_ref()),
+            ));
+        };
+        let number = value
+            .as_integer()
+            .and_then(|n| u64::try_from(n).ok())
+            .ok_or_else(|| loc.error(span.clone(), &key(name), format!("must be a whole number ≥ 0 ({})", spec.doc)))?;
+        crate::agent::workloads::params::check(spec, number).map_err(|e| loc.error(span, &key(name), e))?;
     }
+    let params = specs
+        .iter()
+        .map(|spec| {
+            let value = raw
+                .get(spec.name)
+                .and_then(|v| v.as_integer())
+                .map(|n| n as u64)
+                .unwrap_or(spec.default);
+            (spec.name.to_string(), value.to_string())
+        })
+        .collect();
     Ok(Workload {
-        kind,
-        params: BTreeMap::new(),
+        kind: kind.get_ref().clone(),
+        params,
     })
+}
+
+/// Checks that need both targets and workloads: threads against vCPUs and
+/// memory workloads against the memory a target has.
+fn cross_check(loc: &Locator, raw: &RawScenario, targets: &[Target], workloads: &[Workload]) -> Result<()> {
+    for (i, workload) in workloads.iter().enumerate() {
+        let span_of = |param: &str| loc.find_key(raw.workload[i].span(), param).or(Some(raw.workload[i].span()));
+        let threads = workload.param("threads").unwrap_or(0);
+        let needed_mib = memory_needed_mib(workload);
+        for target in targets {
+            let (cpus, memory_mib) = match &target.spec {
+                TargetSpec::Vm(vm) => (vm.vcpus as u64, Some((vm.memory_mib as u64).saturating_sub(VM_KERNEL_RESERVE_MIB))),
+                TargetSpec::Container(c) => (host_cores().max(c.cpus.ceil() as u64), Some(c.memory_mib as u64)),
+                TargetSpec::Native => (host_cores(), None),
+            };
+            if threads > cpus {
+                return Err(loc.error(
+                    span_of("threads"),
+                    &format!("workload[{i}].threads"),
+                    format!("threads = {threads} is more than target `{}` has CPUs ({cpus})", target.name),
+                ));
+            }
+            if let (Some(have), Some(need)) = (memory_mib, needed_mib) {
+                if need > have {
+                    return Err(loc.error(
+                        span_of("stream_mib"),
+                        &format!("workload[{i}].stream_mib"),
+                        format!(
+                            "the memory workload needs about {need} MiB (3 × stream_mib + chase_mib) but target `{}` can give it only {have} MiB; lower the sizes or raise memory_mib",
+                            target.name
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Guest memory the kernel and the agent's initramfs keep for themselves.
+const VM_KERNEL_RESERVE_MIB: u64 = 64;
+
+fn memory_needed_mib(workload: &Workload) -> Option<u64> {
+    (workload.kind == "memory").then(|| 3 * workload.param("stream_mib").unwrap_or(0) + workload.param("chase_mib").unwrap_or(0))
+}
+
+fn host_cores() -> u64 {
+    std::thread::available_parallelism().map(|n| n.get() as u64).unwrap_or(1)
 }
 
 fn check_name(loc: &Locator, name: &Spanned<String>, key: &str) -> Result<()> {

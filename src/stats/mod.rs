@@ -54,6 +54,70 @@ impl Summary {
     }
 }
 
+/// A ratio of medians with a percentile-bootstrap confidence interval.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Ratio {
+    pub value: f64,
+    pub low: f64,
+    pub high: f64,
+    /// Confidence level of `[low, high]`, e.g. 0.95.
+    pub confidence: f64,
+}
+
+/// median(numerator) / median(denominator), with a 95% percentile-bootstrap
+/// interval: both samples are resampled with replacement `resamples` times.
+/// Deterministic for a given `seed`. `None` if either side is empty or a
+/// denominator median is 0.
+pub fn ratio_of_medians(numerator: &[f64], denominator: &[f64], resamples: usize, seed: u64) -> Option<Ratio> {
+    let median = |v: &[f64]| Summary::of(v).map(|s| s.median);
+    let value = median(numerator)? / nonzero(median(denominator)?)?;
+    let mut rng = SplitMix(seed);
+    let mut ratios = Vec::with_capacity(resamples);
+    let mut a = vec![0.0; numerator.len()];
+    let mut b = vec![0.0; denominator.len()];
+    for _ in 0..resamples {
+        resample(numerator, &mut a, &mut rng);
+        resample(denominator, &mut b, &mut rng);
+        if let Some(d) = median(&b).and_then(nonzero) {
+            ratios.push(median(&a)? / d);
+        }
+    }
+    if ratios.is_empty() {
+        return None;
+    }
+    ratios.sort_by(f64::total_cmp);
+    Some(Ratio {
+        value,
+        low: quantile_sorted(&ratios, 0.025),
+        high: quantile_sorted(&ratios, 0.975),
+        confidence: 0.95,
+    })
+}
+
+fn nonzero(v: f64) -> Option<f64> {
+    (v != 0.0).then_some(v)
+}
+
+fn resample(from: &[f64], into: &mut [f64], rng: &mut SplitMix) {
+    for slot in into.iter_mut() {
+        *slot = from[(rng.next() % from.len() as u64) as usize];
+    }
+}
+
+/// SplitMix64: small, fast, good enough for resampling, and seedable so
+/// reports are reproducible.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e3779b97f4a7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d049bb133111eb);
+        z ^ (z >> 31)
+    }
+}
+
 /// The `q` quantile (0 ≤ q ≤ 1) of sorted values, interpolating linearly
 /// between closest ranks (Hyndman & Fan type 7, as R and numpy default to).
 pub fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
@@ -84,6 +148,26 @@ mod tests {
         let s = Summary::of(&[10.0, 20.0]).unwrap();
         assert_eq!(s.median, 15.0);
         assert_eq!(s.p90, 19.0);
+    }
+
+    #[test]
+    fn ratio_of_identical_samples_is_one_with_a_tight_interval() {
+        let a = [10.0, 11.0, 9.0, 10.5, 9.5];
+        let r = ratio_of_medians(&a, &a, 2000, 7).unwrap();
+        assert_eq!(r.value, 1.0);
+        assert!(r.low <= 1.0 && r.high >= 1.0 && r.high / r.low < 1.5, "{r:?}");
+    }
+
+    #[test]
+    fn ratio_interval_brackets_a_clear_difference_and_is_reproducible() {
+        let slow = [20.0, 21.0, 19.0, 20.5, 19.5, 20.2];
+        let fast = [10.0, 10.4, 9.8, 10.1, 9.9, 10.2];
+        let r = ratio_of_medians(&slow, &fast, 2000, 42).unwrap();
+        assert!((r.value - 20.1 / 10.05).abs() < 1e-9, "{r:?}");
+        assert!(r.low > 1.8 && r.high < 2.2 && r.low <= r.value && r.value <= r.high, "{r:?}");
+        assert_eq!(ratio_of_medians(&slow, &fast, 2000, 42), Some(r));
+        assert_eq!(ratio_of_medians(&[], &fast, 10, 1), None);
+        assert_eq!(ratio_of_medians(&slow, &[0.0], 10, 1), None);
     }
 
     #[test]

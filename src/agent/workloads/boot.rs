@@ -1,6 +1,7 @@
 //! The boot workload: nothing to do. The `ready` line the agent printed
 //! before any workload is the measurement; the host times it.
 
+use super::params::{read, ParamSpec};
 use super::{Metrics, Params, Workload};
 
 pub struct Boot;
@@ -10,10 +11,12 @@ impl Workload for Boot {
         "boot"
     }
 
+    fn params(&self) -> &'static [ParamSpec] {
+        &[]
+    }
+
     fn run(&self, params: &Params) -> Result<Metrics, String> {
-        if let Some(key) = params.keys().next() {
-            return Err(format!("the boot workload takes no parameters (got `{key}`)"));
-        }
+        read(params, "boot", &[])?;
         Ok(Metrics::new())
     }
 }

@@ -1,6 +1,11 @@
 //! The workloads the agent can run, one file each behind [`Workload`].
 
 mod boot;
+mod cpu;
+mod memory;
+pub mod params;
+pub mod sha256;
+mod syscall;
 
 use std::collections::BTreeMap;
 
@@ -13,20 +18,30 @@ pub type Params = BTreeMap<String, String>;
 pub trait Workload {
     /// The name scenarios and instructions use.
     fn name(&self) -> &'static str;
+    /// The parameters it takes, with defaults and ranges.
+    fn params(&self) -> &'static [params::ParamSpec];
     /// Runs once and returns its metrics, or the reason it could not run.
     fn run(&self, params: &Params) -> Result<Metrics, String>;
 }
 
 /// Every workload this agent knows.
 pub fn all() -> Vec<Box<dyn Workload>> {
-    vec![Box::new(boot::Boot)]
+    vec![
+        Box::new(boot::Boot),
+        Box::new(cpu::Cpu),
+        Box::new(memory::Memory),
+        Box::new(syscall::Syscall),
+    ]
+}
+
+/// The workload called `name`.
+pub fn find(name: &str) -> Option<Box<dyn Workload>> {
+    all().into_iter().find(|w| w.name() == name)
 }
 
 /// Runs the workload called `name`.
 pub fn run(name: &str, params: &Params) -> Result<Metrics, String> {
-    let workload = all()
-        .into_iter()
-        .find(|w| w.name() == name)
-        .ok_or_else(|| format!("this agent has no workload `{name}`"))?;
-    workload.run(params)
+    find(name)
+        .ok_or_else(|| format!("this agent has no workload `{name}`"))?
+        .run(params)
 }

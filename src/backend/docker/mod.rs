@@ -5,6 +5,7 @@
 pub mod image;
 pub mod spec;
 
+use super::footprint::{self, Sampler};
 use super::{collect_agent_report, ms_between, read_console, Backend, ConsoleEnd, RunContext, TrialRequest, TrialResult};
 use crate::console::Console;
 use crate::guest;
@@ -192,21 +193,52 @@ async fn trial(
     };
     let attached = Instant::now();
     result.metrics.insert("attach_ms".into(), ms_between(created, attached));
-    if let Err(e) = docker.start_container(name, None).await {
-        return result.fail(format!("starting the container: {e}"));
-    }
-    result.metrics.insert("start_ms".into(), ms_between(attached, Instant::now()));
     let mut console = Console::new(nonce);
     let bytes = output.map(|item| match item {
         Ok(LogOutput::StdOut { message } | LogOutput::StdErr { message } | LogOutput::Console { message }) => Ok(message),
         Ok(LogOutput::StdIn { .. }) => Ok(bytes::Bytes::new()),
         Err(e) => Err(std::io::Error::other(e)),
     });
-    let end = read_console(&mut console, Box::pin(bytes), deadline).await;
+    // Read the attached output while the start call is in flight: the agent
+    // may be ready before the engine answers the start request, and the
+    // ready line must be stamped when it arrives, not when we look.
+    let (started, end, sampler) = {
+        let reading = read_console(&mut console, Box::pin(bytes), deadline);
+        tokio::pin!(reading);
+        let start = docker.start_container(name, None);
+        tokio::pin!(start);
+        let mut end = None;
+        let started = loop {
+            tokio::select! {
+                started = &mut start => break started,
+                finished = &mut reading, if end.is_none() => end = Some(finished),
+            }
+        };
+        match started {
+            Err(e) => (Err(e), ConsoleEnd::Closed, None),
+            Ok(()) => {
+                let started_at = Instant::now();
+                let sampler = footprint_sampler(docker.clone(), name.to_string());
+                let end = match end {
+                    Some(end) => end,
+                    None => reading.await,
+                };
+                (Ok(started_at), end, Some(sampler))
+            }
+        }
+    };
+    let (started_at, sampler) = match (started, sampler) {
+        (Ok(at), Some(sampler)) => (at, sampler),
+        (Err(e), _) => return result.fail(format!("starting the container: {e}")),
+        (Ok(_), None) => unreachable!("a started container always has a sampler"),
+    };
+    result.metrics.insert("start_ms".into(), ms_between(attached, started_at));
+    let series = sampler.stop().await;
     if let Some(ready_at) = console.report.ready_at {
         result.metrics.insert("start_to_ready_ms".into(), ms_between(attached, ready_at));
     }
     collect_agent_report(&console, launched, end, result);
+    series.record(console.report.ready_at, &mut result.metrics);
     if end == ConsoleEnd::TimedOut {
         return;
     }
@@ -221,6 +253,18 @@ async fn trial(
         Some(Err(e)) => result.fail(format!("waiting for the container: {e}")),
     }
     result.metrics.insert("stopped_ms".into(), ms_between(launched, Instant::now()));
+}
+
+/// Samples the container's cgroup memory plus its shim's RSS. Finding the
+/// cgroup takes an inspect call, made inside the sampling task.
+fn footprint_sampler(docker: Docker, name: String) -> Sampler {
+    Sampler::start_with(async move {
+        let pid = docker.inspect_container(&name, None).await.ok()?.state?.pid?;
+        let pid = u32::try_from(pid).ok().filter(|p| *p > 0)?;
+        let dir = footprint::cgroup_dir(pid)?;
+        let shim = footprint::parent(pid);
+        Some(move || footprint::cgroup(&dir, shim))
+    })
 }
 
 async fn remove(docker: &Docker, name: &str) -> Result<()> {

@@ -4,6 +4,7 @@
 pub mod accel;
 pub mod cmdline;
 
+use super::footprint::{self, Sampler, Series};
 use super::{collect_agent_report, ms_between, read_console, reader_stream, Backend, ConsoleEnd, RunContext, TrialRequest, TrialResult};
 use crate::console::Console;
 use crate::guest::{self, kernel::Kernel};
@@ -214,6 +215,8 @@ pub struct Launch {
     pub status: Option<ExitStatus>,
     pub spawn_error: Option<String>,
     pub stderr: String,
+    /// The QEMU process's memory while it ran.
+    pub footprint: Series,
 }
 
 impl Launch {
@@ -228,6 +231,7 @@ impl Launch {
             return result;
         }
         collect_agent_report(&self.console, self.launched, self.end, &mut result);
+        self.footprint.record(self.console.report.ready_at, &mut result.metrics);
         if let Some(at) = self.first_byte_at {
             result.metrics.insert("first_byte_ms".into(), ms_between(self.launched, at));
         }
@@ -285,6 +289,7 @@ pub async fn launch(cmd: &QemuCommand, nonce: &str, timeout: Duration) -> Launch
                 status: None,
                 spawn_error: Some(e.to_string()),
                 stderr: String::new(),
+                footprint: Series::default(),
             }
         }
     };
@@ -296,7 +301,12 @@ pub async fn launch(cmd: &QemuCommand, nonce: &str, timeout: Duration) -> Launch
         let _ = (&mut stderr).take(64 * 1024).read_to_end(&mut buf).await;
         String::from_utf8_lossy(&buf).into_owned()
     });
+    let sampler = child.id().map(|pid| Sampler::start(move || footprint::process(pid)));
     let end = read_console(&mut console, reader_stream(stdout), deadline).await;
+    let footprint = match sampler {
+        Some(s) => s.stop().await,
+        None => Series::default(),
+    };
     let (exited_at, status) = match tokio::time::timeout_at(deadline, child.wait()).await {
         Ok(Ok(status)) => (Some(Instant::now()), Some(status)),
         _ => {
@@ -318,5 +328,6 @@ pub async fn launch(cmd: &QemuCommand, nonce: &str, timeout: Duration) -> Launch
         status,
         spawn_error: None,
         stderr,
+        footprint,
     }
 }

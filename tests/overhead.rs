@@ -1,0 +1,87 @@
+//! The overhead workloads in every target, on the real QEMU (TCG here) and
+//! Docker daemon: every metric present, positive and with a unit, overheads
+//! against native, and the orderings that must hold.
+
+mod common;
+
+use common::*;
+use std::path::Path;
+use vmbench::metric;
+
+const CPU: &[&str] = &["sha256_1t_mb_per_s", "sha256_mt_mb_per_s", "matmul_1t_mflops", "matmul_mt_mflops"];
+const MEMORY: &[&str] = &[
+    "stream_copy_gb_per_s",
+    "stream_scale_gb_per_s",
+    "stream_add_gb_per_s",
+    "stream_triad_gb_per_s",
+    "chase_latency_ns",
+];
+const SYSCALL: &[&str] = &["getppid_ns", "pipe_round_trip_ns"];
+
+#[test]
+fn quick_overhead_scenario_measures_every_workload_everywhere() {
+    let _guard = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/overhead-quick.toml");
+    let out = tmp.path().join("run");
+    // TCG on every host, so the orderings below hold everywhere.
+    let text = std::fs::read_to_string(&scenario)
+        .unwrap()
+        .replace("accel = \"auto\"", "accel = \"tcg\"");
+    let scenario = write(tmp.path(), "quick.toml", &text);
+    let result = run_in(tmp.path(), &["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(result.status.code(), Some(0), "{}\n{}", stderr(&result), stdout(&result));
+    let samples = samples(&out);
+    assert_eq!(samples.len(), 3 * 3 * 2);
+    assert!(samples.iter().all(|s| s.ok), "{samples:#?}");
+
+    for (workload, metrics) in [("cpu", CPU), ("memory", MEMORY), ("syscall", SYSCALL)] {
+        for s in samples.iter().filter(|s| s.workload == workload) {
+            for m in metrics.iter().chain(&["mem_peak_bytes", "agent_peak_rss_bytes"]) {
+                let v = s.metrics.get(*m).unwrap_or_else(|| panic!("{m} missing in {s:?}"));
+                assert!(*v > 0.0 && v.is_finite(), "{m} = {v} in {s:?}");
+                assert!(metric::info(m).is_some(), "{m} has no unit");
+            }
+        }
+    }
+    // Emulating the CPU costs: the VM computes slower than native under TCG.
+    for m in ["sha256_1t_mb_per_s", "matmul_1t_mflops"] {
+        let (vm, native) = (median(&samples, "qemu-microvm", m), median(&samples, "native", m));
+        assert!(vm < native, "{m}: vm {vm} should be below native {native}");
+    }
+    // A VM holds its guest's memory; the native agent is a small process.
+    let (vm_mem, native_mem) = (
+        median(&samples, "qemu-microvm", "mem_ready_bytes"),
+        median(&samples, "native", "mem_ready_bytes"),
+    );
+    assert!(vm_mem > 10.0 * native_mem, "vm {vm_mem} vs native {native_mem}");
+    assert!(median(&samples, "qemu-microvm", "pss_ready_bytes") > 0.0);
+    assert!(median(&samples, "docker", "mem_peak_bytes") > 0.0);
+
+    // The summary shows overheads with confidence intervals.
+    let table = stdout(&result);
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("qemu-microvm") && l.contains("cpu matmul_1t_mflops"))
+        .expect(&table);
+    assert!(row.contains("× ["), "{row}");
+    let native_row = table
+        .lines()
+        .find(|l| l.starts_with("native") && l.contains("cpu matmul_1t_mflops"))
+        .unwrap();
+    assert!(!native_row.contains("×"), "native is the baseline: {native_row}");
+    assert!(table.contains("memory stream_triad_gb_per_s") && table.contains("syscall pipe_round_trip_ns"));
+
+    // Overheads are also computable from the files alone.
+    let record = record(&out);
+    let rows = vmbench::report::metric_rows(&record, &samples);
+    let vm_cpu = rows
+        .iter()
+        .find(|r| r.target == "qemu-microvm" && r.metric == "matmul_1t_mflops")
+        .unwrap();
+    let ratio = vm_cpu.vs_native.unwrap();
+    assert!(
+        ratio.value > 1.0 && ratio.low <= ratio.value && ratio.value <= ratio.high,
+        "{ratio:?}"
+    );
+}
