@@ -76,6 +76,9 @@ pub struct Instructions {
     /// Workload parameters (`vmbench.p.<name>=<value>`).
     pub params: BTreeMap<String, String>,
     pub exit: ExitMode,
+    /// Where disk workloads do their I/O: a block device in a VM, a file in a
+    /// host directory elsewhere.
+    pub scratch: Option<String>,
 }
 
 impl Instructions {
@@ -85,6 +88,7 @@ impl Instructions {
             workload: workload.into(),
             params: BTreeMap::new(),
             exit: ExitMode::Reboot,
+            scratch: None,
         }
     }
 
@@ -96,6 +100,9 @@ impl Instructions {
         ];
         if self.exit != ExitMode::Reboot {
             tokens.push(format!("{TOKEN_PREFIX}exit={}", self.exit.as_str()));
+        }
+        if let Some(scratch) = &self.scratch {
+            tokens.push(format!("{TOKEN_PREFIX}scratch={scratch}"));
         }
         for (key, value) in &self.params {
             tokens.push(format!("{TOKEN_PREFIX}p.{key}={value}"));
@@ -121,6 +128,7 @@ impl Instructions {
                     instructions.nonce = value.to_string();
                 }
                 "workload" => instructions.workload = value.to_string(),
+                "scratch" => instructions.scratch = Some(value.to_string()),
                 "exit" => {
                     instructions.exit = match value {
                         "reboot" => ExitMode::Reboot,
@@ -214,6 +222,7 @@ mod tests {
         let mut ins = Instructions::new("a1b2", "cpu");
         ins.params.insert("threads".into(), "2".into());
         ins.exit = ExitMode::Poweroff;
+        ins.scratch = Some("/dev/vda".into());
         let tokens = ins.to_tokens();
         let parsed = Instructions::from_tokens(tokens.iter().map(String::as_str)).unwrap();
         assert_eq!(parsed, ins);

@@ -6,6 +6,7 @@
 //! result, and leaves (as PID 1 by rebooting, which QEMU turns into an exit).
 //! Everything it prints that the host acts on goes through [`crate::protocol`].
 
+pub mod modules;
 mod pid1;
 pub mod workloads;
 
@@ -31,7 +32,7 @@ pub fn run() -> i32 {
     let parsed = Instructions::from_tokens(tokens.iter().map(String::as_str));
     let exit = parsed.as_ref().map(|i| i.exit).unwrap_or(crate::protocol::ExitMode::Reboot);
     let status = match parsed {
-        Ok(instructions) => serve(&instructions, boottime_ns, started),
+        Ok(instructions) => serve(&instructions, boottime_ns, started, vm_init),
         Err(err) => {
             eprintln!("vmbench-agent: {err}");
             2
@@ -43,7 +44,7 @@ pub fn run() -> i32 {
     status
 }
 
-fn serve(instructions: &Instructions, boottime_ns: u64, started: Instant) -> i32 {
+fn serve(instructions: &Instructions, boottime_ns: u64, started: Instant, vm_init: bool) -> i32 {
     let nonce = instructions.nonce.as_str();
     let ready = AgentMessage::Ready {
         boottime_ns,
@@ -53,7 +54,11 @@ fn serve(instructions: &Instructions, boottime_ns: u64, started: Instant) -> i32
         kernel: pid1::kernel_release(),
     };
     emit(nonce, &ready);
-    let status = match workloads::run(&instructions.workload, &instructions.params) {
+    let env = workloads::Env {
+        scratch: instructions.scratch.clone(),
+        vm_init,
+    };
+    let status = match workloads::run(&instructions.workload, &instructions.params, &env) {
         Ok(mut metrics) => {
             metrics.insert("agent_peak_rss_bytes".into(), pid1::peak_rss_bytes() as f64);
             emit(

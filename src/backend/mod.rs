@@ -29,6 +29,8 @@ pub struct TrialRequest {
     pub workload: Workload,
     /// For the whole trial, launch to teardown.
     pub timeout: Duration,
+    /// Set by a backend for disk workloads: where the agent does its I/O.
+    pub scratch: Option<String>,
 }
 
 /// What one trial produced. `error` set means the trial failed; metrics
@@ -40,12 +42,34 @@ pub struct TrialResult {
     pub agent_kernel: Option<String>,
 }
 
+/// Scratch space of a run: in vmbench's cache, on a disk-backed file system
+/// (unlike a tmpfs `/tmp`, it supports O_DIRECT), the same for every target.
+pub fn scratch_root(run_id: &str) -> std::path::PathBuf {
+    crate::guest::cache::dir().join("scratch").join(run_id)
+}
+
+/// Creates the scratch file of one disk trial with `mib` MiB.
+pub fn scratch_file(dir: &std::path::Path, name: &str, mib: u64) -> std::io::Result<std::path::PathBuf> {
+    let path = dir.join(name);
+    let file = std::fs::File::create(&path)?;
+    file.set_len(mib * 1024 * 1024)?;
+    Ok(path)
+}
+
+/// The size of the scratch file a disk workload needs, `None` for others.
+pub fn disk_mib(workload: &Workload) -> Option<u64> {
+    (workload.kind == "disk").then(|| workload.param("file_mib")).flatten()
+}
+
 /// Shared by the backends of one run.
 #[derive(Debug)]
 pub struct RunContext {
     pub run_id: String,
     /// Host probes whose verdict holds for the whole run.
     pub kvm: tokio::sync::OnceCell<qemu::accel::Verdict>,
+    /// Where disk workloads put their files and images; removed when the
+    /// run ends, however it ends.
+    pub scratch: std::path::PathBuf,
 }
 
 impl RunContext {
@@ -53,7 +77,15 @@ impl RunContext {
         Arc::new(RunContext {
             run_id: run_id.to_string(),
             kvm: Default::default(),
+            scratch: scratch_root(run_id),
         })
+    }
+
+    /// A target's own scratch directory, created on first use.
+    pub fn scratch_for(&self, target: &str) -> std::io::Result<std::path::PathBuf> {
+        let dir = self.scratch.join(target);
+        std::fs::create_dir_all(&dir)?;
+        Ok(dir)
     }
 }
 
@@ -78,7 +110,7 @@ pub fn for_target(target: &Target, ctx: Arc<RunContext>) -> Box<dyn Backend> {
     match &target.spec {
         TargetSpec::Vm(spec) => Box::new(qemu::QemuBackend::new(&target.name, spec.clone(), ctx)),
         TargetSpec::Container(spec) => Box::new(docker::DockerBackend::new(&target.name, spec.clone(), ctx)),
-        TargetSpec::Native => Box::new(native::NativeBackend::new(&target.name)),
+        TargetSpec::Native => Box::new(native::NativeBackend::new(&target.name, ctx)),
     }
 }
 

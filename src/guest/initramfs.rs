@@ -7,7 +7,7 @@ use anyhow::Result;
 use std::path::PathBuf;
 
 /// Bump when the layout below changes, so old cache entries are not reused.
-const LAYOUT_VERSION: u32 = 1;
+const LAYOUT_VERSION: u32 = 2;
 
 /// A built (or reused) initramfs on disk.
 #[derive(Debug, Clone)]
@@ -19,8 +19,11 @@ pub struct Initramfs {
     pub reused: bool,
 }
 
-/// The archive for `agent`.
-pub fn build(agent: &[u8]) -> Vec<u8> {
+/// A kernel module to carry: its name and contents.
+pub type Module = (String, Vec<u8>);
+
+/// The archive for `agent` with `modules` (in load order).
+pub fn build(agent: &[u8], modules: &[Module]) -> Vec<u8> {
     let mut w = CpioWriter::new();
     w.dir("dev", 0o755)
         .char_device("dev/console", 0o600, 5, 1)
@@ -28,17 +31,37 @@ pub fn build(agent: &[u8]) -> Vec<u8> {
         .dir("sys", 0o555)
         .dir("tmp", 0o1777)
         .file("init", 0o755, agent);
+    if !modules.is_empty() {
+        let order: String = modules.iter().map(|(name, _)| format!("{name}\n")).collect();
+        w.dir("vmbench", 0o755)
+            .file("vmbench/modules", 0o644, order.as_bytes())
+            .dir("lib", 0o755)
+            .dir("lib/modules", 0o755);
+        for (name, bytes) in modules {
+            w.file(&format!("lib/modules/{name}.ko"), 0o644, bytes);
+        }
+    }
     w.finish()
 }
 
-/// Returns the cached initramfs for `agent`, building it on first use.
-pub fn ensure(agent: &[u8], agent_sha256: &str) -> Result<Initramfs> {
-    let key = sha256_hex(format!("layout-{LAYOUT_VERSION}-agent-{agent_sha256}").as_bytes());
+/// Reads the modules to carry from `(name, file)` pairs.
+pub fn read_modules(files: &[(String, PathBuf)]) -> Result<Vec<Module>> {
+    files.iter().map(|(name, path)| Ok((name.clone(), std::fs::read(path)?))).collect()
+}
+
+/// Returns the cached initramfs for `agent` and `modules`, building it on
+/// first use.
+pub fn ensure(agent: &[u8], agent_sha256: &str, modules: &[Module]) -> Result<Initramfs> {
+    let mut key_text = format!("layout-{LAYOUT_VERSION}-agent-{agent_sha256}");
+    for (name, bytes) in modules {
+        key_text.push_str(&format!("-{name}:{}", sha256_hex(bytes)));
+    }
+    let key = sha256_hex(key_text.as_bytes());
     let path = cache::dir().join("initramfs").join(format!("{}.cpio", &key[..24]));
     let (bytes, reused) = match std::fs::read(&path) {
         Ok(existing) => (existing, true),
         Err(_) => {
-            let fresh = build(agent);
+            let fresh = build(agent, modules);
             cache::write_atomic(&path, &fresh, 0o644)?;
             (fresh, false)
         }
@@ -49,4 +72,14 @@ pub fn ensure(agent: &[u8], agent_sha256: &str) -> Result<Initramfs> {
         bytes: bytes.len() as u64,
         reused,
     })
+}
+
+/// The initramfs for booting `kernel`: the agent plus the virtio modules of
+/// that kernel (none when it has them built in or ships no modules).
+pub fn for_kernel(kernel: &std::path::Path) -> Result<Initramfs> {
+    let files = match super::modules::dir_for(kernel) {
+        Some(dir) => super::modules::resolve(&dir, super::modules::VIRTIO)?,
+        None => Vec::new(),
+    };
+    ensure(super::agent::bytes(), &super::agent::sha256(), &read_modules(&files)?)
 }

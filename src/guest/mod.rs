@@ -7,6 +7,7 @@ pub mod cache;
 pub mod cpio;
 pub mod initramfs;
 pub mod kernel;
+pub mod modules;
 
 use sha2::{Digest, Sha256};
 use std::path::Path;

@@ -112,6 +112,7 @@ pub async fn execute(scenario: &Scenario, opts: &RunOptions, handle: Arc<RunHand
             Ok(f) => facts.push(f),
             Err(e) => {
                 cleanup_all(&mut backends).await;
+                remove_scratch(&handle.run_id);
                 return Err(InputError(e).into());
             }
         }
@@ -124,6 +125,7 @@ pub async fn execute(scenario: &Scenario, opts: &RunOptions, handle: Arc<RunHand
     let mut samples = Vec::with_capacity(plan.trials.len());
     let result = run_trials(scenario, &plan, &mut backends, &mut sink, observer, &mut samples).await;
     cleanup_all(&mut backends).await;
+    remove_scratch(&handle.run_id);
     match &result {
         Ok(()) => sink.finish(RunStatus::Complete, None)?,
         Err(e) => sink.finish(RunStatus::Failed, Some(format!("{e:#}")))?,
@@ -153,6 +155,7 @@ async fn run_trials(
             nonce: new_nonce(),
             workload: workload.clone(),
             timeout: scenario.timeout,
+            scratch: None,
         };
         let started_at = now_rfc3339();
         let result = backends[slot].run_trial(&request).await;
@@ -236,11 +239,22 @@ pub async fn sweep(scenario: &Scenario, handle: &RunHandle, note: &str) -> Resul
             backend::docker::remove_run_containers(&docker, &handle.run_id).await?;
         }
     }
+    remove_scratch(&handle.run_id);
     let dir = handle.dir.lock().expect("run handle lock").clone();
     if let Some(dir) = dir {
         mark_interrupted(&dir, note)?;
     }
     Ok(())
+}
+
+/// Removes the run's scratch directory (disk images, volume files).
+pub fn remove_scratch(run_id: &str) {
+    let dir = backend::scratch_root(run_id);
+    if dir.exists() {
+        if let Err(e) = std::fs::remove_dir_all(&dir) {
+            eprintln!("warning: could not remove scratch directory {}: {e}", dir.display());
+        }
+    }
 }
 
 fn mark_interrupted(dir: &Path, note: &str) -> Result<()> {

@@ -230,3 +230,11 @@ fn a_memory_workload_must_fit_in_the_target() {
     );
     assert!(parse_str(&GOOD.replace("kind = \"boot\"", "kind = \"memory\"\nstream_mib = 16\nchase_mib = 16")).is_ok());
 }
+
+#[test]
+fn a_disk_file_larger_than_the_free_space_is_rejected() {
+    let e = bad("kind = \"boot\"", "kind = \"disk\"\nfile_mib = 1000000");
+    assert_eq!((e.line, e.key.as_str()), (28, "workload[0].file_mib"));
+    assert!(e.message.contains("free where scratch files go"), "{e}");
+    assert!(parse_str(&GOOD.replace("kind = \"boot\"", "kind = \"disk\"\nfile_mib = 16")).is_ok());
+}

@@ -50,6 +50,7 @@ pub fn validate(path: &Path, text: &str) -> Result<Scenario> {
         .map(|(i, w)| workload_from_raw(&loc, i, w))
         .collect::<Result<Vec<_>>>()?;
     cross_check(&loc, &raw, &targets, &workloads)?;
+    check_disk_space(&loc, &raw, &workloads)?;
     Ok(Scenario {
         name: name.get_ref().clone(),
         description: raw.description.map(|d| d.into_inner()).unwrap_or_default(),
@@ -351,6 +352,43 @@ fn cross_check(loc: &Locator, raw: &RawScenario, targets: &[Target], workloads: 
         }
     }
     Ok(())
+}
+
+/// A disk workload's file must fit in the free space of the file system that
+/// holds vmbench's scratch directory (one file at a time per target).
+fn check_disk_space(loc: &Locator, raw: &RawScenario, workloads: &[Workload]) -> Result<()> {
+    for (i, workload) in workloads.iter().enumerate() {
+        let Some(mib) = workload.param("file_mib").filter(|_| workload.kind == "disk") else {
+            continue;
+        };
+        let scratch = crate::guest::cache::dir();
+        let Some(free) = free_bytes(&scratch) else { continue };
+        if mib * 1024 * 1024 > free {
+            let span = loc.find_key(raw.workload[i].span(), "file_mib").or(Some(raw.workload[i].span()));
+            return Err(loc.error(
+                span,
+                &format!("workload[{i}].file_mib"),
+                format!(
+                    "{mib} MiB is more than the {} MiB free where scratch files go ({})",
+                    free / (1024 * 1024),
+                    scratch.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Free bytes of the file system holding `path` (or its nearest existing parent).
+fn free_bytes(path: &Path) -> Option<u64> {
+    let existing = path.ancestors().find(|p| p.exists())?;
+    let c_path = std::ffi::CString::new(existing.as_os_str().as_encoded_bytes()).ok()?;
+    // SAFETY: statvfs fills a plain struct for a valid C path.
+    let mut stat: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c_path.as_ptr(), &mut stat) } != 0 {
+        return None;
+    }
+    Some(stat.f_bavail as u64 * stat.f_frsize as u64)
 }
 
 /// Guest memory the kernel and the agent's initramfs keep for themselves.

@@ -15,7 +15,7 @@ impl Workload for Boot {
         &[]
     }
 
-    fn run(&self, params: &Params) -> Result<Metrics, String> {
+    fn run(&self, params: &Params, _env: &super::Env) -> Result<Metrics, String> {
         read(params, "boot", &[])?;
         Ok(Metrics::new())
     }

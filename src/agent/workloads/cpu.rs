@@ -55,7 +55,7 @@ impl Workload for Cpu {
         PARAMS
     }
 
-    fn run(&self, params: &Params) -> Result<Metrics, String> {
+    fn run(&self, params: &Params, _env: &super::Env) -> Result<Metrics, String> {
         let [sha_mib, n, reps, threads] = read(params, "cpu", PARAMS)?[..] else {
             unreachable!("one value per spec")
         };
@@ -149,7 +149,7 @@ mod tests {
             .into_iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let m = Cpu.run(&params).unwrap();
+        let m = Cpu.run(&params, &Default::default()).unwrap();
         assert_eq!(m.len(), 4);
         assert!(m.values().all(|v| *v > 0.0 && v.is_finite()), "{m:?}");
     }

@@ -53,7 +53,7 @@ impl Workload for Memory {
         PARAMS
     }
 
-    fn run(&self, params: &Params) -> Result<Metrics, String> {
+    fn run(&self, params: &Params, _env: &super::Env) -> Result<Metrics, String> {
         let [stream_mib, reps, chase_mib, steps] = read(params, "memory", PARAMS)?[..] else {
             unreachable!("one value per spec")
         };
@@ -146,7 +146,7 @@ mod tests {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-        let m = Memory.run(&params).unwrap();
+        let m = Memory.run(&params, &Default::default()).unwrap();
         for key in [
             "stream_copy_gb_per_s",
             "stream_scale_gb_per_s",
@@ -161,6 +161,9 @@ mod tests {
     #[test]
     fn unknown_parameters_are_rejected() {
         let params: Params = [("stream_gib".to_string(), "1".to_string())].into_iter().collect();
-        assert!(Memory.run(&params).unwrap_err().contains("no parameter `stream_gib`"));
+        assert!(Memory
+            .run(&params, &Default::default())
+            .unwrap_err()
+            .contains("no parameter `stream_gib`"));
     }
 }

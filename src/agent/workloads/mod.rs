@@ -2,6 +2,7 @@
 
 mod boot;
 mod cpu;
+mod disk;
 mod memory;
 pub mod params;
 pub mod sha256;
@@ -14,6 +15,15 @@ pub type Metrics = BTreeMap<String, f64>;
 /// Workload parameters as the host sent them (`vmbench.p.<name>=<value>`).
 pub type Params = BTreeMap<String, String>;
 
+/// Where a workload runs, beyond its parameters.
+#[derive(Debug, Clone, Default)]
+pub struct Env {
+    /// Where to do disk I/O (`vmbench.scratch=`).
+    pub scratch: Option<String>,
+    /// The agent is a VM's init: drivers may need loading first.
+    pub vm_init: bool,
+}
+
 /// One thing the agent measures inside a target.
 pub trait Workload {
     /// The name scenarios and instructions use.
@@ -21,7 +31,7 @@ pub trait Workload {
     /// The parameters it takes, with defaults and ranges.
     fn params(&self) -> &'static [params::ParamSpec];
     /// Runs once and returns its metrics, or the reason it could not run.
-    fn run(&self, params: &Params) -> Result<Metrics, String>;
+    fn run(&self, params: &Params, env: &Env) -> Result<Metrics, String>;
 }
 
 /// Every workload this agent knows.
@@ -31,6 +41,7 @@ pub fn all() -> Vec<Box<dyn Workload>> {
         Box::new(cpu::Cpu),
         Box::new(memory::Memory),
         Box::new(syscall::Syscall),
+        Box::new(disk::Disk),
     ]
 }
 
@@ -40,8 +51,8 @@ pub fn find(name: &str) -> Option<Box<dyn Workload>> {
 }
 
 /// Runs the workload called `name`.
-pub fn run(name: &str, params: &Params) -> Result<Metrics, String> {
+pub fn run(name: &str, params: &Params, env: &Env) -> Result<Metrics, String> {
     find(name)
         .ok_or_else(|| format!("this agent has no workload `{name}`"))?
-        .run(params)
+        .run(params, env)
 }

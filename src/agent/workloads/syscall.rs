@@ -34,7 +34,7 @@ impl Workload for Syscall {
         PARAMS
     }
 
-    fn run(&self, params: &Params) -> Result<Metrics, String> {
+    fn run(&self, params: &Params, _env: &super::Env) -> Result<Metrics, String> {
         let [calls, round_trips] = read(params, "syscall", PARAMS)?[..] else {
             unreachable!("one value per spec")
         };
@@ -113,7 +113,7 @@ mod tests {
             .into_iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let m = Syscall.run(&params).unwrap();
+        let m = Syscall.run(&params, &Default::default()).unwrap();
         assert!(m["getppid_ns"] > 0.0 && m["pipe_round_trip_ns"] > m["getppid_ns"], "{m:?}");
     }
 }

@@ -127,7 +127,31 @@ impl Backend for DockerBackend {
         let name = format!("{}{}-{}-{}", spec::NAME_PREFIX, self.ctx.run_id, self.name, self.launches);
         let mut instructions = Instructions::new(&request.nonce, request.workload.kind.as_str());
         instructions.params = request.workload.params.clone();
-        let body = spec::create_body(&self.spec, image, &self.ctx.run_id, &self.name, instructions.to_tokens());
+        // Disk workloads write to a host directory mounted at /scratch.
+        let mut volume = None;
+        if let Some(mib) = super::disk_mib(&request.workload) {
+            let file_name = format!("{}.img", request.nonce);
+            let made = self
+                .ctx
+                .scratch_for(&self.name)
+                .and_then(|dir| super::scratch_file(&dir, &file_name, mib).map(|file| (dir, file)));
+            match made {
+                Ok((dir, file)) => {
+                    instructions.scratch = Some(format!("{}/{file_name}", spec::SCRATCH_MOUNT));
+                    volume = Some((dir, file));
+                }
+                Err(e) => {
+                    return TrialResult {
+                        error: Some(format!("creating the scratch file: {e}")),
+                        ..Default::default()
+                    }
+                }
+            }
+        }
+        let mut body = spec::create_body(&self.spec, image, &self.ctx.run_id, &self.name, instructions.to_tokens());
+        if let Some((dir, _)) = &volume {
+            spec::mount_scratch(&mut body, dir);
+        }
         let deadline = tokio::time::Instant::now() + request.timeout;
         let mut result = TrialResult::default();
         let launched = Instant::now();
@@ -138,6 +162,9 @@ impl Backend for DockerBackend {
         .await;
         if trial.is_err() {
             result.fail("timed out talking to the Docker daemon");
+        }
+        if let Some((_, file)) = volume {
+            let _ = std::fs::remove_file(file);
         }
         // Remove whatever happened above; the removal is the last phase.
         let removing = Instant::now();

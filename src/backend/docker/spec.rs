@@ -12,6 +12,17 @@ pub const RUN_LABEL: &str = "vmbench.run";
 pub const TARGET_LABEL: &str = "vmbench.target";
 /// Name prefix of every container vmbench creates.
 pub const NAME_PREFIX: &str = "vmbench-";
+/// Where disk workloads find the host's scratch directory.
+pub const SCRATCH_MOUNT: &str = "/scratch";
+
+/// Bind-mounts `dir` read-write at [`SCRATCH_MOUNT`]; the root stays read-only.
+pub fn mount_scratch(body: &mut ContainerCreateBody, dir: &std::path::Path) {
+    let host = body.host_config.get_or_insert_with(Default::default);
+    host.binds
+        .get_or_insert_with(Vec::new)
+        .push(format!("{}:{SCRATCH_MOUNT}:rw", dir.display()));
+}
+
 /// Where the agent sits in the image.
 pub const AGENT_PATH: &str = "/vmbench-agent";
 
@@ -116,7 +127,7 @@ mod tests {
     #[test]
     fn containers_are_locked_down_and_limited() {
         let body = create_body(&spec(), "vmbench/agent:abc", "run1", "docker", vec!["vmbench.nonce=x".into()]);
-        let host = body.host_config.unwrap();
+        let host = body.host_config.clone().unwrap();
         assert_eq!(host.network_mode.as_deref(), Some("none"));
         assert_eq!(host.cap_drop, Some(vec!["ALL".to_string()]));
         assert_eq!(host.security_opt, Some(vec!["no-new-privileges".to_string()]));
@@ -126,8 +137,15 @@ mod tests {
         assert_eq!(host.memory, Some(256 * MIB));
         assert_eq!(host.memory_swap, host.memory);
         assert_eq!(host.runtime.as_deref(), Some("runc"));
-        assert_eq!(body.labels.unwrap()[RUN_LABEL], "run1");
-        assert_eq!(body.cmd.unwrap(), vec!["vmbench.nonce=x".to_string()]);
+        assert_eq!(body.labels.as_ref().unwrap()[RUN_LABEL], "run1");
+        assert_eq!(body.cmd.clone().unwrap(), vec!["vmbench.nonce=x".to_string()]);
+        assert_eq!(host.binds, None);
+        let mut body = body;
+        mount_scratch(&mut body, std::path::Path::new("/cache/scratch/r/t"));
+        assert_eq!(
+            body.host_config.unwrap().binds.unwrap(),
+            vec!["/cache/scratch/r/t:/scratch:rw".to_string()]
+        );
     }
 
     #[test]

@@ -75,6 +75,7 @@ pub async fn probe(qemu: &Path, kernel: &Path, initrd: &Path) -> Verdict {
         kernel: kernel.to_path_buf(),
         initrd: initrd.to_path_buf(),
         append,
+        disk: None,
     };
     let launch = launch(&cmd, &nonce, timeout).await;
     verdict_from(&launch, timeout)

@@ -48,7 +48,13 @@ pub struct QemuCommand {
     pub initrd: PathBuf,
     /// Kernel command line, one parameter per entry.
     pub append: Vec<String>,
+    /// A raw image attached as virtio-blk (the disk workload's `/dev/vda`).
+    pub disk: Option<PathBuf>,
 }
+
+/// How the disk image is opened on the host: `cache=none` is O_DIRECT, so the
+/// host's page cache does not flatter the guest's I/O.
+pub const DISK_CACHE: &str = "none";
 
 impl QemuCommand {
     /// Arguments after the binary.
@@ -68,6 +74,17 @@ impl QemuCommand {
         pair("-kernel", self.kernel.display().to_string());
         pair("-initrd", self.initrd.display().to_string());
         pair("-append", self.append.join(" "));
+        if let Some(disk) = &self.disk {
+            pair(
+                "-drive",
+                format!("file={},format=raw,if=none,id=disk0,cache={DISK_CACHE},aio=threads", disk.display()),
+            );
+            let device = match self.machine {
+                Machine::Microvm => "virtio-blk-device",
+                Machine::Q35 => "virtio-blk-pci",
+            };
+            pair("-device", format!("{device},drive=disk0"));
+        }
         // The guest's serial port is QEMU's stdout: a pipe vmbench reads as
         // bytes arrive.
         pair("-serial", "stdio".to_string());
@@ -96,6 +113,7 @@ mod tests {
             kernel: "/k/vmlinuz".into(),
             initrd: "/k/initrd.cpio".into(),
             append: vec!["console=ttyS0".into(), "vmbench.nonce=ab".into()],
+            disk: None,
         }
     }
 
@@ -117,6 +135,21 @@ mod tests {
         assert_eq!(value_after(&args, "-m"), "256M");
         assert_eq!(value_after(&args, "-append"), "console=ttyS0 vmbench.nonce=ab");
         assert_eq!(value_after(&args, "-serial"), "stdio");
+        assert!(!args.iter().any(|a| a == "-drive"));
+    }
+
+    #[test]
+    fn a_disk_is_virtio_blk_on_the_machines_bus_without_host_caching() {
+        let mut cmd = command(Machine::Microvm, Accel::Tcg);
+        cmd.disk = Some("/s/d.img".into());
+        let args = cmd.args();
+        assert_eq!(
+            value_after(&args, "-drive"),
+            "file=/s/d.img,format=raw,if=none,id=disk0,cache=none,aio=threads"
+        );
+        assert_eq!(value_after(&args, "-device"), "virtio-blk-device,drive=disk0");
+        cmd.machine = Machine::Q35;
+        assert_eq!(value_after(&cmd.args(), "-device"), "virtio-blk-pci,drive=disk0");
     }
 
     #[test]

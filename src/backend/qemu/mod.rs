@@ -72,7 +72,7 @@ impl Backend for QemuBackend {
         let version = qemu_version(&qemu).await?;
         let kernel = guest::kernel::find(&self.spec.kernel).with_context(|| format!("target `{}`", self.name))?;
         let agent_sha = guest::agent::sha256();
-        let initramfs = guest::initramfs::ensure(guest::agent::bytes(), &agent_sha).context("building the initramfs")?;
+        let initramfs = guest::initramfs::for_kernel(&kernel.path).context("building the initramfs")?;
         let (accel, accel_reason) = self.choose_accel(&qemu, &kernel.path, &initramfs.path).await?;
         let mut append: Vec<String> = BASE_KERNEL_ARGS.iter().map(|s| s.to_string()).collect();
         if accel == Accel::Tcg {
@@ -89,6 +89,7 @@ impl Backend for QemuBackend {
             kernel: kernel.path.clone(),
             initrd: initramfs.path.clone(),
             append,
+            disk: None,
         };
         let reproduce = with_instructions(&template, &Instructions::new("repro", "boot")).argv();
         let facts = facts(
@@ -114,8 +115,32 @@ impl Backend for QemuBackend {
         };
         let mut instructions = Instructions::new(&request.nonce, request.workload.kind.as_str());
         instructions.params = request.workload.params.clone();
-        let cmd = with_instructions(template, &instructions);
+        let mut cmd = with_instructions(template, &instructions);
+        let disk = match super::disk_mib(&request.workload) {
+            None => None,
+            Some(mib) => match self
+                .ctx
+                .scratch_for(&self.name)
+                .and_then(|dir| super::scratch_file(&dir, &format!("{}.img", request.nonce), mib))
+            {
+                Ok(path) => Some(path),
+                Err(e) => {
+                    return TrialResult {
+                        error: Some(format!("creating the disk image: {e}")),
+                        ..Default::default()
+                    }
+                }
+            },
+        };
+        if let Some(path) = &disk {
+            instructions.scratch = Some("/dev/vda".into());
+            cmd = with_instructions(template, &instructions);
+            cmd.disk = Some(path.clone());
+        }
         let launch = launch(&cmd, &request.nonce, request.timeout).await;
+        if let Some(path) = disk {
+            let _ = std::fs::remove_file(path);
+        }
         launch.into_result()
     }
 
@@ -160,6 +185,12 @@ fn facts(
         agent_sha256,
         artifact_bytes: kernel.bytes + initramfs.bytes,
         reproduce,
+        settings: [(
+            "disk_cache".to_string(),
+            format!("{} (O_DIRECT on the host), virtio-blk", cmdline::DISK_CACHE),
+        )]
+        .into_iter()
+        .collect(),
         ..Default::default()
     }
 }
