@@ -21,6 +21,8 @@ pub struct AgentReport {
     pub ready_at: Option<Instant>,
     pub ready: Option<AgentMessage>,
     pub metrics: Option<BTreeMap<String, f64>>,
+    /// The port the agent's network workload listens on, once it says so.
+    pub listening: Option<u16>,
     pub error: Option<String>,
     pub done_at: Option<Instant>,
 }
@@ -118,6 +120,7 @@ impl Console {
                 }
             }
             AgentMessage::Result { metrics, .. } => self.report.metrics = Some(metrics.clone()),
+            AgentMessage::Listening { port } => self.report.listening = Some(*port),
             AgentMessage::Error { message } => self.report.error = Some(message.clone()),
             AgentMessage::Done => {
                 self.report.done_at.get_or_insert(at);

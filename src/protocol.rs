@@ -41,6 +41,8 @@ pub enum AgentMessage {
         /// gVisor's own in runsc, the host's in a container.
         kernel: String,
     },
+    /// The network workload listens on this port (inside the target).
+    Listening { port: u16 },
     /// Measurements of one workload; metric names carry their unit.
     Result { workload: String, metrics: BTreeMap<String, f64> },
     /// The workload failed; the text is the agent's own explanation.
@@ -79,6 +81,8 @@ pub struct Instructions {
     /// Where disk workloads do their I/O: a block device in a VM, a file in a
     /// host directory elsewhere.
     pub scratch: Option<String>,
+    /// Where the network workload listens, `address:port` (port 0: any).
+    pub listen: Option<String>,
 }
 
 impl Instructions {
@@ -89,6 +93,7 @@ impl Instructions {
             params: BTreeMap::new(),
             exit: ExitMode::Reboot,
             scratch: None,
+            listen: None,
         }
     }
 
@@ -103,6 +108,9 @@ impl Instructions {
         }
         if let Some(scratch) = &self.scratch {
             tokens.push(format!("{TOKEN_PREFIX}scratch={scratch}"));
+        }
+        if let Some(listen) = &self.listen {
+            tokens.push(format!("{TOKEN_PREFIX}listen={listen}"));
         }
         for (key, value) in &self.params {
             tokens.push(format!("{TOKEN_PREFIX}p.{key}={value}"));
@@ -129,6 +137,7 @@ impl Instructions {
                 }
                 "workload" => instructions.workload = value.to_string(),
                 "scratch" => instructions.scratch = Some(value.to_string()),
+                "listen" => instructions.listen = Some(value.to_string()),
                 "exit" => {
                     instructions.exit = match value {
                         "reboot" => ExitMode::Reboot,
@@ -223,6 +232,7 @@ mod tests {
         ins.params.insert("threads".into(), "2".into());
         ins.exit = ExitMode::Poweroff;
         ins.scratch = Some("/dev/vda".into());
+        ins.listen = Some("0.0.0.0:7777".into());
         let tokens = ins.to_tokens();
         let parsed = Instructions::from_tokens(tokens.iter().map(String::as_str)).unwrap();
         assert_eq!(parsed, ins);

@@ -17,6 +17,7 @@ const MEMORY: &[&str] = &[
     "chase_latency_ns",
 ];
 const SYSCALL: &[&str] = &["getppid_ns", "pipe_round_trip_ns"];
+const NETWORK: &[&str] = &["tcp_rr_p50_us", "tcp_rr_p99_us", "tcp_stream_gbps"];
 const DISK: &[&str] = &[
     "seq_write_mb_per_s",
     "seq_read_mb_per_s",
@@ -40,10 +41,16 @@ fn quick_overhead_scenario_measures_every_workload_everywhere() {
     let result = run_in(tmp.path(), &["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap()]);
     assert_eq!(result.status.code(), Some(0), "{}\n{}", stderr(&result), stdout(&result));
     let samples = samples(&out);
-    assert_eq!(samples.len(), 3 * 4 * 2);
+    assert_eq!(samples.len(), 3 * 5 * 2);
     assert!(samples.iter().all(|s| s.ok), "{samples:#?}");
 
-    for (workload, metrics) in [("cpu", CPU), ("memory", MEMORY), ("syscall", SYSCALL), ("disk", DISK)] {
+    for (workload, metrics) in [
+        ("cpu", CPU),
+        ("memory", MEMORY),
+        ("syscall", SYSCALL),
+        ("disk", DISK),
+        ("network", NETWORK),
+    ] {
         for s in samples.iter().filter(|s| s.workload == workload) {
             for m in metrics.iter().chain(&["mem_peak_bytes", "agent_peak_rss_bytes"]) {
                 let v = s.metrics.get(*m).unwrap_or_else(|| panic!("{m} missing in {s:?}"));
@@ -66,6 +73,10 @@ fn quick_overhead_scenario_measures_every_workload_everywhere() {
     assert!(median(&samples, "qemu-microvm", "pss_ready_bytes") > 0.0);
     assert!(median(&samples, "docker", "mem_peak_bytes") > 0.0);
 
+    // Percentiles are ordered.
+    for s in samples.iter().filter(|s| s.workload == "network") {
+        assert!(s.metrics["tcp_rr_p99_us"] >= s.metrics["tcp_rr_p50_us"], "{s:?}");
+    }
     // Scratch files and images are gone with the run.
     assert!(!vmbench::backend::scratch_root(&common::record(&out).run_id).exists());
 

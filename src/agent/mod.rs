@@ -54,9 +54,13 @@ fn serve(instructions: &Instructions, boottime_ns: u64, started: Instant, vm_ini
         kernel: pid1::kernel_release(),
     };
     emit(nonce, &ready);
+    let announce_nonce = nonce.to_string();
+    let announce: workloads::Announce = Box::new(move |port| emit(&announce_nonce, &AgentMessage::Listening { port }));
     let env = workloads::Env {
         scratch: instructions.scratch.clone(),
+        listen: instructions.listen.clone(),
         vm_init,
+        announce: std::sync::Arc::new(announce),
     };
     let status = match workloads::run(&instructions.workload, &instructions.params, &env) {
         Ok(mut metrics) => {

@@ -6,6 +6,7 @@
 pub mod docker;
 pub mod footprint;
 pub mod native;
+pub mod network;
 pub mod qemu;
 
 use crate::console::Console;
@@ -125,11 +126,48 @@ pub enum ConsoleEnd {
 }
 
 /// Feeds `source` into `console` until the agent is done, the source closes
-/// or `deadline` passes. Each chunk is stamped the moment it is read.
-pub async fn read_console<S>(console: &mut Console, mut source: S, deadline: Instant) -> ConsoleEnd
+/// or `deadline` passes. Each chunk is stamped the moment it is read. When
+/// the agent announces a listening port and a `network` client is given,
+/// the host side of the network workload runs (its metrics or error go to
+/// `result`) and reading resumes.
+pub async fn read_console<S>(
+    console: &mut Console,
+    mut source: S,
+    deadline: Instant,
+    mut network: Option<network::NetworkClient>,
+    result: &mut TrialResult,
+) -> ConsoleEnd
 where
     S: Stream<Item = std::io::Result<Bytes>> + Unpin,
 {
+    let end = read_until(console, &mut source, deadline, |c| c.is_done() || c.report.listening.is_some()).await;
+    let Some(port) = console.report.listening.filter(|_| end == ConsoleEnd::Done && !console.is_done()) else {
+        return end;
+    };
+    if let Some(client) = network.take() {
+        match tokio::time::timeout_at(deadline, client.run(port)).await {
+            Ok(Ok(metrics)) => result.metrics.extend(metrics),
+            Ok(Err(e)) => result.fail(format!("network workload: {e}")),
+            Err(_) => result.fail("network workload: timed out"),
+        }
+    }
+    // Keep reading, now only until the agent is done.
+    read_until(console, &mut source, deadline, Console::is_done).await
+}
+
+/// A resolver for targets whose agent listens on the host's loopback
+/// (native, container with host networking).
+pub fn loopback(port: u16) -> futures_util::future::BoxFuture<'static, Result<std::net::SocketAddr, String>> {
+    Box::pin(async move { Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port))) })
+}
+
+async fn read_until<S>(console: &mut Console, source: &mut S, deadline: Instant, stop: impl Fn(&Console) -> bool) -> ConsoleEnd
+where
+    S: Stream<Item = std::io::Result<Bytes>> + Unpin,
+{
+    if stop(console) {
+        return ConsoleEnd::Done;
+    }
     loop {
         match tokio::time::timeout_at(deadline, source.next()).await {
             Err(_) => return ConsoleEnd::TimedOut,
@@ -139,7 +177,7 @@ where
             }
             Ok(Some(Ok(chunk))) => {
                 console.feed(std::time::Instant::now(), &chunk);
-                if console.is_done() {
+                if stop(console) {
                     return ConsoleEnd::Done;
                 }
             }

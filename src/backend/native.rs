@@ -34,6 +34,10 @@ pub fn argv(agent: &Path, request: &TrialRequest) -> Vec<String> {
     let mut instructions = Instructions::new(&request.nonce, request.workload.kind.as_str());
     instructions.params = request.workload.params.clone();
     instructions.scratch = request.scratch.clone();
+    if request.workload.kind == "network" {
+        // Any free port on loopback; the agent says which.
+        instructions.listen = Some("127.0.0.1:0".into());
+    }
     let mut argv = vec![agent.display().to_string()];
     argv.extend(instructions.to_tokens());
     argv
@@ -125,7 +129,8 @@ async fn launch(agent: &Path, request: &TrialRequest) -> TrialResult {
     result.metrics.insert("spawn_ms".into(), ms_between(launched, Instant::now()));
     let stdout = child.stdout.take().expect("stdout is piped");
     let mut console = Console::new(&request.nonce);
-    let end = read_console(&mut console, reader_stream(stdout), deadline).await;
+    let network = super::network::NetworkClient::for_workload(&request.workload, Box::new(super::loopback));
+    let end = read_console(&mut console, reader_stream(stdout), deadline, network, &mut result).await;
     if end == ConsoleEnd::TimedOut {
         let _ = child.kill().await;
     }

@@ -115,6 +115,25 @@ pub struct ContainerSpec {
     /// `DOCKER_HOST` and then the default socket.
     pub host: Option<String>,
     pub pids_limit: i64,
+    /// How the network workload reaches the container: `bridge` (a port
+    /// published on 127.0.0.1) or `host` (the host's network stack). Every
+    /// other workload runs with no network at all.
+    pub network: ContainerNetwork,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContainerNetwork {
+    Bridge,
+    Host,
+}
+
+impl ContainerNetwork {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContainerNetwork::Bridge => "bridge",
+            ContainerNetwork::Host => "host",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

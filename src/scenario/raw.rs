@@ -41,6 +41,7 @@ pub struct RawTarget {
     pub cpus: Option<Spanned<toml::Value>>,
     pub host: Option<Spanned<String>>,
     pub pids_limit: Option<Spanned<toml::Value>>,
+    pub network: Option<Spanned<String>>,
 }
 
 /// One `[[workload]]`: its kind plus the workload's own parameters.

@@ -117,7 +117,7 @@ const VM_KEYS: &[&str] = &[
     "kernel_args",
     "qemu",
 ];
-const CONTAINER_KEYS: &[&str] = &["engine", "runtime", "cpus", "memory_mib", "host", "pids_limit"];
+const CONTAINER_KEYS: &[&str] = &["engine", "runtime", "cpus", "memory_mib", "host", "pids_limit", "network"];
 
 /// The kind-specific keys a target sets, with the span of each value.
 fn present_keys(t: &RawTarget) -> Vec<(&'static str, Range<usize>)> {
@@ -140,6 +140,7 @@ fn present_keys(t: &RawTarget) -> Vec<(&'static str, Range<usize>)> {
     add("cpus", t.cpus.as_ref().map(Spanned::span));
     add("host", t.host.as_ref().map(Spanned::span));
     add("pids_limit", t.pids_limit.as_ref().map(Spanned::span));
+    add("network", t.network.as_ref().map(Spanned::span));
     keys
 }
 
@@ -251,6 +252,13 @@ fn container_from_raw(loc: &Locator, i: usize, t: &RawTarget) -> Result<Containe
     let memory_mib = int_in(loc, t.memory_mib.as_ref(), &key("memory_mib"), 6..=1_048_576, 256)? as u32;
     let pids_limit = int_in(loc, t.pids_limit.as_ref(), &key("pids_limit"), 1..=1_000_000, 64)?;
     let host = t.host.as_ref().map(|h| h.get_ref().clone());
+    let network = one_of(
+        loc,
+        t.network.as_ref(),
+        &key("network"),
+        &[("bridge", ContainerNetwork::Bridge), ("host", ContainerNetwork::Host)],
+        ContainerNetwork::Bridge,
+    )?;
     Ok(ContainerSpec {
         engine,
         runtime,
@@ -258,6 +266,7 @@ fn container_from_raw(loc: &Locator, i: usize, t: &RawTarget) -> Result<Containe
         memory_mib,
         host,
         pids_limit,
+        network,
     })
 }
 

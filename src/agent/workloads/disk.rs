@@ -205,7 +205,7 @@ mod tests {
             .collect();
         let env = Env {
             scratch: Some(path.display().to_string()),
-            vm_init: false,
+            ..Default::default()
         };
         let m = Disk.run(&params, &env).unwrap();
         for key in [

@@ -4,6 +4,7 @@ mod boot;
 mod cpu;
 mod disk;
 mod memory;
+pub mod network;
 pub mod params;
 pub mod sha256;
 mod syscall;
@@ -15,13 +16,31 @@ pub type Metrics = BTreeMap<String, f64>;
 /// Workload parameters as the host sent them (`vmbench.p.<name>=<value>`).
 pub type Params = BTreeMap<String, String>;
 
+/// Tells the host, mid-workload, the port the agent listens on.
+pub type Announce = Box<dyn Fn(u16) + Send + Sync>;
+
 /// Where a workload runs, beyond its parameters.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone)]
 pub struct Env {
     /// Where to do disk I/O (`vmbench.scratch=`).
     pub scratch: Option<String>,
+    /// Where to listen for the host (`vmbench.listen=`).
+    pub listen: Option<String>,
     /// The agent is a VM's init: drivers may need loading first.
     pub vm_init: bool,
+    /// How the network workload announces its port.
+    pub announce: std::sync::Arc<Announce>,
+}
+
+impl Default for Env {
+    fn default() -> Self {
+        Env {
+            scratch: None,
+            listen: None,
+            vm_init: false,
+            announce: std::sync::Arc::new(Box::new(|_| {})),
+        }
+    }
 }
 
 /// One thing the agent measures inside a target.
@@ -42,6 +61,7 @@ pub fn all() -> Vec<Box<dyn Workload>> {
         Box::new(memory::Memory),
         Box::new(syscall::Syscall),
         Box::new(disk::Disk),
+        Box::new(network::Network),
     ]
 }
 

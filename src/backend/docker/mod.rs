@@ -148,16 +148,45 @@ impl Backend for DockerBackend {
                 }
             }
         }
+        let network_workload = request.workload.kind == "network";
+        if network_workload {
+            instructions.listen = Some(spec::listen_address(self.spec.network));
+        }
         let mut body = spec::create_body(&self.spec, image, &self.ctx.run_id, &self.name, instructions.to_tokens());
         if let Some((dir, _)) = &volume {
             spec::mount_scratch(&mut body, dir);
         }
+        let network = if network_workload {
+            spec::enable_network(&mut body, self.spec.network);
+            let resolve: Box<dyn FnOnce(u16) -> futures_util::future::BoxFuture<'static, Result<std::net::SocketAddr, String>> + Send> =
+                match self.spec.network {
+                    crate::scenario::ContainerNetwork::Host => Box::new(super::loopback),
+                    crate::scenario::ContainerNetwork::Bridge => {
+                        let (docker, name) = (docker.clone(), name.clone());
+                        Box::new(move |_| Box::pin(async move { published_port(&docker, &name).await }))
+                    }
+                };
+            super::network::NetworkClient::for_workload(&request.workload, resolve)
+        } else {
+            None
+        };
         let deadline = tokio::time::Instant::now() + request.timeout;
         let mut result = TrialResult::default();
         let launched = Instant::now();
         let trial = tokio::time::timeout_at(
             deadline,
-            trial(docker, &name, body, &request.nonce, launched, deadline, &mut result),
+            trial(
+                Launch {
+                    docker,
+                    name: &name,
+                    nonce: &request.nonce,
+                    launched,
+                    deadline,
+                },
+                body,
+                network,
+                &mut result,
+            ),
         )
         .await;
         if trial.is_err() {
@@ -191,16 +220,29 @@ impl Backend for DockerBackend {
     }
 }
 
-/// create → attach → start → ready → exit, timing each phase into `result`.
-async fn trial(
-    docker: &Docker,
-    name: &str,
-    body: bollard::models::ContainerCreateBody,
-    nonce: &str,
+/// One container launch: which container, for which nonce, timed from when.
+struct Launch<'a> {
+    docker: &'a Docker,
+    name: &'a str,
+    nonce: &'a str,
     launched: Instant,
     deadline: tokio::time::Instant,
+}
+
+/// create → attach → start → ready → exit, timing each phase into `result`.
+async fn trial(
+    launch: Launch<'_>,
+    body: bollard::models::ContainerCreateBody,
+    network: Option<super::network::NetworkClient>,
     result: &mut TrialResult,
 ) {
+    let Launch {
+        docker,
+        name,
+        nonce,
+        launched,
+        deadline,
+    } = launch;
     let options = CreateContainerOptionsBuilder::default().name(name).build();
     if let Err(e) = docker.create_container(Some(options), body).await {
         return result.fail(format!("creating the container: {e}"));
@@ -229,8 +271,9 @@ async fn trial(
     // Read the attached output while the start call is in flight: the agent
     // may be ready before the engine answers the start request, and the
     // ready line must be stamped when it arrives, not when we look.
+    let mut host_side = TrialResult::default();
     let (started, end, sampler) = {
-        let reading = read_console(&mut console, Box::pin(bytes), deadline);
+        let reading = read_console(&mut console, Box::pin(bytes), deadline, network, &mut host_side);
         tokio::pin!(reading);
         let start = docker.start_container(name, None);
         tokio::pin!(start);
@@ -264,6 +307,10 @@ async fn trial(
     if let Some(ready_at) = console.report.ready_at {
         result.metrics.insert("start_to_ready_ms".into(), ms_between(attached, ready_at));
     }
+    result.metrics.extend(host_side.metrics);
+    if let Some(e) = host_side.error {
+        result.fail(e);
+    }
     collect_agent_report(&console, launched, end, result);
     series.record(console.report.ready_at, &mut result.metrics);
     if end == ConsoleEnd::TimedOut {
@@ -280,6 +327,24 @@ async fn trial(
         Some(Err(e)) => result.fail(format!("waiting for the container: {e}")),
     }
     result.metrics.insert("stopped_ms".into(), ms_between(launched, Instant::now()));
+}
+
+/// The host port Docker published for the agent's port.
+async fn published_port(docker: &Docker, name: &str) -> Result<std::net::SocketAddr, String> {
+    let key = format!("{}/tcp", crate::agent::workloads::network::GUEST_PORT);
+    let inspect = docker
+        .inspect_container(name, None)
+        .await
+        .map_err(|e| format!("inspecting the container: {e}"))?;
+    let port = inspect
+        .network_settings
+        .and_then(|n| n.ports)
+        .and_then(|mut ports| ports.remove(&key))
+        .flatten()
+        .and_then(|bindings| bindings.into_iter().find_map(|b| b.host_port))
+        .and_then(|p| p.parse::<u16>().ok())
+        .ok_or_else(|| format!("Docker published no host port for {key}"))?;
+    Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
 }
 
 /// Samples the container's cgroup memory plus its shim's RSS. Finding the

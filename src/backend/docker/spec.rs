@@ -23,6 +23,36 @@ pub fn mount_scratch(body: &mut ContainerCreateBody, dir: &std::path::Path) {
         .push(format!("{}:{SCRATCH_MOUNT}:rw", dir.display()));
 }
 
+/// Gives the container the network the network workload needs: a bridge
+/// with the agent's port published on 127.0.0.1 (an ephemeral host port), or
+/// the host's own network stack.
+pub fn enable_network(body: &mut ContainerCreateBody, mode: crate::scenario::ContainerNetwork) {
+    use crate::scenario::ContainerNetwork;
+    let port = format!("{}/tcp", crate::agent::workloads::network::GUEST_PORT);
+    body.network_disabled = Some(false);
+    let host = body.host_config.get_or_insert_with(Default::default);
+    match mode {
+        ContainerNetwork::Host => host.network_mode = Some("host".to_string()),
+        ContainerNetwork::Bridge => {
+            host.network_mode = Some("bridge".to_string());
+            let binding = bollard::models::PortBinding {
+                host_ip: Some("127.0.0.1".to_string()),
+                host_port: Some(String::new()),
+            };
+            host.port_bindings = Some(HashMap::from([(port.clone(), Some(vec![binding]))]));
+            body.exposed_ports = Some(vec![port]);
+        }
+    }
+}
+
+/// Where the agent listens in the container for `mode`.
+pub fn listen_address(mode: crate::scenario::ContainerNetwork) -> String {
+    match mode {
+        crate::scenario::ContainerNetwork::Host => "127.0.0.1:0".to_string(),
+        crate::scenario::ContainerNetwork::Bridge => format!("0.0.0.0:{}", crate::agent::workloads::network::GUEST_PORT),
+    }
+}
+
 /// Where the agent sits in the image.
 pub const AGENT_PATH: &str = "/vmbench-agent";
 
@@ -102,6 +132,7 @@ pub fn settings(spec: &ContainerSpec) -> std::collections::BTreeMap<String, Stri
         ("read_only_rootfs", "true".to_string()),
         ("pids_limit", spec.pids_limit.to_string()),
         ("memory_mib", spec.memory_mib.to_string()),
+        ("network_workload", spec.network.as_str().to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -121,6 +152,7 @@ mod tests {
             memory_mib: 256,
             host: None,
             pids_limit: 64,
+            network: crate::scenario::ContainerNetwork::Bridge,
         }
     }
 

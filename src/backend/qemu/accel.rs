@@ -76,8 +76,9 @@ pub async fn probe(qemu: &Path, kernel: &Path, initrd: &Path) -> Verdict {
         initrd: initrd.to_path_buf(),
         append,
         disk: None,
+        forward_port: None,
     };
-    let launch = launch(&cmd, &nonce, timeout).await;
+    let launch = launch(&cmd, &nonce, timeout, None).await;
     verdict_from(&launch, timeout)
 }
 

@@ -50,6 +50,9 @@ pub struct QemuCommand {
     pub append: Vec<String>,
     /// A raw image attached as virtio-blk (the disk workload's `/dev/vda`).
     pub disk: Option<PathBuf>,
+    /// A virtio-net NIC on QEMU's user network, with this host port on
+    /// 127.0.0.1 forwarded to the agent's port (the network workload).
+    pub forward_port: Option<u16>,
 }
 
 /// How the disk image is opened on the host: `cache=none` is O_DIRECT, so the
@@ -85,6 +88,15 @@ impl QemuCommand {
             };
             pair("-device", format!("{device},drive=disk0"));
         }
+        if let Some(port) = self.forward_port {
+            let guest = crate::agent::workloads::network::GUEST_PORT;
+            pair("-netdev", format!("user,id=net0,hostfwd=tcp:127.0.0.1:{port}-:{guest}"));
+            let device = match self.machine {
+                Machine::Microvm => "virtio-net-device",
+                Machine::Q35 => "virtio-net-pci",
+            };
+            pair("-device", format!("{device},netdev=net0"));
+        }
         // The guest's serial port is QEMU's stdout: a pipe vmbench reads as
         // bytes arrive.
         pair("-serial", "stdio".to_string());
@@ -114,6 +126,7 @@ mod tests {
             initrd: "/k/initrd.cpio".into(),
             append: vec!["console=ttyS0".into(), "vmbench.nonce=ab".into()],
             disk: None,
+            forward_port: None,
         }
     }
 
@@ -150,6 +163,15 @@ mod tests {
         assert_eq!(value_after(&args, "-device"), "virtio-blk-device,drive=disk0");
         cmd.machine = Machine::Q35;
         assert_eq!(value_after(&cmd.args(), "-device"), "virtio-blk-pci,drive=disk0");
+    }
+
+    #[test]
+    fn the_network_workload_gets_a_user_network_nic_with_a_forwarded_port() {
+        let mut cmd = command(Machine::Microvm, Accel::Tcg);
+        cmd.forward_port = Some(40000);
+        let args = cmd.args();
+        assert_eq!(value_after(&args, "-netdev"), "user,id=net0,hostfwd=tcp:127.0.0.1:40000-:7777");
+        assert_eq!(value_after(&args, "-device"), "virtio-net-device,netdev=net0");
     }
 
     #[test]

@@ -90,6 +90,7 @@ impl Backend for QemuBackend {
             initrd: initramfs.path.clone(),
             append,
             disk: None,
+            forward_port: None,
         };
         let reproduce = with_instructions(&template, &Instructions::new("repro", "boot")).argv();
         let facts = facts(
@@ -115,7 +116,6 @@ impl Backend for QemuBackend {
         };
         let mut instructions = Instructions::new(&request.nonce, request.workload.kind.as_str());
         instructions.params = request.workload.params.clone();
-        let mut cmd = with_instructions(template, &instructions);
         let disk = match super::disk_mib(&request.workload) {
             None => None,
             Some(mib) => match self
@@ -132,12 +132,31 @@ impl Backend for QemuBackend {
                 }
             },
         };
-        if let Some(path) = &disk {
-            instructions.scratch = Some("/dev/vda".into());
-            cmd = with_instructions(template, &instructions);
-            cmd.disk = Some(path.clone());
+        let mut forward_port = None;
+        if request.workload.kind == "network" {
+            match super::network::free_local_port() {
+                Ok(port) => forward_port = Some(port),
+                Err(e) => {
+                    return TrialResult {
+                        error: Some(format!("finding a free port to forward: {e}")),
+                        ..Default::default()
+                    }
+                }
+            }
+            let guest = crate::agent::workloads::network::GUEST_PORT;
+            instructions.listen = Some(format!("0.0.0.0:{guest}"));
         }
-        let launch = launch(&cmd, &request.nonce, request.timeout).await;
+        if disk.is_some() {
+            instructions.scratch = Some("/dev/vda".into());
+        }
+        let mut cmd = with_instructions(template, &instructions);
+        cmd.disk = disk.clone();
+        cmd.forward_port = forward_port;
+        // The host connects to the forwarded port, whatever the guest port.
+        let network = forward_port.and_then(|host_port| {
+            super::network::NetworkClient::for_workload(&request.workload, Box::new(move |_| super::loopback(host_port)))
+        });
+        let launch = launch(&cmd, &request.nonce, request.timeout, network).await;
         if let Some(path) = disk {
             let _ = std::fs::remove_file(path);
         }
@@ -248,6 +267,8 @@ pub struct Launch {
     pub stderr: String,
     /// The QEMU process's memory while it ran.
     pub footprint: Series,
+    /// What the host measured itself (the network workload).
+    pub host_side: TrialResult,
 }
 
 impl Launch {
@@ -260,6 +281,10 @@ impl Launch {
         if let Some(e) = &self.spawn_error {
             result.fail(format!("could not start QEMU: {e}"));
             return result;
+        }
+        result.metrics.extend(self.host_side.metrics);
+        if let Some(e) = self.host_side.error {
+            result.fail(e);
         }
         collect_agent_report(&self.console, self.launched, self.end, &mut result);
         self.footprint.record(self.console.report.ready_at, &mut result.metrics);
@@ -289,7 +314,7 @@ impl Launch {
 
 /// Spawns QEMU, reads its console until the agent is done, waits for QEMU to
 /// exit, and kills it at the deadline. Nothing outlives this call.
-pub async fn launch(cmd: &QemuCommand, nonce: &str, timeout: Duration) -> Launch {
+pub async fn launch(cmd: &QemuCommand, nonce: &str, timeout: Duration, network: Option<super::network::NetworkClient>) -> Launch {
     let deadline = tokio::time::Instant::now() + timeout;
     let mut command = Command::new(&cmd.binary);
     command
@@ -321,6 +346,7 @@ pub async fn launch(cmd: &QemuCommand, nonce: &str, timeout: Duration) -> Launch
                 spawn_error: Some(e.to_string()),
                 stderr: String::new(),
                 footprint: Series::default(),
+                host_side: TrialResult::default(),
             }
         }
     };
@@ -333,7 +359,8 @@ pub async fn launch(cmd: &QemuCommand, nonce: &str, timeout: Duration) -> Launch
         String::from_utf8_lossy(&buf).into_owned()
     });
     let sampler = child.id().map(|pid| Sampler::start(move || footprint::process(pid)));
-    let end = read_console(&mut console, reader_stream(stdout), deadline).await;
+    let mut host_side = TrialResult::default();
+    let end = read_console(&mut console, reader_stream(stdout), deadline, network, &mut host_side).await;
     let footprint = match sampler {
         Some(s) => s.stop().await,
         None => Series::default(),
@@ -360,5 +387,6 @@ pub async fn launch(cmd: &QemuCommand, nonce: &str, timeout: Duration) -> Launch
         spawn_error: None,
         stderr,
         footprint,
+        host_side,
     }
 }

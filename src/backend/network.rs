@@ -1,0 +1,117 @@
+//! The host side of the network workload: vmbench itself connects to the
+//! agent and measures TCP request/response latency and stream throughput.
+
+use crate::scenario::Workload;
+use futures_util::future::BoxFuture;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// What the host needs to run the network workload against one target.
+pub struct NetworkClient {
+    pub rr_count: u64,
+    pub rr_bytes: usize,
+    pub stream_bytes: u64,
+    /// Turns the port the agent announced (inside the target) into the
+    /// address the host connects to (a forwarded or published port).
+    pub resolve: Box<dyn FnOnce(u16) -> BoxFuture<'static, Result<SocketAddr, String>> + Send>,
+}
+
+impl NetworkClient {
+    /// A client for `workload` if it is the network workload.
+    pub fn for_workload(
+        workload: &Workload,
+        resolve: Box<dyn FnOnce(u16) -> BoxFuture<'static, Result<SocketAddr, String>> + Send>,
+    ) -> Option<Self> {
+        (workload.kind == "network").then(|| NetworkClient {
+            rr_count: workload.param("rr_count").unwrap_or(10_000),
+            rr_bytes: workload.param("rr_bytes").unwrap_or(64) as usize,
+            stream_bytes: workload.param("stream_mib").unwrap_or(256) * 1024 * 1024,
+            resolve,
+        })
+    }
+
+    /// Connects to the agent's `port` and measures; metrics in µs and Gbit/s.
+    pub async fn run(self, port: u16) -> Result<BTreeMap<String, f64>, String> {
+        let (rr_count, rr_bytes, stream_bytes) = (self.rr_count, self.rr_bytes, self.stream_bytes);
+        let addr = (self.resolve)(port).await?;
+        let mut m = BTreeMap::new();
+        let mut latencies = request_response(connect(addr).await?, rr_count, rr_bytes).await?;
+        latencies.sort_by(f64::total_cmp);
+        m.insert("tcp_rr_p50_us".into(), pick(&latencies, 0.50));
+        m.insert("tcp_rr_p99_us".into(), pick(&latencies, 0.99));
+        let secs = stream(connect(addr).await?, stream_bytes).await?;
+        m.insert("tcp_stream_gbps".into(), stream_bytes as f64 * 8.0 / secs / 1e9);
+        Ok(m)
+    }
+}
+
+/// Connects, retrying briefly: a forwarded port may accept before the
+/// forwarder reaches the agent (QEMU's user network, docker-proxy).
+async fn connect(addr: SocketAddr) -> Result<TcpStream, String> {
+    let start = Instant::now();
+    loop {
+        match TcpStream::connect(addr).await {
+            Ok(s) => {
+                s.set_nodelay(true).map_err(|e| e.to_string())?;
+                return Ok(s);
+            }
+            Err(e) if start.elapsed() < Duration::from_secs(5) => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => return Err(format!("connecting to the agent at {addr}: {e}")),
+        }
+    }
+}
+
+/// Per-round-trip latencies in µs.
+async fn request_response(mut conn: TcpStream, count: u64, size: usize) -> Result<Vec<f64>, String> {
+    let request = vec![0x5au8; size];
+    let mut response = vec![0u8; size];
+    let mut out = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let t = Instant::now();
+        conn.write_all(&request).await.map_err(|e| format!("request: {e}"))?;
+        conn.read_exact(&mut response).await.map_err(|e| format!("response: {e}"))?;
+        out.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    Ok(out)
+}
+
+/// Seconds to send `bytes` and have the agent confirm it received them all.
+async fn stream(mut conn: TcpStream, bytes: u64) -> Result<f64, String> {
+    let chunk = vec![0xa5u8; 1 << 20];
+    let t = Instant::now();
+    let mut sent = 0u64;
+    while sent < bytes {
+        let n = chunk.len().min((bytes - sent) as usize);
+        conn.write_all(&chunk[..n]).await.map_err(|e| format!("stream: {e}"))?;
+        sent += n as u64;
+    }
+    conn.shutdown().await.map_err(|e| format!("stream shutdown: {e}"))?;
+    let mut count = [0u8; 8];
+    conn.read_exact(&mut count).await.map_err(|e| format!("stream answer: {e}"))?;
+    let secs = t.elapsed().as_secs_f64();
+    let received = u64::from_be_bytes(count);
+    if received != bytes {
+        return Err(format!("the agent received {received} of {bytes} bytes"));
+    }
+    Ok(secs)
+}
+
+fn pick(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    crate::stats::quantile_sorted(sorted, q)
+}
+
+/// A free local TCP port for a forwarded VM port. Another process could take
+/// it between here and QEMU's bind; QEMU then fails to start and the trial
+/// says so.
+pub fn free_local_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
