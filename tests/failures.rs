@@ -153,3 +153,39 @@ fn a_panic_after_a_container_was_created_leaves_no_container_behind() {
     assert_eq!(containers_of_run(&record.run_id), 0);
     assert!(vmbench_qemu_processes().is_empty());
 }
+
+#[test]
+fn sigint_during_a_disk_trial_removes_the_scratch_files() {
+    let _guard = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let text = three_targets("disk-interrupt", 20, 0, 60.0).replace("kind = \"boot\"", "kind = \"disk\"\nfile_mib = 64\nrand_ops = 20000");
+    let scenario = write(tmp.path(), "disk.toml", &text);
+    let out = tmp.path().join("run");
+    let mut child = vmbench()
+        .current_dir(tmp.path())
+        .args(["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .spawn()
+        .unwrap();
+    // Wait until a scratch file exists, i.e. a disk trial is under way.
+    let started = Instant::now();
+    let run_id = loop {
+        if let Ok(record) = vmbench::runner::sink::read_run_record(&out) {
+            let root = vmbench::backend::scratch_root(&record.run_id);
+            let busy = std::fs::read_dir(&root).map(|d| {
+                d.flatten()
+                    .any(|t| std::fs::read_dir(t.path()).map(|f| f.count() > 0).unwrap_or(false))
+            });
+            if busy.unwrap_or(false) {
+                break record.run_id;
+            }
+        }
+        assert!(started.elapsed() < Duration::from_secs(90), "no disk trial started");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // SAFETY: sending a signal to our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    assert!(!vmbench::backend::scratch_root(&run_id).exists(), "scratch files left behind");
+    assert!(vmbench_qemu_processes().is_empty());
+    assert_eq!(containers_of_run(&run_id), 0);
+}

@@ -204,10 +204,16 @@ fn facts(
         agent_sha256,
         artifact_bytes: kernel.bytes + initramfs.bytes,
         reproduce,
-        settings: [(
-            "disk_cache".to_string(),
-            format!("{} (O_DIRECT on the host), virtio-blk", cmdline::DISK_CACHE),
-        )]
+        settings: [
+            (
+                "disk_workload".to_string(),
+                format!("virtio-blk, raw image, cache={} (O_DIRECT on the host)", cmdline::DISK_CACHE),
+            ),
+            (
+                "network_workload".to_string(),
+                "virtio-net on QEMU's user network (slirp), a forwarded 127.0.0.1 port".to_string(),
+            ),
+        ]
         .into_iter()
         .collect(),
         ..Default::default()
