@@ -40,11 +40,7 @@ fn sigint_keeps_finished_samples_and_leaves_nothing_running() {
     let tmp = tempfile::tempdir().unwrap();
     let scenario = write(tmp.path(), "long.toml", &three_targets("interrupt", 50, 0, 60.0));
     let out = tmp.path().join("run");
-    let mut child = vmbench()
-        .current_dir(tmp.path())
-        .args(["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap()])
-        .spawn()
-        .unwrap();
+    let mut child = spawn_run(tmp.path(), &scenario, &out);
     // Wait until some samples exist and a VM is (most likely) booting.
     let started = Instant::now();
     loop {
@@ -161,11 +157,7 @@ fn sigint_during_a_disk_trial_removes_the_scratch_files() {
     let text = three_targets("disk-interrupt", 20, 0, 60.0).replace("kind = \"boot\"", "kind = \"disk\"\nfile_mib = 64\nrand_ops = 20000");
     let scenario = write(tmp.path(), "disk.toml", &text);
     let out = tmp.path().join("run");
-    let mut child = vmbench()
-        .current_dir(tmp.path())
-        .args(["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap()])
-        .spawn()
-        .unwrap();
+    let mut child = spawn_run(tmp.path(), &scenario, &out);
     // Wait until a scratch file exists, i.e. a disk trial is under way.
     let started = Instant::now();
     let run_id = loop {

@@ -238,3 +238,15 @@ fn a_disk_file_larger_than_the_free_space_is_rejected() {
     assert!(e.message.contains("free where scratch files go"), "{e}");
     assert!(parse_str(&GOOD.replace("kind = \"boot\"", "kind = \"disk\"\nfile_mib = 16")).is_ok());
 }
+
+#[test]
+fn backends_of_later_versions_are_named_as_not_yet_available() {
+    let e = bad("machine = \"q35\"", "machine = \"q35\"\nbackend = \"libvirt\"");
+    assert_eq!(e.key, "target[0].backend");
+    assert!(
+        e.message.contains("not in this version") && e.message.contains("use backend = \"qemu\""),
+        "{e}"
+    );
+    let e = bad("runtime = \"runc\"", "runtime = \"runc\"\nengine = \"podman\"");
+    assert_eq!(e.key, "target[1].engine");
+}

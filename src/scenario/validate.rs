@@ -154,11 +154,12 @@ fn vm_from_raw(loc: &Locator, i: usize, t: &RawTarget, base_dir: &Path) -> Resul
         VmBackend::Qemu,
     )?;
     if backend == VmBackend::Libvirt {
-        let span = t.backend.as_ref().map(Spanned::span);
-        return Err(loc.error(
-            span,
+        return Err(not_yet(
+            loc,
+            t.backend.as_ref(),
             &key("backend"),
-            "the libvirt backend is not in this version of vmbench yet; use backend = \"qemu\"",
+            "backend = \"libvirt\"",
+            "backend = \"qemu\"",
         ));
     }
     let machine = one_of(
@@ -227,11 +228,12 @@ fn container_from_raw(loc: &Locator, i: usize, t: &RawTarget) -> Result<Containe
         Engine::Docker,
     )?;
     if engine == Engine::Podman {
-        let span = t.engine.as_ref().map(Spanned::span);
-        return Err(loc.error(
-            span,
+        return Err(not_yet(
+            loc,
+            t.engine.as_ref(),
             &key("engine"),
-            "the podman engine is not in this version of vmbench yet; use engine = \"docker\"",
+            "engine = \"podman\"",
+            "engine = \"docker\"",
         ));
     }
     let runtime = t
@@ -409,6 +411,15 @@ fn memory_needed_mib(workload: &Workload) -> Option<u64> {
 
 fn host_cores() -> u64 {
     std::thread::available_parallelism().map(|n| n.get() as u64).unwrap_or(1)
+}
+
+/// A value the scenario format knows but this version cannot run yet.
+fn not_yet(loc: &Locator, value: Option<&Spanned<String>>, key: &str, what: &str, instead: &str) -> ScenarioError {
+    loc.error(
+        value.map(Spanned::span),
+        key,
+        format!("{what} is not in this version of vmbench yet; use {instead}"),
+    )
 }
 
 fn check_name(loc: &Locator, name: &Spanned<String>, key: &str) -> Result<()> {

@@ -23,6 +23,15 @@ pub fn run_in(cwd: &Path, args: &[&str]) -> Output {
     vmbench().current_dir(cwd).args(args).output().expect("vmbench runs")
 }
 
+/// Starts `vmbench run SCENARIO --out OUT` in `cwd` without waiting.
+pub fn spawn_run(cwd: &Path, scenario: &Path, out: &Path) -> std::process::Child {
+    vmbench()
+        .current_dir(cwd)
+        .args(["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .spawn()
+        .expect("vmbench starts")
+}
+
 pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
