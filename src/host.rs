@@ -52,3 +52,31 @@ pub fn tsc_khz() -> Option<u64> {
         None
     }
 }
+
+/// The commit and branch of the git work tree holding `dir`, read from
+/// `.git` directly (no git binary needed).
+pub fn git(dir: &std::path::Path) -> Option<crate::record::GitFacts> {
+    let root = dir.ancestors().find(|d| d.join(".git").is_dir())?;
+    let git = root.join(".git");
+    let head = std::fs::read_to_string(git.join("HEAD")).ok()?;
+    let head = head.trim();
+    let Some(reference) = head.strip_prefix("ref: ") else {
+        return Some(crate::record::GitFacts {
+            commit: head.to_string(),
+            branch: None,
+        });
+    };
+    let branch = reference.strip_prefix("refs/heads/").map(str::to_string);
+    let commit = std::fs::read_to_string(git.join(reference))
+        .ok()
+        .map(|c| c.trim().to_string())
+        .or_else(|| {
+            let packed = std::fs::read_to_string(git.join("packed-refs")).ok()?;
+            packed
+                .lines()
+                .find(|l| l.ends_with(reference))
+                .and_then(|l| l.split_whitespace().next())
+                .map(str::to_string)
+        })?;
+    Some(crate::record::GitFacts { commit, branch })
+}

@@ -12,6 +12,8 @@ pub mod backend;
 #[cfg(feature = "harness")]
 pub mod cli;
 #[cfg(feature = "harness")]
+pub mod compare;
+#[cfg(feature = "harness")]
 pub mod console;
 #[cfg(feature = "harness")]
 pub mod fault;

@@ -161,6 +161,19 @@ pub struct RunRecord {
     pub failed_samples: usize,
     /// Why the run ended early, when it did.
     pub note: Option<String>,
+    /// The git commit of the working directory vmbench ran in, if any.
+    #[serde(default)]
+    pub git: Option<GitFacts>,
+    /// Free text from `--label`.
+    #[serde(default)]
+    pub label: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GitFacts {
+    pub commit: String,
+    /// `None` on a detached HEAD.
+    pub branch: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

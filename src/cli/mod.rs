@@ -2,6 +2,7 @@
 //! status: 0 fine, 1 something measured failed, 2 bad input (nothing ran).
 
 mod clean;
+mod compare;
 mod doctor;
 mod run;
 mod validate;
@@ -29,6 +30,8 @@ pub enum Command {
     Doctor(doctor::DoctorArgs),
     /// Remove containers left behind by crashed runs.
     Clean(clean::CleanArgs),
+    /// Compare two runs (directories or baseline names): exit 1 if anything regressed.
+    Compare(compare::CompareArgs),
 }
 
 /// Exit status for bad input: the scenario, the flags or a preflight check.
@@ -42,6 +45,7 @@ pub fn main() -> i32 {
         Command::Validate(args) => validate::exec(args),
         Command::Doctor(args) => doctor::exec(args),
         Command::Clean(args) => clean::exec(args),
+        Command::Compare(args) => compare::exec(args),
     };
     match result {
         Ok(code) => code,
@@ -57,4 +61,24 @@ pub fn main() -> i32 {
 /// thread that lives as long as vmbench.
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
+}
+
+/// Appends Markdown to the GitHub Actions job summary when
+/// `GITHUB_STEP_SUMMARY` names a file; a failure to write it is reported but
+/// changes nothing else.
+pub fn step_summary(markdown: &str) {
+    let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) else {
+        return;
+    };
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, format!("{markdown}\n").as_bytes()));
+    if let Err(e) = written {
+        eprintln!(
+            "warning: could not append to GITHUB_STEP_SUMMARY ({}): {e}",
+            std::path::Path::new(&path).display()
+        );
+    }
 }

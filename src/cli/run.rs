@@ -24,6 +24,15 @@ pub struct RunArgs {
     /// Run only this target (repeatable).
     #[arg(long = "only", value_name = "TARGET")]
     pub only: Vec<String>,
+    /// Free text recorded in run.json (a build number, a description).
+    #[arg(long)]
+    pub label: Option<String>,
+    /// Store this run as baseline NAME (results/baselines/NAME).
+    #[arg(long, value_name = "NAME")]
+    pub save_baseline: Option<String>,
+    /// Compare this run with baseline NAME at the end; exit 1 on a regression.
+    #[arg(long, value_name = "NAME")]
+    pub baseline: Option<String>,
     /// Where runs go when --out is not given.
     #[arg(long, default_value = "results", hide = true)]
     pub results_dir: PathBuf,
@@ -37,6 +46,23 @@ pub fn exec(args: RunArgs) -> anyhow::Result<i32> {
             return Ok(super::EXIT_INPUT);
         }
     };
+    for name in args.save_baseline.iter().chain(&args.baseline) {
+        if let Err(e) = crate::compare::baseline::check_name(name) {
+            eprintln!("error: {e:#}");
+            return Ok(super::EXIT_INPUT);
+        }
+    }
+    if let Some(name) = &args.baseline {
+        if let Err(e) = crate::compare::baseline::resolve(name, &args.results_dir) {
+            eprintln!("error: {e:#}");
+            return Ok(super::EXIT_INPUT);
+        }
+    }
+    let after = After {
+        save_baseline: args.save_baseline,
+        baseline: args.baseline,
+        results_dir: args.results_dir.clone(),
+    };
     let opts = RunOptions {
         overrides: Overrides {
             repetitions: args.reps,
@@ -45,11 +71,19 @@ pub fn exec(args: RunArgs) -> anyhow::Result<i32> {
         },
         out: args.out,
         results_root: args.results_dir,
+        label: args.label,
     };
-    super::runtime()?.block_on(run(scenario, opts))
+    super::runtime()?.block_on(run(scenario, opts, after))
 }
 
-async fn run(scenario: crate::scenario::Scenario, opts: RunOptions) -> anyhow::Result<i32> {
+/// What to do with a finished run: save it as a baseline, compare it with one.
+struct After {
+    save_baseline: Option<String>,
+    baseline: Option<String>,
+    results_dir: PathBuf,
+}
+
+async fn run(scenario: crate::scenario::Scenario, opts: RunOptions, after: After) -> anyhow::Result<i32> {
     let handle = Arc::new(RunHandle {
         run_id: runner::new_run_id(),
         ..Default::default()
@@ -64,7 +98,7 @@ async fn run(scenario: crate::scenario::Scenario, opts: RunOptions) -> anyhow::R
     let (signal_name, code) = tokio::select! {
         joined = &mut task => {
             progress.bar.finish_and_clear();
-            return finish(&scenario, &handle, joined).await;
+            return finish(&scenario, &handle, joined, &after).await;
         }
         _ = sigint.recv() => ("SIGINT", 130),
         _ = sigterm.recv() => ("SIGTERM", 143),
@@ -89,12 +123,27 @@ async fn finish(
     scenario: &crate::scenario::Scenario,
     handle: &RunHandle,
     joined: Result<anyhow::Result<runner::RunOutcome>, tokio::task::JoinError>,
+    after: &After,
 ) -> anyhow::Result<i32> {
     match joined {
         Ok(Ok(outcome)) => {
-            print!("{}", crate::report::table::summary(&outcome.record, &outcome.samples));
+            let summary = crate::report::table::summary(&outcome.record, &outcome.samples);
+            print!("{summary}");
             println!("\nrun directory: {}", outcome.dir.display());
-            Ok(if outcome.record.failed_samples > 0 { 1 } else { 0 })
+            super::step_summary(&format!(
+                "### vmbench run `{}`\n\n```\n{summary}```\n",
+                outcome.record.scenario.name
+            ));
+            let mut status = if outcome.record.failed_samples > 0 { 1 } else { 0 };
+            if let Some(name) = &after.save_baseline {
+                let saved = crate::compare::baseline::save(&outcome.dir, name, &after.results_dir)?;
+                println!("saved as baseline `{name}`: {}", saved.display());
+            }
+            if let Some(name) = &after.baseline {
+                println!();
+                status = status.max(super::compare::against_baseline(&outcome.dir, name, &after.results_dir)?);
+            }
+            Ok(status)
         }
         Ok(Err(e)) if e.downcast_ref::<InputError>().is_some() => {
             eprintln!("error: {e:#}");

@@ -44,6 +44,8 @@ pub struct RunOptions {
     pub out: Option<PathBuf>,
     /// Otherwise under here, as `<scenario>-<UTC timestamp>`.
     pub results_root: PathBuf,
+    /// Free text recorded in `run.json` (`--label`).
+    pub label: Option<String>,
 }
 
 /// What a finished run left.
@@ -216,6 +218,8 @@ fn new_record(scenario: &Scenario, plan: &Plan, opts: &RunOptions, run_id: &str,
         samples: 0,
         failed_samples: 0,
         note: None,
+        git: std::env::current_dir().ok().and_then(|d| crate::host::git(&d)),
+        label: opts.label.clone(),
     }
 }
 

@@ -94,6 +94,30 @@ pub fn ratio_of_medians(numerator: &[f64], denominator: &[f64], resamples: usize
     })
 }
 
+/// Two-sided permutation test of the difference of medians: the share of
+/// random relabellings of the pooled samples whose |difference| is at least
+/// the observed one (with the observed labelling counted, so p > 0).
+/// Deterministic for a given `seed`.
+pub fn permutation_p_value(a: &[f64], b: &[f64], permutations: usize, seed: u64) -> Option<f64> {
+    let median = |v: &[f64]| Summary::of(v).map(|s| s.median);
+    let observed = (median(a)? - median(b)?).abs();
+    let mut pooled: Vec<f64> = a.iter().chain(b).copied().collect();
+    let mut rng = SplitMix(seed);
+    let mut at_least = 1usize;
+    for _ in 0..permutations {
+        // Fisher-Yates shuffle, then split at |a|.
+        for i in (1..pooled.len()).rev() {
+            let j = (rng.next() % (i as u64 + 1)) as usize;
+            pooled.swap(i, j);
+        }
+        let (x, y) = pooled.split_at(a.len());
+        if (median(x)? - median(y)?).abs() >= observed - 1e-12 {
+            at_least += 1;
+        }
+    }
+    Some(at_least as f64 / (permutations + 1) as f64)
+}
+
 fn nonzero(v: f64) -> Option<f64> {
     (v != 0.0).then_some(v)
 }
@@ -168,6 +192,18 @@ mod tests {
         assert_eq!(ratio_of_medians(&slow, &fast, 2000, 42), Some(r));
         assert_eq!(ratio_of_medians(&[], &fast, 10, 1), None);
         assert_eq!(ratio_of_medians(&slow, &[0.0], 10, 1), None);
+    }
+
+    #[test]
+    fn permutation_test_separates_shifted_samples_from_equal_ones() {
+        let a = [10.0, 10.2, 9.9, 10.1, 10.0, 9.8, 10.3, 10.1];
+        let b: Vec<f64> = a.iter().map(|v| v * 1.3).collect();
+        let p = permutation_p_value(&a, &b, 2000, 3).unwrap();
+        assert!(p < 0.01, "{p}");
+        let p_same = permutation_p_value(&a, &a, 2000, 3).unwrap();
+        assert!(p_same > 0.5, "{p_same}");
+        assert_eq!(permutation_p_value(&a, &b, 500, 9), permutation_p_value(&a, &b, 500, 9));
+        assert_eq!(permutation_p_value(&[], &b, 10, 1), None);
     }
 
     #[test]

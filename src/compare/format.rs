@@ -1,0 +1,79 @@
+//! A comparison as text for a CI log, as Markdown, or as JSON.
+
+use super::{Comparison, Row, Verdict};
+use crate::report::table::{number, render};
+
+fn cells(r: &Row) -> Vec<String> {
+    vec![
+        r.target.clone(),
+        format!("{} {}", r.workload, r.metric),
+        number(r.base_median),
+        number(r.new_median),
+        format!("{:+.1}%", r.change_pct),
+        format!("[{:+.1}, {:+.1}]", r.change_low_pct, r.change_high_pct),
+        format!("{:.3}", r.p_value),
+        r.verdict.as_str().to_string(),
+    ]
+}
+
+const HEADER: [&str; 8] = ["target", "metric", "base", "new", "change", "95% CI", "p", "verdict"];
+
+fn footer(c: &Comparison) -> Vec<String> {
+    let mut lines = Vec::new();
+    for label in &c.only_in_base {
+        lines.push(format!("only in base: {label}"));
+    }
+    for label in &c.only_in_new {
+        lines.push(format!("only in new: {label}"));
+    }
+    for change in &c.environment_changes {
+        lines.push(format!("ENVIRONMENT CHANGED: {change}"));
+    }
+    let regressions = c.regressions();
+    lines.push(format!(
+        "{regressions} regression(s) beyond {}% at p < {} ({} metrics compared)",
+        c.options.threshold_pct,
+        c.options.alpha,
+        c.rows.len()
+    ));
+    lines
+}
+
+/// Plain text for a terminal or CI log.
+pub fn text(c: &Comparison) -> String {
+    let rows: Vec<Vec<String>> = c.rows.iter().map(cells).collect();
+    let mut out = format!("base: {}\nnew:  {}\n\n", c.base, c.new);
+    out.push_str(&render(&HEADER, &rows));
+    out.push('\n');
+    for line in footer(c) {
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
+/// GitHub-flavoured Markdown (also what goes to `GITHUB_STEP_SUMMARY`).
+pub fn markdown(c: &Comparison) -> String {
+    let mut out = format!("### vmbench compare\n\nbase `{}` → new `{}`\n\n", c.base, c.new);
+    out.push_str(&format!(
+        "| {} |\n|{}|\n",
+        HEADER.join(" | "),
+        HEADER.iter().map(|_| "---").collect::<Vec<_>>().join("|")
+    ));
+    for r in &c.rows {
+        let mut row = cells(r);
+        if r.verdict == Verdict::Regressed {
+            row[7] = format!("**{}**", row[7]);
+        }
+        out.push_str(&format!("| {} |\n", row.join(" | ")));
+    }
+    out.push('\n');
+    for line in footer(c) {
+        out.push_str(&format!("- {line}\n"));
+    }
+    out
+}
+
+pub fn json(c: &Comparison) -> String {
+    serde_json::to_string_pretty(c).expect("comparisons serialize")
+}

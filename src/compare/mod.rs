@@ -1,0 +1,230 @@
+//! Comparing two runs: per target, workload and metric, the change of the
+//! median with a bootstrap interval, a permutation test on the raw samples,
+//! and a verdict against a noise threshold. Works on run directories alone.
+
+pub mod baseline;
+pub mod format;
+
+use crate::metric::{self, Direction};
+use crate::record::{RunRecord, Sample, SCHEMA_VERSION};
+use crate::stats::{permutation_p_value, ratio_of_medians, Summary};
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// How sure and how large a change must be to count.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Options {
+    /// Changes of the median smaller than this, in percent, are noise.
+    pub threshold_pct: f64,
+    /// Significance level of the permutation test.
+    pub alpha: f64,
+    /// Resamples for the interval and permutations for the test.
+    pub resamples: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            threshold_pct: 5.0,
+            alpha: 0.05,
+            resamples: 2000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Improved,
+    Regressed,
+    NoChange,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Improved => "improved",
+            Verdict::Regressed => "REGRESSED",
+            Verdict::NoChange => "no change",
+        }
+    }
+}
+
+/// One target × workload × metric present in both runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Row {
+    pub target: String,
+    pub workload: String,
+    pub metric: String,
+    pub unit: String,
+    pub base_median: f64,
+    pub new_median: f64,
+    pub base_n: usize,
+    pub new_n: usize,
+    /// (new − base) / base of the medians, in percent.
+    pub change_pct: f64,
+    /// 95% bootstrap interval of `change_pct`.
+    pub change_low_pct: f64,
+    pub change_high_pct: f64,
+    /// Two-sided permutation test of the difference of medians.
+    pub p_value: f64,
+    pub verdict: Verdict,
+}
+
+/// The whole comparison, as printed and as `--format json` writes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    pub base: String,
+    pub new: String,
+    pub options: Options,
+    pub rows: Vec<Row>,
+    /// `target workload metric` present in one run only.
+    pub only_in_base: Vec<String>,
+    pub only_in_new: Vec<String>,
+    /// Differences between the runs' environments that make the numbers
+    /// incomparable (accel, CPU model, kernel, scenario text).
+    pub environment_changes: Vec<String>,
+}
+
+impl Comparison {
+    pub fn regressions(&self) -> usize {
+        self.rows.iter().filter(|r| r.verdict == Verdict::Regressed).count()
+    }
+}
+
+/// A run directory read back: its record and samples.
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub record: RunRecord,
+    pub samples: Vec<Sample>,
+}
+
+/// Reads a run directory, refusing what is not one or was written by an
+/// incompatible schema.
+pub fn load(dir: &Path) -> Result<Run> {
+    if !dir.join(crate::runner::sink::RUN_FILE).is_file() {
+        bail!("{} is not a vmbench run directory (no run.json)", dir.display());
+    }
+    let text = std::fs::read_to_string(dir.join(crate::runner::sink::RUN_FILE))?;
+    let version: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{}/run.json is not JSON", dir.display()))?;
+    let schema = version.get("schema_version").and_then(|v| v.as_u64());
+    if schema != Some(SCHEMA_VERSION as u64) {
+        bail!(
+            "{} was written with schema_version {:?}; this vmbench reads {SCHEMA_VERSION}",
+            dir.display(),
+            schema
+        );
+    }
+    let record = crate::runner::sink::read_run_record(dir)?;
+    let samples = crate::runner::sink::read_samples(dir)?;
+    Ok(Run { record, samples })
+}
+
+type Key = (String, String, String);
+
+fn values(run: &Run) -> BTreeMap<Key, Vec<f64>> {
+    let mut out: BTreeMap<Key, Vec<f64>> = BTreeMap::new();
+    for s in run.samples.iter().filter(|s| s.ok && !s.warmup) {
+        for (m, v) in s
+            .metrics
+            .iter()
+            .filter(|(m, _)| metric::summarised(&s.workload, m) && metric::info(m).is_some())
+        {
+            out.entry((s.target.clone(), s.workload.clone(), m.clone())).or_default().push(*v);
+        }
+    }
+    out
+}
+
+/// Compares `new` against `base`.
+pub fn compare(base: &Run, new: &Run, base_name: &str, new_name: &str, opts: Options) -> Comparison {
+    let (b, n) = (values(base), values(new));
+    let label = |k: &Key| format!("{} {} {}", k.0, k.1, k.2);
+    let mut rows = Vec::new();
+    for (key, base_values) in &b {
+        let Some(new_values) = n.get(key) else { continue };
+        if let Some(row) = compare_one(key, base_values, new_values, opts) {
+            rows.push(row);
+        }
+    }
+    Comparison {
+        base: base_name.to_string(),
+        new: new_name.to_string(),
+        options: opts,
+        rows,
+        only_in_base: b.keys().filter(|k| !n.contains_key(*k)).map(label).collect(),
+        only_in_new: n.keys().filter(|k| !b.contains_key(*k)).map(label).collect(),
+        environment_changes: environment_changes(&base.record, &new.record),
+    }
+}
+
+fn compare_one(key: &Key, base: &[f64], new: &[f64], opts: Options) -> Option<Row> {
+    let direction = metric::info(&key.2)?.direction;
+    let (bs, ns) = (Summary::of(base)?, Summary::of(new)?);
+    let ratio = ratio_of_medians(new, base, opts.resamples, crate::report::BOOTSTRAP_SEED)?;
+    let p_value = permutation_p_value(base, new, opts.resamples, crate::report::BOOTSTRAP_SEED)?;
+    let pct = |r: f64| (r - 1.0) * 100.0;
+    let change = pct(ratio.value);
+    let significant = p_value < opts.alpha && change.abs() >= opts.threshold_pct;
+    let worse = match direction {
+        Direction::LowerIsBetter => change > 0.0,
+        Direction::HigherIsBetter => change < 0.0,
+    };
+    let verdict = match (significant, worse) {
+        (false, _) => Verdict::NoChange,
+        (true, true) => Verdict::Regressed,
+        (true, false) => Verdict::Improved,
+    };
+    Some(Row {
+        target: key.0.clone(),
+        workload: key.1.clone(),
+        metric: key.2.clone(),
+        unit: metric::unit(&key.2).to_string(),
+        base_median: bs.median,
+        new_median: ns.median,
+        base_n: bs.n,
+        new_n: ns.n,
+        change_pct: change,
+        change_low_pct: pct(ratio.low),
+        change_high_pct: pct(ratio.high),
+        p_value,
+        verdict,
+    })
+}
+
+/// What differs between two runs' environments in ways that change results.
+pub fn environment_changes(base: &RunRecord, new: &RunRecord) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut differ = |what: &str, a: &str, b: &str| {
+        if a != b {
+            out.push(format!("{what}: {a} → {b}"));
+        }
+    };
+    differ("CPU model", &base.host.cpu_model, &new.host.cpu_model);
+    differ("host kernel", &base.host.kernel, &new.host.kernel);
+    differ(
+        "scenario",
+        &base.scenario.sha256[..12.min(base.scenario.sha256.len())],
+        &new.scenario.sha256[..12.min(new.scenario.sha256.len())],
+    );
+    for t in &base.targets {
+        if let Some(n) = new.targets.iter().find(|n| n.name == t.name) {
+            differ(
+                &format!("{} accel", t.name),
+                t.accel.as_deref().unwrap_or("-"),
+                n.accel.as_deref().unwrap_or("-"),
+            );
+            differ(
+                &format!("{} runtime", t.name),
+                t.runtime.as_deref().unwrap_or("-"),
+                n.runtime.as_deref().unwrap_or("-"),
+            );
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,154 @@
+use super::*;
+use crate::record::{HostFacts, RunStatus, ScenarioFacts, TargetFacts};
+
+/// A run of one VM and one native target with `reps` boot samples each;
+/// `scale` multiplies the VM's times.
+pub(crate) fn run(scale: f64, reps: usize) -> Run {
+    let target = |name: &str, kind: &str, accel: Option<&str>| TargetFacts {
+        name: name.into(),
+        kind: kind.into(),
+        accel: accel.map(str::to_string),
+        ..Default::default()
+    };
+    let record = RunRecord {
+        schema_version: SCHEMA_VERSION,
+        vmbench_version: "test".into(),
+        run_id: "r".into(),
+        status: RunStatus::Complete,
+        started_at: String::new(),
+        finished_at: None,
+        scenario: ScenarioFacts {
+            name: "s".into(),
+            description: String::new(),
+            path: "s.toml".into(),
+            text: "t".into(),
+            sha256: "abcdef0123456789".into(),
+            repetitions: reps as u32,
+            warmup: 0,
+            timeout_s: 1.0,
+            workloads: vec!["boot".into()],
+            only: vec![],
+        },
+        host: HostFacts {
+            cpu_model: "cpu".into(),
+            kernel: "6.1".into(),
+            ..Default::default()
+        },
+        targets: vec![target("vm", "vm", Some("tcg")), target("native", "native", None)],
+        samples: 0,
+        failed_samples: 0,
+        note: None,
+        git: None,
+        label: None,
+    };
+    let mut samples = Vec::new();
+    for rep in 0..reps {
+        // A little deterministic spread, as real samples have.
+        let jitter = 1.0 + ((rep * 7 % 5) as f64 - 2.0) * 0.005;
+        for (target, base) in [("vm", 1800.0 * scale), ("native", 1.0)] {
+            samples.push(Sample {
+                target: target.into(),
+                workload: "boot".into(),
+                rep: rep as u32,
+                warmup: false,
+                seq: samples.len(),
+                ok: true,
+                error: None,
+                metrics: [("ready_ms".to_string(), base * jitter)].into_iter().collect(),
+                accel: None,
+                runtime: None,
+                agent_kernel: None,
+                started_at: String::new(),
+            });
+        }
+    }
+    Run { record, samples }
+}
+
+fn row<'a>(c: &'a Comparison, target: &str) -> &'a Row {
+    c.rows.iter().find(|r| r.target == target && r.metric == "ready_ms").unwrap()
+}
+
+#[test]
+fn a_run_compared_with_itself_has_no_change() {
+    let r = run(1.0, 10);
+    let c = compare(&r, &r, "a", "a", Options::default());
+    assert_eq!(c.regressions(), 0);
+    assert!(c.rows.iter().all(|r| r.verdict == Verdict::NoChange && r.change_pct == 0.0));
+    assert!(c.environment_changes.is_empty() && c.only_in_base.is_empty());
+}
+
+#[test]
+fn thirty_percent_slower_boot_is_a_regression_of_that_target() {
+    let c = compare(&run(1.0, 10), &run(1.3, 10), "base", "new", Options::default());
+    let vm = row(&c, "vm");
+    assert_eq!(vm.verdict, Verdict::Regressed);
+    assert!((vm.change_pct - 30.0).abs() < 0.5, "{vm:?}");
+    assert!(vm.change_low_pct > 20.0 && vm.p_value < 0.01, "{vm:?}");
+    assert_eq!(row(&c, "native").verdict, Verdict::NoChange);
+    assert_eq!(c.regressions(), 1);
+    assert!(format::text(&c).contains("REGRESSED"));
+}
+
+#[test]
+fn two_percent_slower_is_within_the_default_threshold() {
+    let c = compare(&run(1.0, 10), &run(1.02, 10), "base", "new", Options::default());
+    assert_eq!(row(&c, "vm").verdict, Verdict::NoChange);
+    // With a 1% threshold the same change counts.
+    let strict = Options {
+        threshold_pct: 1.0,
+        ..Options::default()
+    };
+    assert_eq!(
+        row(&compare(&run(1.0, 10), &run(1.02, 10), "b", "n", strict), "vm").verdict,
+        Verdict::Regressed
+    );
+}
+
+#[test]
+fn faster_is_an_improvement_and_throughput_points_the_other_way() {
+    let c = compare(&run(1.0, 10), &run(0.7, 10), "b", "n", Options::default());
+    assert_eq!(row(&c, "vm").verdict, Verdict::Improved);
+    let mut base = run(1.0, 10);
+    let mut new = run(1.0, 10);
+    for (r, factor) in [(&mut base, 1.0), (&mut new, 0.7)] {
+        for s in r.samples.iter_mut() {
+            let v = s.metrics.remove("ready_ms").unwrap();
+            s.metrics.insert("copy_gb_per_s".into(), v * factor);
+        }
+    }
+    assert_eq!(
+        compare(&base, &new, "b", "n", Options::default()).regressions(),
+        2,
+        "less bandwidth is worse"
+    );
+}
+
+#[test]
+fn one_sided_metrics_and_environment_changes_are_listed() {
+    let base = run(1.0, 5);
+    let mut new = run(1.0, 5);
+    new.samples.retain(|s| s.target == "vm");
+    new.record.targets[0].accel = Some("kvm".into());
+    new.record.host.kernel = "6.2".into();
+    let c = compare(&base, &new, "b", "n", Options::default());
+    assert_eq!(c.only_in_base, vec!["native boot ready_ms".to_string()]);
+    assert!(
+        c.environment_changes.iter().any(|e| e == "vm accel: tcg → kvm"),
+        "{:?}",
+        c.environment_changes
+    );
+    assert!(c.environment_changes.iter().any(|e| e.starts_with("host kernel")));
+    let md = format::markdown(&c);
+    assert!(md.contains("| target | metric |") && md.contains("ENVIRONMENT CHANGED"));
+    let json: serde_json::Value = serde_json::from_str(&format::json(&c)).unwrap();
+    assert_eq!(json["rows"][0]["verdict"], "no_change");
+}
+
+#[test]
+fn baseline_names_cannot_escape_the_baseline_directory() {
+    for bad in ["", "..", "../x", "a/b", ".hidden", "x y"] {
+        assert!(baseline::check_name(bad).is_err(), "{bad:?}");
+    }
+    baseline::check_name("main-2026.11").unwrap();
+}

@@ -1,0 +1,166 @@
+//! `vmbench compare` and baselines on real run directories.
+
+mod common;
+
+use common::*;
+use std::path::Path;
+
+const SCENARIO: &str = r#"name = "cmp"
+repetitions = 6
+warmup = 0
+[[target]]
+name = "vm"
+kind = "vm"
+accel = "tcg"
+[[target]]
+name = "native"
+kind = "native"
+[[workload]]
+kind = "boot"
+"#;
+
+/// A copy of run `from` whose `target` ready_ms samples are scaled by `factor`.
+fn scaled_copy(from: &Path, to: &Path, target: &str, factor: f64) {
+    std::fs::create_dir_all(to).unwrap();
+    std::fs::copy(from.join("run.json"), to.join("run.json")).unwrap();
+    let mut out = String::new();
+    for mut s in samples(from) {
+        if s.target == target {
+            if let Some(v) = s.metrics.get_mut("ready_ms") {
+                *v *= factor;
+            }
+        }
+        out.push_str(&serde_json::to_string(&s).unwrap());
+        out.push('\n');
+    }
+    std::fs::write(to.join("samples.jsonl"), out).unwrap();
+}
+
+fn compare(cwd: &Path, base: &Path, new: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["compare", base.to_str().unwrap(), new.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    run_in(cwd, &args)
+}
+
+#[test]
+fn compare_finds_exactly_the_regression_that_is_there() {
+    let _guard = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let scenario = write(tmp.path(), "cmp.toml", SCENARIO);
+    let base = tmp.path().join("base");
+    let result = run_in(
+        tmp.path(),
+        &[
+            "run",
+            scenario.to_str().unwrap(),
+            "--out",
+            base.to_str().unwrap(),
+            "--label",
+            "ci-1",
+        ],
+    );
+    assert_eq!(result.status.code(), Some(0), "{}", stderr(&result));
+    let record = record(&base);
+    assert_eq!(record.label.as_deref(), Some("ci-1"));
+
+    // Itself: nothing regressed.
+    let same = compare(tmp.path(), &base, &base, &[]);
+    assert_eq!(same.status.code(), Some(0), "{}", stdout(&same));
+    assert!(stdout(&same).contains("0 regression(s)"));
+
+    // VM boot 30% slower: a regression, named.
+    let slow = tmp.path().join("slow");
+    scaled_copy(&base, &slow, "vm", 1.3);
+    let out = compare(tmp.path(), &base, &slow, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let line = stdout(&out)
+        .lines()
+        .find(|l| l.contains("REGRESSED"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        line.starts_with("vm ") && line.contains("boot ready_ms") && line.contains("+30.0%"),
+        "{}",
+        stdout(&out)
+    );
+
+    // 2% slower: noise at the default threshold.
+    let slightly = tmp.path().join("slightly");
+    scaled_copy(&base, &slightly, "vm", 1.02);
+    assert_eq!(compare(tmp.path(), &base, &slightly, &[]).status.code(), Some(0));
+
+    // JSON parses and says the same.
+    let json = compare(tmp.path(), &base, &slow, &["--format", "json"]);
+    let value: serde_json::Value = serde_json::from_str(&stdout(&json)).unwrap();
+    let regressed: Vec<&serde_json::Value> = value["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["verdict"] == "regressed")
+        .collect();
+    assert_eq!(regressed.len(), 1);
+    assert_eq!(
+        (regressed[0]["target"].as_str(), regressed[0]["metric"].as_str()),
+        (Some("vm"), Some("ready_ms"))
+    );
+
+    // Markdown goes to the GitHub step summary too.
+    let summary = tmp.path().join("summary.md");
+    let out = vmbench()
+        .current_dir(tmp.path())
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .args(["compare", base.to_str().unwrap(), slow.to_str().unwrap(), "--format", "md"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(std::fs::read_to_string(&summary).unwrap().contains("**REGRESSED**"));
+}
+
+#[test]
+fn baselines_are_saved_and_compared_against() {
+    let _guard = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let scenario = write(tmp.path(), "cmp.toml", &SCENARIO.replace("repetitions = 6", "repetitions = 3"));
+    let first = run_in(
+        tmp.path(),
+        &["run", scenario.to_str().unwrap(), "--only", "native", "--save-baseline", "main"],
+    );
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    assert!(tmp.path().join("results/baselines/main/run.json").is_file());
+    let again = run_in(
+        tmp.path(),
+        &[
+            "run",
+            scenario.to_str().unwrap(),
+            "--only",
+            "native",
+            "--baseline",
+            "main",
+            "--save-baseline",
+            "main",
+        ],
+    );
+    assert!(
+        again.status.code() == Some(0) || again.status.code() == Some(1),
+        "{}",
+        stderr(&again)
+    );
+    assert!(stdout(&again).contains("base: main"), "{}", stdout(&again));
+    // The saved baseline was replaced whole: no temporary directories left.
+    let names: Vec<String> = std::fs::read_dir(tmp.path().join("results/baselines"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, vec!["main".to_string()]);
+    // Bad names and missing baselines are input errors, before anything runs.
+    for bad in [&["--save-baseline", "../evil"][..], &["--baseline", "nope"][..]] {
+        let mut args = vec!["run", scenario.to_str().unwrap()];
+        args.extend_from_slice(bad);
+        let out = run_in(tmp.path(), &args);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: {}", stderr(&out));
+    }
+    let not_a_run = run_in(tmp.path(), &["compare", tmp.path().to_str().unwrap(), "main"]);
+    assert_eq!(not_a_run.status.code(), Some(2));
+    assert!(stderr(&not_a_run).contains("not a vmbench run directory"), "{}", stderr(&not_a_run));
+}
