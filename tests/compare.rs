@@ -164,3 +164,85 @@ fn baselines_are_saved_and_compared_against() {
     assert_eq!(not_a_run.status.code(), Some(2));
     assert!(stderr(&not_a_run).contains("not a vmbench run directory"), "{}", stderr(&not_a_run));
 }
+
+#[test]
+fn thresholds_and_exports_work_on_a_real_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let scenario = write(tmp.path(), "cmp.toml", SCENARIO);
+    let run = tmp.path().join("run");
+    let result = run_in(
+        tmp.path(),
+        &[
+            "run",
+            scenario.to_str().unwrap(),
+            "--out",
+            run.to_str().unwrap(),
+            "--only",
+            "native",
+        ],
+    );
+    assert_eq!(result.status.code(), Some(0), "{}", stderr(&result));
+    let run_arg = run.to_str().unwrap();
+
+    let pass = write(tmp.path(), "pass.toml", "[[metric]]\nname = \"ready_ms\"\nmax = 1000.0\n");
+    let fail = write(
+        tmp.path(),
+        "fail.toml",
+        "[[metric]]\nname = \"ready_ms\"\nstatistic = \"min\"\nmax = 0.000001\n",
+    );
+    let out = run_in(tmp.path(), &["check", run_arg, "--thresholds", pass.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let out = run_in(tmp.path(), &["check", run_arg, "--thresholds", fail.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("FAIL") && stdout(&out).contains("1 of 1 check(s) failed"),
+        "{}",
+        stdout(&out)
+    );
+    let bad = write(tmp.path(), "bad.toml", "[[metric]]\nname = \"ready_ms\"\nmaximum = 1.0\n");
+    assert_eq!(
+        run_in(tmp.path(), &["check", run_arg, "--thresholds", bad.to_str().unwrap()])
+            .status
+            .code(),
+        Some(2)
+    );
+    // The shipped example is valid.
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/thresholds/boot.toml");
+    assert!(vmbench::compare::thresholds::load(&example).is_ok());
+
+    // github-action-benchmark: an array of {name, unit, value, range, extra}.
+    let out = run_in(tmp.path(), &["export", run_arg, "--format", "github-action-benchmark"]);
+    let gab: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let ready = gab
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "native boot ready_ms")
+        .expect("ready_ms exported");
+    assert_eq!(ready["unit"], "ms");
+    assert!(ready["value"].as_f64().unwrap() > 0.0);
+    assert!(ready["range"].is_string() && ready["extra"].as_str().unwrap().contains("n=6"));
+
+    // Bencher Metric Format, written to a file.
+    let file = tmp.path().join("bmf.json");
+    let out = run_in(
+        tmp.path(),
+        &["export", run_arg, "--format", "bencher", "--output", file.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let bmf: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let measure = &bmf["native/boot"]["ready_ms"];
+    assert!(measure["lower_value"].as_f64().unwrap() <= measure["value"].as_f64().unwrap());
+
+    // JUnit of the failing thresholds.
+    let out = run_in(
+        tmp.path(),
+        &["export", run_arg, "--format", "junit", "--thresholds", fail.to_str().unwrap()],
+    );
+    let xml = stdout(&out);
+    assert!(
+        xml.starts_with("<?xml") && xml.contains("tests=\"1\" failures=\"1\"") && xml.contains("<failure message="),
+        "{xml}"
+    );
+    assert_eq!(run_in(tmp.path(), &["export", run_arg, "--format", "junit"]).status.code(), Some(2));
+}

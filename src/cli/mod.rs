@@ -1,9 +1,11 @@
 //! The command line: one file per subcommand. Each returns the process exit
 //! status: 0 fine, 1 something measured failed, 2 bad input (nothing ran).
 
+mod check;
 mod clean;
 mod compare;
 mod doctor;
+mod export;
 mod run;
 mod validate;
 
@@ -32,6 +34,10 @@ pub enum Command {
     Clean(clean::CleanArgs),
     /// Compare two runs (directories or baseline names): exit 1 if anything regressed.
     Compare(compare::CompareArgs),
+    /// Check a run against a thresholds file: exit 1 if any check fails.
+    Check(check::CheckArgs),
+    /// Write a run in a CI tool's format (github-action-benchmark, Bencher, JUnit).
+    Export(export::ExportArgs),
 }
 
 /// Exit status for bad input: the scenario, the flags or a preflight check.
@@ -46,6 +52,8 @@ pub fn main() -> i32 {
         Command::Doctor(args) => doctor::exec(args),
         Command::Clean(args) => clean::exec(args),
         Command::Compare(args) => compare::exec(args),
+        Command::Check(args) => check::exec(args),
+        Command::Export(args) => export::exec(args),
     };
     match result {
         Ok(code) => code,

@@ -3,7 +3,9 @@
 //! and a verdict against a noise threshold. Works on run directories alone.
 
 pub mod baseline;
+pub mod export;
 pub mod format;
+pub mod thresholds;
 
 use crate::metric::{self, Direction};
 use crate::record::{RunRecord, Sample, SCHEMA_VERSION};
@@ -227,4 +229,4 @@ pub fn environment_changes(base: &RunRecord, new: &RunRecord) -> Vec<String> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -15,6 +15,7 @@ pub struct Summary {
     pub stddev: f64,
     pub median: f64,
     pub p90: f64,
+    pub p99: f64,
 }
 
 impl Summary {
@@ -41,6 +42,7 @@ impl Summary {
             stddev,
             median: quantile_sorted(&sorted, 0.5),
             p90: quantile_sorted(&sorted, 0.9),
+            p99: quantile_sorted(&sorted, 0.99),
         })
     }
 
@@ -164,6 +166,7 @@ mod tests {
         assert_eq!((s.n, s.min, s.max, s.mean, s.median), (5, 1.0, 5.0, 3.0, 3.0));
         assert!((s.stddev - 2.5f64.sqrt()).abs() < 1e-12);
         assert!((s.p90 - 4.6).abs() < 1e-12);
+        assert!((s.p99 - 4.96).abs() < 1e-12);
         assert!((s.cov() - 2.5f64.sqrt() / 3.0).abs() < 1e-12);
     }
 
