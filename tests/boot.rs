@@ -84,6 +84,20 @@ fn boot_run_measures_all_three_targets_and_records_everything() {
     );
     assert!(native < ctr && ctr < vm, "native {native} < container {ctr} < vm {vm}");
 
+    // Reports were written, and `vmbench report` renders the same from the files.
+    for file in ["summary.json", "samples.csv", "report.md"] {
+        assert!(out.join(file).is_file(), "{file} missing");
+    }
+    let first = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(first.contains("| qemu-microvm |") || first.contains("| vm |"), "{first}");
+    std::fs::remove_file(out.join("report.md")).unwrap();
+    let again = run_in(tmp.path(), &["report", out.to_str().unwrap(), "--format", "md"]);
+    assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
+    assert_eq!(std::fs::read_to_string(out.join("report.md")).unwrap(), first);
+    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["schema_version"], 1);
+    assert_eq!(summary["incomplete"], false);
+
     // A second run reuses the cached initramfs and image.
     let again = tmp.path().join("again");
     let result = run_in(

@@ -65,6 +65,12 @@ fn sigint_keeps_finished_samples_and_leaves_nothing_running() {
     assert_eq!(record.samples, samples.len());
     assert!(vmbench_qemu_processes().is_empty(), "{:?}", vmbench_qemu_processes());
     assert_eq!(containers_of_run(&record.run_id), 0);
+    // What finished still has a report, marked incomplete.
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        report.contains("**Incomplete run** (status: interrupted: interrupted by SIGINT)"),
+        "{report}"
+    );
 }
 
 #[test]

@@ -6,6 +6,7 @@ mod clean;
 mod compare;
 mod doctor;
 mod export;
+mod report;
 mod run;
 mod validate;
 
@@ -38,6 +39,8 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Write a run in a CI tool's format (github-action-benchmark, Bencher, JUnit).
     Export(export::ExportArgs),
+    /// Re-render a run's reports (summary.json, samples.csv, report.md) from its files.
+    Report(report::ReportArgs),
 }
 
 /// Exit status for bad input: the scenario, the flags or a preflight check.
@@ -54,6 +57,7 @@ pub fn main() -> i32 {
         Command::Compare(args) => compare::exec(args),
         Command::Check(args) => check::exec(args),
         Command::Export(args) => export::exec(args),
+        Command::Report(args) => report::exec(args),
     };
     match result {
         Ok(code) => code,

@@ -129,7 +129,13 @@ async fn finish(
         Ok(Ok(outcome)) => {
             let summary = crate::report::table::summary(&outcome.record, &outcome.samples);
             print!("{summary}");
-            println!("\nrun directory: {}", outcome.dir.display());
+            match crate::report::formats::write(&outcome.dir, &[], std::path::Path::new("report-templates")) {
+                Ok(files) => println!("\nrun directory: {} ({})", outcome.dir.display(), files.join(", ")),
+                Err(e) => {
+                    println!("\nrun directory: {}", outcome.dir.display());
+                    eprintln!("warning: writing the reports: {e:#}");
+                }
+            }
             super::step_summary(&format!(
                 "### vmbench run `{}`\n\n```\n{summary}```\n",
                 outcome.record.scenario.name

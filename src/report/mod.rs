@@ -1,7 +1,10 @@
 //! From a run's files to what people read. Starts from `run.json` and the
 //! samples only, so it works on any run directory without a VM or daemon.
 
+pub mod formats;
+pub mod summary;
 pub mod table;
+pub mod template;
 
 use crate::metric::{self, Direction};
 use crate::record::{RunRecord, Sample};

@@ -78,19 +78,26 @@ pub fn now_rfc3339() -> String {
 
 /// The run directory for `opts`, refusing one that already holds files.
 pub fn run_dir(scenario: &Scenario, opts: &RunOptions, run_id: &str) -> Result<PathBuf, InputError> {
+    let occupied = |dir: &Path| std::fs::read_dir(dir).map(|mut e| e.next().is_some()).unwrap_or(false);
     let dir = match &opts.out {
         Some(out) => out.clone(),
-        None => opts
-            .results_root
-            .join(format!("{}-{}", scenario.name, run_id.split('-').next().unwrap_or(run_id))),
-    };
-    if let Ok(mut entries) = std::fs::read_dir(&dir) {
-        if entries.next().is_some() {
-            return Err(InputError(anyhow::anyhow!(
-                "{} already exists and is not empty; choose another --out",
-                dir.display()
-            )));
+        None => {
+            // `<scenario>-<UTC time>`; two runs started in the same second get
+            // the run id's random suffix as well.
+            let stamp = run_id.split('-').next().unwrap_or(run_id);
+            let plain = opts.results_root.join(format!("{}-{stamp}", scenario.name));
+            if occupied(&plain) {
+                opts.results_root.join(format!("{}-{run_id}", scenario.name))
+            } else {
+                plain
+            }
         }
+    };
+    if occupied(&dir) {
+        return Err(InputError(anyhow::anyhow!(
+            "{} already exists and is not empty; choose another --out",
+            dir.display()
+        )));
     }
     Ok(dir)
 }
@@ -247,6 +254,8 @@ pub async fn sweep(scenario: &Scenario, handle: &RunHandle, note: &str) -> Resul
     let dir = handle.dir.lock().expect("run handle lock").clone();
     if let Some(dir) = dir {
         mark_interrupted(&dir, note)?;
+        // What finished still gets its reports, marked incomplete.
+        let _ = crate::report::formats::write(&dir, &[], Path::new("report-templates"));
     }
     Ok(())
 }

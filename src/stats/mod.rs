@@ -96,6 +96,33 @@ pub fn ratio_of_medians(numerator: &[f64], denominator: &[f64], resamples: usize
     })
 }
 
+/// 95% percentile-bootstrap interval of the median of `values`.
+pub fn median_ci(values: &[f64], resamples: usize, seed: u64) -> Option<(f64, f64)> {
+    Summary::of(values)?;
+    let mut rng = SplitMix(seed);
+    let mut medians = Vec::with_capacity(resamples);
+    let mut sample = vec![0.0; values.len()];
+    for _ in 0..resamples {
+        resample(values, &mut sample, &mut rng);
+        medians.push(Summary::of(&sample)?.median);
+    }
+    medians.sort_by(f64::total_cmp);
+    Some((quantile_sorted(&medians, 0.025), quantile_sorted(&medians, 0.975)))
+}
+
+/// Values outside Tukey's fences (below Q1 − 1.5·IQR or above Q3 + 1.5·IQR).
+/// They are reported, never dropped: summaries include them.
+pub fn tukey_outliers(values: &[f64]) -> Vec<f64> {
+    if values.len() < 4 || values.iter().any(|v| v.is_nan()) {
+        return Vec::new();
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let (q1, q3) = (quantile_sorted(&sorted, 0.25), quantile_sorted(&sorted, 0.75));
+    let (low, high) = (q1 - 1.5 * (q3 - q1), q3 + 1.5 * (q3 - q1));
+    values.iter().copied().filter(|v| *v < low || *v > high).collect()
+}
+
 /// Two-sided permutation test of the difference of medians: the share of
 /// random relabellings of the pooled samples whose |difference| is at least
 /// the observed one (with the observed labelling counted, so p > 0).
@@ -207,6 +234,25 @@ mod tests {
         assert!(p_same > 0.5, "{p_same}");
         assert_eq!(permutation_p_value(&a, &b, 500, 9), permutation_p_value(&a, &b, 500, 9));
         assert_eq!(permutation_p_value(&[], &b, 10, 1), None);
+    }
+
+    #[test]
+    fn median_interval_contains_the_median_and_narrows_with_agreement() {
+        let tight = [10.0, 10.1, 9.9, 10.0, 10.05, 9.95, 10.0];
+        let (lo, hi) = median_ci(&tight, 2000, 5).unwrap();
+        assert!(lo <= 10.0 && hi >= 10.0 && hi - lo <= 0.2, "{lo} {hi}");
+        let loose = [5.0, 15.0, 8.0, 12.0, 10.0, 3.0, 17.0];
+        let (lo2, hi2) = median_ci(&loose, 2000, 5).unwrap();
+        assert!(hi2 - lo2 > hi - lo);
+        assert_eq!(median_ci(&tight, 100, 1), median_ci(&tight, 100, 1));
+    }
+
+    #[test]
+    fn tukey_flags_only_the_far_values() {
+        let v = [10.0, 10.2, 9.8, 10.1, 9.9, 10.0, 30.0, 1.0];
+        assert_eq!(tukey_outliers(&v), vec![30.0, 1.0]);
+        assert!(tukey_outliers(&[1.0, 2.0, 3.0, 4.0, 5.0]).is_empty());
+        assert!(tukey_outliers(&[1.0, 100.0]).is_empty(), "too few to judge");
     }
 
     #[test]

@@ -1,0 +1,37 @@
+//! `vmbench report RUN_DIR`: re-render reports from a run's files alone.
+
+use std::path::PathBuf;
+
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// A run directory or a baseline name.
+    pub run: String,
+    /// Formats to write (comma-separated): json (summary.json), csv (samples.csv), md (report.md). Default: all.
+    #[arg(long, value_delimiter = ',')]
+    pub format: Vec<String>,
+    /// Templates directory; templates missing there come from vmbench itself.
+    #[arg(long, default_value = "report-templates")]
+    pub templates: PathBuf,
+    #[arg(long, default_value = "results", hide = true)]
+    pub results_dir: PathBuf,
+}
+
+pub fn exec(args: ReportArgs) -> anyhow::Result<i32> {
+    let known: Vec<&str> = crate::report::formats::all().iter().map(|f| f.name()).collect();
+    if let Some(bad) = args.format.iter().find(|f| !known.contains(&f.as_str())) {
+        eprintln!("error: --format {bad}: expected one of {}", known.join(", "));
+        return Ok(super::EXIT_INPUT);
+    }
+    let dir = match crate::compare::baseline::resolve(&args.run, &args.results_dir).and_then(|d| crate::compare::load(&d).map(|_| d)) {
+        Ok(dir) => dir,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return Ok(super::EXIT_INPUT);
+        }
+    };
+    let written = crate::report::formats::write(&dir, &args.format, &args.templates)?;
+    for file in written {
+        println!("{}", dir.join(file).display());
+    }
+    Ok(0)
+}

@@ -1,0 +1,192 @@
+//! The files a report consists of, one [`Format`] each: bytes out, written
+//! by [`write`]. Reports start from a run directory's files only.
+
+use super::summary::{self, RunSummary};
+use crate::record::{RunRecord, Sample};
+use anyhow::{Context, Result};
+use std::path::Path;
+
+/// Everything a format may draw on.
+pub struct Input<'a> {
+    pub record: &'a RunRecord,
+    pub samples: &'a [Sample],
+    pub summary: &'a RunSummary,
+    /// Where user-editable templates are looked for first.
+    pub templates: &'a Path,
+}
+
+pub trait Format {
+    /// The name `--format` uses.
+    fn name(&self) -> &'static str;
+    /// The file it writes in the run directory.
+    fn file_name(&self) -> &'static str;
+    fn render(&self, input: &Input) -> Result<Vec<u8>>;
+}
+
+pub struct Json;
+pub struct Csv;
+pub struct Markdown;
+
+impl Format for Json {
+    fn name(&self) -> &'static str {
+        "json"
+    }
+    fn file_name(&self) -> &'static str {
+        "summary.json"
+    }
+    fn render(&self, input: &Input) -> Result<Vec<u8>> {
+        Ok(serde_json::to_vec_pretty(input.summary)?)
+    }
+}
+
+impl Format for Csv {
+    fn name(&self) -> &'static str {
+        "csv"
+    }
+    fn file_name(&self) -> &'static str {
+        "samples.csv"
+    }
+    /// One row per sample and metric; a failed sample without metrics still
+    /// has a row, with its error.
+    fn render(&self, input: &Input) -> Result<Vec<u8>> {
+        let mut out = String::from("seq,target,workload,rep,warmup,ok,metric,value,unit,accel,runtime,started_at,error\n");
+        for s in input.samples {
+            let common = |metric: &str, value: String, unit: &str| {
+                [
+                    s.seq.to_string(),
+                    s.target.clone(),
+                    s.workload.clone(),
+                    s.rep.to_string(),
+                    s.warmup.to_string(),
+                    s.ok.to_string(),
+                    metric.to_string(),
+                    value,
+                    unit.to_string(),
+                    s.accel.clone().unwrap_or_default(),
+                    s.runtime.clone().unwrap_or_default(),
+                    s.started_at.clone(),
+                    s.error.clone().unwrap_or_default(),
+                ]
+                .iter()
+                .map(|c| csv_field(c))
+                .collect::<Vec<_>>()
+                .join(",")
+            };
+            if s.metrics.is_empty() {
+                out.push_str(&common("", String::new(), ""));
+                out.push('\n');
+            }
+            for (metric, value) in &s.metrics {
+                out.push_str(&common(metric, value.to_string(), crate::metric::unit(metric)));
+                out.push('\n');
+            }
+        }
+        Ok(out.into_bytes())
+    }
+}
+
+/// RFC 4180 quoting where needed.
+pub fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+impl Format for Markdown {
+    fn name(&self) -> &'static str {
+        "md"
+    }
+    fn file_name(&self) -> &'static str {
+        "report.md"
+    }
+    fn render(&self, input: &Input) -> Result<Vec<u8>> {
+        super::template::render("report.md.j2", input).map(String::into_bytes)
+    }
+}
+
+pub fn all() -> Vec<Box<dyn Format>> {
+    vec![Box::new(Json), Box::new(Csv), Box::new(Markdown)]
+}
+
+/// Renders `formats` (all when empty) for the run in `dir`, into `dir`.
+pub fn write(dir: &Path, names: &[String], templates: &Path) -> Result<Vec<String>> {
+    let record = crate::runner::sink::read_run_record(dir)?;
+    let samples = crate::runner::sink::read_samples(dir)?;
+    let summary = summary::build(&record, &samples);
+    let input = Input {
+        record: &record,
+        samples: &samples,
+        summary: &summary,
+        templates,
+    };
+    let mut written = Vec::new();
+    for format in all()
+        .into_iter()
+        .filter(|f| names.is_empty() || names.iter().any(|n| n == f.name()))
+    {
+        let bytes = format.render(&input).with_context(|| format!("rendering {}", format.file_name()))?;
+        crate::guest::cache::write_atomic(&dir.join(format.file_name()), &bytes, 0o644)?;
+        written.push(format.file_name().to_string());
+    }
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::RunStatus;
+
+    fn render_all(status: RunStatus) -> (String, String, RunSummary) {
+        let mut run = crate::compare::tests::run(1.0, 6);
+        run.record.status = status;
+        run.samples[0].ok = false;
+        run.samples[0].error = Some("timed out, \"badly\"\nlast line".into());
+        run.samples[0].metrics.clear();
+        let summary = summary::build(&run.record, &run.samples);
+        let input = Input {
+            record: &run.record,
+            samples: &run.samples,
+            summary: &summary,
+            templates: Path::new("/nonexistent"),
+        };
+        let md = String::from_utf8(Markdown.render(&input).unwrap()).unwrap();
+        let csv = String::from_utf8(Csv.render(&input).unwrap()).unwrap();
+        (md, csv, summary)
+    }
+
+    #[test]
+    fn markdown_has_the_tables_and_flags_incomplete_runs() {
+        let (md, _, _) = render_all(RunStatus::Complete);
+        assert!(md.starts_with("# vmbench: s"));
+        assert!(
+            md.contains("## Workload `boot`") && md.contains("| vm | ready_ms | ms | 5 |"),
+            "{md}"
+        );
+        assert!(md.contains("TCG") && !md.contains("Incomplete run"));
+        let (md, _, summary) = render_all(RunStatus::Interrupted);
+        assert!(md.contains("**Incomplete run** (status: interrupted"), "{md}");
+        assert!(summary.incomplete);
+    }
+
+    #[test]
+    fn csv_quotes_errors_and_keeps_failed_samples() {
+        let (_, csv, _) = render_all(RunStatus::Complete);
+        let header = csv.lines().next().unwrap();
+        assert_eq!(header.split(',').count(), 13);
+        assert!(csv.contains("\"timed out, \"\"badly\"\"\nlast line\""), "{csv}");
+        // 12 samples: 11 with one metric each, 1 failed with none but still a row.
+        assert_eq!(csv.matches(",ready_ms,").count(), 11);
+    }
+
+    #[test]
+    fn summary_has_intervals_and_native_ratios() {
+        let (_, _, summary) = render_all(RunStatus::Complete);
+        let vm = summary.metrics.iter().find(|m| m.target == "vm").unwrap();
+        assert!(vm.median_low <= vm.median && vm.median <= vm.median_high);
+        assert!(vm.vs_native.unwrap().value > 1000.0);
+        assert_eq!(summary.targets[0].failed_trials, 1);
+        assert_eq!(summary.schema_version, summary::SUMMARY_SCHEMA_VERSION);
+    }
+}

@@ -1,0 +1,41 @@
+//! Templates from `report-templates/`, rendered with minijinja. A template
+//! found in the templates directory wins, so the look can change without
+//! touching Rust; the copies built into vmbench make it work anywhere.
+
+use super::formats::Input;
+use anyhow::{Context, Result};
+use minijinja::{context, Environment};
+
+const BUILT_IN: &[(&str, &str)] = &[("report.md.j2", include_str!("../../report-templates/report.md.j2"))];
+
+pub fn render(name: &str, input: &Input) -> Result<String> {
+    let source = match std::fs::read_to_string(input.templates.join(name)) {
+        Ok(text) => text,
+        Err(_) => BUILT_IN
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, t)| t.to_string())
+            .context("no such template")?,
+    };
+    let mut env = Environment::new();
+    env.add_filter("num", |v: f64| crate::report::table::number(v));
+    env.add_filter("mib", |v: f64| format!("{:.1}", v / (1024.0 * 1024.0)));
+    // A metric value in its display unit: bytes as MiB, the rest as recorded.
+    env.add_filter("val", |v: f64, unit: String| {
+        if unit == "bytes" {
+            format!("{:.1}", v / (1024.0 * 1024.0))
+        } else {
+            crate::report::table::number(v)
+        }
+    });
+    env.add_template(name, &source)
+        .with_context(|| format!("parsing template {name}"))?;
+    let template = env.get_template(name)?;
+    let workloads: Vec<&String> = input.record.scenario.workloads.iter().collect();
+    Ok(template.render(context! {
+        run => input.record,
+        summary => input.summary,
+        workloads => workloads,
+        tcg => input.record.targets.iter().any(|t| t.accel.as_deref() == Some("tcg")),
+    })?)
+}
