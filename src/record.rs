@@ -89,8 +89,12 @@ pub struct TargetFacts {
     pub kernel: Option<Kernel>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kernel_cmdline: Option<String>,
+    /// The initramfs of workloads without devices (what `artifact_bytes` counts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub initramfs: Option<ArtifactFacts>,
+    /// The initramfs with the kernel's virtio modules, for disk and network workloads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initramfs_drivers: Option<ArtifactFacts>,
     /// Container runtime.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtime: Option<String>,

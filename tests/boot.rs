@@ -39,6 +39,8 @@ fn boot_run_measures_all_three_targets_and_records_everything() {
     assert_eq!(kernel.sha256.len(), 64);
     assert!(kernel.bytes > 1_000_000);
     assert!(vm.initramfs.as_ref().unwrap().bytes > 100_000);
+    // Drivers travel only with the workloads that use them.
+    assert!(vm.initramfs_drivers.as_ref().unwrap().bytes > vm.initramfs.as_ref().unwrap().bytes);
     assert_eq!(vm.artifact_bytes, kernel.bytes + vm.initramfs.as_ref().unwrap().bytes);
     assert!(vm.reproduce[0].ends_with("qemu-system-x86_64"));
 

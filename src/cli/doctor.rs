@@ -90,7 +90,7 @@ async fn check_kvm(report: &mut Report, qemu: Option<&std::path::Path>, kernel: 
         report.warn("kvm", "/dev/kvm answers, but without QEMU and a kernel no guest can prove it works");
         return;
     };
-    let initramfs = match guest::initramfs::for_kernel(kernel) {
+    let initramfs = match guest::initramfs::for_kernel(kernel, false) {
         Ok(i) => i,
         Err(e) => {
             report.missing("kvm", format!("cannot build the initramfs for the probe: {e:#}"));

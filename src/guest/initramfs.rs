@@ -74,10 +74,12 @@ pub fn ensure(agent: &[u8], agent_sha256: &str, modules: &[Module]) -> Result<In
     })
 }
 
-/// The initramfs for booting `kernel`: the agent plus the virtio modules of
-/// that kernel (none when it has them built in or ships no modules).
-pub fn for_kernel(kernel: &std::path::Path) -> Result<Initramfs> {
-    let files = match super::modules::dir_for(kernel) {
+/// The initramfs for booting `kernel`: the agent alone, or with `drivers`
+/// the agent plus that kernel's virtio modules (none when it has them built in
+/// or ships no modules). Workloads that need no device boot without them, so
+/// their boot time does not pay for unpacking drivers they never load.
+pub fn for_kernel(kernel: &std::path::Path, drivers: bool) -> Result<Initramfs> {
+    let files = match super::modules::dir_for(kernel).filter(|_| drivers) {
         Some(dir) => super::modules::resolve(&dir, super::modules::VIRTIO)?,
         None => Vec::new(),
     };

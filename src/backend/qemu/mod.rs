@@ -29,6 +29,8 @@ pub struct QemuBackend {
     ctx: Arc<RunContext>,
     /// The command without per-launch instructions; set by `prepare`.
     template: Option<QemuCommand>,
+    /// The initramfs that also carries virtio drivers (disk, network).
+    initrd_drivers: Option<PathBuf>,
 }
 
 impl QemuBackend {
@@ -38,6 +40,7 @@ impl QemuBackend {
             spec,
             ctx,
             template: None,
+            initrd_drivers: None,
         }
     }
 
@@ -72,7 +75,8 @@ impl Backend for QemuBackend {
         let version = qemu_version(&qemu).await?;
         let kernel = guest::kernel::find(&self.spec.kernel).with_context(|| format!("target `{}`", self.name))?;
         let agent_sha = guest::agent::sha256();
-        let initramfs = guest::initramfs::for_kernel(&kernel.path).context("building the initramfs")?;
+        let initramfs = guest::initramfs::for_kernel(&kernel.path, false).context("building the initramfs")?;
+        let with_drivers = guest::initramfs::for_kernel(&kernel.path, true).context("building the initramfs with drivers")?;
         let (accel, accel_reason) = self.choose_accel(&qemu, &kernel.path, &initramfs.path).await?;
         let mut append: Vec<String> = BASE_KERNEL_ARGS.iter().map(|s| s.to_string()).collect();
         if accel == Accel::Tcg {
@@ -93,7 +97,7 @@ impl Backend for QemuBackend {
             forward_port: None,
         };
         let reproduce = with_instructions(&template, &Instructions::new("repro", "boot")).argv();
-        let facts = facts(
+        let mut facts = facts(
             &self.name,
             &template,
             &kernel,
@@ -103,7 +107,14 @@ impl Backend for QemuBackend {
             reproduce,
             agent_sha,
         );
+        facts.initramfs_drivers = Some(ArtifactFacts {
+            path: with_drivers.path.display().to_string(),
+            sha256: with_drivers.sha256.clone(),
+            bytes: with_drivers.bytes,
+            reused: with_drivers.reused,
+        });
         self.template = Some(template);
+        self.initrd_drivers = Some(with_drivers.path);
         Ok(facts)
     }
 
@@ -152,6 +163,11 @@ impl Backend for QemuBackend {
         let mut cmd = with_instructions(template, &instructions);
         cmd.disk = disk.clone();
         cmd.forward_port = forward_port;
+        if disk.is_some() || forward_port.is_some() {
+            if let Some(initrd) = &self.initrd_drivers {
+                cmd.initrd = initrd.clone();
+            }
+        }
         // The host connects to the forwarded port, whatever the guest port.
         let network = forward_port.and_then(|host_port| {
             super::network::NetworkClient::for_workload(&request.workload, Box::new(move |_| super::loopback(host_port)))
