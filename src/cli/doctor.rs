@@ -124,4 +124,30 @@ async fn check_docker(report: &mut Report) {
         .map(|v| (v.version.unwrap_or_default(), v.api_version.unwrap_or_default()))
         .unwrap_or_default();
     report.ok("docker", format!("{address}: Docker {v} (API {api}); runtimes: {runtimes}"));
+    check_runtimes(report, &client, &runtimes).await;
+}
+
+/// Starts one container per OCI runtime the daemon offers and says which
+/// cannot run here, with the daemon's own reason.
+async fn check_runtimes(report: &mut Report, client: &bollard::Docker, runtimes: &str) {
+    let image = match docker::image::ensure(client, guest::agent::bytes(), &guest::agent::sha256()).await {
+        Ok(image) => image,
+        Err(e) => return report.missing("image", format!("cannot build the agent image: {e:#}")),
+    };
+    for runtime in runtimes.split(", ").filter(|r| !r.is_empty() && !r.starts_with("io.containerd")) {
+        let spec = crate::scenario::ContainerSpec {
+            engine: crate::scenario::Engine::Docker,
+            runtime: runtime.to_string(),
+            cpus: 1.0,
+            memory_mib: 64,
+            host: None,
+            pids_limit: 64,
+            network: crate::scenario::ContainerNetwork::Bridge,
+        };
+        let run_id = format!("doctor-{}", std::process::id());
+        match docker::probe_runtime(client, &spec, &image.tag, &run_id, runtime).await {
+            Ok(()) => report.ok("runtime", format!("{runtime} starts containers")),
+            Err(e) => report.warn("runtime", format!("{e:#}")),
+        }
+    }
 }

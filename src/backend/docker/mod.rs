@@ -93,6 +93,9 @@ impl Backend for DockerBackend {
         let image = image::ensure(&docker, guest::agent::bytes(), &agent_sha)
             .await
             .with_context(|| format!("target `{}`", self.name))?;
+        probe_runtime(&docker, &self.spec, &image.tag, &self.ctx.run_id, &self.name)
+            .await
+            .with_context(|| format!("target `{}`", self.name))?;
         let cmd = Instructions::new("repro", "boot").to_tokens();
         let facts = TargetFacts {
             name: self.name.clone(),
@@ -327,6 +330,29 @@ async fn trial(
         Some(Err(e)) => result.fail(format!("waiting for the container: {e}")),
     }
     result.metrics.insert("stopped_ms".into(), ms_between(launched, Instant::now()));
+}
+
+/// Starts one throwaway container with the target's runtime and settings, so
+/// a runtime that is registered but cannot run here (crun on a cgroup v1 +
+/// unified host, say) is a preflight error carrying the daemon's own reason,
+/// not a run full of failed samples.
+pub async fn probe_runtime(docker: &Docker, spec: &ContainerSpec, image: &str, run_id: &str, target: &str) -> Result<()> {
+    let name = format!("{}{run_id}-{target}-probe", spec::NAME_PREFIX);
+    let body = spec::create_body(spec, image, run_id, target, Instructions::new("probe", "boot").to_tokens());
+    let options = CreateContainerOptionsBuilder::default().name(&name).build();
+    let outcome = async {
+        docker.create_container(Some(options), body).await?;
+        docker.start_container(&name, None).await
+    }
+    .await;
+    let _ = remove(docker, &name).await;
+    outcome.map_err(|e| {
+        let reason = match &e {
+            bollard::errors::Error::DockerResponseServerError { message, .. } => message.clone(),
+            other => other.to_string(),
+        };
+        anyhow!("runtime `{}` cannot start a container on this host: {reason}", spec.runtime)
+    })
 }
 
 /// The host port Docker published for the agent's port.

@@ -1,0 +1,56 @@
+//! OCI runtimes on the real Docker daemon that scripts/setup.sh configured:
+//! gVisor (runsc) runs the agent on its own kernel; crun runs where the host
+//! allows it, and where it does not, preflight says why in the daemon's words.
+
+mod common;
+
+use common::*;
+use std::path::Path;
+
+fn scenario(runtime: &str) -> String {
+    format!("name = \"rt\"\nrepetitions = 2\nwarmup = 0\n[[target]]\nname = \"ctr\"\nkind = \"container\"\nruntime = \"{runtime}\"\n[[workload]]\nkind = \"boot\"\n")
+}
+
+/// cgroup v1 controllers mounted next to a unified hierarchy: crun 1.8 refuses these hosts.
+fn hybrid_cgroups() -> bool {
+    Path::new("/sys/fs/cgroup/unified").is_dir() && Path::new("/sys/fs/cgroup/memory").is_dir()
+}
+
+#[test]
+fn runsc_runs_the_agent_on_gvisors_own_kernel() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write(tmp.path(), "runsc.toml", &scenario("runsc"));
+    let out = tmp.path().join("run");
+    let result = run_in(tmp.path(), &["run", file.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(result.status.code(), Some(0), "{}", stderr(&result));
+    let samples = samples(&out);
+    assert_eq!(samples.len(), 2);
+    let host_kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    for s in &samples {
+        assert_eq!(s.runtime.as_deref(), Some("runsc"));
+        // gVisor answers uname itself; it is not the host's kernel.
+        assert_ne!(s.agent_kernel.as_deref(), Some(host_kernel.trim()), "{s:?}");
+        assert!(s.metrics["ready_ms"] > 0.0);
+    }
+    assert_eq!(record(&out).targets[0].runtime.as_deref(), Some("runsc"));
+}
+
+#[test]
+fn crun_runs_or_preflight_gives_the_daemons_reason() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write(tmp.path(), "crun.toml", &scenario("crun"));
+    let out = tmp.path().join("run");
+    let result = run_in(tmp.path(), &["run", file.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    if hybrid_cgroups() {
+        assert_eq!(result.status.code(), Some(2), "{}", stdout(&result));
+        let err = stderr(&result);
+        assert!(
+            err.contains("runtime `crun` cannot start a container on this host") && err.contains("cgroups in hybrid mode not supported"),
+            "{err}"
+        );
+        assert!(!out.exists(), "no run directory after a failed preflight");
+    } else {
+        assert_eq!(result.status.code(), Some(0), "{}", stderr(&result));
+        assert!(samples(&out).iter().all(|s| s.ok && s.runtime.as_deref() == Some("crun")));
+    }
+}
