@@ -64,7 +64,13 @@ fn serve(instructions: &Instructions, boottime_ns: u64, started: Instant, vm_ini
     };
     let status = match workloads::run(&instructions.workload, &instructions.params, &env) {
         Ok(mut metrics) => {
-            metrics.insert("agent_peak_rss_bytes".into(), pid1::peak_rss_bytes() as f64);
+            // The agent's own peak memory is the host's cost natively and part
+            // of it in a container. Inside a VM the guest's accounting of an
+            // init running from the initramfs says nothing about the host
+            // (QEMU's footprint does), so it is not reported there.
+            if !vm_init {
+                metrics.insert("agent_peak_rss_bytes".into(), pid1::peak_rss_bytes() as f64);
+            }
             emit(
                 nonce,
                 &AgentMessage::Result {
