@@ -16,7 +16,7 @@ if [[ $(id -u) -ne 0 ]]; then
     exec sudo --preserve-env=VMBENCH_CACHE_DIR,XDG_CACHE_HOME,HOME "$0" "$@"
 fi
 
-PACKAGES=(qemu-system-x86 docker.io hyperfine ca-certificates crun runsc)
+PACKAGES=(qemu-system-x86 docker.io hyperfine ca-certificates crun runsc fonts-dejavu-core)
 CACHE_DIR=${VMBENCH_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/vmbench}
 APT_UPDATED=0
 

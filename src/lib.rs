@@ -10,6 +10,8 @@ pub mod protocol;
 #[cfg(feature = "harness")]
 pub mod backend;
 #[cfg(feature = "harness")]
+pub mod charts;
+#[cfg(feature = "harness")]
 pub mod cli;
 #[cfg(feature = "harness")]
 pub mod compare;
@@ -19,6 +21,8 @@ pub mod console;
 pub mod fault;
 #[cfg(feature = "harness")]
 pub mod guest;
+#[cfg(feature = "harness")]
+pub mod history;
 #[cfg(feature = "harness")]
 pub mod host;
 #[cfg(feature = "harness")]

@@ -253,3 +253,52 @@ fn thresholds_and_exports_work_on_a_real_run() {
     );
     assert_eq!(run_in(tmp.path(), &["export", run_arg, "--format", "junit"]).status.code(), Some(2));
 }
+
+#[test]
+fn history_follows_a_metric_across_runs_and_draws_it() {
+    let _guard = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let scenario = write(tmp.path(), "h.toml", &SCENARIO.replace("repetitions = 6", "repetitions = 3"));
+    for label in ["first", "second", "third"] {
+        let out = run_in(
+            tmp.path(),
+            &["run", scenario.to_str().unwrap(), "--only", "native", "--label", label],
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    // A run without summary.json is summarised from its samples.
+    let runs: Vec<_> = std::fs::read_dir(tmp.path().join("results"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    std::fs::remove_file(runs[0].join("summary.json")).unwrap();
+    let charts = tmp.path().join("charts");
+    let out = run_in(
+        tmp.path(),
+        &["history", "results", "--metric", "ready_ms", "--out", charts.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let table = stdout(&out);
+    let rows = table.lines().filter(|l| l.starts_with("20") && l.contains('[')).count();
+    assert_eq!(rows, 3, "one row per run:\n{table}");
+    let svg = std::fs::read_to_string(charts.join("history-ready_ms.svg")).unwrap();
+    assert!(
+        svg.contains("ready_ms") && svg.contains("native"),
+        "the chart names the metric and target"
+    );
+    let png = std::fs::read(charts.join("history-ready_ms.png")).unwrap();
+    assert_eq!(&png[1..4], b"PNG");
+    assert!(png.len() > 10_000, "a drawn chart, not a blank one ({} bytes)", png.len());
+    // Bad input: an unknown metric, a directory without runs.
+    assert_eq!(
+        run_in(tmp.path(), &["history", "results", "--metric", "ready"]).status.code(),
+        Some(2)
+    );
+    assert_eq!(
+        run_in(tmp.path(), &["history", charts.to_str().unwrap(), "--metric", "ready_ms"])
+            .status
+            .code(),
+        Some(2)
+    );
+}

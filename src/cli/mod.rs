@@ -6,6 +6,7 @@ mod clean;
 mod compare;
 mod doctor;
 mod export;
+mod history;
 mod report;
 mod run;
 mod validate;
@@ -39,6 +40,8 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Write a run in a CI tool's format (github-action-benchmark, Bencher, JUnit).
     Export(export::ExportArgs),
+    /// Follow one metric across runs: a table and SVG/PNG charts with confidence bands.
+    History(history::HistoryArgs),
     /// Re-render a run's reports (summary.json, samples.csv, report.md) from its files.
     Report(report::ReportArgs),
 }
@@ -58,6 +61,7 @@ pub fn main() -> i32 {
         Command::Check(args) => check::exec(args),
         Command::Export(args) => export::exec(args),
         Command::Report(args) => report::exec(args),
+        Command::History(args) => history::exec(args),
     };
     match result {
         Ok(code) => code,
