@@ -152,3 +152,15 @@ fn baseline_names_cannot_escape_the_baseline_directory() {
     }
     baseline::check_name("main-2026.11").unwrap();
 }
+
+#[test]
+fn runs_of_another_schema_version_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(load(dir.path()).unwrap_err().to_string().contains("not a vmbench run directory"));
+    let mut record = serde_json::to_value(&run(1.0, 1).record).unwrap();
+    record["schema_version"] = serde_json::json!(99);
+    std::fs::write(dir.path().join("run.json"), record.to_string()).unwrap();
+    std::fs::write(dir.path().join("samples.jsonl"), "").unwrap();
+    let err = load(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("schema_version Some(99)") && err.contains("reads 1"), "{err}");
+}
