@@ -96,6 +96,14 @@ fn boot_run_measures_all_three_targets_and_records_everything() {
     let again = run_in(tmp.path(), &["report", out.to_str().unwrap(), "--format", "md"]);
     assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
     assert_eq!(std::fs::read_to_string(out.join("report.md")).unwrap(), first);
+    // Charts: the boot distribution and the overhead against native, drawn
+    // (not blank) and linked from the Markdown report.
+    for chart in ["charts/boot-ready", "charts/overhead-boot"] {
+        let png = std::fs::read(out.join(format!("{chart}.png"))).unwrap();
+        assert!(&png[1..4] == b"PNG" && png.len() > 10_000, "{chart}.png ({} bytes)", png.len());
+        assert!(std::fs::read_to_string(out.join(format!("{chart}.svg"))).unwrap().contains("<svg"));
+        assert!(first.contains(&format!("]({chart}.png)")), "report.md links {chart}.png");
+    }
     let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["schema_version"], 1);
     assert_eq!(summary["incomplete"], false);

@@ -2,7 +2,9 @@
 //! and PNG (for slides and Markdown). Text is drawn with a TrueType font
 //! from the system (DejaVu Sans by default; `VMBENCH_FONT` picks another).
 
+pub mod distribution;
 pub mod history;
+pub mod overhead;
 
 use anyhow::{bail, Result};
 use std::sync::OnceLock;
@@ -51,4 +53,75 @@ pub fn colour(i: usize) -> plotters::style::RGBColor {
     ];
     let (r, g, b) = PALETTE[i % PALETTE.len()];
     plotters::style::RGBColor(r, g, b)
+}
+
+/// A chart written for a run, as the reports refer to it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ChartFile {
+    pub title: String,
+    /// Paths relative to the run directory.
+    pub svg: String,
+    pub png: String,
+}
+
+/// Draws `draw` into `charts/<stem>.svg` and `.png` under `dir`.
+fn both(dir: &std::path::Path, stem: &str, title: &str, draw: impl Fn(bool, &std::path::Path) -> Result<()>) -> Result<ChartFile> {
+    use std::path::Path;
+    let charts = dir.join("charts");
+    std::fs::create_dir_all(&charts)?;
+    let (svg, png) = (format!("charts/{stem}.svg"), format!("charts/{stem}.png"));
+    draw(true, &dir.join(Path::new(&svg)))?;
+    draw(false, &dir.join(Path::new(&png)))?;
+    Ok(ChartFile {
+        title: title.to_string(),
+        svg,
+        png,
+    })
+}
+
+/// The charts of one run: the boot-time distribution per target, and the
+/// overhead against native of every workload that has a native baseline.
+pub fn write_run(
+    dir: &std::path::Path,
+    record: &crate::record::RunRecord,
+    samples: &[crate::record::Sample],
+    summary: &crate::report::summary::RunSummary,
+) -> Result<Vec<ChartFile>> {
+    use plotters::prelude::*;
+    ensure_font()?;
+    let targets: Vec<String> = record.targets.iter().map(|t| t.name.clone()).collect();
+    let accel = if record.targets.iter().any(|t| t.accel.as_deref() == Some("tcg")) {
+        " (VMs under TCG emulation)"
+    } else {
+        ""
+    };
+    let mut out = Vec::new();
+    let data = distribution::values(&targets, samples, "boot", "ready_ms");
+    if !data.is_empty() {
+        let title = format!("boot: ready_ms per target, every sample, black = median{accel}");
+        out.push(both(dir, "boot-ready", &title, |svg, path| {
+            if svg {
+                distribution::draw(SVGBackend::new(path, (960, 540)).into_drawing_area(), &title, "ms", &data)
+            } else {
+                distribution::draw(BitMapBackend::new(path, (960, 540)).into_drawing_area(), &title, "ms", &data)
+            }
+        })?);
+    }
+    for workload in &record.scenario.workloads {
+        let metrics: Vec<&crate::report::summary::MetricSummary> = summary.metrics.iter().filter(|m| &m.workload == workload).collect();
+        let bars = overhead::bars(&metrics, &targets);
+        if bars.is_empty() {
+            continue;
+        }
+        let title = format!("{workload}: cost against native, ratio of medians with 95% interval{accel}");
+        let height = (140 + 28 * bars.len() as u32).max(320);
+        out.push(both(dir, &format!("overhead-{workload}"), &title, |svg, path| {
+            if svg {
+                overhead::draw(SVGBackend::new(path, (1100, height)).into_drawing_area(), &title, &bars)
+            } else {
+                overhead::draw(BitMapBackend::new(path, (1100, height)).into_drawing_area(), &title, &bars)
+            }
+        })?);
+    }
+    Ok(out)
 }

@@ -13,6 +13,8 @@ pub struct Input<'a> {
     pub summary: &'a RunSummary,
     /// Where user-editable templates are looked for first.
     pub templates: &'a Path,
+    /// Charts already written into the run directory.
+    pub charts: &'a [crate::charts::ChartFile],
 }
 
 pub trait Format {
@@ -115,11 +117,25 @@ pub fn write(dir: &Path, names: &[String], templates: &Path) -> Result<Vec<Strin
     let record = crate::runner::sink::read_run_record(dir)?;
     let samples = crate::runner::sink::read_samples(dir)?;
     let summary = summary::build(&record, &samples);
+    // Charts are part of the Markdown report; without a font the report is
+    // still written, and says why it has no charts.
+    let charts = if names.is_empty() || names.iter().any(|n| n == "md") {
+        match crate::charts::write_run(dir, &record, &samples, &summary) {
+            Ok(charts) => charts,
+            Err(e) => {
+                eprintln!("warning: no charts: {e:#}");
+                Vec::new()
+            }
+        }
+    } else {
+        Vec::new()
+    };
     let input = Input {
         record: &record,
         samples: &samples,
         summary: &summary,
         templates,
+        charts: &charts,
     };
     let mut written = Vec::new();
     for format in all()
@@ -150,6 +166,7 @@ mod tests {
             samples: &run.samples,
             summary: &summary,
             templates: Path::new("/nonexistent"),
+            charts: &[],
         };
         let md = String::from_utf8(Markdown.render(&input).unwrap()).unwrap();
         let csv = String::from_utf8(Csv.render(&input).unwrap()).unwrap();

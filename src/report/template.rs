@@ -37,5 +37,6 @@ pub fn render(name: &str, input: &Input) -> Result<String> {
         summary => input.summary,
         workloads => workloads,
         tcg => input.record.targets.iter().any(|t| t.accel.as_deref() == Some("tcg")),
+        charts => input.charts,
     })?)
 }
