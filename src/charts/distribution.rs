@@ -46,13 +46,6 @@ where
             .cloned()
             .unwrap_or_default()
     };
-    let points = |i: usize, v: &[f64]| -> Vec<(f64, f64)> {
-        let n = v.len().max(2) as f64;
-        v.iter()
-            .enumerate()
-            .map(|(j, y)| (i as f64 - 0.2 + 0.4 * j as f64 / (n - 1.0), *y))
-            .collect()
-    };
     if lo > 0.0 && hi / lo > 100.0 {
         let mut chart = builder
             .build_cartesian_2d(x_range, (lo * 0.8..hi * 1.25).log_scale())
@@ -64,19 +57,7 @@ where
             .y_desc(format!("{unit} (log scale)"))
             .draw()
             .map_err(err)?;
-        for (i, (_, v)) in data.iter().enumerate() {
-            let c = super::colour(i);
-            chart
-                .draw_series(points(i, v).into_iter().map(|p| Circle::new(p, 4, c.mix(0.6).filled())))
-                .map_err(err)?;
-            let m = median(v);
-            chart
-                .draw_series(std::iter::once(PathElement::new(
-                    vec![(i as f64 - 0.3, m), (i as f64 + 0.3, m)],
-                    BLACK.stroke_width(2),
-                )))
-                .map_err(err)?;
-        }
+        plot(&mut chart, data).map_err(err)?;
     } else {
         let mut chart = builder.build_cartesian_2d(x_range, 0f64..hi * 1.15).map_err(err)?;
         chart
@@ -86,21 +67,28 @@ where
             .y_desc(unit.to_string())
             .draw()
             .map_err(err)?;
-        for (i, (_, v)) in data.iter().enumerate() {
-            let c = super::colour(i);
-            chart
-                .draw_series(points(i, v).into_iter().map(|p| Circle::new(p, 4, c.mix(0.6).filled())))
-                .map_err(err)?;
-            let m = median(v);
-            chart
-                .draw_series(std::iter::once(PathElement::new(
-                    vec![(i as f64 - 0.3, m), (i as f64 + 0.3, m)],
-                    BLACK.stroke_width(2),
-                )))
-                .map_err(err)?;
-        }
+        plot(&mut chart, data).map_err(err)?;
     }
     root.present().map_err(err)?;
+    Ok(())
+}
+
+/// Every sample of target i spread across its column, and a bar at the median.
+fn plot<DB: DrawingBackend, Y: Ranged<ValueType = f64>>(
+    chart: &mut ChartContext<'_, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, Y>>,
+    data: &[(String, Vec<f64>)],
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    for (i, (_, v)) in data.iter().enumerate() {
+        let c = super::colour(i);
+        let n = v.len().max(2) as f64;
+        let points = v.iter().enumerate().map(|(j, y)| (i as f64 - 0.2 + 0.4 * j as f64 / (n - 1.0), *y));
+        chart.draw_series(points.map(|p| Circle::new(p, 4, c.mix(0.6).filled())))?;
+        let m = median(v);
+        chart.draw_series(std::iter::once(PathElement::new(
+            vec![(i as f64 - 0.3, m), (i as f64 + 0.3, m)],
+            BLACK.stroke_width(2),
+        )))?;
+    }
     Ok(())
 }
 
