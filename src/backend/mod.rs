@@ -126,20 +126,30 @@ pub enum ConsoleEnd {
 }
 
 /// Feeds `source` into `console` until the agent is done, the source closes
-/// or `deadline` passes. Each chunk is stamped the moment it is read. When
-/// the agent announces a listening port and a `network` client is given,
-/// the host side of the network workload runs (its metrics or error go to
-/// `result`) and reading resumes.
+/// or `deadline` passes. Each chunk is stamped the moment it is read.
+///
+/// `on_ready` runs once, right after the ready line has been stamped: work
+/// that watches a target (footprint sampling) starts there, so nothing but
+/// reading the console happens between the launch call and the ready line.
+/// When the agent then announces a listening port and a `network` client is
+/// given, the host side of the network workload runs (its metrics or error go
+/// to `result`) and reading resumes.
 pub async fn read_console<S>(
     console: &mut Console,
     mut source: S,
     deadline: Instant,
     mut network: Option<network::NetworkClient>,
     result: &mut TrialResult,
+    on_ready: impl FnOnce(),
 ) -> ConsoleEnd
 where
     S: Stream<Item = std::io::Result<Bytes>> + Unpin,
 {
+    let end = read_until(console, &mut source, deadline, |c| c.is_done() || c.report.ready.is_some()).await;
+    if console.report.ready.is_none() {
+        return end;
+    }
+    on_ready();
     let end = read_until(console, &mut source, deadline, |c| c.is_done() || c.report.listening.is_some()).await;
     let Some(port) = console.report.listening.filter(|_| end == ConsoleEnd::Done && !console.is_done()) else {
         return end;

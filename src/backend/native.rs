@@ -130,7 +130,8 @@ async fn launch(agent: &Path, request: &TrialRequest) -> TrialResult {
     let stdout = child.stdout.take().expect("stdout is piped");
     let mut console = Console::new(&request.nonce);
     let network = super::network::NetworkClient::for_workload(&request.workload, Box::new(super::loopback));
-    let end = read_console(&mut console, reader_stream(stdout), deadline, network, &mut result).await;
+    // The agent reports its own memory; nothing to start at ready.
+    let end = read_console(&mut console, reader_stream(stdout), deadline, network, &mut result, || {}).await;
     if end == ConsoleEnd::TimedOut {
         let _ = child.kill().await;
     }

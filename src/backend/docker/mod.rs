@@ -275,8 +275,13 @@ async fn trial(
     // may be ready before the engine answers the start request, and the
     // ready line must be stamped when it arrives, not when we look.
     let mut host_side = TrialResult::default();
-    let (started, end, sampler) = {
-        let reading = read_console(&mut console, Box::pin(bytes), deadline, network, &mut host_side);
+    // Footprint sampling (an inspect call, then cgroup reads) starts at the
+    // ready line, so it never competes with the start it would measure; the
+    // cgroup's own peak covers what came before.
+    let mut sampler = None;
+    let start_sampling = || sampler = Some(footprint_sampler(docker.clone(), name.to_string()));
+    let (started, end) = {
+        let reading = read_console(&mut console, Box::pin(bytes), deadline, network, &mut host_side, start_sampling);
         tokio::pin!(reading);
         let start = docker.start_container(name, None);
         tokio::pin!(start);
@@ -288,25 +293,31 @@ async fn trial(
             }
         };
         match started {
-            Err(e) => (Err(e), ConsoleEnd::Closed, None),
+            Err(e) => (Err(e), ConsoleEnd::Closed),
             Ok(()) => {
                 let started_at = Instant::now();
-                let sampler = footprint_sampler(docker.clone(), name.to_string());
                 let end = match end {
                     Some(end) => end,
                     None => reading.await,
                 };
-                (Ok(started_at), end, Some(sampler))
+                (Ok(started_at), end)
             }
         }
     };
-    let (started_at, sampler) = match (started, sampler) {
-        (Ok(at), Some(sampler)) => (at, sampler),
-        (Err(e), _) => return result.fail(format!("starting the container: {e}")),
-        (Ok(_), None) => unreachable!("a started container always has a sampler"),
+    let started_at = match started {
+        Ok(at) => at,
+        Err(e) => {
+            if let Some(s) = sampler {
+                s.stop().await;
+            }
+            return result.fail(format!("starting the container: {e}"));
+        }
     };
     result.metrics.insert("start_ms".into(), ms_between(attached, started_at));
-    let series = sampler.stop().await;
+    let series = match sampler {
+        Some(s) => s.stop().await,
+        None => Default::default(),
+    };
     if let Some(ready_at) = console.report.ready_at {
         result.metrics.insert("start_to_ready_ms".into(), ms_between(attached, ready_at));
     }

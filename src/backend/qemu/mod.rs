@@ -380,9 +380,21 @@ pub async fn launch(cmd: &QemuCommand, nonce: &str, timeout: Duration, network: 
         let _ = (&mut stderr).take(64 * 1024).read_to_end(&mut buf).await;
         String::from_utf8_lossy(&buf).into_owned()
     });
-    let sampler = child.id().map(|pid| Sampler::start(move || footprint::process(pid)));
+    // Footprint sampling starts at the ready line; VmHWM still gives the
+    // peak of the boot before it.
+    let pid = child.id();
+    let mut sampler = None;
     let mut host_side = TrialResult::default();
-    let end = read_console(&mut console, reader_stream(stdout), deadline, network, &mut host_side).await;
+    let start_sampling = || sampler = pid.map(|pid| Sampler::start(move || footprint::process(pid)));
+    let end = read_console(
+        &mut console,
+        reader_stream(stdout),
+        deadline,
+        network,
+        &mut host_side,
+        start_sampling,
+    )
+    .await;
     let footprint = match sampler {
         Some(s) => s.stop().await,
         None => Series::default(),
