@@ -388,9 +388,13 @@ async fn published_port(docker: &Docker, name: &str) -> Result<std::net::SocketA
 /// cgroup takes an inspect call, made inside the sampling task.
 fn footprint_sampler(docker: Docker, name: String) -> Sampler {
     Sampler::start_with(async move {
-        let pid = docker.inspect_container(&name, None).await.ok()?.state?.pid?;
-        let pid = u32::try_from(pid).ok().filter(|p| *p > 0)?;
-        let dir = footprint::cgroup_dir(pid)?;
+        let inspect = docker.inspect_container(&name, None).await.ok()?;
+        let id = inspect.id?;
+        let pid = u32::try_from(inspect.state?.pid?).ok().filter(|p| *p > 0)?;
+        // A container that has just exited leaves a pid whose cgroup reads
+        // as the root (the whole host's memory, gigabytes): only a cgroup
+        // named after this container counts.
+        let dir = footprint::cgroup_dir(pid).filter(|d| d.to_string_lossy().contains(&id))?;
         let shim = footprint::parent(pid);
         Some(move || footprint::cgroup(&dir, shim))
     })
