@@ -6,6 +6,9 @@
 #     clearing a stale pid file a killed daemon left behind
 #   - the crun and runsc (gVisor) runtimes, registered with the Docker daemon
 #     (daemon.json; the daemon restarts only when that file changed)
+#   - libvirt (libvirtd + virtlogd started by hand as daemons when down)
+#   - Podman with its Docker-compatible API service on /run/podman/podman.sock
+#   - Chromium (headless, for the HTML report test)
 #   - the distribution's cloud kernel, unpacked (modules included) into
 #     vmbench's cache: ${VMBENCH_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/vmbench}/kernel
 set -euo pipefail
@@ -16,7 +19,8 @@ if [[ $(id -u) -ne 0 ]]; then
     exec sudo --preserve-env=VMBENCH_CACHE_DIR,XDG_CACHE_HOME,HOME "$0" "$@"
 fi
 
-PACKAGES=(qemu-system-x86 docker.io hyperfine ca-certificates crun runsc fonts-dejavu-core)
+PACKAGES=(qemu-system-x86 docker.io hyperfine ca-certificates crun runsc fonts-dejavu-core
+          libvirt-daemon-system libvirt-dev pkg-config podman chromium curl)
 CACHE_DIR=${VMBENCH_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/vmbench}
 APT_UPDATED=0
 
@@ -171,6 +175,92 @@ fetch_kernel() {
     rm -rf "$dest" && mv "$dest.new" "$dest"
 }
 
+# Starts daemon $1 (by its path) unless its pid file $2 names a live one.
+start_daemon() {
+    local bin=$1 pidfile=$2 name
+    name=$(basename "$bin")
+    if pid_alive "$pidfile" "$name"; then
+        log "$name already running"
+        return
+    fi
+    rm -f "$pidfile"
+    log "starting $name"
+    "$bin" -d
+}
+
+libvirt_answers() {
+    [[ -S /run/libvirt/libvirt-sock ]] && timeout 60 virsh -q -c qemu:///system version >/dev/null 2>&1
+}
+
+# libvirt runs QEMU as libvirt-qemu (group kvm). When that user cannot open
+# /dev/kvm, libvirt decides on every call that its cached QEMU capabilities
+# are stale and probes QEMU again: a domain then takes 60 s to start here.
+# udev would give /dev/kvm to group kvm; without udev, do it by hand.
+kvm_for_libvirt() {
+    if [[ -c /dev/kvm ]] && getent group kvm >/dev/null && [[ $(stat -c %G:%a /dev/kvm) != kvm:66? ]]; then
+        log "giving /dev/kvm to group kvm (mode 0660), as udev would"
+        chgrp kvm /dev/kvm
+        chmod 0660 /dev/kvm
+    fi
+}
+
+start_libvirt() {
+    kvm_for_libvirt
+    start_daemon /usr/sbin/virtlogd /run/virtlogd.pid
+    start_daemon /usr/sbin/libvirtd /run/libvirtd.pid
+    for _ in $(seq 1 60); do
+        # The first answer takes ~10 s: libvirt probes QEMU's capabilities.
+        if libvirt_answers; then
+            log "libvirtd answers"
+            return
+        fi
+        sleep 1
+    done
+    log "libvirtd does not answer on qemu:///system"
+    exit 1
+}
+
+# Debian's podman 4.3 fails every container here unless containers get no
+# default rlimits (setting them is not permitted) and run with runc (crun 1.8
+# refuses cgroup v1+v2 hybrids). Writes only vmbench's two keys into a file
+# that does not have them yet.
+configure_podman() {
+    local file=/etc/containers/containers.conf
+    if grep -qs '^# vmbench$' "$file"; then
+        return
+    fi
+    if grep -qsE '^\[(containers|engine)\]' "$file"; then
+        log "$file already has [containers] or [engine]: leaving it alone"
+        return
+    fi
+    log "configuring podman in $file"
+    mkdir -p /etc/containers
+    printf '%s\n' '# vmbench' '[containers]' 'default_ulimits = []' '[engine]' 'runtime = "runc"' >>"$file"
+}
+
+podman_answers() {
+    [[ -S /run/podman/podman.sock ]] && timeout 10 curl -sf --unix-socket /run/podman/podman.sock http://d/_ping >/dev/null 2>&1
+}
+
+start_podman_service() {
+    if podman_answers; then
+        log "podman API service already running"
+        return
+    fi
+    mkdir -p /run/podman
+    rm -f /run/podman/podman.sock
+    log "starting the podman API service (log: /var/log/vmbench-podman.log)"
+    setsid nohup podman system service --time=0 unix:///run/podman/podman.sock \
+        >/var/log/vmbench-podman.log 2>&1 </dev/null &
+    for _ in $(seq 1 40); do
+        podman_answers && { log "podman API service is up"; return; }
+        sleep 0.5
+    done
+    log "podman API service did not come up; last lines of its log:"
+    tail -n 20 /var/log/vmbench-podman.log >&2 || true
+    exit 1
+}
+
 install_packages
 if [[ $(register_runtimes) == changed ]]; then
     log "registered crun and runsc with Docker"
@@ -180,5 +270,8 @@ if [[ $(register_runtimes) == changed ]]; then
     fi
 fi
 start_dockerd
+start_libvirt
+configure_podman
+start_podman_service
 fetch_kernel
 log "done"

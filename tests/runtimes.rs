@@ -54,3 +54,51 @@ fn crun_runs_or_preflight_gives_the_daemons_reason() {
         assert!(samples(&out).iter().all(|s| s.ok && s.runtime.as_deref() == Some("crun")));
     }
 }
+
+#[test]
+fn podman_runs_the_agent_through_the_same_engine_api() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = scenario("runc").replace("kind = \"container\"", "kind = \"container\"\nengine = \"podman\"");
+    let file = write(tmp.path(), "podman.toml", &text);
+    let out = tmp.path().join("run");
+    let result = run_in(tmp.path(), &["run", file.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(result.status.code(), Some(0), "{}", stderr(&result));
+    let samples = samples(&out);
+    assert_eq!(samples.len(), 2);
+    for s in &samples {
+        assert!(s.ok, "{s:?}");
+        for metric in ["create_ms", "start_ms", "ready_ms", "remove_ms"] {
+            assert!(s.metrics[metric] > 0.0, "{metric} in {s:?}");
+        }
+    }
+    let target = &record(&out).targets[0];
+    assert_eq!(target.engine.as_deref(), Some("podman"));
+    // Podman answers the version call with its own version, not Docker's.
+    assert!(
+        target
+            .engine_version
+            .as_deref()
+            .is_some_and(|v| v.starts_with('4') || v.starts_with('5')),
+        "{target:?}"
+    );
+    assert!(target.image.as_ref().is_some_and(|i| i.size_bytes > 0), "{target:?}");
+}
+
+#[test]
+fn a_missing_podman_socket_is_a_preflight_error_naming_the_fix() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = scenario("runc").replace(
+        "kind = \"container\"",
+        "kind = \"container\"\nengine = \"podman\"\nhost = \"unix:///nonexistent/podman.sock\"",
+    );
+    let file = write(tmp.path(), "podman.toml", &text);
+    let out = tmp.path().join("run");
+    let result = run_in(tmp.path(), &["run", file.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(result.status.code(), Some(2), "{}", stdout(&result));
+    let err = stderr(&result);
+    assert!(
+        err.contains("the Podman API at unix:///nonexistent/podman.sock does not answer") && err.contains("podman system service"),
+        "{err}"
+    );
+    assert!(!out.exists());
+}

@@ -5,6 +5,8 @@
 
 pub mod docker;
 pub mod footprint;
+#[cfg(feature = "libvirt")]
+pub mod libvirt;
 pub mod native;
 pub mod network;
 pub mod qemu;
@@ -109,9 +111,36 @@ pub trait Backend: Send {
 /// The backend for `target`.
 pub fn for_target(target: &Target, ctx: Arc<RunContext>) -> Box<dyn Backend> {
     match &target.spec {
+        #[cfg(feature = "libvirt")]
+        TargetSpec::Vm(spec) if spec.backend == crate::scenario::VmBackend::Libvirt => {
+            Box::new(libvirt::LibvirtBackend::new(&target.name, spec.clone(), ctx))
+        }
+        #[cfg(not(feature = "libvirt"))]
+        TargetSpec::Vm(spec) if spec.backend == crate::scenario::VmBackend::Libvirt => Box::new(Unavailable(
+            "this vmbench was built without the `libvirt` feature; rebuild with `--features libvirt`",
+        )),
         TargetSpec::Vm(spec) => Box::new(qemu::QemuBackend::new(&target.name, spec.clone(), ctx)),
         TargetSpec::Container(spec) => Box::new(docker::DockerBackend::new(&target.name, spec.clone(), ctx)),
         TargetSpec::Native => Box::new(native::NativeBackend::new(&target.name, ctx)),
+    }
+}
+
+/// A backend this build lacks: `prepare` says so (validation normally
+/// catches it first).
+#[cfg(not(feature = "libvirt"))]
+struct Unavailable(&'static str);
+
+#[cfg(not(feature = "libvirt"))]
+#[async_trait]
+impl Backend for Unavailable {
+    async fn prepare(&mut self) -> Result<TargetFacts> {
+        anyhow::bail!(self.0)
+    }
+    async fn run_trial(&mut self, _request: &TrialRequest) -> TrialResult {
+        TrialResult::failed(self.0)
+    }
+    async fn cleanup(&mut self) -> Result<()> {
+        Ok(())
     }
 }
 
@@ -252,6 +281,14 @@ pub fn with_console_tail(message: &str, console: &Console) -> String {
 }
 
 impl TrialResult {
+    /// A trial that failed before it produced anything.
+    pub fn failed(message: impl Into<String>) -> Self {
+        TrialResult {
+            error: Some(message.into()),
+            ..Default::default()
+        }
+    }
+
     /// Records a failure; the first one wins, later ones are appended.
     pub fn fail(&mut self, message: impl Into<String>) {
         let message = message.into();

@@ -1,19 +1,58 @@
-//! `vmbench clean`: removes containers left by runs that crashed before
-//! their own cleanup. QEMU processes die with vmbench (PR_SET_PDEATHSIG).
+//! `vmbench clean`: removes what runs that crashed before their own cleanup
+//! left behind: containers (by vmbench's run label) in Docker and Podman, and
+//! libvirt domains (by vmbench's name prefix). QEMU processes vmbench spawned
+//! itself die with it (PR_SET_PDEATHSIG). An engine that does not answer is
+//! reported and skipped.
+
+use crate::backend::docker;
+use crate::scenario::Engine;
 
 #[derive(Debug, clap::Args)]
 pub struct CleanArgs {
     /// Docker engine address; default: DOCKER_HOST, then the local socket.
     #[arg(long)]
     pub host: Option<String>,
+    /// Podman API address; default: CONTAINER_HOST, then /run/podman/podman.sock.
+    #[arg(long)]
+    pub podman_host: Option<String>,
+    /// libvirt connection URI whose vmbench domains to destroy.
+    #[arg(long, default_value = "qemu:///system")]
+    pub libvirt_uri: String,
 }
 
 pub fn exec(args: CleanArgs) -> anyhow::Result<i32> {
     super::runtime()?.block_on(async {
-        let address = crate::backend::docker::engine_address(args.host.as_deref());
-        let docker = crate::backend::docker::connect(&address).await?;
-        let removed = crate::backend::docker::remove_all_containers(&docker).await?;
-        println!("removed {removed} vmbench container(s) from {address}");
+        for engine in Engine::ALL {
+            let configured = match engine {
+                Engine::Docker => args.host.as_deref(),
+                Engine::Podman => args.podman_host.as_deref(),
+            };
+            let address = docker::engine_address(engine, configured);
+            match docker::connect(engine, &address).await {
+                Ok(client) => {
+                    let removed = docker::remove_all_containers(&client).await?;
+                    println!("removed {removed} vmbench container(s) from {engine} at {address}");
+                }
+                Err(e) => println!("skipped {engine}: {e:#}"),
+            }
+        }
+        clean_libvirt(&args.libvirt_uri).await;
         Ok(0)
     })
+}
+
+#[cfg(feature = "libvirt")]
+async fn clean_libvirt(uri: &str) {
+    let owned = uri.to_string();
+    let outcome = tokio::task::spawn_blocking(move || crate::backend::libvirt::destroy_all_domains(&owned)).await;
+    match outcome {
+        Ok(Ok(names)) => println!("destroyed {} vmbench libvirt domain(s) at {uri}", names.len()),
+        Ok(Err(e)) => println!("skipped libvirt: {e:#}"),
+        Err(e) => println!("skipped libvirt: {e}"),
+    }
+}
+
+#[cfg(not(feature = "libvirt"))]
+async fn clean_libvirt(_uri: &str) {
+    println!("skipped libvirt: this vmbench was built without the `libvirt` feature");
 }

@@ -2,7 +2,7 @@
 
 use crate::backend::{docker, qemu};
 use crate::guest;
-use crate::scenario::KernelChoice;
+use crate::scenario::{Engine, KernelChoice};
 
 #[derive(Debug, clap::Args)]
 pub struct DoctorArgs {}
@@ -31,7 +31,10 @@ pub fn exec(_args: DoctorArgs) -> anyhow::Result<i32> {
         let qemu = check_qemu(&mut report).await;
         let kernel = check_kernel(&mut report);
         check_kvm(&mut report, qemu.as_deref(), kernel.as_deref()).await;
-        check_docker(&mut report).await;
+        for engine in Engine::ALL {
+            check_engine(&mut report, engine).await;
+        }
+        check_libvirt(&mut report).await;
         Ok(if report.problems == 0 { 0 } else { 1 })
     })
 }
@@ -105,11 +108,12 @@ async fn check_kvm(report: &mut Report, qemu: Option<&std::path::Path>, kernel: 
     }
 }
 
-async fn check_docker(report: &mut Report) {
-    let address = docker::engine_address(None);
-    let client = match docker::connect(&address).await {
+async fn check_engine(report: &mut Report, engine: Engine) {
+    let what = engine.as_str();
+    let address = docker::engine_address(engine, None);
+    let client = match docker::connect(engine, &address).await {
         Ok(c) => c,
-        Err(e) => return report.missing("docker", format!("{e:#}")),
+        Err(e) => return report.missing(what, format!("{e:#}")),
     };
     let version = client.version().await.ok();
     let runtimes = match client.info().await {
@@ -123,20 +127,38 @@ async fn check_docker(report: &mut Report) {
     let (v, api) = version
         .map(|v| (v.version.unwrap_or_default(), v.api_version.unwrap_or_default()))
         .unwrap_or_default();
-    report.ok("docker", format!("{address}: Docker {v} (API {api}); runtimes: {runtimes}"));
-    check_runtimes(report, &client, &runtimes).await;
+    report.ok(what, format!("{address}: {engine} {v} (API {api}); runtimes: {runtimes}"));
+    check_runtimes(report, engine, &client, &runtimes).await;
+}
+
+#[cfg(feature = "libvirt")]
+async fn check_libvirt(report: &mut Report) {
+    let uri = crate::backend::libvirt::DEFAULT_URI;
+    match tokio::task::spawn_blocking(move || crate::backend::libvirt::versions(uri)).await {
+        Ok(Ok(v)) => report.ok("libvirt", format!("{uri}: libvirt {}, hypervisor {}", v.library, v.hypervisor)),
+        Ok(Err(e)) => report.missing("libvirt", format!("{e:#}")),
+        Err(e) => report.missing("libvirt", e.to_string()),
+    }
+}
+
+#[cfg(not(feature = "libvirt"))]
+async fn check_libvirt(report: &mut Report) {
+    report.warn(
+        "libvirt",
+        "built without the `libvirt` feature: backend = \"libvirt\" targets cannot run",
+    );
 }
 
 /// Starts one container per OCI runtime the daemon offers and says which
 /// cannot run here, with the daemon's own reason.
-async fn check_runtimes(report: &mut Report, client: &bollard::Docker, runtimes: &str) {
+async fn check_runtimes(report: &mut Report, engine: Engine, client: &bollard::Docker, runtimes: &str) {
     let image = match docker::image::ensure(client, guest::agent::bytes(), &guest::agent::sha256()).await {
         Ok(image) => image,
         Err(e) => return report.missing("image", format!("cannot build the agent image: {e:#}")),
     };
     for runtime in runtimes.split(", ").filter(|r| !r.is_empty() && !r.starts_with("io.containerd")) {
         let spec = crate::scenario::ContainerSpec {
-            engine: crate::scenario::Engine::Docker,
+            engine,
             runtime: runtime.to_string(),
             cpus: 1.0,
             memory_mib: 64,
@@ -146,8 +168,8 @@ async fn check_runtimes(report: &mut Report, client: &bollard::Docker, runtimes:
         };
         let run_id = format!("doctor-{}", std::process::id());
         match docker::probe_runtime(client, &spec, &image.tag, &run_id, runtime).await {
-            Ok(()) => report.ok("runtime", format!("{runtime} starts containers")),
-            Err(e) => report.warn("runtime", format!("{e:#}")),
+            Ok(()) => report.ok("runtime", format!("{engine} {runtime} starts containers")),
+            Err(e) => report.warn("runtime", format!("{engine}: {e:#}")),
         }
     }
 }

@@ -233,21 +233,32 @@ fn new_record(scenario: &Scenario, plan: &Plan, opts: &RunOptions, run_id: &str,
 /// After an interruption or a crash of the run task: removes every container
 /// of the run and marks `run.json` as interrupted. Idempotent.
 pub async fn sweep(scenario: &Scenario, handle: &RunHandle, note: &str) -> Result<()> {
-    let mut hosts: Vec<String> = scenario
+    let mut hosts: Vec<(crate::scenario::Engine, String)> = scenario
         .targets
         .iter()
         .filter_map(|t| match &t.spec {
-            TargetSpec::Container(c) => Some(backend::docker::engine_address(c.host.as_deref())),
+            TargetSpec::Container(c) => Some((c.engine, backend::docker::engine_address(c.engine, c.host.as_deref()))),
             _ => None,
         })
         .collect();
+    hosts.sort_by(|a, b| a.1.cmp(&b.1));
     hosts.dedup();
-    for host in hosts {
-        if let Ok(docker) = backend::docker::connect(&host).await {
+    for (engine, host) in hosts {
+        if let Ok(docker) = backend::docker::connect(engine, &host).await {
             // A create call cut off mid-flight may still land: sweep twice.
             let _ = backend::docker::remove_run_containers(&docker, &handle.run_id).await;
             tokio::time::sleep(std::time::Duration::from_millis(300)).await;
             backend::docker::remove_run_containers(&docker, &handle.run_id).await?;
+        }
+    }
+    #[cfg(feature = "libvirt")]
+    for uri in libvirt_uris(scenario) {
+        let run_id = handle.run_id.clone();
+        // Likewise, a create call in flight may still start its domain.
+        for _ in 0..2 {
+            let (uri, run_id) = (uri.clone(), run_id.clone());
+            let _ = tokio::task::spawn_blocking(move || backend::libvirt::destroy_run_domains(&uri, &run_id)).await;
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         }
     }
     remove_scratch(&handle.run_id);
@@ -262,12 +273,32 @@ pub async fn sweep(scenario: &Scenario, handle: &RunHandle, note: &str) -> Resul
 
 /// Removes the run's scratch directory (disk images, volume files).
 pub fn remove_scratch(run_id: &str) {
-    let dir = backend::scratch_root(run_id);
-    if dir.exists() {
+    let dirs = [
+        Some(backend::scratch_root(run_id)),
+        #[cfg(feature = "libvirt")]
+        Some(backend::libvirt::images_dir(run_id)),
+    ];
+    for dir in dirs.into_iter().flatten().filter(|d| d.exists()) {
         if let Err(e) = std::fs::remove_dir_all(&dir) {
             eprintln!("warning: could not remove scratch directory {}: {e}", dir.display());
         }
     }
+}
+
+/// The libvirt URIs a scenario's targets use, each once.
+#[cfg(feature = "libvirt")]
+fn libvirt_uris(scenario: &Scenario) -> Vec<String> {
+    let mut uris: Vec<String> = scenario
+        .targets
+        .iter()
+        .filter_map(|t| match &t.spec {
+            TargetSpec::Vm(vm) if vm.backend == crate::scenario::VmBackend::Libvirt => Some(vm.uri.clone()),
+            _ => None,
+        })
+        .collect();
+    uris.sort();
+    uris.dedup();
+    uris
 }
 
 fn mark_interrupted(dir: &Path, note: &str) -> Result<()> {

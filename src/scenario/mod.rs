@@ -65,7 +65,12 @@ pub struct VmSpec {
     pub kernel_args: Vec<String>,
     /// The QEMU binary; `None` looks up `qemu-system-x86_64` on PATH.
     pub qemu: Option<PathBuf>,
+    /// libvirt's connection URI (libvirt backend only).
+    pub uri: String,
 }
+
+/// The libvirt URI a libvirt target uses unless it sets `uri`.
+pub const DEFAULT_LIBVIRT_URI: &str = "qemu:///system";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VmBackend {
@@ -148,6 +153,18 @@ impl Engine {
             Engine::Docker => "docker",
             Engine::Podman => "podman",
         }
+    }
+
+    pub const ALL: [Engine; 2] = [Engine::Docker, Engine::Podman];
+}
+
+/// How messages name the engine: "Docker", "Podman".
+impl std::fmt::Display for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Engine::Docker => "Docker",
+            Engine::Podman => "Podman",
+        })
     }
 }
 

@@ -33,6 +33,7 @@ pub struct RawTarget {
     pub kernel: Option<Spanned<String>>,
     pub kernel_args: Option<Spanned<Vec<String>>>,
     pub qemu: Option<Spanned<String>>,
+    pub uri: Option<Spanned<String>>,
     // vm and container
     pub memory_mib: Option<Spanned<toml::Value>>,
     // container

@@ -239,14 +239,40 @@ fn a_disk_file_larger_than_the_free_space_is_rejected() {
     assert!(parse_str(&GOOD.replace("kind = \"boot\"", "kind = \"disk\"\nfile_mib = 16")).is_ok());
 }
 
+#[cfg(feature = "libvirt")]
 #[test]
-fn backends_of_later_versions_are_named_as_not_yet_available() {
+fn a_libvirt_target_defaults_to_q35_and_the_system_uri() {
+    let s = parse_str(&GOOD.replacen("machine = \"q35\"", "backend = \"libvirt\"", 1)).unwrap();
+    let TargetSpec::Vm(vm) = &s.targets[0].spec else { panic!() };
+    assert_eq!(
+        (vm.backend, vm.machine, vm.uri.as_str()),
+        (VmBackend::Libvirt, Machine::Q35, "qemu:///system")
+    );
+    let e = bad("machine = \"q35\"", "machine = \"microvm\"\nbackend = \"libvirt\"");
+    assert_eq!(e.key, "target[0].machine");
+    assert!(e.message.contains("libvirt cannot run the microvm machine type"), "{e}");
+    let e = bad("machine = \"q35\"", "machine = \"q35\"\nbackend = \"libvirt\"\nuri = \"system\"");
+    assert_eq!(e.key, "target[0].uri");
+}
+
+#[cfg(not(feature = "libvirt"))]
+#[test]
+fn a_libvirt_target_needs_a_build_with_the_libvirt_feature() {
     let e = bad("machine = \"q35\"", "machine = \"q35\"\nbackend = \"libvirt\"");
     assert_eq!(e.key, "target[0].backend");
-    assert!(
-        e.message.contains("not in this version") && e.message.contains("use backend = \"qemu\""),
-        "{e}"
-    );
-    let e = bad("runtime = \"runc\"", "runtime = \"runc\"\nengine = \"podman\"");
-    assert_eq!(e.key, "target[1].engine");
+    assert!(e.message.contains("--features libvirt"), "{e}");
+}
+
+#[test]
+fn uri_applies_only_to_libvirt_targets() {
+    let e = bad("machine = \"q35\"", "machine = \"q35\"\nuri = \"qemu:///system\"");
+    assert_eq!(e.key, "target[0].uri");
+    assert!(e.message.contains("only applies to backend = \"libvirt\""), "{e}");
+}
+
+#[test]
+fn a_podman_target_parses() {
+    let s = parse_str(&GOOD.replacen("runtime = \"runc\"", "runtime = \"runc\"\nengine = \"podman\"", 1)).unwrap();
+    let TargetSpec::Container(c) = &s.targets[1].spec else { panic!() };
+    assert_eq!(c.engine, Engine::Podman);
 }

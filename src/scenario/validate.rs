@@ -116,6 +116,7 @@ const VM_KEYS: &[&str] = &[
     "kernel",
     "kernel_args",
     "qemu",
+    "uri",
 ];
 const CONTAINER_KEYS: &[&str] = &["engine", "runtime", "cpus", "memory_mib", "host", "pids_limit", "network"];
 
@@ -134,6 +135,7 @@ fn present_keys(t: &RawTarget) -> Vec<(&'static str, Range<usize>)> {
     add("kernel", t.kernel.as_ref().map(Spanned::span));
     add("kernel_args", t.kernel_args.as_ref().map(Spanned::span));
     add("qemu", t.qemu.as_ref().map(Spanned::span));
+    add("uri", t.uri.as_ref().map(Spanned::span));
     add("memory_mib", t.memory_mib.as_ref().map(Spanned::span));
     add("engine", t.engine.as_ref().map(Spanned::span));
     add("runtime", t.runtime.as_ref().map(Spanned::span));
@@ -153,13 +155,13 @@ fn vm_from_raw(loc: &Locator, i: usize, t: &RawTarget, base_dir: &Path) -> Resul
         &[("qemu", VmBackend::Qemu), ("libvirt", VmBackend::Libvirt)],
         VmBackend::Qemu,
     )?;
-    if backend == VmBackend::Libvirt {
-        return Err(not_yet(
-            loc,
-            t.backend.as_ref(),
+    let libvirt = backend == VmBackend::Libvirt;
+    if libvirt && !cfg!(feature = "libvirt") {
+        return Err(loc.error(
+            t.backend.as_ref().map(Spanned::span),
             &key("backend"),
-            "backend = \"libvirt\"",
-            "backend = \"qemu\"",
+            "this vmbench was built without libvirt support; rebuild it with `cargo build --release --features libvirt` \
+             (needs libvirt-dev and pkg-config, which scripts/setup.sh installs)",
         ));
     }
     let machine = one_of(
@@ -167,8 +169,27 @@ fn vm_from_raw(loc: &Locator, i: usize, t: &RawTarget, base_dir: &Path) -> Resul
         t.machine.as_ref(),
         &key("machine"),
         &[("microvm", Machine::Microvm), ("q35", Machine::Q35)],
-        Machine::Microvm,
+        if libvirt { Machine::Q35 } else { Machine::Microvm },
     )?;
+    if libvirt && machine == Machine::Microvm {
+        return Err(loc.error(
+            t.machine.as_ref().map(Spanned::span),
+            &key("machine"),
+            "libvirt cannot run the microvm machine type; use machine = \"q35\" (the default for backend = \"libvirt\")",
+        ));
+    }
+    let uri = match &t.uri {
+        Some(u) if !libvirt => return Err(loc.error(Some(u.span()), &key("uri"), "`uri` only applies to backend = \"libvirt\"")),
+        Some(u) if !u.get_ref().contains(":/") => {
+            return Err(loc.error(
+                Some(u.span()),
+                &key("uri"),
+                format!("`{}` is not a libvirt URI (like \"qemu:///system\")", u.get_ref()),
+            ))
+        }
+        Some(u) => u.get_ref().clone(),
+        None => super::DEFAULT_LIBVIRT_URI.to_string(),
+    };
     let accel = one_of(
         loc,
         t.accel.as_ref(),
@@ -215,6 +236,7 @@ fn vm_from_raw(loc: &Locator, i: usize, t: &RawTarget, base_dir: &Path) -> Resul
         kernel,
         kernel_args,
         qemu,
+        uri,
     })
 }
 
@@ -227,15 +249,6 @@ fn container_from_raw(loc: &Locator, i: usize, t: &RawTarget) -> Result<Containe
         &[("docker", Engine::Docker), ("podman", Engine::Podman)],
         Engine::Docker,
     )?;
-    if engine == Engine::Podman {
-        return Err(not_yet(
-            loc,
-            t.engine.as_ref(),
-            &key("engine"),
-            "engine = \"podman\"",
-            "engine = \"docker\"",
-        ));
-    }
     let runtime = t
         .runtime
         .as_ref()
@@ -411,15 +424,6 @@ fn memory_needed_mib(workload: &Workload) -> Option<u64> {
 
 fn host_cores() -> u64 {
     std::thread::available_parallelism().map(|n| n.get() as u64).unwrap_or(1)
-}
-
-/// A value the scenario format knows but this version cannot run yet.
-fn not_yet(loc: &Locator, value: Option<&Spanned<String>>, key: &str, what: &str, instead: &str) -> ScenarioError {
-    loc.error(
-        value.map(Spanned::span),
-        key,
-        format!("{what} is not in this version of vmbench yet; use {instead}"),
-    )
 }
 
 fn check_name(loc: &Locator, name: &Spanned<String>, key: &str) -> Result<()> {

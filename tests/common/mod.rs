@@ -91,7 +91,8 @@ pub fn containers_of_run(run_id: &str) -> usize {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         use bollard::query_parameters::ListContainersOptionsBuilder;
-        let docker = vmbench::backend::docker::connect(&vmbench::backend::docker::engine_address(None))
+        let engine = vmbench::scenario::Engine::Docker;
+        let docker = vmbench::backend::docker::connect(engine, &vmbench::backend::docker::engine_address(engine, None))
             .await
             .unwrap();
         let filters = std::collections::HashMap::from([("label", vec![format!("vmbench.run={run_id}")])]);

@@ -11,7 +11,7 @@ use crate::console::Console;
 use crate::guest;
 use crate::protocol::Instructions;
 use crate::record::TargetFacts;
-use crate::scenario::ContainerSpec;
+use crate::scenario::{ContainerSpec, Engine};
 use anyhow::{anyhow, bail, Context, Result};
 use async_trait::async_trait;
 use bollard::container::LogOutput;
@@ -46,47 +46,68 @@ impl DockerBackend {
     }
 }
 
-/// The engine address: the target's `host`, else `DOCKER_HOST`, else the
-/// default socket.
-pub fn engine_address(configured: Option<&str>) -> String {
+/// Podman's Docker-compatible API socket as scripts/setup.sh starts it.
+pub const PODMAN_SOCKET: &str = "unix:///run/podman/podman.sock";
+
+/// The engine address: the target's `host`, else the engine's environment
+/// variable (`DOCKER_HOST`, `CONTAINER_HOST`), else its default socket.
+pub fn engine_address(engine: Engine, configured: Option<&str>) -> String {
+    let (variable, default) = match engine {
+        Engine::Docker => ("DOCKER_HOST", "unix:///var/run/docker.sock"),
+        Engine::Podman => ("CONTAINER_HOST", PODMAN_SOCKET),
+    };
     configured
         .map(str::to_string)
-        .or_else(|| std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()))
-        .unwrap_or_else(|| "unix:///var/run/docker.sock".to_string())
+        .or_else(|| {
+            std::env::var(variable)
+                .ok()
+                .filter(|h| h.starts_with("unix://") || h.starts_with("tcp://"))
+        })
+        .unwrap_or_else(|| default.to_string())
+}
+
+/// How to start `engine`'s API service by hand.
+fn start_hint(engine: Engine) -> &'static str {
+    match engine {
+        Engine::Docker => "start it with `dockerd &` or run scripts/setup.sh",
+        Engine::Podman => {
+            "start its API service with `podman system service --time=0 unix:///run/podman/podman.sock &` or run scripts/setup.sh"
+        }
+    }
 }
 
 /// Connects and agrees on an API version both sides speak.
-pub async fn connect(address: &str) -> Result<Docker> {
-    let fail = |e: bollard::errors::Error| {
-        anyhow!("the Docker daemon at {address} does not answer ({e}); start it with `dockerd &` or run scripts/setup.sh")
-    };
+pub async fn connect(engine: Engine, address: &str) -> Result<Docker> {
+    let fail = |e: bollard::errors::Error| anyhow!("the {engine} API at {address} does not answer ({e}); {}", start_hint(engine));
     let docker = Docker::connect_with_host(address).map_err(fail)?;
     let docker = docker.negotiate_version().await.map_err(fail)?;
     docker.ping().await.map_err(fail)?;
     Ok(docker)
 }
 
-/// Checks the daemon offers `runtime`, naming the ones it has otherwise.
-pub async fn check_runtime(docker: &Docker, runtime: &str) -> Result<()> {
-    let info = docker.info().await.context("asking the Docker daemon for its runtimes")?;
+/// Checks the engine offers `runtime`, naming the ones it has otherwise.
+pub async fn check_runtime(docker: &Docker, engine: Engine, runtime: &str) -> Result<()> {
+    let info = docker.info().await.with_context(|| format!("asking {engine} for its runtimes"))?;
     let mut offered: Vec<String> = info.runtimes.unwrap_or_default().into_keys().collect();
     offered.sort();
     if offered.iter().any(|r| r == runtime) {
         return Ok(());
     }
-    bail!(
-        "the Docker daemon has no runtime `{runtime}` (it offers: {}); register it under \"runtimes\" in /etc/docker/daemon.json and restart dockerd",
-        offered.join(", ")
-    )
+    let how = match engine {
+        Engine::Docker => "register it under \"runtimes\" in /etc/docker/daemon.json and restart dockerd",
+        Engine::Podman => "add it under [engine.runtimes] in /etc/containers/containers.conf and restart the podman service",
+    };
+    bail!("{engine} has no runtime `{runtime}` (it offers: {}); {how}", offered.join(", "))
 }
 
 #[async_trait]
 impl Backend for DockerBackend {
     async fn prepare(&mut self) -> Result<TargetFacts> {
-        let address = engine_address(self.spec.host.as_deref());
-        let docker = connect(&address).await.with_context(|| format!("target `{}`", self.name))?;
-        let version = docker.version().await.context("asking the Docker daemon for its version")?;
-        check_runtime(&docker, &self.spec.runtime)
+        let engine = self.spec.engine;
+        let address = engine_address(engine, self.spec.host.as_deref());
+        let docker = connect(engine, &address).await.with_context(|| format!("target `{}`", self.name))?;
+        let version = docker.version().await.with_context(|| format!("asking {engine} for its version"))?;
+        check_runtime(&docker, engine, &self.spec.runtime)
             .await
             .with_context(|| format!("target `{}`", self.name))?;
         let agent_sha = guest::agent::sha256();

@@ -43,20 +43,145 @@ impl QemuBackend {
             initrd_drivers: None,
         }
     }
+}
 
-    async fn choose_accel(&self, qemu: &Path, kernel: &Path, initrd: &Path) -> Result<(Accel, String)> {
-        if self.spec.accel == AccelChoice::Tcg {
-            return Ok((Accel::Tcg, "the scenario asks for tcg".to_string()));
-        }
-        let verdict = self.ctx.kvm.get_or_init(|| accel::probe(qemu, kernel, initrd)).await;
-        match (self.spec.accel, verdict.kvm_works) {
-            (_, true) => Ok((Accel::Kvm, verdict.reason.clone())),
-            (AccelChoice::Kvm, false) => bail!(
-                "target `{}` asks for accel = \"kvm\", but KVM does not work on this host: {}. Use accel = \"auto\" or \"tcg\"",
-                self.name,
-                verdict.reason
-            ),
-            (_, false) => Ok((Accel::Tcg, format!("auto: {}; using TCG (emulation)", verdict.reason))),
+/// The accelerator for a VM target: TCG when asked, else what the run's KVM
+/// probe (one real guest under `-accel kvm`, cached) says, with why.
+pub async fn choose_accel(
+    ctx: &RunContext,
+    target: &str,
+    spec: &VmSpec,
+    qemu: &Path,
+    kernel: &Path,
+    initrd: &Path,
+) -> Result<(Accel, String)> {
+    if spec.accel == AccelChoice::Tcg {
+        return Ok((Accel::Tcg, "the scenario asks for tcg".to_string()));
+    }
+    let verdict = ctx.kvm.get_or_init(|| accel::probe(qemu, kernel, initrd)).await;
+    match (spec.accel, verdict.kvm_works) {
+        (_, true) => Ok((Accel::Kvm, verdict.reason.clone())),
+        (AccelChoice::Kvm, false) => bail!(
+            "target `{target}` asks for accel = \"kvm\", but KVM does not work on this host: {}. Use accel = \"auto\" or \"tcg\"",
+            verdict.reason
+        ),
+        (_, false) => Ok((Accel::Tcg, format!("auto: {}; using TCG (emulation)", verdict.reason))),
+    }
+}
+
+/// What preparing a VM target yields, whichever backend launches it.
+pub struct PreparedVm {
+    /// The command without per-launch instructions.
+    pub template: QemuCommand,
+    /// The initramfs that also carries virtio drivers (disk, network).
+    pub initrd_drivers: PathBuf,
+    pub facts: TargetFacts,
+}
+
+/// Finds QEMU and the kernel, builds both initramfs variants, chooses the
+/// accelerator and describes the result; shared by the qemu and libvirt
+/// backends so both boot exactly the same guest.
+pub async fn prepare_vm(name: &str, spec: &VmSpec, ctx: &RunContext) -> Result<PreparedVm> {
+    let qemu = find_qemu(spec.qemu.as_deref())?;
+    let version = qemu_version(&qemu).await?;
+    let kernel = guest::kernel::find(&spec.kernel).with_context(|| format!("target `{name}`"))?;
+    let agent_sha = guest::agent::sha256();
+    let initramfs = guest::initramfs::for_kernel(&kernel.path, false).context("building the initramfs")?;
+    let with_drivers = guest::initramfs::for_kernel(&kernel.path, true).context("building the initramfs with drivers")?;
+    let (accel, accel_reason) = choose_accel(ctx, name, spec, &qemu, &kernel.path, &initramfs.path).await?;
+    let mut append: Vec<String> = BASE_KERNEL_ARGS.iter().map(|s| s.to_string()).collect();
+    if accel == Accel::Tcg {
+        // See host::tsc_khz: without it TCG microVMs sometimes hang.
+        append.extend(crate::host::tsc_khz().map(|khz| format!("tsc_early_khz={khz}")));
+    }
+    append.extend(spec.kernel_args.iter().cloned());
+    let template = QemuCommand {
+        binary: qemu.clone(),
+        machine: spec.machine,
+        accel,
+        vcpus: spec.vcpus,
+        memory_mib: spec.memory_mib,
+        kernel: kernel.path.clone(),
+        initrd: initramfs.path.clone(),
+        append,
+        disk: None,
+        forward_port: None,
+    };
+    let reproduce = with_instructions(&template, &Instructions::new("repro", "boot")).argv();
+    let mut facts = facts(name, &template, &kernel, &initramfs, version, accel_reason, reproduce, agent_sha);
+    facts.initramfs_drivers = Some(ArtifactFacts {
+        path: with_drivers.path.display().to_string(),
+        sha256: with_drivers.sha256.clone(),
+        bytes: with_drivers.bytes,
+        reused: with_drivers.reused,
+    });
+    Ok(PreparedVm {
+        template,
+        initrd_drivers: with_drivers.path,
+        facts,
+    })
+}
+
+/// One trial's command line and what it needs around it.
+pub struct TrialCommand {
+    pub cmd: QemuCommand,
+    /// The disk workload's raw image, to remove after the trial.
+    pub disk: Option<PathBuf>,
+    /// The host side of the network workload.
+    pub network: Option<super::network::NetworkClient>,
+}
+
+/// The command line of one trial: the template plus the trial's
+/// instructions, a raw disk image in `disk_dir` for disk workloads, a
+/// forwarded port for network workloads, and the driver-carrying initramfs
+/// for both.
+pub fn trial_command(
+    template: &QemuCommand,
+    initrd_drivers: &Path,
+    request: &TrialRequest,
+    disk_dir: &Path,
+) -> Result<TrialCommand, String> {
+    let mut instructions = Instructions::new(&request.nonce, request.workload.kind.as_str());
+    instructions.params = request.workload.params.clone();
+    let disk = match super::disk_mib(&request.workload) {
+        None => None,
+        Some(mib) => Some(
+            std::fs::create_dir_all(disk_dir)
+                .and_then(|_| super::scratch_file(disk_dir, &format!("{}.img", request.nonce), mib))
+                .map_err(|e| format!("creating the disk image: {e}"))?,
+        ),
+    };
+    let mut forward_port = None;
+    if request.workload.kind == "network" {
+        forward_port = Some(super::network::free_local_port().map_err(|e| format!("finding a free port to forward: {e}"))?);
+        let guest = crate::agent::workloads::network::GUEST_PORT;
+        instructions.listen = Some(format!("0.0.0.0:{guest}"));
+    }
+    if disk.is_some() {
+        instructions.scratch = Some("/dev/vda".into());
+    }
+    let mut cmd = with_instructions(template, &instructions);
+    cmd.disk = disk.clone();
+    cmd.forward_port = forward_port;
+    if disk.is_some() || forward_port.is_some() {
+        cmd.initrd = initrd_drivers.to_path_buf();
+    }
+    // The host connects to the forwarded port, whatever the guest port.
+    let network = forward_port.and_then(|host_port| {
+        super::network::NetworkClient::for_workload(&request.workload, Box::new(move |_| super::loopback(host_port)))
+    });
+    Ok(TrialCommand { cmd, disk, network })
+}
+
+/// Splits a boot's `ready_ms` into the part before the guest kernel's clock
+/// starts (`pre_kernel_ms`: QEMU, firmware, decompression), `kernel_ms`
+/// (guest `CLOCK_BOOTTIME` when the agent started) and the agent's `init_ms`.
+pub fn boot_phases(console: &Console, metrics: &mut std::collections::BTreeMap<String, f64>) {
+    if let Some(crate::protocol::AgentMessage::Ready { boottime_ns, .. }) = &console.report.ready {
+        let kernel_ms = *boottime_ns as f64 / 1e6;
+        metrics.insert("kernel_ms".into(), kernel_ms);
+        if let (Some(ready), Some(init)) = (metrics.get("ready_ms"), metrics.get("init_ms")) {
+            metrics.insert("pre_kernel_ms".into(), (ready - kernel_ms - init).max(0.0));
         }
     }
 }
@@ -71,109 +196,23 @@ pub fn with_instructions(template: &QemuCommand, instructions: &Instructions) ->
 #[async_trait]
 impl Backend for QemuBackend {
     async fn prepare(&mut self) -> Result<TargetFacts> {
-        let qemu = find_qemu(self.spec.qemu.as_deref())?;
-        let version = qemu_version(&qemu).await?;
-        let kernel = guest::kernel::find(&self.spec.kernel).with_context(|| format!("target `{}`", self.name))?;
-        let agent_sha = guest::agent::sha256();
-        let initramfs = guest::initramfs::for_kernel(&kernel.path, false).context("building the initramfs")?;
-        let with_drivers = guest::initramfs::for_kernel(&kernel.path, true).context("building the initramfs with drivers")?;
-        let (accel, accel_reason) = self.choose_accel(&qemu, &kernel.path, &initramfs.path).await?;
-        let mut append: Vec<String> = BASE_KERNEL_ARGS.iter().map(|s| s.to_string()).collect();
-        if accel == Accel::Tcg {
-            // See host::tsc_khz: without it TCG microVMs sometimes hang.
-            append.extend(crate::host::tsc_khz().map(|khz| format!("tsc_early_khz={khz}")));
-        }
-        append.extend(self.spec.kernel_args.iter().cloned());
-        let template = QemuCommand {
-            binary: qemu.clone(),
-            machine: self.spec.machine,
-            accel,
-            vcpus: self.spec.vcpus,
-            memory_mib: self.spec.memory_mib,
-            kernel: kernel.path.clone(),
-            initrd: initramfs.path.clone(),
-            append,
-            disk: None,
-            forward_port: None,
-        };
-        let reproduce = with_instructions(&template, &Instructions::new("repro", "boot")).argv();
-        let mut facts = facts(
-            &self.name,
-            &template,
-            &kernel,
-            &initramfs,
-            version,
-            accel_reason,
-            reproduce,
-            agent_sha,
-        );
-        facts.initramfs_drivers = Some(ArtifactFacts {
-            path: with_drivers.path.display().to_string(),
-            sha256: with_drivers.sha256.clone(),
-            bytes: with_drivers.bytes,
-            reused: with_drivers.reused,
-        });
-        self.template = Some(template);
-        self.initrd_drivers = Some(with_drivers.path);
-        Ok(facts)
+        let prepared = prepare_vm(&self.name, &self.spec, &self.ctx).await?;
+        self.template = Some(prepared.template);
+        self.initrd_drivers = Some(prepared.initrd_drivers);
+        Ok(prepared.facts)
     }
 
     async fn run_trial(&mut self, request: &TrialRequest) -> TrialResult {
-        let Some(template) = &self.template else {
-            return TrialResult {
-                error: Some("VM target used before prepare".into()),
-                ..Default::default()
-            };
+        let (Some(template), Some(drivers)) = (&self.template, &self.initrd_drivers) else {
+            return TrialResult::failed("VM target used before prepare");
         };
-        let mut instructions = Instructions::new(&request.nonce, request.workload.kind.as_str());
-        instructions.params = request.workload.params.clone();
-        let disk = match super::disk_mib(&request.workload) {
-            None => None,
-            Some(mib) => match self
-                .ctx
-                .scratch_for(&self.name)
-                .and_then(|dir| super::scratch_file(&dir, &format!("{}.img", request.nonce), mib))
-            {
-                Ok(path) => Some(path),
-                Err(e) => {
-                    return TrialResult {
-                        error: Some(format!("creating the disk image: {e}")),
-                        ..Default::default()
-                    }
-                }
-            },
+        let disk_dir = self.ctx.scratch.join(&self.name);
+        let trial = match trial_command(template, drivers, request, &disk_dir) {
+            Ok(trial) => trial,
+            Err(e) => return TrialResult::failed(e),
         };
-        let mut forward_port = None;
-        if request.workload.kind == "network" {
-            match super::network::free_local_port() {
-                Ok(port) => forward_port = Some(port),
-                Err(e) => {
-                    return TrialResult {
-                        error: Some(format!("finding a free port to forward: {e}")),
-                        ..Default::default()
-                    }
-                }
-            }
-            let guest = crate::agent::workloads::network::GUEST_PORT;
-            instructions.listen = Some(format!("0.0.0.0:{guest}"));
-        }
-        if disk.is_some() {
-            instructions.scratch = Some("/dev/vda".into());
-        }
-        let mut cmd = with_instructions(template, &instructions);
-        cmd.disk = disk.clone();
-        cmd.forward_port = forward_port;
-        if disk.is_some() || forward_port.is_some() {
-            if let Some(initrd) = &self.initrd_drivers {
-                cmd.initrd = initrd.clone();
-            }
-        }
-        // The host connects to the forwarded port, whatever the guest port.
-        let network = forward_port.and_then(|host_port| {
-            super::network::NetworkClient::for_workload(&request.workload, Box::new(move |_| super::loopback(host_port)))
-        });
-        let launch = launch(&cmd, &request.nonce, request.timeout, network).await;
-        if let Some(path) = disk {
+        let launch = launch(&trial.cmd, &request.nonce, request.timeout, trial.network).await;
+        if let Some(path) = trial.disk {
             let _ = std::fs::remove_file(path);
         }
         launch.into_result()
@@ -313,16 +352,13 @@ impl Launch {
         if let Some(at) = self.first_byte_at {
             result.metrics.insert("first_byte_ms".into(), ms_between(self.launched, at));
         }
-        if let Some(crate::protocol::AgentMessage::Ready { boottime_ns, .. }) = &self.console.report.ready {
-            let kernel_ms = *boottime_ns as f64 / 1e6;
-            result.metrics.insert("kernel_ms".into(), kernel_ms);
-            if let (Some(ready), Some(init)) = (result.metrics.get("ready_ms"), result.metrics.get("init_ms")) {
-                result.metrics.insert("pre_kernel_ms".into(), (ready - kernel_ms - init).max(0.0));
-            }
-        }
+        boot_phases(&self.console, &mut result.metrics);
         match (self.exited_at, self.status) {
             (Some(at), Some(status)) => {
                 result.metrics.insert("exit_ms".into(), ms_between(self.launched, at));
+                if let Some(done) = self.console.report.done_at {
+                    result.metrics.insert("teardown_ms".into(), ms_between(done, at));
+                }
                 if !status.success() && result.error.is_none() {
                     result.fail(format!("QEMU exited with {status}: {}", self.stderr.trim()));
                 }

@@ -1,0 +1,173 @@
+//! The transient domain a libvirt trial starts, as XML generated from the
+//! same [`QemuCommand`] the qemu backend spawns: same kernel, initramfs,
+//! command line, CPU model, vCPUs, memory, disk and network devices. Tested
+//! without libvirt.
+
+use crate::backend::qemu::cmdline::{Accel, QemuCommand, DISK_CACHE};
+use std::fmt::Write;
+use std::path::Path;
+
+/// The `<domain>` document for `cmd`, named `name`, its serial console
+/// written to `console` (a file libvirt opens and vmbench reads as it grows).
+pub fn domain(cmd: &QemuCommand, name: &str, console: &Path) -> String {
+    let mut xml = String::new();
+    // libvirt offers `kvm` whenever /dev/kvm exists; the type follows the
+    // real KVM probe instead.
+    let kind = match cmd.accel {
+        Accel::Kvm => "kvm",
+        Accel::Tcg => "qemu",
+    };
+    let qemu_ns = if cmd.forward_port.is_some() {
+        " xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'"
+    } else {
+        ""
+    };
+    let _ = writeln!(xml, "<domain type='{kind}'{qemu_ns}>");
+    let _ = writeln!(xml, "  <name>{}</name>", escape(name));
+    let _ = writeln!(xml, "  <memory unit='MiB'>{}</memory>", cmd.memory_mib);
+    let _ = writeln!(xml, "  <vcpu>{}</vcpu>", cmd.vcpus);
+    let _ = writeln!(xml, "  <os>");
+    let _ = writeln!(xml, "    <type arch='x86_64' machine='{}'>hvm</type>", cmd.machine.as_str());
+    let _ = writeln!(xml, "    <kernel>{}</kernel>", escape(&cmd.kernel.display().to_string()));
+    let _ = writeln!(xml, "    <initrd>{}</initrd>", escape(&cmd.initrd.display().to_string()));
+    let _ = writeln!(xml, "    <cmdline>{}</cmdline>", escape(&cmd.append.join(" ")));
+    let _ = writeln!(xml, "  </os>");
+    // Without ACPI the guest cannot power the machine off.
+    let _ = writeln!(xml, "  <features><acpi/></features>");
+    match cmd.accel {
+        Accel::Kvm => {
+            let _ = writeln!(xml, "  <cpu mode='host-passthrough'/>");
+        }
+        Accel::Tcg => {
+            let _ = writeln!(
+                xml,
+                "  <cpu mode='custom' match='exact' check='none'><model fallback='forbid'>{}</model></cpu>",
+                cmd.accel.cpu_model()
+            );
+        }
+    }
+    // The agent reboots or powers off when it is done: either ends the
+    // domain, which, being transient, then disappears.
+    for event in ["on_poweroff", "on_reboot", "on_crash"] {
+        let _ = writeln!(xml, "  <{event}>destroy</{event}>");
+    }
+    let _ = writeln!(xml, "  <devices>");
+    let _ = writeln!(xml, "    <emulator>{}</emulator>", escape(&cmd.binary.display().to_string()));
+    let _ = writeln!(
+        xml,
+        "    <serial type='file'><source path='{}'/><target port='0'/></serial>",
+        escape(&console.display().to_string())
+    );
+    if let Some(disk) = &cmd.disk {
+        let _ = writeln!(xml, "    <disk type='file' device='disk'>");
+        let _ = writeln!(xml, "      <driver name='qemu' type='raw' cache='{DISK_CACHE}' io='threads'/>");
+        let _ = writeln!(xml, "      <source file='{}'/>", escape(&disk.display().to_string()));
+        let _ = writeln!(xml, "      <target dev='vda' bus='virtio'/>");
+        let _ = writeln!(xml, "    </disk>");
+    }
+    // QEMU's defaults under -nodefaults, as the qemu backend runs it: no
+    // balloon, no USB, no graphics.
+    let _ = writeln!(xml, "    <controller type='usb' model='none'/>");
+    let _ = writeln!(xml, "    <memballoon model='none'/>");
+    let _ = writeln!(xml, "  </devices>");
+    if let Some(port) = cmd.forward_port {
+        // libvirt's own user-mode interface forwards ports only through
+        // passt; QEMU's slirp with hostfwd is passed through instead, the
+        // same network the qemu backend gives its guests.
+        let guest = crate::agent::workloads::network::GUEST_PORT;
+        let _ = writeln!(xml, "  <qemu:commandline>");
+        for arg in [
+            "-netdev".to_string(),
+            format!("user,id=vmbnet0,hostfwd=tcp:127.0.0.1:{port}-:{guest}"),
+            "-device".to_string(),
+            "virtio-net-pci,netdev=vmbnet0,bus=pcie.0,addr=0x10".to_string(),
+        ] {
+            let _ = writeln!(xml, "    <qemu:arg value='{}'/>", escape(&arg));
+        }
+        let _ = writeln!(xml, "  </qemu:commandline>");
+    }
+    xml.push_str("</domain>\n");
+    xml
+}
+
+/// Text and attribute values, escaped.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\'' => out.push_str("&apos;"),
+            '"' => out.push_str("&quot;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::Machine;
+
+    fn command(accel: Accel) -> QemuCommand {
+        QemuCommand {
+            binary: "/usr/bin/qemu-system-x86_64".into(),
+            machine: Machine::Q35,
+            accel,
+            vcpus: 2,
+            memory_mib: 512,
+            kernel: "/var/lib/libvirt/boot/vmbench/k".into(),
+            initrd: "/var/lib/libvirt/boot/vmbench/i".into(),
+            append: vec!["console=ttyS0".into(), "vmbench.nonce=a<b".into()],
+            disk: None,
+            forward_port: None,
+        }
+    }
+
+    #[test]
+    fn the_domain_type_follows_the_accelerator_not_dev_kvm() {
+        let tcg = domain(&command(Accel::Tcg), "vmbench-r-t-1", Path::new("/tmp/c"));
+        assert!(tcg.starts_with("<domain type='qemu'>"));
+        assert!(tcg.contains("<model fallback='forbid'>qemu64</model>"));
+        let kvm = domain(&command(Accel::Kvm), "vmbench-r-t-1", Path::new("/tmp/c"));
+        assert!(kvm.starts_with("<domain type='kvm'>"));
+        assert!(kvm.contains("<cpu mode='host-passthrough'/>"));
+    }
+
+    #[test]
+    fn the_domain_boots_the_same_guest_and_ends_itself() {
+        let xml = domain(&command(Accel::Tcg), "vmbench-r-t-1", Path::new("/tmp/run/x.console"));
+        for needle in [
+            "<name>vmbench-r-t-1</name>",
+            "<memory unit='MiB'>512</memory>",
+            "<vcpu>2</vcpu>",
+            "machine='q35'",
+            "<kernel>/var/lib/libvirt/boot/vmbench/k</kernel>",
+            "<cmdline>console=ttyS0 vmbench.nonce=a&lt;b</cmdline>",
+            "<features><acpi/></features>",
+            "<on_poweroff>destroy</on_poweroff>",
+            "<on_reboot>destroy</on_reboot>",
+            "<source path='/tmp/run/x.console'/>",
+            "<memballoon model='none'/>",
+        ] {
+            assert!(xml.contains(needle), "missing {needle} in\n{xml}");
+        }
+        assert!(!xml.contains("<disk"));
+        assert!(!xml.contains("qemu:commandline"));
+    }
+
+    #[test]
+    fn disk_and_network_workloads_get_their_devices() {
+        let mut cmd = command(Accel::Tcg);
+        cmd.disk = Some("/var/lib/libvirt/images/vmbench/r/n.img".into());
+        cmd.forward_port = Some(40123);
+        let xml = domain(&cmd, "vmbench-r-t-2", Path::new("/tmp/c"));
+        assert!(xml.contains("cache='none'"));
+        assert!(xml.contains("<source file='/var/lib/libvirt/images/vmbench/r/n.img'/>"));
+        assert!(xml.contains("<target dev='vda' bus='virtio'/>"));
+        assert!(xml.contains("xmlns:qemu="));
+        assert!(xml.contains("hostfwd=tcp:127.0.0.1:40123-:"));
+    }
+}
