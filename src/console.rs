@@ -24,6 +24,8 @@ pub struct AgentReport {
     /// The port the agent's network workload listens on, once it says so.
     pub listening: Option<u16>,
     pub error: Option<String>,
+    /// The agent cannot run this workload on this target at all.
+    pub unsupported: Option<String>,
     pub done_at: Option<Instant>,
 }
 
@@ -122,6 +124,7 @@ impl Console {
             AgentMessage::Result { metrics, .. } => self.report.metrics = Some(metrics.clone()),
             AgentMessage::Listening { port } => self.report.listening = Some(*port),
             AgentMessage::Error { message } => self.report.error = Some(message.clone()),
+            AgentMessage::Unsupported { reason } => self.report.unsupported = Some(reason.clone()),
             AgentMessage::Done => {
                 self.report.done_at.get_or_insert(at);
             }

@@ -71,6 +71,19 @@ pub fn unit(name: &str) -> &'static str {
     info(name).map(|i| i.unit).unwrap_or("")
 }
 
+/// The metric that stands for a workload where one must (the stopping rule
+/// of `repetitions = "auto"`): the one a reader of the report looks at first.
+pub fn headline(workload: &str) -> &'static str {
+    match workload {
+        "cpu" => "sha256_1t_mb_per_s",
+        "memory" => "chase_latency_ns",
+        "syscall" => "getppid_ns",
+        "disk" => "rand_read_iops",
+        "network" => "tcp_rr_p50_us",
+        _ => "ready_ms",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

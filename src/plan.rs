@@ -36,6 +36,9 @@ pub struct Plan {
     pub targets: Vec<usize>,
     pub repetitions: u32,
     pub warmup: u32,
+    /// `repetitions = "auto"` (unless `--reps` fixed the count): the runner
+    /// may stop a target × workload before `repetitions`.
+    pub auto: Option<crate::scenario::AutoRepetitions>,
     pub trials: Vec<Trial>,
 }
 
@@ -51,6 +54,7 @@ pub fn build(scenario: &Scenario, overrides: &Overrides) -> Result<Plan, String>
         .filter(|&i| overrides.only.is_empty() || overrides.only.contains(&scenario.targets[i].name))
         .collect();
     let repetitions = overrides.repetitions.unwrap_or(scenario.repetitions);
+    let auto = scenario.auto.filter(|_| overrides.repetitions.is_none());
     let warmup = overrides.warmup.unwrap_or(scenario.warmup);
     let mut trials = Vec::new();
     for workload in 0..scenario.workloads.len() {
@@ -71,6 +75,7 @@ pub fn build(scenario: &Scenario, overrides: &Overrides) -> Result<Plan, String>
         targets,
         repetitions,
         warmup,
+        auto,
         trials,
     })
 }

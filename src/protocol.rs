@@ -47,6 +47,8 @@ pub enum AgentMessage {
     Result { workload: String, metrics: BTreeMap<String, f64> },
     /// The workload failed; the text is the agent's own explanation.
     Error { message: String },
+    /// This target cannot run the workload at all (not a failure).
+    Unsupported { reason: String },
     /// Nothing more will follow.
     Done,
 }

@@ -35,6 +35,17 @@ pub struct Sample {
     pub agent_kernel: Option<String>,
     /// UTC time the trial started, RFC 3339.
     pub started_at: String,
+    /// Set when the target cannot run this workload at all (one such sample
+    /// stands for the whole target × workload pair): why. Not a failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_applicable: Option<String>,
+}
+
+impl Sample {
+    /// A trial that went wrong (a not-applicable workload is not one).
+    pub fn failed(&self) -> bool {
+        !self.ok && self.not_applicable.is_none()
+    }
 }
 
 /// A built artifact on disk.
@@ -181,6 +192,28 @@ pub struct GitFacts {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AutoFacts {
+    pub min_repetitions: u32,
+    pub max_repetitions: u32,
+    pub target_cov: f64,
+    pub outcomes: Vec<AutoOutcome>,
+}
+
+/// How `repetitions = "auto"` ended for one target × workload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AutoOutcome {
+    pub target: String,
+    pub workload: String,
+    /// The metric whose coefficient of variation decided.
+    pub metric: String,
+    pub repetitions: u32,
+    /// Its coefficient of variation over those repetitions.
+    pub cov: Option<f64>,
+    /// True when it fell under the target; false when the maximum was reached first.
+    pub converged: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScenarioFacts {
     pub name: String,
     pub description: String,
@@ -188,9 +221,13 @@ pub struct ScenarioFacts {
     /// The scenario file exactly as it was read.
     pub text: String,
     pub sha256: String,
-    /// After `--reps` / `--warmup`.
+    /// After `--reps` / `--warmup`; with `auto`, the most.
     pub repetitions: u32,
     pub warmup: u32,
+    /// `repetitions = "auto"`: the bounds, and what happened per target ×
+    /// workload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto: Option<AutoFacts>,
     pub timeout_s: f64,
     pub workloads: Vec<String>,
     /// `--only` filter, empty when all targets ran.

@@ -102,3 +102,44 @@ fn a_missing_podman_socket_is_a_preflight_error_naming_the_fix() {
     );
     assert!(!out.exists());
 }
+
+#[test]
+fn a_network_workload_under_runsc_without_a_network_is_not_applicable_not_failed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = scenario("runsc").replace("kind = \"boot\"", "kind = \"network\"\nrr_count = 100\nstream_mib = 1");
+    let file = write(tmp.path(), "runsc-net.toml", &text);
+    let out = tmp.path().join("run");
+    let result = run_in(tmp.path(), &["run", file.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(result.status.code(), Some(0), "{}", stderr(&result));
+    let samples = samples(&out);
+    // One sample stands for the pair; the second repetition is not attempted.
+    assert_eq!(samples.len(), 1, "{samples:?}");
+    let reason = samples[0].not_applicable.as_deref().unwrap();
+    assert!(reason.contains("--network=none"), "{reason}");
+    assert!(!samples[0].failed());
+    assert_eq!(record(&out).failed_samples, 0);
+    let summary: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["not_applicable"][0]["workload"], "network");
+}
+
+#[test]
+fn an_optional_target_that_cannot_run_here_is_reported_not_applicable() {
+    // A runtime the daemon does not have: preflight fails, the run goes on.
+    let tmp = tempfile::tempdir().unwrap();
+    let text = scenario("nosuchruntime").replace("kind = \"container\"", "kind = \"container\"\noptional = true")
+        + "[[target]]\nname = \"native\"\nkind = \"native\"\n";
+    let file = write(tmp.path(), "optional.toml", &text);
+    let out = tmp.path().join("run");
+    let result = run_in(tmp.path(), &["run", file.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(result.status.code(), Some(0), "{}", stderr(&result));
+    let samples = samples(&out);
+    let ctr: Vec<_> = samples.iter().filter(|s| s.target == "ctr").collect();
+    assert_eq!(ctr.len(), 1);
+    assert!(
+        ctr[0].not_applicable.as_deref().unwrap().contains("no runtime `nosuchruntime`"),
+        "{ctr:?}"
+    );
+    assert_eq!(samples.iter().filter(|s| s.target == "native" && s.ok).count(), 2);
+    let facts = &record(&out).targets[0];
+    assert!(facts.settings["unavailable"].contains("nosuchruntime"));
+}

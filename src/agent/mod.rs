@@ -80,9 +80,13 @@ fn serve(instructions: &Instructions, boottime_ns: u64, started: Instant, vm_ini
             );
             0
         }
-        Err(message) => {
+        Err(workloads::WorkloadError::Failed(message)) => {
             emit(nonce, &AgentMessage::Error { message });
             1
+        }
+        Err(workloads::WorkloadError::Unsupported(reason)) => {
+            emit(nonce, &AgentMessage::Unsupported { reason });
+            0
         }
     };
     emit(nonce, &AgentMessage::Done);

@@ -43,6 +43,8 @@ pub struct TrialResult {
     pub metrics: BTreeMap<String, f64>,
     pub error: Option<String>,
     pub agent_kernel: Option<String>,
+    /// The target cannot run this workload at all (not a failure): why.
+    pub not_applicable: Option<String>,
 }
 
 /// Scratch space of a run: in vmbench's cache, on a disk-backed file system
@@ -103,6 +105,12 @@ pub trait Backend: Send {
     /// with `error` set. Leaves nothing running when it returns.
     async fn run_trial(&mut self, request: &TrialRequest) -> TrialResult;
 
+    /// Why this target cannot run `workload` at all, known before trying
+    /// (gVisor without a network, say); `None` when it can.
+    fn not_applicable(&self, _workload: &Workload) -> Option<String> {
+        None
+    }
+
     /// Removes anything of this run the backend may have left (after an
     /// interruption, say). Safe to call more than once.
     async fn cleanup(&mut self) -> Result<()>;
@@ -117,7 +125,7 @@ pub fn for_target(target: &Target, ctx: Arc<RunContext>) -> Box<dyn Backend> {
         }
         #[cfg(not(feature = "libvirt"))]
         TargetSpec::Vm(spec) if spec.backend == crate::scenario::VmBackend::Libvirt => Box::new(Unavailable(
-            "this vmbench was built without the `libvirt` feature; rebuild with `--features libvirt`",
+            "this vmbench was built without the `libvirt` feature; rebuild with `--features libvirt`".into(),
         )),
         TargetSpec::Vm(spec) => Box::new(qemu::QemuBackend::new(&target.name, spec.clone(), ctx)),
         TargetSpec::Container(spec) => Box::new(docker::DockerBackend::new(&target.name, spec.clone(), ctx)),
@@ -125,19 +133,22 @@ pub fn for_target(target: &Target, ctx: Arc<RunContext>) -> Box<dyn Backend> {
     }
 }
 
-/// A backend this build lacks: `prepare` says so (validation normally
-/// catches it first).
-#[cfg(not(feature = "libvirt"))]
-struct Unavailable(&'static str);
+/// A target that cannot run here, for the reason it holds: an optional
+/// target whose preflight failed (every workload is then not applicable),
+/// or a backend this build lacks (`prepare` says so; validation normally
+/// catches that first).
+pub struct Unavailable(pub String);
 
-#[cfg(not(feature = "libvirt"))]
 #[async_trait]
 impl Backend for Unavailable {
     async fn prepare(&mut self) -> Result<TargetFacts> {
-        anyhow::bail!(self.0)
+        anyhow::bail!("{}", self.0)
+    }
+    fn not_applicable(&self, _workload: &Workload) -> Option<String> {
+        Some(self.0.clone())
     }
     async fn run_trial(&mut self, _request: &TrialRequest) -> TrialResult {
-        TrialResult::failed(self.0)
+        TrialResult::failed(self.0.clone())
     }
     async fn cleanup(&mut self) -> Result<()> {
         Ok(())
@@ -256,6 +267,9 @@ pub fn collect_agent_report(console: &Console, launched: std::time::Instant, end
     }
     if let Some(metrics) = &report.metrics {
         result.metrics.extend(metrics.iter().map(|(k, v)| (k.clone(), *v)));
+    }
+    if let Some(reason) = &report.unsupported {
+        result.not_applicable = Some(reason.clone());
     }
     let problem = match (end, &report.error, report.ready.is_some()) {
         (_, Some(err), _) => Some(format!("agent error: {err}")),

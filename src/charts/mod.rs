@@ -3,8 +3,10 @@
 //! from the system (DejaVu Sans by default; `VMBENCH_FONT` picks another).
 
 pub mod distribution;
+pub mod footprint;
 pub mod history;
 pub mod overhead;
+pub mod phases;
 
 use anyhow::{bail, Result};
 use std::sync::OnceLock;
@@ -79,7 +81,8 @@ fn both(dir: &std::path::Path, stem: &str, title: &str, draw: impl Fn(bool, &std
     })
 }
 
-/// The charts of one run: the boot-time distribution per target, and the
+/// The charts of one run: the boot-time distribution per target, where the
+/// boot time goes (phases), artifact size and memory per target, and the
 /// overhead against native of every workload that has a native baseline.
 pub fn write_run(
     dir: &std::path::Path,
@@ -92,6 +95,8 @@ pub fn write_run(
     let targets: Vec<String> = record.targets.iter().map(|t| t.name.clone()).collect();
     let accel = if record.targets.iter().any(|t| t.accel.as_deref() == Some("tcg")) {
         " (VMs under TCG emulation)"
+    } else if record.targets.iter().any(|t| t.accel.as_deref() == Some("kvm")) {
+        " (VMs under KVM)"
     } else {
         ""
     };
@@ -104,6 +109,43 @@ pub fn write_run(
                 distribution::draw(SVGBackend::new(path, (960, 540)).into_drawing_area(), &title, "ms", &data)
             } else {
                 distribution::draw(BitMapBackend::new(path, (960, 540)).into_drawing_area(), &title, "ms", &data)
+            }
+        })?);
+    }
+    let kinds: Vec<(String, String)> = record.targets.iter().map(|t| (t.name.clone(), t.kind.clone())).collect();
+    // Rows name the target and how it ran (accel and machine, or engine and runtime).
+    let how = |name: &str| {
+        let how = summary
+            .targets
+            .iter()
+            .find(|t| t.name == name)
+            .map(|t| t.how.as_str())
+            .unwrap_or("");
+        format!("{name} ({how})")
+    };
+    let mut bars = phases::bars(&summary.metrics, &kinds);
+    bars.iter_mut().for_each(|b| b.target = how(&b.target));
+    if !bars.is_empty() {
+        let title = format!("boot: where the time to ready goes (medians){accel}");
+        let height = (160 + 60 * bars.len() as u32).max(360);
+        out.push(both(dir, "boot-phases", &title, |svg, path| {
+            if svg {
+                phases::draw(SVGBackend::new(path, (1100, height)).into_drawing_area(), &title, &bars)
+            } else {
+                phases::draw(BitMapBackend::new(path, (1100, height)).into_drawing_area(), &title, &bars)
+            }
+        })?);
+    }
+    let mut rows = footprint::collect(record, &summary.metrics);
+    rows.iter_mut().for_each(|r| r.target = how(&r.target));
+    if !rows.is_empty() {
+        let title = format!("size and memory per target{accel}");
+        let height = (160 + 50 * rows.len() as u32).max(360);
+        out.push(both(dir, "footprint", &title, |svg, path| {
+            if svg {
+                footprint::draw(SVGBackend::new(path, (1100, height)).into_drawing_area(), &title, &rows)
+            } else {
+                footprint::draw(BitMapBackend::new(path, (1100, height)).into_drawing_area(), &title, &rows)
             }
         })?);
     }

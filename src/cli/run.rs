@@ -203,9 +203,15 @@ impl Observer for Progress {
 
     fn trial_finished(&self, sample: &Sample) {
         self.bar.inc(1);
-        if let Some(error) = &sample.error {
-            let first = error.lines().next().unwrap_or_default();
-            let line = format!("failed: {} {} rep {}: {first}", sample.target, sample.workload, sample.rep);
+        let line = match (&sample.error, &sample.not_applicable) {
+            (Some(error), _) => {
+                let first = error.lines().next().unwrap_or_default();
+                Some(format!("failed: {} {} rep {}: {first}", sample.target, sample.workload, sample.rep))
+            }
+            (None, Some(reason)) => Some(format!("not applicable: {} {}: {reason}", sample.target, sample.workload)),
+            (None, None) => None,
+        };
+        if let Some(line) = line {
             if self.interactive {
                 self.bar.println(line);
             } else {

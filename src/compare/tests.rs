@@ -18,6 +18,7 @@ pub(crate) fn run(scale: f64, reps: usize) -> Run {
         started_at: String::new(),
         finished_at: None,
         scenario: ScenarioFacts {
+            auto: None,
             name: "s".into(),
             description: String::new(),
             path: "s.toml".into(),
@@ -59,6 +60,7 @@ pub(crate) fn run(scale: f64, reps: usize) -> Run {
                 runtime: None,
                 agent_kernel: None,
                 started_at: String::new(),
+                not_applicable: None,
             });
         }
     }

@@ -15,6 +15,8 @@ pub struct Input<'a> {
     pub templates: &'a Path,
     /// Charts already written into the run directory.
     pub charts: &'a [crate::charts::ChartFile],
+    /// The run directory the charts' paths are relative to.
+    pub dir: &'a Path,
 }
 
 pub trait Format {
@@ -28,6 +30,7 @@ pub trait Format {
 pub struct Json;
 pub struct Csv;
 pub struct Markdown;
+pub struct Html;
 
 impl Format for Json {
     fn name(&self) -> &'static str {
@@ -51,7 +54,7 @@ impl Format for Csv {
     /// One row per sample and metric; a failed sample without metrics still
     /// has a row, with its error.
     fn render(&self, input: &Input) -> Result<Vec<u8>> {
-        let mut out = String::from("seq,target,workload,rep,warmup,ok,metric,value,unit,accel,runtime,started_at,error\n");
+        let mut out = String::from("seq,target,workload,rep,warmup,ok,metric,value,unit,accel,runtime,started_at,error,not_applicable\n");
         for s in input.samples {
             let common = |metric: &str, value: String, unit: &str| {
                 [
@@ -68,6 +71,7 @@ impl Format for Csv {
                     s.runtime.clone().unwrap_or_default(),
                     s.started_at.clone(),
                     s.error.clone().unwrap_or_default(),
+                    s.not_applicable.clone().unwrap_or_default(),
                 ]
                 .iter()
                 .map(|c| csv_field(c))
@@ -108,8 +112,22 @@ impl Format for Markdown {
     }
 }
 
+impl Format for Html {
+    fn name(&self) -> &'static str {
+        "html"
+    }
+    fn file_name(&self) -> &'static str {
+        "report.html"
+    }
+    /// One self-contained file: the charts' SVG is inlined, styles are in
+    /// the page, nothing is loaded from elsewhere and no script runs.
+    fn render(&self, input: &Input) -> Result<Vec<u8>> {
+        super::template::render("report.html.j2", input).map(String::into_bytes)
+    }
+}
+
 pub fn all() -> Vec<Box<dyn Format>> {
-    vec![Box::new(Json), Box::new(Csv), Box::new(Markdown)]
+    vec![Box::new(Json), Box::new(Csv), Box::new(Markdown), Box::new(Html)]
 }
 
 /// Renders `formats` (all when empty) for the run in `dir`, into `dir`.
@@ -117,9 +135,9 @@ pub fn write(dir: &Path, names: &[String], templates: &Path) -> Result<Vec<Strin
     let record = crate::runner::sink::read_run_record(dir)?;
     let samples = crate::runner::sink::read_samples(dir)?;
     let summary = summary::build(&record, &samples);
-    // Charts are part of the Markdown report; without a font the report is
-    // still written, and says why it has no charts.
-    let charts = if names.is_empty() || names.iter().any(|n| n == "md") {
+    // Charts are part of the Markdown and HTML reports; without a font the
+    // reports are still written, and say why they have no charts.
+    let charts = if names.is_empty() || names.iter().any(|n| n == "md" || n == "html") {
         match crate::charts::write_run(dir, &record, &samples, &summary) {
             Ok(charts) => charts,
             Err(e) => {
@@ -136,6 +154,7 @@ pub fn write(dir: &Path, names: &[String], templates: &Path) -> Result<Vec<Strin
         summary: &summary,
         templates,
         charts: &charts,
+        dir,
     };
     let mut written = Vec::new();
     for format in all()
@@ -167,10 +186,61 @@ mod tests {
             summary: &summary,
             templates: Path::new("/nonexistent"),
             charts: &[],
+            dir: Path::new("/nonexistent"),
         };
         let md = String::from_utf8(Markdown.render(&input).unwrap()).unwrap();
         let csv = String::from_utf8(Csv.render(&input).unwrap()).unwrap();
         (md, csv, summary)
+    }
+
+    #[test]
+    fn html_is_one_self_contained_page_with_charts_inline() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut run = crate::compare::tests::run(1.0, 6);
+        run.samples[1].ok = false;
+        run.samples[1].metrics.clear();
+        run.samples[1].not_applicable = Some("no <network> here".into());
+        let summary = summary::build(&run.record, &run.samples);
+        let charts = crate::charts::write_run(tmp.path(), &run.record, &run.samples, &summary).unwrap();
+        assert!(charts.iter().any(|c| c.svg == "charts/boot-ready.svg"));
+        let input = Input {
+            record: &run.record,
+            samples: &run.samples,
+            summary: &summary,
+            templates: Path::new("/nonexistent"),
+            charts: &charts,
+            dir: tmp.path(),
+        };
+        let html = String::from_utf8(Html.render(&input).unwrap()).unwrap();
+        assert!(html.starts_with("<!DOCTYPE html>"));
+        assert_eq!(html.matches("<svg").count(), charts.len(), "every chart inline");
+        assert!(!html.contains("<?xml") && !html.contains("<script") && !html.contains("src=\"http"));
+        assert!(html.contains("<h2>Workload <code>boot</code></h2>") && html.contains("<h2>Methodology</h2>"));
+        // Text from the run is escaped; the inlined SVG is not.
+        assert!(html.contains("no &lt;network&gt; here"), "not applicable, escaped");
+        assert!(html.contains("<h2>Scenario</h2>"));
+    }
+
+    #[test]
+    fn markdown_lists_not_applicable_pairs_and_tail_percentiles() {
+        let mut run = crate::compare::tests::run(1.0, 6);
+        run.samples[1].ok = false;
+        run.samples[1].metrics.clear();
+        run.samples[1].not_applicable = Some("runsc has no network".into());
+        let summary = summary::build(&run.record, &run.samples);
+        assert_eq!(summary.not_applicable.len(), 1);
+        assert_eq!(summary.targets.iter().map(|t| t.failed_trials).sum::<usize>(), 0, "not a failure");
+        let input = Input {
+            record: &run.record,
+            samples: &run.samples,
+            summary: &summary,
+            templates: Path::new("/nonexistent"),
+            charts: &[],
+            dir: Path::new("/nonexistent"),
+        };
+        let md = String::from_utf8(Markdown.render(&input).unwrap()).unwrap();
+        assert!(md.contains("| native | boot | runsc has no network |"), "{md}");
+        assert!(md.contains("| p99 | p99.9 |"));
     }
 
     #[test]
@@ -191,7 +261,7 @@ mod tests {
     fn csv_quotes_errors_and_keeps_failed_samples() {
         let (_, csv, _) = render_all(RunStatus::Complete);
         let header = csv.lines().next().unwrap();
-        assert_eq!(header.split(',').count(), 13);
+        assert_eq!(header.split(',').count(), 14);
         assert!(csv.contains("\"timed out, \"\"badly\"\"\nlast line\""), "{csv}");
         // 12 samples: 11 with one metric each, 1 failed with none but still a row.
         assert_eq!(csv.matches(",ready_ms,").count(), 11);

@@ -32,7 +32,7 @@ pub const BOOTSTRAP_SEED: u64 = 0x0076_6d62_656e_6368;
 /// Failed measured trials per target.
 pub fn failures(samples: &[Sample]) -> BTreeMap<String, usize> {
     let mut out = BTreeMap::new();
-    for s in samples.iter().filter(|s| !s.warmup && !s.ok) {
+    for s in samples.iter().filter(|s| !s.warmup && s.failed()) {
         *out.entry(s.target.clone()).or_insert(0) += 1;
     }
     out

@@ -26,6 +26,16 @@ pub struct RunSummary {
     pub host_kernel: String,
     pub targets: Vec<TargetSummary>,
     pub metrics: Vec<MetricSummary>,
+    /// Target × workload pairs the target cannot run, with why.
+    #[serde(default)]
+    pub not_applicable: Vec<NotApplicable>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NotApplicable {
+    pub target: String,
+    pub workload: String,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -57,6 +67,9 @@ pub struct MetricSummary {
     pub median_high: f64,
     pub p90: f64,
     pub p99: f64,
+    /// p90, p99 and p99.9 come from an HDR histogram (3 significant digits).
+    #[serde(default)]
+    pub p999: f64,
     /// Values outside Tukey's fences; included in every statistic above.
     pub outliers: Vec<f64>,
     pub vs_native: Option<Ratio>,
@@ -100,6 +113,7 @@ pub fn build(record: &RunRecord, samples: &[Sample]) -> RunSummary {
                 median_high,
                 p90: s.p90,
                 p99: s.p99,
+                p999: s.p999,
                 outliers: tukey_outliers(&values),
                 vs_native: r.vs_native,
                 target: r.target,
@@ -121,5 +135,15 @@ pub fn build(record: &RunRecord, samples: &[Sample]) -> RunSummary {
         host_kernel: record.host.kernel.clone(),
         targets,
         metrics,
+        not_applicable: samples
+            .iter()
+            .filter_map(|s| {
+                s.not_applicable.as_ref().map(|reason| NotApplicable {
+                    target: s.target.clone(),
+                    workload: s.workload.clone(),
+                    reason: reason.clone(),
+                })
+            })
+            .collect(),
     }
 }

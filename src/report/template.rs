@@ -6,7 +6,36 @@ use super::formats::Input;
 use anyhow::{Context, Result};
 use minijinja::{context, Environment};
 
-const BUILT_IN: &[(&str, &str)] = &[("report.md.j2", include_str!("../../report-templates/report.md.j2"))];
+const BUILT_IN: &[(&str, &str)] = &[
+    ("report.md.j2", include_str!("../../report-templates/report.md.j2")),
+    ("report.html.j2", include_str!("../../report-templates/report.html.j2")),
+];
+
+/// A chart's SVG as it goes inline into the HTML report.
+#[derive(Debug, serde::Serialize)]
+struct InlineSvg {
+    title: String,
+    png: String,
+    svg: String,
+}
+
+/// The run's SVG charts, read back for inlining (without an XML prolog,
+/// which is not allowed inside HTML).
+fn inline_svgs(input: &Input) -> Vec<InlineSvg> {
+    input
+        .charts
+        .iter()
+        .filter_map(|c| {
+            let text = std::fs::read_to_string(input.dir.join(&c.svg)).ok()?;
+            let start = text.find("<svg")?;
+            Some(InlineSvg {
+                title: c.title.clone(),
+                png: c.png.clone(),
+                svg: text[start..].to_string(),
+            })
+        })
+        .collect()
+}
 
 pub fn render(name: &str, input: &Input) -> Result<String> {
     let source = match std::fs::read_to_string(input.templates.join(name)) {
@@ -38,5 +67,7 @@ pub fn render(name: &str, input: &Input) -> Result<String> {
         workloads => workloads,
         tcg => input.record.targets.iter().any(|t| t.accel.as_deref() == Some("tcg")),
         charts => input.charts,
+        svgs => inline_svgs(input),
+        bootstrap => crate::report::BOOTSTRAP_RESAMPLES,
     })?)
 }

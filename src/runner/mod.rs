@@ -3,12 +3,13 @@
 
 pub mod sink;
 
-use crate::backend::{self, Backend, RunContext, TrialRequest};
+use crate::backend::{self, Backend, RunContext, TrialRequest, TrialResult};
 use crate::plan::{self, Overrides, Plan};
-use crate::record::{RunRecord, RunStatus, Sample, ScenarioFacts, SCHEMA_VERSION};
-use crate::scenario::{Scenario, TargetSpec};
+use crate::record::{AutoOutcome, RunRecord, RunStatus, Sample, ScenarioFacts, SCHEMA_VERSION};
+use crate::scenario::{AutoRepetitions, Scenario, TargetSpec};
 use anyhow::{Context, Result};
 use sink::Sink;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -119,6 +120,14 @@ pub async fn execute(scenario: &Scenario, opts: &RunOptions, handle: Arc<RunHand
             .with_context(|| format!("preflight of target `{}`", target.name));
         match prepared {
             Ok(f) => facts.push(f),
+            Err(e) if target.optional => {
+                // The run goes on; every workload of this target is then
+                // reported as not applicable, with this reason.
+                let reason = format!("{:#}", e.root_cause());
+                facts.push(unavailable_facts(target, &reason));
+                backends.push(Box::new(backend::Unavailable(reason)) as Box<dyn Backend>);
+                continue;
+            }
             Err(e) => {
                 cleanup_all(&mut backends).await;
                 remove_scratch(&handle.run_id);
@@ -155,19 +164,35 @@ async fn run_trials(
     observer: &dyn Observer,
     samples: &mut Vec<Sample>,
 ) -> Result<()> {
+    // Target × workload pairs whose remaining trials are skipped: not
+    // applicable (one sample says so), or ended by `repetitions = "auto"`.
+    let mut settled: HashSet<(usize, usize)> = HashSet::new();
     for trial in &plan.trials {
+        let pair = (trial.target, trial.workload);
+        if settled.contains(&pair) {
+            continue;
+        }
         let target = &scenario.targets[trial.target];
         let workload = &scenario.workloads[trial.workload];
         let slot = plan.targets.iter().position(|&t| t == trial.target).expect("planned target");
-        observer.trial_started(&target.name, workload.kind.as_str(), trial.rep, trial.warmup);
-        let request = TrialRequest {
-            nonce: new_nonce(),
-            workload: workload.clone(),
-            timeout: scenario.timeout,
-            scratch: None,
-        };
+        let known = backends[slot].not_applicable(workload);
         let started_at = now_rfc3339();
-        let result = backends[slot].run_trial(&request).await;
+        let result = match known {
+            Some(reason) => TrialResult {
+                not_applicable: Some(reason),
+                ..Default::default()
+            },
+            None => {
+                observer.trial_started(&target.name, workload.kind.as_str(), trial.rep, trial.warmup);
+                let request = TrialRequest {
+                    nonce: new_nonce(),
+                    workload: workload.clone(),
+                    timeout: scenario.timeout,
+                    scratch: None,
+                };
+                backends[slot].run_trial(&request).await
+            }
+        };
         let facts = &sink.record.targets[slot];
         let sample = Sample {
             target: target.name.clone(),
@@ -175,7 +200,7 @@ async fn run_trials(
             rep: trial.rep,
             warmup: trial.warmup,
             seq: trial.seq,
-            ok: result.error.is_none(),
+            ok: result.error.is_none() && result.not_applicable.is_none(),
             error: result.error,
             metrics: result.metrics,
             accel: facts.accel.clone(),
@@ -185,12 +210,66 @@ async fn run_trials(
             },
             agent_kernel: result.agent_kernel,
             started_at,
+            not_applicable: result.not_applicable,
         };
         sink.append(&sample)?;
         observer.trial_finished(&sample);
+        if sample.not_applicable.is_some() {
+            settled.insert(pair);
+        }
         samples.push(sample);
+        if let (Some(auto), false, false) = (plan.auto, trial.warmup, settled.contains(&pair)) {
+            if let Some(outcome) = auto_outcome(&auto, plan.repetitions, &target.name, workload.kind.as_str(), samples) {
+                settled.insert(pair);
+                sink.record_auto(auto, outcome)?;
+            }
+        }
     }
     Ok(())
+}
+
+/// Whether `repetitions = "auto"` ends this target × workload now: the
+/// coefficient of variation of its headline metric over the good measured
+/// samples so far is under the target (after at least `min` of them), or
+/// every planned repetition has run.
+fn auto_outcome(auto: &AutoRepetitions, max: u32, target: &str, workload: &str, samples: &[Sample]) -> Option<AutoOutcome> {
+    let mine: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| !s.warmup && s.target == target && s.workload == workload)
+        .collect();
+    let metric = crate::metric::headline(workload);
+    let values: Vec<f64> = mine
+        .iter()
+        .filter(|s| s.ok)
+        .filter_map(|s| s.metrics.get(metric).copied())
+        .collect();
+    let cov = crate::stats::Summary::of(&values).map(|s| s.cov());
+    let converged = values.len() as u32 >= auto.min && cov.is_some_and(|c| c <= auto.target_cov);
+    (converged || mine.len() as u32 >= max).then(|| AutoOutcome {
+        target: target.to_string(),
+        workload: workload.to_string(),
+        metric: metric.to_string(),
+        repetitions: mine.len() as u32,
+        cov,
+        converged,
+    })
+}
+
+/// What `run.json` says about an optional target that could not run here.
+fn unavailable_facts(target: &crate::scenario::Target, reason: &str) -> crate::record::TargetFacts {
+    let (kind, backend, runtime) = match &target.spec {
+        TargetSpec::Vm(vm) => ("vm", format!("{:?}", vm.backend).to_lowercase(), None),
+        TargetSpec::Container(c) => ("container", c.engine.as_str().to_string(), Some(c.runtime.clone())),
+        TargetSpec::Native => ("native", "native".to_string(), None),
+    };
+    crate::record::TargetFacts {
+        name: target.name.clone(),
+        kind: kind.into(),
+        backend,
+        runtime,
+        settings: [("unavailable".to_string(), reason.to_string())].into_iter().collect(),
+        ..Default::default()
+    }
 }
 
 async fn cleanup_all(backends: &mut [Box<dyn Backend>]) {
@@ -219,6 +298,7 @@ fn new_record(scenario: &Scenario, plan: &Plan, opts: &RunOptions, run_id: &str,
             timeout_s: scenario.timeout.as_secs_f64(),
             workloads: scenario.workloads.iter().map(|w| w.kind.as_str().to_string()).collect(),
             only: opts.overrides.only.clone(),
+            auto: None,
         },
         host: crate::host::facts(),
         targets,
@@ -305,7 +385,7 @@ fn mark_interrupted(dir: &Path, note: &str) -> Result<()> {
     let mut record = sink::read_run_record(dir)?;
     let samples = sink::read_samples(dir).unwrap_or_default();
     record.samples = samples.len();
-    record.failed_samples = samples.iter().filter(|s| !s.ok).count();
+    record.failed_samples = samples.iter().filter(|s| s.failed()).count();
     record.status = RunStatus::Interrupted;
     record.note = Some(note.to_string());
     record.finished_at = Some(now_rfc3339());

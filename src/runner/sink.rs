@@ -46,10 +46,23 @@ impl Sink {
         self.samples.write_all(line.as_bytes()).context("appending to samples.jsonl")?;
         self.samples.sync_data().context("syncing samples.jsonl")?;
         self.record.samples += 1;
-        if !sample.ok {
+        if sample.failed() {
             self.record.failed_samples += 1;
         }
         Ok(())
+    }
+
+    /// Records how `repetitions = "auto"` ended for one target × workload,
+    /// in `run.json` at once.
+    pub fn record_auto(&mut self, auto: crate::scenario::AutoRepetitions, outcome: crate::record::AutoOutcome) -> Result<()> {
+        let facts = self.record.scenario.auto.get_or_insert_with(|| crate::record::AutoFacts {
+            min_repetitions: auto.min,
+            max_repetitions: auto.max,
+            target_cov: auto.target_cov,
+            outcomes: Vec::new(),
+        });
+        facts.outcomes.push(outcome);
+        self.write_record()
     }
 
     /// Records how the run ended.

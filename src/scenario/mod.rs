@@ -16,8 +16,10 @@ use std::time::Duration;
 pub struct Scenario {
     pub name: String,
     pub description: String,
-    /// Measured repetitions per target and workload.
+    /// Measured repetitions per target and workload (with `auto`, the most).
     pub repetitions: u32,
+    /// `repetitions = "auto"`: stop early once the headline metric is steady.
+    pub auto: Option<AutoRepetitions>,
     /// Repetitions run first, recorded with `warmup = true`, not summarised.
     pub warmup: u32,
     /// Limit for one repetition, launch to teardown.
@@ -33,6 +35,10 @@ pub struct Scenario {
 pub struct Target {
     pub name: String,
     pub spec: TargetSpec,
+    /// `optional = true`: when preflight finds the target cannot run on this
+    /// host, the run goes on and reports its workloads as not applicable,
+    /// with the reason, instead of stopping with status 2.
+    pub optional: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -67,6 +73,16 @@ pub struct VmSpec {
     pub qemu: Option<PathBuf>,
     /// libvirt's connection URI (libvirt backend only).
     pub uri: String,
+}
+
+/// `repetitions = "auto"`: repeat each target × workload until the
+/// coefficient of variation of its headline metric falls under
+/// `target_cov` (after at least `min` repetitions), or `max` is reached.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AutoRepetitions {
+    pub min: u32,
+    pub max: u32,
+    pub target_cov: f64,
 }
 
 /// The libvirt URI a libvirt target uses unless it sets `uri`.

@@ -12,6 +12,9 @@ pub struct RawScenario {
     pub description: Option<Spanned<String>>,
     pub repetitions: Option<Spanned<toml::Value>>,
     pub warmup: Option<Spanned<toml::Value>>,
+    pub min_repetitions: Option<Spanned<toml::Value>>,
+    pub max_repetitions: Option<Spanned<toml::Value>>,
+    pub target_cov: Option<Spanned<toml::Value>>,
     pub timeout_s: Option<Spanned<toml::Value>>,
     #[serde(default)]
     pub target: Vec<Spanned<RawTarget>>,
@@ -25,6 +28,7 @@ pub struct RawScenario {
 pub struct RawTarget {
     pub name: Option<Spanned<String>>,
     pub kind: Option<Spanned<String>>,
+    pub optional: Option<Spanned<bool>>,
     // vm
     pub backend: Option<Spanned<String>>,
     pub machine: Option<Spanned<String>>,

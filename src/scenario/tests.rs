@@ -276,3 +276,32 @@ fn a_podman_target_parses() {
     let TargetSpec::Container(c) = &s.targets[1].spec else { panic!() };
     assert_eq!(c.engine, Engine::Podman);
 }
+
+#[test]
+fn repetitions_auto_takes_its_bounds_and_defaults() {
+    let s = parse_str(&GOOD.replacen(
+        "repetitions = 3",
+        "repetitions = \"auto\"\nmax_repetitions = 20\ntarget_cov = 0.02",
+        1,
+    ))
+    .unwrap();
+    let auto = s.auto.unwrap();
+    assert_eq!((auto.min, auto.max, auto.target_cov), (5, 20, 0.02));
+    assert_eq!(s.repetitions, 20, "the plan runs at most the maximum");
+    assert!(parse_str(GOOD).unwrap().auto.is_none());
+}
+
+#[test]
+fn repetitions_auto_errors_name_their_key() {
+    let e = bad("repetitions = 3", "repetitions = \"often\"");
+    assert_eq!(e.key, "repetitions");
+    assert!(e.message.contains("\"auto\""), "{e}");
+    let e = bad(
+        "repetitions = 3",
+        "repetitions = \"auto\"\nmin_repetitions = 10\nmax_repetitions = 4",
+    );
+    assert_eq!(e.key, "max_repetitions");
+    let e = bad("repetitions = 3", "repetitions = 3\ntarget_cov = 0.05");
+    assert_eq!(e.key, "target_cov");
+    assert!(e.message.contains("only applies with repetitions = \"auto\""), "{e}");
+}

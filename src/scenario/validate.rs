@@ -23,7 +23,7 @@ pub fn validate(path: &Path, text: &str) -> Result<Scenario> {
         .as_ref()
         .ok_or_else(|| loc.error(whole.clone(), "name", "missing: every scenario needs a `name`"))?;
     check_name(&loc, name, "name")?;
-    let repetitions = int_in(&loc, raw.repetitions.as_ref(), "repetitions", 1..=100_000, DEFAULT_REPETITIONS)?;
+    let (repetitions, auto) = repetitions_from_raw(&loc, &raw)?;
     let warmup = int_in(&loc, raw.warmup.as_ref(), "warmup", 0..=10_000, DEFAULT_WARMUP)?;
     let timeout_s = float_in(&loc, raw.timeout_s.as_ref(), "timeout_s", 0.001..=86_400.0, DEFAULT_TIMEOUT_S)?;
     if raw.target.is_empty() {
@@ -54,7 +54,8 @@ pub fn validate(path: &Path, text: &str) -> Result<Scenario> {
     Ok(Scenario {
         name: name.get_ref().clone(),
         description: raw.description.map(|d| d.into_inner()).unwrap_or_default(),
-        repetitions: repetitions as u32,
+        repetitions,
+        auto,
         warmup: warmup as u32,
         timeout: Duration::from_secs_f64(timeout_s),
         targets,
@@ -104,6 +105,7 @@ fn target_from_raw(loc: &Locator, i: usize, target: &Spanned<RawTarget>, base_di
     Ok(Target {
         name: name.get_ref().clone(),
         spec,
+        optional: t.optional.as_ref().is_some_and(|o| *o.get_ref()),
     })
 }
 
@@ -454,6 +456,39 @@ fn one_of<T: Copy>(loc: &Locator, value: Option<&Spanned<String>>, key: &str, ch
                 format!("unknown value `{}`; expected one of {}", value.get_ref(), names.join(", ")),
             )
         })
+}
+
+/// `repetitions` as a number, or `"auto"` with its three bounds.
+fn repetitions_from_raw(loc: &Locator, raw: &RawScenario) -> Result<(u32, Option<AutoRepetitions>)> {
+    let auto_keys = [
+        ("min_repetitions", &raw.min_repetitions),
+        ("max_repetitions", &raw.max_repetitions),
+        ("target_cov", &raw.target_cov),
+    ];
+    let is_auto = raw.repetitions.as_ref().is_some_and(|r| r.get_ref().as_str().is_some());
+    if !is_auto {
+        if let Some((key, Some(value))) = auto_keys.iter().find(|(_, v)| v.is_some()) {
+            return Err(loc.error(Some(value.span()), key, "only applies with repetitions = \"auto\""));
+        }
+        let n = int_in(loc, raw.repetitions.as_ref(), "repetitions", 1..=100_000, DEFAULT_REPETITIONS)?;
+        return Ok((n as u32, None));
+    }
+    let value = raw.repetitions.as_ref().expect("checked above");
+    if value.get_ref().as_str() != Some("auto") {
+        return Err(loc.error(
+            Some(value.span()),
+            "repetitions",
+            format!("must be a whole number or \"auto\", not {}", describe(value.get_ref())),
+        ));
+    }
+    let min = int_in(loc, raw.min_repetitions.as_ref(), "min_repetitions", 2..=100_000, 5)? as u32;
+    let max = int_in(loc, raw.max_repetitions.as_ref(), "max_repetitions", 2..=100_000, 50)? as u32;
+    if max < min {
+        let span = raw.max_repetitions.as_ref().or(raw.min_repetitions.as_ref()).map(Spanned::span);
+        return Err(loc.error(span, "max_repetitions", format!("{max} is less than min_repetitions ({min})")));
+    }
+    let target_cov = float_in(loc, raw.target_cov.as_ref(), "target_cov", 0.0001..=1.0, 0.05)?;
+    Ok((max, Some(AutoRepetitions { min, max, target_cov })))
 }
 
 fn int_in(loc: &Locator, value: Option<&Spanned<toml::Value>>, key: &str, range: RangeInclusive<i64>, default: i64) -> Result<i64> {

@@ -14,8 +14,11 @@ pub struct Summary {
     /// Sample standard deviation (n − 1); 0 for a single value.
     pub stddev: f64,
     pub median: f64,
+    /// Tail percentiles, read from an HDR histogram (see [`tail_percentiles`]).
     pub p90: f64,
     pub p99: f64,
+    #[serde(default)]
+    pub p999: f64,
 }
 
 impl Summary {
@@ -34,6 +37,7 @@ impl Summary {
         } else {
             0.0
         };
+        let [p90, p99, p999] = tail_percentiles(&sorted);
         Some(Summary {
             n,
             min: sorted[0],
@@ -41,8 +45,9 @@ impl Summary {
             mean,
             stddev,
             median: quantile_sorted(&sorted, 0.5),
-            p90: quantile_sorted(&sorted, 0.9),
-            p99: quantile_sorted(&sorted, 0.99),
+            p90,
+            p99,
+            p999,
         })
     }
 
@@ -54,6 +59,35 @@ impl Summary {
             self.stddev / self.mean.abs()
         }
     }
+}
+
+/// Values are recorded into the histogram in millionths of their unit, so a
+/// 13 µs `init_ms` of 0.013 is 13 000 counts, not rounded to 0.
+pub const HDR_SCALE: f64 = 1e6;
+/// Significant digits the histogram keeps: at most 0.1% quantisation error.
+pub const HDR_SIGFIG: u8 = 3;
+
+/// p90, p99 and p99.9 of `sorted` (non-negative values, as every metric is)
+/// from an HDR histogram with [`HDR_SIGFIG`] significant digits, each
+/// clamped into [min, max] so quantisation never reports a value no sample
+/// had. Falls back to exact quantiles for values the histogram cannot hold.
+pub fn tail_percentiles(sorted: &[f64]) -> [f64; 3] {
+    let exact = || [0.9, 0.99, 0.999].map(|q| quantile_sorted(sorted, q));
+    let (Some(&lo), Some(&hi)) = (sorted.first(), sorted.last()) else {
+        return [f64::NAN; 3];
+    };
+    if lo < 0.0 || hi * HDR_SCALE >= u64::MAX as f64 / 4.0 {
+        return exact();
+    }
+    let Ok(mut hist) = hdrhistogram::Histogram::<u64>::new(HDR_SIGFIG) else {
+        return exact();
+    };
+    for v in sorted {
+        if hist.record((v * HDR_SCALE).round() as u64).is_err() {
+            return exact();
+        }
+    }
+    [90.0, 99.0, 99.9].map(|p| (hist.value_at_percentile(p) as f64 / HDR_SCALE).clamp(lo, hi))
 }
 
 /// A ratio of medians with a percentile-bootstrap confidence interval.
@@ -192,8 +226,8 @@ mod tests {
         let s = Summary::of(&[4.0, 1.0, 3.0, 2.0, 5.0]).unwrap();
         assert_eq!((s.n, s.min, s.max, s.mean, s.median), (5, 1.0, 5.0, 3.0, 3.0));
         assert!((s.stddev - 2.5f64.sqrt()).abs() < 1e-12);
-        assert!((s.p90 - 4.6).abs() < 1e-12);
-        assert!((s.p99 - 4.96).abs() < 1e-12);
+        // Tail percentiles are nearest-rank (the histogram's definition).
+        assert_eq!((s.p90, s.p99, s.p999), (5.0, 5.0, 5.0));
         assert!((s.cov() - 2.5f64.sqrt() / 3.0).abs() < 1e-12);
     }
 
@@ -201,7 +235,27 @@ mod tests {
     fn even_count_median_interpolates() {
         let s = Summary::of(&[10.0, 20.0]).unwrap();
         assert_eq!(s.median, 15.0);
-        assert_eq!(s.p90, 19.0);
+        assert_eq!(s.p90, 20.0);
+    }
+
+    #[test]
+    fn tail_percentiles_of_a_known_distribution() {
+        let values: Vec<f64> = (1..=1000).map(f64::from).collect();
+        let s = Summary::of(&values).unwrap();
+        for (got, want) in [(s.p90, 900.0), (s.p99, 990.0), (s.p999, 999.0)] {
+            // 3 significant digits: within 0.1%, plus at most one rank.
+            assert!((got - want).abs() <= want * 1e-3 + 1.0, "{got} vs {want}");
+        }
+    }
+
+    #[test]
+    fn sub_millisecond_values_keep_their_precision() {
+        // 13.000 µs .. 13.999 µs as milliseconds, like the agent's init_ms.
+        let values: Vec<f64> = (0..1000).map(|i| 0.013 + i as f64 * 1e-6).collect();
+        let s = Summary::of(&values).unwrap();
+        assert!(s.p999 > 0.0139 && s.p999 <= 0.013999, "{}", s.p999);
+        assert!((s.p90 - 0.013899).abs() / 0.013899 <= 1e-3, "{}", s.p90);
+        assert!(s.p90 < s.p99 && s.p99 <= s.p999);
     }
 
     #[test]

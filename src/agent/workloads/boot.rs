@@ -15,7 +15,7 @@ impl Workload for Boot {
         &[]
     }
 
-    fn run(&self, params: &Params, _env: &super::Env) -> Result<Metrics, String> {
+    fn run(&self, params: &Params, _env: &super::Env) -> Result<Metrics, super::WorkloadError> {
         read(params, "boot", &[])?;
         Ok(Metrics::new())
     }

@@ -55,7 +55,7 @@ impl Workload for Cpu {
         PARAMS
     }
 
-    fn run(&self, params: &Params, _env: &super::Env) -> Result<Metrics, String> {
+    fn run(&self, params: &Params, _env: &super::Env) -> Result<Metrics, super::WorkloadError> {
         let [sha_mib, n, reps, threads] = read(params, "cpu", PARAMS)?[..] else {
             unreachable!("one value per spec")
         };

@@ -55,7 +55,7 @@ impl Workload for Disk {
         PARAMS
     }
 
-    fn run(&self, params: &Params, env: &Env) -> Result<Metrics, String> {
+    fn run(&self, params: &Params, env: &Env) -> Result<Metrics, super::WorkloadError> {
         let [file_mib, block_kib, rand_ops, fsync_ops] = read(params, "disk", PARAMS)?[..] else {
             unreachable!("one value per spec")
         };
@@ -74,7 +74,13 @@ impl Workload for Disk {
             .truncate(false)
             .custom_flags(libc::O_DIRECT)
             .open(path)
-            .map_err(|e| format!("cannot open {path} with O_DIRECT ({e}); the file system may not support direct I/O"))?;
+            .map_err(|e| match e.raw_os_error() {
+                // The file system has no direct I/O (tmpfs, some sandboxes).
+                Some(libc::EINVAL) | Some(libc::EOPNOTSUPP) => {
+                    super::WorkloadError::Unsupported(format!("{path} cannot be opened with O_DIRECT here ({e})"))
+                }
+                _ => super::WorkloadError::Failed(format!("cannot open {path} with O_DIRECT ({e})")),
+            })?;
         let size = file_mib * 1024 * 1024;
         let block = (block_kib * 1024) as usize;
         let mut m = Metrics::new();
@@ -224,6 +230,10 @@ mod tests {
 
     #[test]
     fn without_a_scratch_location_it_says_so() {
-        assert!(Disk.run(&Params::new(), &Env::default()).unwrap_err().contains("scratch"));
+        assert!(Disk
+            .run(&Params::new(), &Env::default())
+            .unwrap_err()
+            .to_string()
+            .contains("scratch"));
     }
 }

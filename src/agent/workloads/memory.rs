@@ -53,7 +53,7 @@ impl Workload for Memory {
         PARAMS
     }
 
-    fn run(&self, params: &Params, _env: &super::Env) -> Result<Metrics, String> {
+    fn run(&self, params: &Params, _env: &super::Env) -> Result<Metrics, super::WorkloadError> {
         let [stream_mib, reps, chase_mib, steps] = read(params, "memory", PARAMS)?[..] else {
             unreachable!("one value per spec")
         };
@@ -164,6 +164,7 @@ mod tests {
         assert!(Memory
             .run(&params, &Default::default())
             .unwrap_err()
+            .to_string()
             .contains("no parameter `stream_gib`"));
     }
 }

@@ -50,7 +50,38 @@ pub trait Workload {
     /// The parameters it takes, with defaults and ranges.
     fn params(&self) -> &'static [params::ParamSpec];
     /// Runs once and returns its metrics, or the reason it could not run.
-    fn run(&self, params: &Params, env: &Env) -> Result<Metrics, String>;
+    fn run(&self, params: &Params, env: &Env) -> Result<Metrics, WorkloadError>;
+}
+
+/// Why a workload produced no metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WorkloadError {
+    /// It tried and failed: a failed sample.
+    Failed(String),
+    /// This target cannot run it at all (no O_DIRECT on its file system,
+    /// say): reported as not applicable, not as a failure.
+    Unsupported(String),
+}
+
+impl std::fmt::Display for WorkloadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WorkloadError::Failed(m) => f.write_str(m),
+            WorkloadError::Unsupported(m) => write!(f, "not applicable: {m}"),
+        }
+    }
+}
+
+impl From<String> for WorkloadError {
+    fn from(message: String) -> Self {
+        WorkloadError::Failed(message)
+    }
+}
+
+impl From<&str> for WorkloadError {
+    fn from(message: &str) -> Self {
+        WorkloadError::Failed(message.to_string())
+    }
 }
 
 /// Every workload this agent knows.
@@ -71,7 +102,7 @@ pub fn find(name: &str) -> Option<Box<dyn Workload>> {
 }
 
 /// Runs the workload called `name`.
-pub fn run(name: &str, params: &Params, env: &Env) -> Result<Metrics, String> {
+pub fn run(name: &str, params: &Params, env: &Env) -> Result<Metrics, WorkloadError> {
     find(name)
         .ok_or_else(|| format!("this agent has no workload `{name}`"))?
         .run(params, env)

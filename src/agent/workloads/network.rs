@@ -51,7 +51,7 @@ impl Workload for Network {
         PARAMS
     }
 
-    fn run(&self, params: &Params, env: &Env) -> Result<Metrics, String> {
+    fn run(&self, params: &Params, env: &Env) -> Result<Metrics, super::WorkloadError> {
         let [_, rr_bytes, _] = read(params, "network", PARAMS)?[..] else {
             unreachable!("one value per spec")
         };

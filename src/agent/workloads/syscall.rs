@@ -34,7 +34,7 @@ impl Workload for Syscall {
         PARAMS
     }
 
-    fn run(&self, params: &Params, _env: &super::Env) -> Result<Metrics, String> {
+    fn run(&self, params: &Params, _env: &super::Env) -> Result<Metrics, super::WorkloadError> {
         let [calls, round_trips] = read(params, "syscall", PARAMS)?[..] else {
             unreachable!("one value per spec")
         };

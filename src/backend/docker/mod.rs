@@ -31,6 +31,8 @@ pub struct DockerBackend {
     docker: Option<Docker>,
     image: Option<String>,
     launches: usize,
+    /// The engine starts this runtime without a network (`--network=none`).
+    no_network: bool,
 }
 
 impl DockerBackend {
@@ -42,6 +44,7 @@ impl DockerBackend {
             docker: None,
             image: None,
             launches: 0,
+            no_network: false,
         }
     }
 }
@@ -85,18 +88,21 @@ pub async fn connect(engine: Engine, address: &str) -> Result<Docker> {
     Ok(docker)
 }
 
-/// Checks the engine offers `runtime`, naming the ones it has otherwise.
-pub async fn check_runtime(docker: &Docker, engine: Engine, runtime: &str) -> Result<()> {
+/// Checks the engine offers `runtime`, naming the ones it has otherwise;
+/// returns the extra arguments the engine starts it with.
+pub async fn check_runtime(docker: &Docker, engine: Engine, runtime: &str) -> Result<Vec<String>> {
     let info = docker.info().await.with_context(|| format!("asking {engine} for its runtimes"))?;
-    let mut offered: Vec<String> = info.runtimes.unwrap_or_default().into_keys().collect();
-    offered.sort();
-    if offered.iter().any(|r| r == runtime) {
-        return Ok(());
+    let runtimes = info.runtimes.unwrap_or_default();
+    if let Some(found) = runtimes.get(runtime) {
+        return Ok(found.runtime_args.clone().unwrap_or_default());
     }
+    let mut offered: Vec<&String> = runtimes.keys().collect();
+    offered.sort();
     let how = match engine {
         Engine::Docker => "register it under \"runtimes\" in /etc/docker/daemon.json and restart dockerd",
         Engine::Podman => "add it under [engine.runtimes] in /etc/containers/containers.conf and restart the podman service",
     };
+    let offered: Vec<&str> = offered.into_iter().map(String::as_str).collect();
     bail!("{engine} has no runtime `{runtime}` (it offers: {}); {how}", offered.join(", "))
 }
 
@@ -107,9 +113,10 @@ impl Backend for DockerBackend {
         let address = engine_address(engine, self.spec.host.as_deref());
         let docker = connect(engine, &address).await.with_context(|| format!("target `{}`", self.name))?;
         let version = docker.version().await.with_context(|| format!("asking {engine} for its version"))?;
-        check_runtime(&docker, engine, &self.spec.runtime)
+        let runtime_args = check_runtime(&docker, engine, &self.spec.runtime)
             .await
             .with_context(|| format!("target `{}`", self.name))?;
+        self.no_network = runtime_args.iter().any(|a| a == "--network=none");
         let agent_sha = guest::agent::sha256();
         let image = image::ensure(&docker, guest::agent::bytes(), &agent_sha)
             .await
@@ -234,6 +241,15 @@ impl Backend for DockerBackend {
             result.metrics.remove("exit_ms");
         }
         result
+    }
+
+    fn not_applicable(&self, workload: &crate::scenario::Workload) -> Option<String> {
+        (workload.kind == "network" && self.no_network).then(|| {
+            format!(
+                "{} starts runtime `{}` with --network=none, so its containers have no network",
+                self.spec.engine, self.spec.runtime
+            )
+        })
     }
 
     async fn cleanup(&mut self) -> Result<()> {

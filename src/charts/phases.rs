@@ -1,0 +1,219 @@
+//! Where start-up time goes: one stacked bar per target, made of the medians
+//! of its phases (VM: before the kernel, kernel, init; libvirt: the create
+//! call first; container: create, attach, start to ready; native: spawn to
+//! ready). Each bar is labelled with its total, so targets that differ by
+//! orders of magnitude stay readable on the linear axis.
+
+use crate::report::summary::MetricSummary;
+use anyhow::{anyhow, Result};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+/// One target's bar: (phase, milliseconds) from left to right.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PhaseBar {
+    pub target: String,
+    pub segments: Vec<(&'static str, f64)>,
+}
+
+/// Phase names in legend order, with their colours.
+const PHASES: &[(&str, (u8, u8, u8))] = &[
+    ("libvirt create call", (140, 86, 75)),
+    ("before the kernel (QEMU, firmware)", (31, 119, 180)),
+    ("guest kernel", (174, 199, 232)),
+    ("create", (255, 127, 14)),
+    ("attach", (255, 187, 120)),
+    ("start to ready", (44, 160, 44)),
+    ("spawn to ready", (127, 127, 127)),
+    ("agent init", (214, 39, 40)),
+];
+
+fn phase_colour(name: &str) -> RGBColor {
+    let (r, g, b) = PHASES.iter().find(|(n, _)| *n == name).map(|p| p.1).unwrap_or((0, 0, 0));
+    RGBColor(r, g, b)
+}
+
+/// The bars for every target of `targets` with boot phases in `metrics`.
+pub fn bars(metrics: &[MetricSummary], targets: &[(String, String)]) -> Vec<PhaseBar> {
+    let median = |target: &str, metric: &str| {
+        metrics
+            .iter()
+            .find(|m| m.target == target && m.workload == "boot" && m.metric == metric)
+            .map(|m| m.median)
+    };
+    let mut out = Vec::new();
+    for (target, kind) in targets {
+        let m = |metric: &str| median(target, metric);
+        let segments: Option<Vec<(&'static str, f64)>> = match kind.as_str() {
+            "vm" => (|| {
+                let (pre, kernel, init) = (m("pre_kernel_ms")?, m("kernel_ms")?, m("init_ms")?);
+                Some(match m("create_ms") {
+                    // libvirt: its create call is part of the time before the kernel.
+                    Some(create) => vec![
+                        ("libvirt create call", create.min(pre)),
+                        ("before the kernel (QEMU, firmware)", (pre - create).max(0.0)),
+                        ("guest kernel", kernel),
+                        ("agent init", init),
+                    ],
+                    None => vec![
+                        ("before the kernel (QEMU, firmware)", pre),
+                        ("guest kernel", kernel),
+                        ("agent init", init),
+                    ],
+                })
+            })(),
+            "container" => (|| {
+                Some(vec![
+                    ("create", m("create_ms")?),
+                    ("attach", m("attach_ms")?),
+                    ("start to ready", m("start_to_ready_ms")?),
+                ])
+            })(),
+            _ => m("ready_ms").map(|ready| vec![("spawn to ready", ready)]),
+        };
+        if let Some(segments) = segments {
+            out.push(PhaseBar {
+                target: target.clone(),
+                segments,
+            });
+        }
+    }
+    out
+}
+
+pub fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, title: &str, bars: &[PhaseBar]) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("drawing {title}: {e}");
+    root.fill(&WHITE).map_err(err)?;
+    let total = |b: &PhaseBar| b.segments.iter().map(|s| s.1).sum::<f64>();
+    let longest = bars.iter().map(total).fold(1e-3, f64::max);
+    let n = bars.len() as f64;
+    let labels: Vec<String> = bars.iter().map(|b| b.target.clone()).collect();
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 20))
+        .margin(16)
+        .x_label_area_size(40)
+        .y_label_area_size(300)
+        .build_cartesian_2d(0.0..longest * 1.7, -0.5f64..(n - 0.5))
+        .map_err(err)?;
+    let label = |y: &f64| {
+        let i = (n - 1.0 - y).round();
+        labels
+            .get(i as usize)
+            .filter(|_| (n - 1.0 - y - i).abs() < 1e-6 && i >= 0.0)
+            .cloned()
+            .unwrap_or_default()
+    };
+    chart
+        .configure_mesh()
+        .y_labels(bars.len())
+        .y_label_formatter(&label)
+        .x_desc("milliseconds (medians of each phase)")
+        .draw()
+        .map_err(err)?;
+    let mut legend_done: Vec<&str> = Vec::new();
+    for (i, bar) in bars.iter().enumerate() {
+        let y = n - 1.0 - i as f64;
+        let mut x = 0.0;
+        for &(phase, ms) in &bar.segments {
+            let colour = phase_colour(phase);
+            let series = chart
+                .draw_series(std::iter::once(Rectangle::new([(x, y - 0.3), (x + ms, y + 0.3)], colour.filled())))
+                .map_err(err)?;
+            if !legend_done.contains(&phase) {
+                legend_done.push(phase);
+                series
+                    .label(phase)
+                    .legend(move |(lx, ly)| Rectangle::new([(lx, ly - 6), (lx + 12, ly + 6)], colour.filled()));
+            }
+            x += ms;
+        }
+        chart
+            .draw_series(std::iter::once(Text::new(
+                format!("{} ms", crate::report::table::number(total(bar))),
+                (x + longest * 0.01, y + 0.1),
+                ("sans-serif", 15),
+            )))
+            .map_err(err)?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 14))
+        .draw()
+        .map_err(err)?;
+    root.present().map_err(err)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn metric(target: &str, name: &str, median: f64) -> MetricSummary {
+        MetricSummary {
+            target: target.into(),
+            workload: "boot".into(),
+            metric: name.into(),
+            unit: "ms".into(),
+            lower_is_better: true,
+            n: 3,
+            min: median,
+            max: median,
+            mean: median,
+            stddev: 0.0,
+            cov: 0.0,
+            median,
+            median_low: median,
+            median_high: median,
+            p90: median,
+            p99: median,
+            p999: median,
+            outliers: vec![],
+            vs_native: None,
+        }
+    }
+
+    #[test]
+    fn phases_add_up_per_kind_of_target() {
+        let metrics = vec![
+            metric("vm", "pre_kernel_ms", 500.0),
+            metric("vm", "kernel_ms", 1400.0),
+            metric("vm", "init_ms", 12.0),
+            metric("lv", "create_ms", 300.0),
+            metric("lv", "pre_kernel_ms", 700.0),
+            metric("lv", "kernel_ms", 1400.0),
+            metric("lv", "init_ms", 12.0),
+            metric("ctr", "create_ms", 10.0),
+            metric("ctr", "attach_ms", 70.0),
+            metric("ctr", "start_to_ready_ms", 11.0),
+            metric("native", "ready_ms", 0.9),
+        ];
+        let targets: Vec<(String, String)> = [
+            ("vm", "vm"),
+            ("lv", "vm"),
+            ("ctr", "container"),
+            ("native", "native"),
+            ("none", "vm"),
+        ]
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+        let bars = bars(&metrics, &targets);
+        assert_eq!(bars.len(), 4, "a target without phases gets no bar");
+        let sum = |b: &PhaseBar| b.segments.iter().map(|s| s.1).sum::<f64>();
+        assert_eq!(sum(&bars[0]), 1912.0);
+        assert_eq!(bars[1].segments[0], ("libvirt create call", 300.0));
+        assert_eq!(bars[1].segments[1].1, 400.0);
+        assert_eq!(sum(&bars[1]), 2112.0);
+        assert_eq!(
+            bars[2].segments.iter().map(|s| s.0).collect::<Vec<_>>(),
+            ["create", "attach", "start to ready"]
+        );
+        assert_eq!(bars[3].segments, [("spawn to ready", 0.9)]);
+    }
+}

@@ -1,0 +1,51 @@
+//! `repetitions = "auto"` on the real native target: it stops once the
+//! headline metric is steady, or at the maximum, and run.json and the
+//! report say which happened.
+
+mod common;
+
+use common::*;
+
+fn scenario(target_cov: f64) -> String {
+    format!(
+        "name = \"auto\"\nrepetitions = \"auto\"\nmin_repetitions = 3\nmax_repetitions = 6\ntarget_cov = {target_cov}\nwarmup = 0\n\
+         [[target]]\nname = \"native\"\nkind = \"native\"\n[[workload]]\nkind = \"syscall\"\ncalls = 20000\nround_trips = 200\n"
+    )
+}
+
+fn run(target_cov: f64) -> (vmbench::record::RunRecord, Vec<vmbench::record::Sample>, String) {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = write(tmp.path(), "auto.toml", &scenario(target_cov));
+    let out = tmp.path().join("run");
+    let result = run_in(tmp.path(), &["run", file.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(result.status.code(), Some(0), "{}", stderr(&result));
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    (record(&out), samples(&out), md)
+}
+
+#[test]
+fn a_loose_target_stops_at_the_minimum_and_says_it_converged() {
+    let (record, samples, md) = run(1.0);
+    let auto = record.scenario.auto.expect("auto facts in run.json");
+    assert_eq!((auto.min_repetitions, auto.max_repetitions), (3, 6));
+    let outcome = &auto.outcomes[0];
+    assert_eq!(
+        (outcome.metric.as_str(), outcome.repetitions, outcome.converged),
+        ("getppid_ns", 3, true)
+    );
+    assert!(outcome.cov.unwrap() <= 1.0);
+    assert_eq!(samples.len(), 3);
+    assert!(
+        md.contains("native syscall (getppid_ns): 3 repetitions") && md.contains("converged"),
+        "{md}"
+    );
+}
+
+#[test]
+fn an_unreachable_target_runs_to_the_maximum_and_says_so() {
+    let (record, samples, md) = run(0.0001);
+    let outcome = &record.scenario.auto.unwrap().outcomes[0];
+    assert_eq!((outcome.repetitions, outcome.converged), (6, false));
+    assert_eq!(samples.len(), 6);
+    assert!(md.contains("maximum reached"), "{md}");
+}
