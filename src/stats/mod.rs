@@ -90,6 +90,18 @@ pub fn tail_percentiles(sorted: &[f64]) -> [f64; 3] {
     [90.0, 99.0, 99.9].map(|p| (hist.value_at_percentile(p) as f64 / HDR_SCALE).clamp(lo, hi))
 }
 
+/// The median alone (interpolated between the middle two for an even
+/// count): what resampling loops need, without the histogram of
+/// [`Summary::of`]. `None` when empty or when a value is NaN.
+pub fn median(values: &[f64]) -> Option<f64> {
+    if values.is_empty() || values.iter().any(|v| v.is_nan()) {
+        return None;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    Some(quantile_sorted(&sorted, 0.5))
+}
+
 /// A ratio of medians with a percentile-bootstrap confidence interval.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Ratio {
@@ -105,7 +117,6 @@ pub struct Ratio {
 /// Deterministic for a given `seed`. `None` if either side is empty or a
 /// denominator median is 0.
 pub fn ratio_of_medians(numerator: &[f64], denominator: &[f64], resamples: usize, seed: u64) -> Option<Ratio> {
-    let median = |v: &[f64]| Summary::of(v).map(|s| s.median);
     let value = median(numerator)? / nonzero(median(denominator)?)?;
     let mut rng = SplitMix(seed);
     let mut ratios = Vec::with_capacity(resamples);
@@ -132,13 +143,13 @@ pub fn ratio_of_medians(numerator: &[f64], denominator: &[f64], resamples: usize
 
 /// 95% percentile-bootstrap interval of the median of `values`.
 pub fn median_ci(values: &[f64], resamples: usize, seed: u64) -> Option<(f64, f64)> {
-    Summary::of(values)?;
+    median(values)?;
     let mut rng = SplitMix(seed);
     let mut medians = Vec::with_capacity(resamples);
     let mut sample = vec![0.0; values.len()];
     for _ in 0..resamples {
         resample(values, &mut sample, &mut rng);
-        medians.push(Summary::of(&sample)?.median);
+        medians.push(median(&sample)?);
     }
     medians.sort_by(f64::total_cmp);
     Some((quantile_sorted(&medians, 0.025), quantile_sorted(&medians, 0.975)))
@@ -162,7 +173,6 @@ pub fn tukey_outliers(values: &[f64]) -> Vec<f64> {
 /// the observed one (with the observed labelling counted, so p > 0).
 /// Deterministic for a given `seed`.
 pub fn permutation_p_value(a: &[f64], b: &[f64], permutations: usize, seed: u64) -> Option<f64> {
-    let median = |v: &[f64]| Summary::of(v).map(|s| s.median);
     let observed = (median(a)? - median(b)?).abs();
     let mut pooled: Vec<f64> = a.iter().chain(b).copied().collect();
     let mut rng = SplitMix(seed);
