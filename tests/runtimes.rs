@@ -143,3 +143,21 @@ fn an_optional_target_that_cannot_run_here_is_reported_not_applicable() {
     let facts = &record(&out).targets[0];
     assert!(facts.settings["unavailable"].contains("nosuchruntime"));
 }
+
+#[test]
+fn podman_refuses_a_runtime_its_compatible_api_would_silently_ignore() {
+    // Podman 4.3's Docker-compatible API runs its default runtime whatever a
+    // container asks for: asking for runsc would measure runc.
+    let tmp = tempfile::tempdir().unwrap();
+    let text = scenario("runsc").replace("kind = \"container\"", "kind = \"container\"\nengine = \"podman\"");
+    let file = write(tmp.path(), "podman-runsc.toml", &text);
+    let out = tmp.path().join("run");
+    let result = run_in(tmp.path(), &["run", file.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(result.status.code(), Some(2), "{}", stdout(&result));
+    let err = stderr(&result);
+    assert!(
+        err.contains("always runs its default runtime `runc`") && err.contains("containers.conf"),
+        "{err}"
+    );
+    assert!(!out.exists());
+}

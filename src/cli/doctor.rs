@@ -116,18 +116,30 @@ async fn check_engine(report: &mut Report, engine: Engine) {
         Err(e) => return report.missing(what, format!("{e:#}")),
     };
     let version = client.version().await.ok();
-    let runtimes = match client.info().await {
+    let (runtimes, default) = match client.info().await {
         Ok(info) => {
             let mut names: Vec<String> = info.runtimes.unwrap_or_default().into_keys().collect();
             names.sort();
-            names.join(", ")
+            (names.join(", "), info.default_runtime)
         }
-        Err(_) => "unknown".to_string(),
+        Err(_) => ("unknown".to_string(), None),
     };
     let (v, api) = version
         .map(|v| (v.version.unwrap_or_default(), v.api_version.unwrap_or_default()))
         .unwrap_or_default();
     report.ok(what, format!("{address}: {engine} {v} (API {api}); runtimes: {runtimes}"));
+    // Through Podman's compatible API only its default runtime can be
+    // chosen (see docker::check_runtime), so only that one is tried.
+    let runtimes = match (engine, default) {
+        (Engine::Podman, Some(default)) => {
+            report.ok(
+                "runtime",
+                format!("Podman lists {runtimes} in its configuration, but its Docker-compatible API always runs its default, {default}"),
+            );
+            default
+        }
+        _ => runtimes,
+    };
     check_runtimes(report, engine, &client, &runtimes).await;
 }
 

@@ -92,6 +92,18 @@ pub async fn connect(engine: Engine, address: &str) -> Result<Docker> {
 /// returns the extra arguments the engine starts it with.
 pub async fn check_runtime(docker: &Docker, engine: Engine, runtime: &str) -> Result<Vec<String>> {
     let info = docker.info().await.with_context(|| format!("asking {engine} for its runtimes"))?;
+    // Podman's Docker-compatible API ignores the runtime a container asks
+    // for and always uses its default (seen with Podman 4.3): asking for
+    // another would silently measure the wrong runtime.
+    if let (Engine::Podman, Some(default)) = (engine, info.default_runtime.as_deref()) {
+        if default != runtime {
+            bail!(
+                "Podman's Docker-compatible API always runs its default runtime `{default}`, whatever a container asks for; \
+                 set runtime = \"{default}\" on the target, or make `{runtime}` the default with `runtime = \"{runtime}\"` \
+                 under [engine] in /etc/containers/containers.conf and restart the podman service"
+            );
+        }
+    }
     let runtimes = info.runtimes.unwrap_or_default();
     if let Some(found) = runtimes.get(runtime) {
         return Ok(found.runtime_args.clone().unwrap_or_default());
