@@ -15,9 +15,7 @@ fn scenario(target_cov: f64) -> String {
 
 fn run(target_cov: f64) -> (vmbench::record::RunRecord, Vec<vmbench::record::Sample>, String) {
     let tmp = tempfile::tempdir().unwrap();
-    let file = write(tmp.path(), "auto.toml", &scenario(target_cov));
-    let out = tmp.path().join("run");
-    let result = run_in(tmp.path(), &["run", file.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let (result, out) = run_scenario(tmp.path(), "auto.toml", &scenario(target_cov));
     assert_eq!(result.status.code(), Some(0), "{}", stderr(&result));
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     (record(&out), samples(&out), md)

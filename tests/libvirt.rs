@@ -31,9 +31,7 @@ fn domains_of_run(run_id: &str) -> Vec<String> {
 fn a_libvirt_domain_boots_the_agent_and_reports_libvirts_phases() {
     let _guard = serial();
     let tmp = tempfile::tempdir().unwrap();
-    let file = write(tmp.path(), "lv.toml", &scenario(2, ""));
-    let out = tmp.path().join("run");
-    let result = run_in(tmp.path(), &["run", file.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let (result, out) = run_scenario(tmp.path(), "lv.toml", &scenario(2, ""));
     assert_eq!(result.status.code(), Some(0), "{}", stderr(&result));
     let samples = samples(&out);
     assert_eq!(samples.len(), 2);

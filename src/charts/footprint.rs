@@ -94,14 +94,7 @@ where
         .y_label_area_size(if labels { 260 } else { 10 })
         .build_cartesian_2d(0.0..top, -0.5f64..(n - 0.5))
         .map_err(err)?;
-    let label = |y: &f64| {
-        let i = (n - 1.0 - y).round();
-        names
-            .get(i as usize)
-            .filter(|_| labels && (n - 1.0 - y - i).abs() < 1e-6 && i >= 0.0)
-            .cloned()
-            .unwrap_or_default()
-    };
+    let label = |y: &f64| if labels { super::row_label(&names, *y) } else { String::new() };
     chart
         .configure_mesh()
         .y_labels(rows.len())

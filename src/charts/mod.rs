@@ -57,6 +57,17 @@ pub fn colour(i: usize) -> plotters::style::RGBColor {
     plotters::style::RGBColor(r, g, b)
 }
 
+/// The label of the horizontal-bar row at `y` in a chart whose rows are
+/// `labels` from the top (row i sits at y = n − 1 − i); empty between rows.
+pub fn row_label(labels: &[String], y: f64) -> String {
+    let n = labels.len() as f64;
+    let i = (n - 1.0 - y).round();
+    if i < 0.0 || (n - 1.0 - y - i).abs() > 1e-6 {
+        return String::new();
+    }
+    labels.get(i as usize).cloned().unwrap_or_default()
+}
+
 /// A chart written for a run, as the reports refer to it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ChartFile {

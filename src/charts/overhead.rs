@@ -37,14 +37,7 @@ where
         .build_cartesian_2d(x_range, -0.5f64..(n - 0.5))
         .map_err(err)?;
     // Row i counts from the top.
-    let label = |y: &f64| {
-        let i = (n - 1.0 - y).round();
-        labels
-            .get(i as usize)
-            .filter(|_| (n - 1.0 - y - i).abs() < 1e-6 && i >= 0.0)
-            .cloned()
-            .unwrap_or_default()
-    };
+    let label = |y: &f64| super::row_label(&labels, *y);
     chart
         .configure_mesh()
         .y_labels(bars.len())

@@ -173,6 +173,23 @@ mod tests {
     use super::*;
     use crate::record::RunStatus;
 
+    /// What a format renders from, for a test run without user templates.
+    fn input<'a>(
+        run: &'a crate::compare::Run,
+        summary: &'a RunSummary,
+        charts: &'a [crate::charts::ChartFile],
+        dir: &'a Path,
+    ) -> Input<'a> {
+        Input {
+            record: &run.record,
+            samples: &run.samples,
+            summary,
+            templates: Path::new("/nonexistent"),
+            charts,
+            dir,
+        }
+    }
+
     fn render_all(status: RunStatus) -> (String, String, RunSummary) {
         let mut run = crate::compare::tests::run(1.0, 6);
         run.record.status = status;
@@ -180,14 +197,7 @@ mod tests {
         run.samples[0].error = Some("timed out, \"badly\"\nlast line".into());
         run.samples[0].metrics.clear();
         let summary = summary::build(&run.record, &run.samples);
-        let input = Input {
-            record: &run.record,
-            samples: &run.samples,
-            summary: &summary,
-            templates: Path::new("/nonexistent"),
-            charts: &[],
-            dir: Path::new("/nonexistent"),
-        };
+        let input = input(&run, &summary, &[], Path::new("/nonexistent"));
         let md = String::from_utf8(Markdown.render(&input).unwrap()).unwrap();
         let csv = String::from_utf8(Csv.render(&input).unwrap()).unwrap();
         (md, csv, summary)
@@ -203,14 +213,7 @@ mod tests {
         let summary = summary::build(&run.record, &run.samples);
         let charts = crate::charts::write_run(tmp.path(), &run.record, &run.samples, &summary).unwrap();
         assert!(charts.iter().any(|c| c.svg == "charts/boot-ready.svg"));
-        let input = Input {
-            record: &run.record,
-            samples: &run.samples,
-            summary: &summary,
-            templates: Path::new("/nonexistent"),
-            charts: &charts,
-            dir: tmp.path(),
-        };
+        let input = input(&run, &summary, &charts, tmp.path());
         let html = String::from_utf8(Html.render(&input).unwrap()).unwrap();
         assert!(html.starts_with("<!DOCTYPE html>"));
         assert_eq!(html.matches("<svg").count(), charts.len(), "every chart inline");
@@ -230,14 +233,7 @@ mod tests {
         let summary = summary::build(&run.record, &run.samples);
         assert_eq!(summary.not_applicable.len(), 1);
         assert_eq!(summary.targets.iter().map(|t| t.failed_trials).sum::<usize>(), 0, "not a failure");
-        let input = Input {
-            record: &run.record,
-            samples: &run.samples,
-            summary: &summary,
-            templates: Path::new("/nonexistent"),
-            charts: &[],
-            dir: Path::new("/nonexistent"),
-        };
+        let input = input(&run, &summary, &[], Path::new("/nonexistent"));
         let md = String::from_utf8(Markdown.render(&input).unwrap()).unwrap();
         assert!(md.contains("| native | boot | runsc has no network |"), "{md}");
         assert!(md.contains("| p99 | p99.9 |"));

@@ -54,6 +54,9 @@ pub fn number(v: f64) -> String {
 /// containers.
 pub fn how(facts: Option<&TargetFacts>) -> String {
     let Some(f) = facts else { return String::new() };
+    if f.settings.contains_key("unavailable") {
+        return format!("{} {}: unavailable here", f.backend, f.runtime.as_deref().unwrap_or("")).replace(" :", ":");
+    }
     match (f.accel.as_deref(), f.runtime.as_deref()) {
         (Some("tcg"), _) => format!("TCG (emulated) {}", f.machine.as_deref().unwrap_or("")),
         (Some(accel), _) => format!("{} {}", accel.to_uppercase(), f.machine.as_deref().unwrap_or("")),
@@ -139,6 +142,9 @@ pub fn ratio(r: &crate::stats::Ratio) -> String {
 }
 
 fn artifact_label(t: &TargetFacts) -> String {
+    if t.settings.contains_key("unavailable") {
+        return "none (unavailable here)".to_string();
+    }
     match (&t.image, &t.kernel, &t.initramfs) {
         (Some(image), _, _) => format!("image {}", image.tag),
         (None, Some(_), Some(_)) => "kernel + initramfs".to_string(),

@@ -32,6 +32,15 @@ pub fn spawn_run(cwd: &Path, scenario: &Path, out: &Path) -> std::process::Child
         .expect("vmbench starts")
 }
 
+/// Writes `text` as scenario `name` in `dir` and runs it into `dir/run`;
+/// returns the output and the run directory.
+pub fn run_scenario(dir: &Path, name: &str, text: &str) -> (Output, PathBuf) {
+    let file = write(dir, name, text);
+    let out = dir.join("run");
+    let result = run_in(dir, &["run", file.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    (result, out)
+}
+
 pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();

@@ -33,6 +33,8 @@ pub struct DockerBackend {
     launches: usize,
     /// The engine starts this runtime without a network (`--network=none`).
     no_network: bool,
+    /// The runtime is gVisor's runsc.
+    gvisor: bool,
 }
 
 impl DockerBackend {
@@ -45,6 +47,7 @@ impl DockerBackend {
             image: None,
             launches: 0,
             no_network: false,
+            gvisor: false,
         }
     }
 }
@@ -89,8 +92,8 @@ pub async fn connect(engine: Engine, address: &str) -> Result<Docker> {
 }
 
 /// Checks the engine offers `runtime`, naming the ones it has otherwise;
-/// returns the extra arguments the engine starts it with.
-pub async fn check_runtime(docker: &Docker, engine: Engine, runtime: &str) -> Result<Vec<String>> {
+/// returns how the engine starts it (path, extra arguments).
+pub async fn check_runtime(docker: &Docker, engine: Engine, runtime: &str) -> Result<bollard::models::Runtime> {
     let info = docker.info().await.with_context(|| format!("asking {engine} for its runtimes"))?;
     // Podman's Docker-compatible API ignores the runtime a container asks
     // for and always uses its default (seen with Podman 4.3): asking for
@@ -106,7 +109,7 @@ pub async fn check_runtime(docker: &Docker, engine: Engine, runtime: &str) -> Re
     }
     let runtimes = info.runtimes.unwrap_or_default();
     if let Some(found) = runtimes.get(runtime) {
-        return Ok(found.runtime_args.clone().unwrap_or_default());
+        return Ok(found.clone());
     }
     let mut offered: Vec<&String> = runtimes.keys().collect();
     offered.sort();
@@ -125,10 +128,11 @@ impl Backend for DockerBackend {
         let address = engine_address(engine, self.spec.host.as_deref());
         let docker = connect(engine, &address).await.with_context(|| format!("target `{}`", self.name))?;
         let version = docker.version().await.with_context(|| format!("asking {engine} for its version"))?;
-        let runtime_args = check_runtime(&docker, engine, &self.spec.runtime)
+        let runtime = check_runtime(&docker, engine, &self.spec.runtime)
             .await
             .with_context(|| format!("target `{}`", self.name))?;
-        self.no_network = runtime_args.iter().any(|a| a == "--network=none");
+        self.no_network = runtime.runtime_args.unwrap_or_default().iter().any(|a| a == "--network=none");
+        self.gvisor = self.spec.runtime == "runsc" || runtime.path.is_some_and(|p| p.ends_with("/runsc"));
         let agent_sha = guest::agent::sha256();
         let image = image::ensure(&docker, guest::agent::bytes(), &agent_sha)
             .await
@@ -256,12 +260,20 @@ impl Backend for DockerBackend {
     }
 
     fn not_applicable(&self, workload: &crate::scenario::Workload) -> Option<String> {
-        (workload.kind == "network" && self.no_network).then(|| {
-            format!(
+        match workload.kind.as_str() {
+            "network" if self.no_network => Some(format!(
                 "{} starts runtime `{}` with --network=none, so its containers have no network",
                 self.spec.engine, self.spec.runtime
-            )
-        })
+            )),
+            // Measured here: 52 000 O_DIRECT random reads/s under runsc
+            // against 13 600 natively on the same disk.
+            "disk" if self.gvisor => Some(
+                "gVisor accepts O_DIRECT but serves the I/O through its own file cache, so the disk workload would measure \
+                 memory, not the disk"
+                    .to_string(),
+            ),
+            _ => None,
+        }
     }
 
     async fn cleanup(&mut self) -> Result<()> {
