@@ -114,6 +114,10 @@ fn vmbench_clean_destroys_the_domain_of_a_killed_run() {
         assert!(started.elapsed() < Duration::from_secs(60), "no domain started");
         std::thread::sleep(Duration::from_millis(50));
     };
+    // Past libvirt's create call (~0.4 s here): killed during it, vmbench's
+    // connection closes and libvirt itself abandons the half-started domain.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(!domains_of_run(&run_id).is_empty(), "the domain ended early");
     // SIGKILL: vmbench gets no chance to clean up, like a crash.
     child.kill().unwrap();
     child.wait().unwrap();

@@ -91,9 +91,14 @@ fn destroy_prefixed(conn: &Connect, prefix: &str) -> Result<Vec<String>> {
     let mut destroyed = Vec::new();
     for domain in domains {
         let Ok(name) = domain.name() else { continue };
-        if name.starts_with(prefix) {
-            domain.destroy().with_context(|| format!("destroying domain {name}"))?;
-            destroyed.push(name);
+        if !name.starts_with(prefix) {
+            continue;
+        }
+        match domain.destroy() {
+            Ok(()) => destroyed.push(name),
+            // It ended by itself since the listing: nothing left to do.
+            Err(_) if !domain.is_active().unwrap_or(false) => {}
+            Err(e) => return Err(anyhow!("destroying domain {name}: {e}")),
         }
     }
     Ok(destroyed)
