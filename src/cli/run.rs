@@ -201,6 +201,10 @@ impl Observer for Progress {
         self.bar.set_message(format!("{target} {workload} {phase} {rep}"));
     }
 
+    fn trial_skipped(&self) {
+        self.bar.inc(1);
+    }
+
     fn trial_finished(&self, sample: &Sample) {
         self.bar.inc(1);
         let line = match (&sample.error, &sample.not_applicable) {

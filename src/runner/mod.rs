@@ -24,6 +24,9 @@ pub trait Observer: Send + Sync {
     fn prepared(&self, _total_trials: usize) {}
     fn trial_started(&self, _target: &str, _workload: &str, _rep: u32, _warmup: bool) {}
     fn trial_finished(&self, _sample: &Sample) {}
+    /// A planned trial that will not run: its target × workload is not
+    /// applicable, or `repetitions = "auto"` already ended it.
+    fn trial_skipped(&self) {}
 }
 
 /// An observer that ignores everything.
@@ -170,6 +173,7 @@ async fn run_trials(
     for trial in &plan.trials {
         let pair = (trial.target, trial.workload);
         if settled.contains(&pair) {
+            observer.trial_skipped();
             continue;
         }
         let target = &scenario.targets[trial.target];

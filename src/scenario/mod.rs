@@ -3,6 +3,7 @@
 
 mod error;
 mod raw;
+mod targets;
 mod validate;
 
 pub use error::{line_column, ScenarioError};

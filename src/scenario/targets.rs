@@ -1,0 +1,231 @@
+//! One `[[target]]` table → a validated [`Target`]: the keys its kind
+//! allows, and each kind's own settings with their defaults and ranges.
+
+use super::error::Locator;
+use super::raw::RawTarget;
+use super::validate::{check_name, float_in, int_in, one_of, Result};
+use super::*;
+use std::ops::Range;
+use toml::Spanned;
+
+pub(super) fn target_from_raw(loc: &Locator, i: usize, target: &Spanned<RawTarget>, base_dir: &Path) -> Result<Target> {
+    let key = |k: &str| format!("target[{i}].{k}");
+    let t = target.get_ref();
+    let table = Some(target.span());
+    let name = t
+        .name
+        .as_ref()
+        .ok_or_else(|| loc.error(table.clone(), &key("name"), "missing: every target needs a `name`"))?;
+    check_name(loc, name, &key("name"))?;
+    let kind = t.kind.as_ref().ok_or_else(|| {
+        loc.error(
+            table.clone(),
+            &key("kind"),
+            "missing: set `kind` to \"vm\", \"container\" or \"native\"",
+        )
+    })?;
+    let (spec, allowed): (TargetSpec, &[&str]) = match kind.get_ref().as_str() {
+        "vm" => (TargetSpec::Vm(vm_from_raw(loc, i, t, base_dir)?), VM_KEYS),
+        "container" => (TargetSpec::Container(container_from_raw(loc, i, t)?), CONTAINER_KEYS),
+        "native" => (TargetSpec::Native, &[]),
+        other => {
+            return Err(loc.error(
+                Some(kind.span()),
+                &key("kind"),
+                format!("unknown kind `{other}`; expected \"vm\", \"container\" or \"native\""),
+            ))
+        }
+    };
+    for (k, span) in present_keys(t) {
+        if !allowed.contains(&k) {
+            return Err(loc.error(
+                Some(span),
+                &key(k),
+                format!("`{k}` does not apply to a target of kind \"{}\"", kind.get_ref()),
+            ));
+        }
+    }
+    Ok(Target {
+        name: name.get_ref().clone(),
+        spec,
+        optional: t.optional.as_ref().is_some_and(|o| *o.get_ref()),
+    })
+}
+
+const VM_KEYS: &[&str] = &[
+    "backend",
+    "machine",
+    "accel",
+    "vcpus",
+    "memory_mib",
+    "kernel",
+    "kernel_args",
+    "qemu",
+    "uri",
+];
+const CONTAINER_KEYS: &[&str] = &["engine", "runtime", "cpus", "memory_mib", "host", "pids_limit", "network"];
+
+/// The kind-specific keys a target sets, with the span of each value.
+fn present_keys(t: &RawTarget) -> Vec<(&'static str, Range<usize>)> {
+    let mut keys = Vec::new();
+    let mut add = |k: &'static str, span: Option<Range<usize>>| {
+        if let Some(span) = span {
+            keys.push((k, span));
+        }
+    };
+    add("backend", t.backend.as_ref().map(Spanned::span));
+    add("machine", t.machine.as_ref().map(Spanned::span));
+    add("accel", t.accel.as_ref().map(Spanned::span));
+    add("vcpus", t.vcpus.as_ref().map(Spanned::span));
+    add("kernel", t.kernel.as_ref().map(Spanned::span));
+    add("kernel_args", t.kernel_args.as_ref().map(Spanned::span));
+    add("qemu", t.qemu.as_ref().map(Spanned::span));
+    add("uri", t.uri.as_ref().map(Spanned::span));
+    add("memory_mib", t.memory_mib.as_ref().map(Spanned::span));
+    add("engine", t.engine.as_ref().map(Spanned::span));
+    add("runtime", t.runtime.as_ref().map(Spanned::span));
+    add("cpus", t.cpus.as_ref().map(Spanned::span));
+    add("host", t.host.as_ref().map(Spanned::span));
+    add("pids_limit", t.pids_limit.as_ref().map(Spanned::span));
+    add("network", t.network.as_ref().map(Spanned::span));
+    keys
+}
+
+fn vm_from_raw(loc: &Locator, i: usize, t: &RawTarget, base_dir: &Path) -> Result<VmSpec> {
+    let key = |k: &str| format!("target[{i}].{k}");
+    let backend = one_of(
+        loc,
+        t.backend.as_ref(),
+        &key("backend"),
+        &[("qemu", VmBackend::Qemu), ("libvirt", VmBackend::Libvirt)],
+        VmBackend::Qemu,
+    )?;
+    let libvirt = backend == VmBackend::Libvirt;
+    if libvirt && !cfg!(feature = "libvirt") {
+        return Err(loc.error(
+            t.backend.as_ref().map(Spanned::span),
+            &key("backend"),
+            "this vmbench was built without libvirt support; rebuild it with `cargo build --release --features libvirt` \
+             (needs libvirt-dev and pkg-config, which scripts/setup.sh installs)",
+        ));
+    }
+    let machine = one_of(
+        loc,
+        t.machine.as_ref(),
+        &key("machine"),
+        &[("microvm", Machine::Microvm), ("q35", Machine::Q35)],
+        if libvirt { Machine::Q35 } else { Machine::Microvm },
+    )?;
+    if libvirt && machine == Machine::Microvm {
+        return Err(loc.error(
+            t.machine.as_ref().map(Spanned::span),
+            &key("machine"),
+            "libvirt cannot run the microvm machine type; use machine = \"q35\" (the default for backend = \"libvirt\")",
+        ));
+    }
+    let uri = match &t.uri {
+        Some(u) if !libvirt => return Err(loc.error(Some(u.span()), &key("uri"), "`uri` only applies to backend = \"libvirt\"")),
+        Some(u) if !u.get_ref().contains(":/") => {
+            return Err(loc.error(
+                Some(u.span()),
+                &key("uri"),
+                format!("`{}` is not a libvirt URI (like \"qemu:///system\")", u.get_ref()),
+            ))
+        }
+        Some(u) => u.get_ref().clone(),
+        None => super::DEFAULT_LIBVIRT_URI.to_string(),
+    };
+    let accel = one_of(
+        loc,
+        t.accel.as_ref(),
+        &key("accel"),
+        &[("auto", AccelChoice::Auto), ("kvm", AccelChoice::Kvm), ("tcg", AccelChoice::Tcg)],
+        AccelChoice::Auto,
+    )?;
+    let vcpus = int_in(loc, t.vcpus.as_ref(), &key("vcpus"), 1..=64, 1)? as u32;
+    let memory_mib = int_in(loc, t.memory_mib.as_ref(), &key("memory_mib"), 64..=1_048_576, 256)? as u32;
+    let kernel = match &t.kernel {
+        None => KernelChoice::Auto,
+        Some(k) if k.get_ref() == "auto" => KernelChoice::Auto,
+        Some(k) => {
+            let path = base_dir.join(k.get_ref());
+            if !path.is_file() {
+                return Err(loc.error(
+                    Some(k.span()),
+                    &key("kernel"),
+                    format!("kernel `{}` does not exist (looked at {})", k.get_ref(), path.display()),
+                ));
+            }
+            KernelChoice::Path(path)
+        }
+    };
+    let kernel_args = t.kernel_args.as_ref().map(|a| a.get_ref().clone()).unwrap_or_default();
+    if let Some(bad) = kernel_args
+        .iter()
+        .find(|a| a.is_empty() || a.contains(char::is_whitespace) || a.starts_with(crate::protocol::TOKEN_PREFIX))
+    {
+        let span = t.kernel_args.as_ref().map(Spanned::span);
+        return Err(loc.error(
+            span,
+            &key("kernel_args"),
+            format!("`{bad}`: each entry must be one parameter without spaces, not starting with `vmbench.`"),
+        ));
+    }
+    let qemu = t.qemu.as_ref().map(|q| PathBuf::from(q.get_ref()));
+    Ok(VmSpec {
+        backend,
+        machine,
+        accel,
+        vcpus,
+        memory_mib,
+        kernel,
+        kernel_args,
+        qemu,
+        uri,
+    })
+}
+
+fn container_from_raw(loc: &Locator, i: usize, t: &RawTarget) -> Result<ContainerSpec> {
+    let key = |k: &str| format!("target[{i}].{k}");
+    let engine = one_of(
+        loc,
+        t.engine.as_ref(),
+        &key("engine"),
+        &[("docker", Engine::Docker), ("podman", Engine::Podman)],
+        Engine::Docker,
+    )?;
+    let runtime = t
+        .runtime
+        .as_ref()
+        .map(|r| r.get_ref().clone())
+        .unwrap_or_else(|| "runc".to_string());
+    if runtime.is_empty() || !runtime.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        let span = t.runtime.as_ref().map(Spanned::span);
+        return Err(loc.error(
+            span,
+            &key("runtime"),
+            format!("`{runtime}` is not a runtime name (letters, digits, - and _)"),
+        ));
+    }
+    let host_cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as f64;
+    let cpus = float_in(loc, t.cpus.as_ref(), &key("cpus"), 0.01..=host_cores, 1.0f64.min(host_cores))?;
+    let memory_mib = int_in(loc, t.memory_mib.as_ref(), &key("memory_mib"), 6..=1_048_576, 256)? as u32;
+    let pids_limit = int_in(loc, t.pids_limit.as_ref(), &key("pids_limit"), 1..=1_000_000, 64)?;
+    let host = t.host.as_ref().map(|h| h.get_ref().clone());
+    let network = one_of(
+        loc,
+        t.network.as_ref(),
+        &key("network"),
+        &[("bridge", ContainerNetwork::Bridge), ("host", ContainerNetwork::Host)],
+        ContainerNetwork::Bridge,
+    )?;
+    Ok(ContainerSpec {
+        engine,
+        runtime,
+        cpus,
+        memory_mib,
+        host,
+        pids_limit,
+        network,
+    })
+}
