@@ -77,6 +77,22 @@ pub struct ChartFile {
     pub png: String,
 }
 
+/// Draws one chart into `charts/<stem>.svg` and `.png` under `dir`: the
+/// drawing expression is written once and runs on both backends.
+macro_rules! svg_and_png {
+    ($dir:expr, $stem:expr, $title:expr, $size:expr, |$area:ident| $draw:expr) => {
+        both($dir, $stem, $title, |svg, path| {
+            if svg {
+                let $area = SVGBackend::new(path, $size).into_drawing_area();
+                $draw
+            } else {
+                let $area = BitMapBackend::new(path, $size).into_drawing_area();
+                $draw
+            }
+        })
+    };
+}
+
 /// Draws `draw` into `charts/<stem>.svg` and `.png` under `dir`.
 fn both(dir: &std::path::Path, stem: &str, title: &str, draw: impl Fn(bool, &std::path::Path) -> Result<()>) -> Result<ChartFile> {
     use std::path::Path;
@@ -115,13 +131,9 @@ pub fn write_run(
     let data = distribution::values(&targets, samples, "boot", "ready_ms");
     if !data.is_empty() {
         let title = format!("boot: ready_ms per target, every sample, black = median{accel}");
-        out.push(both(dir, "boot-ready", &title, |svg, path| {
-            if svg {
-                distribution::draw(SVGBackend::new(path, (960, 540)).into_drawing_area(), &title, "ms", &data)
-            } else {
-                distribution::draw(BitMapBackend::new(path, (960, 540)).into_drawing_area(), &title, "ms", &data)
-            }
-        })?);
+        out.push(svg_and_png!(dir, "boot-ready", &title, (960, 540), |area| distribution::draw(
+            area, &title, "ms", &data
+        ))?);
     }
     let kinds: Vec<(String, String)> = record.targets.iter().map(|t| (t.name.clone(), t.kind.clone())).collect();
     // Rows name the target and how it ran (accel and machine, or engine and runtime).
@@ -139,26 +151,18 @@ pub fn write_run(
     if !bars.is_empty() {
         let title = format!("boot: where the time to ready goes (medians){accel}");
         let height = (160 + 60 * bars.len() as u32).max(360);
-        out.push(both(dir, "boot-phases", &title, |svg, path| {
-            if svg {
-                phases::draw(SVGBackend::new(path, (1100, height)).into_drawing_area(), &title, &bars)
-            } else {
-                phases::draw(BitMapBackend::new(path, (1100, height)).into_drawing_area(), &title, &bars)
-            }
-        })?);
+        out.push(svg_and_png!(dir, "boot-phases", &title, (1100, height), |area| phases::draw(
+            area, &title, &bars
+        ))?);
     }
     let mut rows = footprint::collect(record, &summary.metrics);
     rows.iter_mut().for_each(|r| r.target = how(&r.target));
     if !rows.is_empty() {
         let title = format!("size and memory per target{accel}");
         let height = (160 + 50 * rows.len() as u32).max(360);
-        out.push(both(dir, "footprint", &title, |svg, path| {
-            if svg {
-                footprint::draw(SVGBackend::new(path, (1100, height)).into_drawing_area(), &title, &rows)
-            } else {
-                footprint::draw(BitMapBackend::new(path, (1100, height)).into_drawing_area(), &title, &rows)
-            }
-        })?);
+        out.push(svg_and_png!(dir, "footprint", &title, (1100, height), |area| footprint::draw(
+            area, &title, &rows
+        ))?);
     }
     for workload in &record.scenario.workloads {
         let metrics: Vec<&crate::report::summary::MetricSummary> = summary.metrics.iter().filter(|m| &m.workload == workload).collect();
@@ -168,13 +172,13 @@ pub fn write_run(
         }
         let title = format!("{workload}: cost against native, ratio of medians with 95% interval{accel}");
         let height = (140 + 28 * bars.len() as u32).max(320);
-        out.push(both(dir, &format!("overhead-{workload}"), &title, |svg, path| {
-            if svg {
-                overhead::draw(SVGBackend::new(path, (1100, height)).into_drawing_area(), &title, &bars)
-            } else {
-                overhead::draw(BitMapBackend::new(path, (1100, height)).into_drawing_area(), &title, &bars)
-            }
-        })?);
+        out.push(svg_and_png!(
+            dir,
+            &format!("overhead-{workload}"),
+            &title,
+            (1100, height),
+            |area| overhead::draw(area, &title, &bars)
+        )?);
     }
     Ok(out)
 }
