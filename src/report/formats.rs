@@ -222,6 +222,7 @@ mod tests {
         // Text from the run is escaped; the inlined SVG is not.
         assert!(html.contains("no &lt;network&gt; here"), "not applicable, escaped");
         assert!(html.contains("<h2>Scenario</h2>"));
+        assert!(html.contains("<h2>Every target against every other</h2>") && html.contains("<th>vs native</th>"));
     }
 
     #[test]
@@ -237,6 +238,10 @@ mod tests {
         let md = String::from_utf8(Markdown.render(&input).unwrap()).unwrap();
         assert!(md.contains("| native | boot | runsc has no network |"), "{md}");
         assert!(md.contains("| p99 | p99.9 |"));
+        assert!(
+            md.contains("## Every target against every other") && md.contains("| target | vs vm | vs native |"),
+            "{md}"
+        );
     }
 
     #[test]

@@ -87,6 +87,92 @@ pub fn metric_rows(record: &RunRecord, samples: &[Sample]) -> Vec<MetricRow> {
     rows
 }
 
+/// The cost of one target against another on a workload's headline metric.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PairRatio {
+    pub workload: String,
+    pub metric: String,
+    /// The target whose cost is expressed …
+    pub target: String,
+    /// … relative to this one (1 = the same, > 1 = `target` costs more).
+    pub relative_to: String,
+    pub ratio: Ratio,
+}
+
+/// Every ordered pair of targets that both measured a workload's headline
+/// metric ([`metric::headline`]), as a cost ratio with its 95% bootstrap
+/// interval: the "A against B" numbers beyond "against native" (libvirt
+/// against plain QEMU, gVisor against runc, ...).
+pub fn pair_ratios(record: &RunRecord, samples: &[Sample]) -> Vec<PairRatio> {
+    let values = values_by_key(record, samples);
+    let mut out = Vec::new();
+    for workload in &record.scenario.workloads {
+        let metric = metric::headline(workload);
+        let measured: Vec<(usize, &Vec<f64>)> = (0..record.targets.len())
+            .filter_map(|t| values.get(&(t, workload.clone(), metric.to_string())).map(|v| (t, v)))
+            .collect();
+        for &(a, va) in &measured {
+            for &(b, vb) in measured.iter().filter(|(b, _)| *b != a) {
+                if let Some(ratio) = cost_ratio(metric, va, vb) {
+                    out.push(PairRatio {
+                        workload: workload.clone(),
+                        metric: metric.to_string(),
+                        target: record.targets[a].name.clone(),
+                        relative_to: record.targets[b].name.clone(),
+                        ratio,
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// [`PairRatio`]s of one workload laid out as a table: row = the target
+/// whose cost is shown, column = the target it is relative to.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RatioMatrix {
+    pub workload: String,
+    pub metric: String,
+    pub targets: Vec<String>,
+    /// `rows[i][j]`: targets[i] against targets[j]; `None` on the diagonal
+    /// and where either side has no value.
+    pub rows: Vec<(String, Vec<Option<Ratio>>)>,
+}
+
+/// One matrix per workload that has at least two targets to compare.
+pub fn ratio_matrices(ratios: &[PairRatio], workloads: &[String]) -> Vec<RatioMatrix> {
+    workloads
+        .iter()
+        .filter_map(|w| {
+            let mine: Vec<&PairRatio> = ratios.iter().filter(|r| &r.workload == w).collect();
+            let mut targets: Vec<String> = Vec::new();
+            for r in &mine {
+                if !targets.contains(&r.target) {
+                    targets.push(r.target.clone());
+                }
+            }
+            let metric = mine.first()?.metric.clone();
+            let rows = targets
+                .iter()
+                .map(|a| {
+                    let cells = targets
+                        .iter()
+                        .map(|b| mine.iter().find(|r| &r.target == a && &r.relative_to == b).map(|r| r.ratio))
+                        .collect();
+                    (a.clone(), cells)
+                })
+                .collect();
+            Some(RatioMatrix {
+                workload: w.clone(),
+                metric,
+                targets,
+                rows,
+            })
+        })
+        .collect()
+}
+
 /// `values` against `baseline` as a cost: time over time, or the baseline's
 /// rate over this rate.
 pub fn cost_ratio(metric: &str, values: &[f64], baseline: &[f64]) -> Option<Ratio> {
@@ -107,6 +193,24 @@ fn metric_rank(metric: &str) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pair_ratios_cover_every_ordered_pair_and_invert() {
+        let run = crate::compare::tests::run(1.0, 6);
+        let ratios = pair_ratios(&run.record, &run.samples);
+        assert_eq!(ratios.len(), 2, "vm vs native and native vs vm");
+        let vm = ratios.iter().find(|r| r.target == "vm").unwrap();
+        let native = ratios.iter().find(|r| r.target == "native").unwrap();
+        assert_eq!((vm.metric.as_str(), vm.relative_to.as_str()), ("ready_ms", "native"));
+        assert!((vm.ratio.value * native.ratio.value - 1.0).abs() < 1e-9);
+        assert!(vm.ratio.low <= vm.ratio.value && vm.ratio.value <= vm.ratio.high);
+        let matrices = ratio_matrices(&ratios, &run.record.scenario.workloads);
+        assert_eq!(matrices.len(), 1);
+        let m = &matrices[0];
+        assert_eq!(m.targets, ["vm", "native"]);
+        assert_eq!(m.rows[0].1[0], None, "no ratio of a target with itself");
+        assert_eq!(m.rows[0].1[1], Some(vm.ratio));
+    }
 
     #[test]
     fn rates_and_times_are_both_oriented_as_costs() {

@@ -29,6 +29,9 @@ pub struct RunSummary {
     /// Target × workload pairs the target cannot run, with why.
     #[serde(default)]
     pub not_applicable: Vec<NotApplicable>,
+    /// Every target against every other on each workload's headline metric.
+    #[serde(default)]
+    pub pair_ratios: Vec<super::PairRatio>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -135,6 +138,7 @@ pub fn build(record: &RunRecord, samples: &[Sample]) -> RunSummary {
         host_kernel: record.host.kernel.clone(),
         targets,
         metrics,
+        pair_ratios: super::pair_ratios(record, samples),
         not_applicable: samples
             .iter()
             .filter_map(|s| {

@@ -68,6 +68,7 @@ pub fn render(name: &str, input: &Input) -> Result<String> {
         tcg => input.record.targets.iter().any(|t| t.accel.as_deref() == Some("tcg")),
         charts => input.charts,
         svgs => inline_svgs(input),
+        matrices => crate::report::ratio_matrices(&input.summary.pair_ratios, &input.record.scenario.workloads),
         bootstrap => crate::report::BOOTSTRAP_RESAMPLES,
     })?)
 }
