@@ -37,8 +37,13 @@ pub const DOMAIN_PREFIX: &str = "vmbench-";
 pub const BOOT_DIR: &str = "/var/lib/libvirt/boot/vmbench";
 /// Where disk workloads' images live, one directory per run.
 pub const IMAGES_DIR: &str = "/var/lib/libvirt/images/vmbench";
-/// How often a trial asks libvirt whether its domain still exists.
+/// How often a trial asks libvirt whether its domain still exists once the
+/// agent is done (the resolution of `teardown_ms` and `exit_ms`).
 const POLL_DOMAIN: Duration = Duration::from_millis(10);
+/// How often it asks while the guest boots and works: only to notice a guest
+/// that died without a word, and rarely, so the calls into libvirtd do not
+/// compete with the guest being measured.
+const POLL_DOMAIN_RUNNING: Duration = Duration::from_millis(250);
 /// How often the console file is read for new output when it had none.
 const POLL_CONSOLE: Duration = Duration::from_millis(1);
 
@@ -343,7 +348,8 @@ async fn launch(conn: Arc<Connect>, trial: Trial, network: Option<super::network
     };
     result.metrics.insert("create_ms".into(), ms_between(launched, created));
     let gone = Arc::new(AtomicBool::new(false));
-    let watcher = tokio::spawn(watch(conn.clone(), trial.name.clone(), gone.clone()));
+    let console_ended = Arc::new(tokio::sync::Notify::new());
+    let watcher = tokio::spawn(watch(conn.clone(), trial.name.clone(), gone.clone(), console_ended.clone()));
     let mut sampler = None;
     let pid_file = Path::new("/run/libvirt/qemu").join(format!("{}.pid", trial.name));
     let start_sampling = || {
@@ -360,6 +366,8 @@ async fn launch(conn: Arc<Connect>, trial: Trial, network: Option<super::network
         start_sampling,
     )
     .await;
+    // From here on the domain's end is what is timed: ask often.
+    console_ended.notify_one();
     let series = match sampler {
         Some(s) => s.stop().await,
         None => Default::default(),
@@ -394,9 +402,11 @@ async fn finish(conn: &Arc<Connect>, name: &str, result: TrialResult) -> TrialRe
     result
 }
 
-/// Asks libvirt every [`POLL_DOMAIN`] whether the domain still runs; when it
-/// does not, sets `gone` and returns when that was seen.
-async fn watch(conn: Arc<Connect>, name: String, gone: Arc<AtomicBool>) -> Instant {
+/// Asks libvirt whether the domain still runs, every [`POLL_DOMAIN_RUNNING`]
+/// until `console_ended` is notified and every [`POLL_DOMAIN`] after; when
+/// it does not, sets `gone` and returns when that was seen.
+async fn watch(conn: Arc<Connect>, name: String, gone: Arc<AtomicBool>, console_ended: Arc<tokio::sync::Notify>) -> Instant {
+    let mut interval = POLL_DOMAIN_RUNNING;
     loop {
         let (c, n) = (conn.clone(), name.clone());
         let running = tokio::task::spawn_blocking(move || is_running(&c, &n)).await.unwrap_or(false);
@@ -405,7 +415,11 @@ async fn watch(conn: Arc<Connect>, name: String, gone: Arc<AtomicBool>) -> Insta
             gone.store(true, Ordering::SeqCst);
             return at;
         }
-        tokio::time::sleep(POLL_DOMAIN).await;
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            // A notification during the call above is kept as a permit.
+            _ = console_ended.notified(), if interval != POLL_DOMAIN => interval = POLL_DOMAIN,
+        }
     }
 }
 
