@@ -68,10 +68,7 @@ impl Backend for NativeBackend {
 
     async fn run_trial(&mut self, request: &TrialRequest) -> TrialResult {
         let Some(agent) = self.agent.clone() else {
-            return TrialResult {
-                error: Some("native target used before prepare".into()),
-                ..Default::default()
-            };
+            return TrialResult::failed("native target used before prepare");
         };
         let mut request = request.clone();
         let disk = match super::disk_mib(&request.workload) {
@@ -83,12 +80,7 @@ impl Backend for NativeBackend {
                     .and_then(|dir| super::scratch_file(&dir, &format!("{}.img", request.nonce), mib));
                 match made {
                     Ok(path) => Some(path),
-                    Err(e) => {
-                        return TrialResult {
-                            error: Some(format!("creating the scratch file: {e}")),
-                            ..Default::default()
-                        }
-                    }
+                    Err(e) => return TrialResult::failed(format!("creating the scratch file: {e}")),
                 }
             }
         };

@@ -165,10 +165,7 @@ impl Backend for DockerBackend {
 
     async fn run_trial(&mut self, request: &TrialRequest) -> TrialResult {
         let (Some(docker), Some(image)) = (&self.docker, &self.image) else {
-            return TrialResult {
-                error: Some("container target used before prepare".into()),
-                ..Default::default()
-            };
+            return TrialResult::failed("container target used before prepare");
         };
         self.launches += 1;
         let name = format!("{}{}-{}-{}", spec::NAME_PREFIX, self.ctx.run_id, self.name, self.launches);
@@ -187,12 +184,7 @@ impl Backend for DockerBackend {
                     instructions.scratch = Some(format!("{}/{file_name}", spec::SCRATCH_MOUNT));
                     volume = Some((dir, file));
                 }
-                Err(e) => {
-                    return TrialResult {
-                        error: Some(format!("creating the scratch file: {e}")),
-                        ..Default::default()
-                    }
-                }
+                Err(e) => return TrialResult::failed(format!("creating the scratch file: {e}")),
             }
         }
         let network_workload = request.workload.kind == "network";
