@@ -143,6 +143,11 @@ impl Console {
     }
 }
 
+/// A per-launch nonce: 16 hex digits. Only lines carrying it count.
+pub fn new_nonce() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

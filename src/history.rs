@@ -69,7 +69,7 @@ fn load_summary(dir: &Path) -> Result<RunSummary> {
             }
         }
     }
-    let run = crate::compare::load(dir)?;
+    let run = crate::rundir::load(dir)?;
     Ok(summary::build(&run.record, &run.samples))
 }
 
@@ -88,7 +88,7 @@ pub fn collect(dirs: &[PathBuf], metric: &str, workload: Option<&str>) -> Result
         for m in s
             .metrics
             .iter()
-            .filter(|m| m.metric == metric && workload.is_none_or(|w| m.workload == w))
+            .filter(|m| m.metric == metric && workload.is_none_or(|w| m.workload.as_str() == w))
         {
             if !targets.contains(&m.target) {
                 targets.push(m.target.clone());
@@ -115,7 +115,7 @@ pub fn collect(dirs: &[PathBuf], metric: &str, workload: Option<&str>) -> Result
                 .map(|t| {
                     s.metrics
                         .iter()
-                        .find(|m| &m.target == t && m.metric == metric && workload.is_none_or(|w| m.workload == w))
+                        .find(|m| &m.target == t && m.metric == metric && workload.is_none_or(|w| m.workload.as_str() == w))
                         .map(|m| Point {
                             median: m.median,
                             low: m.median_low,

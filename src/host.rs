@@ -1,6 +1,6 @@
 //! Facts about the host, recorded next to every run's numbers.
 
-use crate::record::HostFacts;
+use crate::rundir::HostFacts;
 use sysinfo::{CpuRefreshKind, MemoryRefreshKind, RefreshKind, System};
 
 pub fn facts() -> HostFacts {
@@ -55,13 +55,13 @@ pub fn tsc_khz() -> Option<u64> {
 
 /// The commit and branch of the git work tree holding `dir`, read from
 /// `.git` directly (no git binary needed).
-pub fn git(dir: &std::path::Path) -> Option<crate::record::GitFacts> {
+pub fn git(dir: &std::path::Path) -> Option<crate::rundir::GitFacts> {
     let root = dir.ancestors().find(|d| d.join(".git").is_dir())?;
     let git = root.join(".git");
     let head = std::fs::read_to_string(git.join("HEAD")).ok()?;
     let head = head.trim();
     let Some(reference) = head.strip_prefix("ref: ") else {
-        return Some(crate::record::GitFacts {
+        return Some(crate::rundir::GitFacts {
             commit: head.to_string(),
             branch: None,
         });
@@ -78,5 +78,5 @@ pub fn git(dir: &std::path::Path) -> Option<crate::record::GitFacts> {
                 .and_then(|l| l.split_whitespace().next())
                 .map(str::to_string)
         })?;
-    Some(crate::record::GitFacts { commit, branch })
+    Some(crate::rundir::GitFacts { commit, branch })
 }

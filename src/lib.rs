@@ -30,9 +30,11 @@ pub mod metric;
 #[cfg(feature = "harness")]
 pub mod plan;
 #[cfg(feature = "harness")]
-pub mod record;
+pub mod publish;
 #[cfg(feature = "harness")]
 pub mod report;
+#[cfg(feature = "harness")]
+pub mod rundir;
 #[cfg(feature = "harness")]
 pub mod runner;
 #[cfg(feature = "harness")]

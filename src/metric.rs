@@ -2,6 +2,8 @@
 //! (`ready_ms`, `image_bytes`, `copy_gbps`), and the unit decides whether
 //! more is better. One rule, used by tables, reports and comparisons.
 
+use crate::protocol::WorkloadKind;
+
 /// Whether a larger value is good or bad news.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -62,8 +64,8 @@ pub const LAUNCH_METRICS: &[&str] = &[
 ];
 
 /// Whether `metric` belongs in the summary of `workload`.
-pub fn summarised(workload: &str, metric: &str) -> bool {
-    workload == "boot" || !LAUNCH_METRICS.contains(&metric)
+pub fn summarised(workload: WorkloadKind, metric: &str) -> bool {
+    workload == WorkloadKind::Boot || !LAUNCH_METRICS.contains(&metric)
 }
 
 /// The unit of `name` for display; empty when unknown.
@@ -73,14 +75,14 @@ pub fn unit(name: &str) -> &'static str {
 
 /// The metric that stands for a workload where one must (the stopping rule
 /// of `repetitions = "auto"`): the one a reader of the report looks at first.
-pub fn headline(workload: &str) -> &'static str {
+pub fn headline(workload: WorkloadKind) -> &'static str {
     match workload {
-        "cpu" => "sha256_1t_mb_per_s",
-        "memory" => "chase_latency_ns",
-        "syscall" => "getppid_ns",
-        "disk" => "rand_read_iops",
-        "network" => "tcp_rr_p50_us",
-        _ => "ready_ms",
+        WorkloadKind::Cpu => "sha256_1t_mb_per_s",
+        WorkloadKind::Memory => "chase_latency_ns",
+        WorkloadKind::Syscall => "getppid_ns",
+        WorkloadKind::Disk => "rand_read_iops",
+        WorkloadKind::Network => "tcp_rr_p50_us",
+        WorkloadKind::Boot => "ready_ms",
     }
 }
 

@@ -19,6 +19,53 @@ pub const MAGIC: &str = "VMBENCH1";
 /// Prefix of instruction tokens on the kernel command line or argv.
 pub const TOKEN_PREFIX: &str = "vmbench.";
 
+/// What a trial measures. The scenario, the agent, the samples and the
+/// reports all speak of workloads by this type; its lowercase name is what
+/// files and instructions carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkloadKind {
+    Boot,
+    Cpu,
+    Memory,
+    Syscall,
+    Disk,
+    Network,
+}
+
+impl WorkloadKind {
+    pub const ALL: [WorkloadKind; 6] = [
+        WorkloadKind::Boot,
+        WorkloadKind::Cpu,
+        WorkloadKind::Memory,
+        WorkloadKind::Syscall,
+        WorkloadKind::Disk,
+        WorkloadKind::Network,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkloadKind::Boot => "boot",
+            WorkloadKind::Cpu => "cpu",
+            WorkloadKind::Memory => "memory",
+            WorkloadKind::Syscall => "syscall",
+            WorkloadKind::Disk => "disk",
+            WorkloadKind::Network => "network",
+        }
+    }
+
+    /// The kind called `name`, as scenarios and instructions write it.
+    pub fn parse(name: &str) -> Option<WorkloadKind> {
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for WorkloadKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One message from the agent to the host.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

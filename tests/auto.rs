@@ -13,7 +13,7 @@ fn scenario(target_cov: f64) -> String {
     )
 }
 
-fn run(target_cov: f64) -> (vmbench::record::RunRecord, Vec<vmbench::record::Sample>, String) {
+fn run(target_cov: f64) -> (vmbench::rundir::RunRecord, Vec<vmbench::rundir::Sample>, String) {
     let tmp = tempfile::tempdir().unwrap();
     let (result, out) = run_scenario(tmp.path(), "auto.toml", &scenario(target_cov));
     assert_eq!(result.status.code(), Some(0), "{}", stderr(&result));

@@ -27,7 +27,7 @@ fn boot_run_measures_all_three_targets_and_records_everything() {
 
     let record = record(&out);
     assert_eq!(record.schema_version, 1);
-    assert_eq!(record.status, vmbench::record::RunStatus::Complete);
+    assert_eq!(record.status, vmbench::rundir::RunStatus::Complete);
     assert_eq!((record.samples, record.failed_samples), (12, 0));
     assert!(record.scenario.text.contains("boot-test"));
     assert!(record.host.logical_cpus >= 1 && record.host.memory_bytes > 0 && !record.host.kernel.is_empty());

@@ -58,7 +58,7 @@ fn sigint_keeps_finished_samples_and_leaves_nothing_running() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130));
     let record = record(&out);
-    assert_eq!(record.status, vmbench::record::RunStatus::Interrupted);
+    assert_eq!(record.status, vmbench::rundir::RunStatus::Interrupted);
     assert!(record.note.as_deref().unwrap().contains("SIGINT"));
     let samples = samples(&out);
     assert!(samples.len() >= 4 && samples.len() < 150, "{}", samples.len());
@@ -112,7 +112,7 @@ fn an_unregistered_runtime_fails_preflight_naming_the_offered_ones() {
 }
 
 /// Runs the three-target scenario with a panic injected at `fault`.
-fn run_with_fault(fault: &str) -> (std::process::Output, vmbench::record::RunRecord) {
+fn run_with_fault(fault: &str) -> (std::process::Output, vmbench::rundir::RunRecord) {
     let tmp = tempfile::tempdir().unwrap();
     let scenario = write(tmp.path(), "p.toml", &three_targets("panic", 2, 0, 60.0));
     let out = tmp.path().join("run");
@@ -135,7 +135,7 @@ fn a_panic_while_a_vm_runs_leaves_no_qemu_behind() {
         err.contains("injected fault at qemu-after-spawn") && err.contains("vmbench panicked"),
         "{err}"
     );
-    assert_eq!(record.status, vmbench::record::RunStatus::Interrupted);
+    assert_eq!(record.status, vmbench::rundir::RunStatus::Interrupted);
     assert!(vmbench_qemu_processes().is_empty(), "{:?}", vmbench_qemu_processes());
 }
 
@@ -149,7 +149,7 @@ fn a_panic_after_a_container_was_created_leaves_no_container_behind() {
         "{}",
         stderr(&result)
     );
-    assert_eq!(record.status, vmbench::record::RunStatus::Interrupted);
+    assert_eq!(record.status, vmbench::rundir::RunStatus::Interrupted);
     // The VM trial before the container's finished and was kept.
     assert_eq!(record.samples, 1);
     assert_eq!(containers_of_run(&record.run_id), 0);
@@ -167,7 +167,7 @@ fn sigint_during_a_disk_trial_removes_the_scratch_files() {
     // Wait until a scratch file exists, i.e. a disk trial is under way.
     let started = Instant::now();
     let run_id = loop {
-        if let Ok(record) = vmbench::runner::sink::read_run_record(&out) {
+        if let Ok(record) = vmbench::rundir::read_run_record(&out) {
             let root = vmbench::backend::scratch_root(&record.run_id);
             let busy = std::fs::read_dir(&root).map(|d| {
                 d.flatten()

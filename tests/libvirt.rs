@@ -91,7 +91,7 @@ fn a_panic_after_the_create_call_leaves_no_domain_behind() {
     assert_eq!(result.status.code(), Some(1), "{}", stderr(&result));
     assert!(stderr(&result).contains("injected fault at libvirt-after-create"));
     let record = record(&out);
-    assert_eq!(record.status, vmbench::record::RunStatus::Interrupted);
+    assert_eq!(record.status, vmbench::rundir::RunStatus::Interrupted);
     assert!(domains_of_run(&record.run_id).is_empty(), "{:?}", domains_of_run(&record.run_id));
 }
 
@@ -106,7 +106,7 @@ fn vmbench_clean_destroys_the_domain_of_a_killed_run() {
     let mut child = spawn_run(tmp.path(), &file, &out);
     let started = Instant::now();
     let run_id = loop {
-        if let Ok(record) = vmbench::runner::sink::read_run_record(&out) {
+        if let Ok(record) = vmbench::rundir::read_run_record(&out) {
             if !domains_of_run(&record.run_id).is_empty() {
                 break record.run_id;
             }

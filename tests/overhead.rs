@@ -51,7 +51,7 @@ fn quick_overhead_scenario_measures_every_workload_everywhere() {
         ("disk", DISK),
         ("network", NETWORK),
     ] {
-        for s in samples.iter().filter(|s| s.workload == workload) {
+        for s in samples.iter().filter(|s| s.workload.as_str() == workload) {
             let own_memory: &[&str] = if s.target == "qemu-microvm" {
                 &["mem_peak_bytes"]
             } else {
@@ -79,7 +79,7 @@ fn quick_overhead_scenario_measures_every_workload_everywhere() {
     assert!(median(&samples, "docker", "mem_peak_bytes") > 0.0);
 
     // Percentiles are ordered.
-    for s in samples.iter().filter(|s| s.workload == "network") {
+    for s in samples.iter().filter(|s| s.workload == vmbench::rundir::WorkloadKind::Network) {
         assert!(s.metrics["tcp_rr_p99_us"] >= s.metrics["tcp_rr_p50_us"], "{s:?}");
     }
     // Scratch files and images are gone with the run.

@@ -66,7 +66,7 @@ fn podman_runs_the_agent_through_the_same_engine_api() {
         }
     }
     let target = &record(&out).targets[0];
-    assert_eq!(target.engine.as_deref(), Some("podman"));
+    assert_eq!(target.engine.map(|e| e.as_str()), Some("podman"));
     // Podman answers the version call with its own version, not Docker's.
     assert!(
         target
@@ -110,7 +110,7 @@ fn network_and_disk_under_runsc_are_not_applicable_not_failed() {
     let reason = |workload: &str| {
         samples
             .iter()
-            .find(|s| s.workload == workload)
+            .find(|s| s.workload.as_str() == workload)
             .unwrap()
             .not_applicable
             .clone()
@@ -143,7 +143,7 @@ fn an_optional_target_that_cannot_run_here_is_reported_not_applicable() {
     );
     assert_eq!(samples.iter().filter(|s| s.target == "native" && s.ok).count(), 2);
     let facts = &record(&out).targets[0];
-    assert!(facts.settings["unavailable"].contains("nosuchruntime"));
+    assert!(facts.unavailable.as_deref().unwrap().contains("nosuchruntime"));
 }
 
 #[test]

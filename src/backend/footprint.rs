@@ -7,8 +7,9 @@
 //!   RSS of the runtime shim that keeps it.
 //! - Native: the agent's own RSS (it reports it at ready and its peak at the end).
 //!
-//! Sampling runs in its own task every [`INTERVAL`], so it never delays the
-//! console reading that times the ready line.
+//! Sampling runs in its own task every [`INTERVAL`], started by the trial
+//! driver at the ready line, so it never delays the console reading that
+//! times the ready line. Backends only say where their target's memory is.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -56,6 +57,9 @@ impl Series {
     }
 }
 
+/// Takes one reading of a target's memory; `None` once the source is gone.
+pub type Reader = Box<dyn FnMut() -> Option<Reading> + Send>;
+
 /// A running sampler; `stop` ends it and returns what it saw.
 pub struct Sampler {
     stop: oneshot::Sender<()>,
@@ -63,22 +67,13 @@ pub struct Sampler {
 }
 
 impl Sampler {
-    /// Calls `read` now and every [`INTERVAL`] until stopped; stops early
-    /// once the source is gone after having answered.
-    pub fn start<F>(read: F) -> Sampler
+    /// Finds the source with `init` (a container's cgroup needs an API
+    /// call), then reads it now and every [`INTERVAL`] until stopped; stops
+    /// early once the source is gone after having answered. `init` runs in
+    /// the sampling task, so it never delays the caller.
+    pub fn start<I>(init: I) -> Sampler
     where
-        F: FnMut() -> Option<Reading> + Send + 'static,
-    {
-        Self::start_with(async move { Some(read) })
-    }
-
-    /// Like [`Sampler::start`], with a source that first has to be found
-    /// (a container's cgroup needs an API call); `init` runs in the sampling
-    /// task, so it never delays the caller.
-    pub fn start_with<I, F>(init: I) -> Sampler
-    where
-        I: std::future::Future<Output = Option<F>> + Send + 'static,
-        F: FnMut() -> Option<Reading> + Send + 'static,
+        I: std::future::Future<Output = Option<Reader>> + Send + 'static,
     {
         let (stop, mut stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -136,6 +131,11 @@ pub fn process(pid: u32) -> Option<Reading> {
         pss_bytes: rollup[1],
         peak_bytes: status.first().copied().flatten(),
     })
+}
+
+/// A reader of one process's memory (QEMU).
+pub fn process_reader(pid: u32) -> Reader {
+    Box::new(move || process(pid))
 }
 
 /// The memory cgroup directory of a process (cgroup v1 `memory` controller,

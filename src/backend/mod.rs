@@ -1,70 +1,40 @@
-//! One trait over every way of running the agent: QEMU VMs, Docker
-//! containers and native processes. A backend prepares its target once
-//! (artifacts, probes, preflight checks), then runs trials: launch, wait for
-//! the agent's ready line, collect, tear down, and report timed phases.
+//! The seam between the trial driver (`runner/`) and the engines that run
+//! the agent: QEMU, libvirt, Docker and Podman, a native process.
+//!
+//! A backend says only what differs between engines: how a target is
+//! prepared (artifacts, probes, preflight), how one launch starts, where its
+//! console bytes come from, how its process or cgroup is found, how it is
+//! known to be gone and how it is removed, and what to sweep after an
+//! interruption. Everything else of a trial (instructions, scratch files,
+//! the ready line, footprint sampling, the host side of network workloads,
+//! metric assembly, failure text) is written once, in `runner::driver`.
+//!
+//! Nothing here assumes one launch at a time: a backend hands out
+//! independent [`Launch`] values, each owning what it started.
 
 pub mod docker;
+#[cfg(test)]
+pub mod fake;
 pub mod footprint;
 #[cfg(feature = "libvirt")]
 pub mod libvirt;
 pub mod native;
-pub mod network;
 pub mod qemu;
 
-use crate::console::Console;
-use crate::record::TargetFacts;
+use crate::protocol::Instructions;
+use crate::rundir::TargetFacts;
 use crate::scenario::{Target, TargetSpec, Workload};
 use anyhow::Result;
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
+use futures_util::future::BoxFuture;
+use futures_util::stream::BoxStream;
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::time::Instant;
-
-/// What one trial asks of a backend.
-#[derive(Debug, Clone)]
-pub struct TrialRequest {
-    /// Chosen by the host per launch; only lines carrying it count.
-    pub nonce: String,
-    pub workload: Workload,
-    /// For the whole trial, launch to teardown.
-    pub timeout: Duration,
-    /// Set by a backend for disk workloads: where the agent does its I/O.
-    pub scratch: Option<String>,
-}
-
-/// What one trial produced. `error` set means the trial failed; metrics
-/// measured before the failure are still reported.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct TrialResult {
-    pub metrics: BTreeMap<String, f64>,
-    pub error: Option<String>,
-    pub agent_kernel: Option<String>,
-    /// The target cannot run this workload at all (not a failure): why.
-    pub not_applicable: Option<String>,
-}
-
-/// Scratch space of a run: in vmbench's cache, on a disk-backed file system
-/// (unlike a tmpfs `/tmp`, it supports O_DIRECT), the same for every target.
-pub fn scratch_root(run_id: &str) -> std::path::PathBuf {
-    crate::guest::cache::dir().join("scratch").join(run_id)
-}
-
-/// Creates the scratch file of one disk trial with `mib` MiB.
-pub fn scratch_file(dir: &std::path::Path, name: &str, mib: u64) -> std::io::Result<std::path::PathBuf> {
-    let path = dir.join(name);
-    let file = std::fs::File::create(&path)?;
-    file.set_len(mib * 1024 * 1024)?;
-    Ok(path)
-}
-
-/// The size of the scratch file a disk workload needs, `None` for others.
-pub fn disk_mib(workload: &Workload) -> Option<u64> {
-    (workload.kind == "disk").then(|| workload.param("file_mib")).flatten()
-}
 
 /// Shared by the backends of one run.
 #[derive(Debug)]
@@ -74,7 +44,7 @@ pub struct RunContext {
     pub kvm: tokio::sync::OnceCell<qemu::accel::Verdict>,
     /// Where disk workloads put their files and images; removed when the
     /// run ends, however it ends.
-    pub scratch: std::path::PathBuf,
+    pub scratch: PathBuf,
 }
 
 impl RunContext {
@@ -86,24 +56,133 @@ impl RunContext {
         })
     }
 
-    /// A target's own scratch directory, created on first use.
-    pub fn scratch_for(&self, target: &str) -> std::io::Result<std::path::PathBuf> {
-        let dir = self.scratch.join(target);
-        std::fs::create_dir_all(&dir)?;
-        Ok(dir)
+    /// A target's own scratch directory (not created here).
+    pub fn scratch_for(&self, target: &str) -> PathBuf {
+        self.scratch.join(target)
     }
 }
 
+/// Scratch space of a run: in vmbench's cache, on a disk-backed file system
+/// (unlike a tmpfs `/tmp`, it supports O_DIRECT), the same for every target.
+pub fn scratch_root(run_id: &str) -> PathBuf {
+    crate::guest::cache::dir().join("scratch").join(run_id)
+}
+
+/// One launch to set up: what the driver decided, for the backend to turn
+/// into its own terms.
+#[derive(Debug, Clone)]
+pub struct LaunchSpec {
+    /// The agent's instructions: nonce, workload and parameters. The
+    /// backend adds where the agent listens and where its scratch space is.
+    pub instructions: Instructions,
+    pub workload: Workload,
+    /// The disk workload's scratch file on the host, created by the driver
+    /// in [`Backend::scratch_dir`] and removed by it after the trial.
+    pub scratch: Option<PathBuf>,
+}
+
+/// How the host learns what a target costs it in memory.
+pub enum Footprint {
+    /// Nothing to sample.
+    None,
+    /// The agent is the whole target and reports its own RSS (native).
+    AgentReported,
+    /// Sampled from the ready line on: a future (run off the timed path)
+    /// that finds the source and returns its reader.
+    Sampled(BoxFuture<'static, Option<footprint::Reader>>),
+}
+
+/// A launch whose target is starting: its console, and the phases timed so far.
+pub struct Started {
+    /// The target's console bytes, as they arrive.
+    pub console: BoxStream<'static, std::io::Result<Bytes>>,
+    /// Durations measured while starting (`create_ms`, `spawn_ms`, ...).
+    pub phases: BTreeMap<String, f64>,
+    /// A start call still in flight while the console is read (the
+    /// container engine's start call: the agent may be ready before it
+    /// returns). Resolves to its own phases.
+    pub pending: Option<BoxFuture<'static, Result<Pending, String>>>,
+}
+
+/// What a start call in flight measured when it returned.
+pub struct Pending {
+    pub phases: BTreeMap<String, f64>,
+    /// Metrics timed from this instant to the ready line, by name.
+    pub ready_since: Option<(&'static str, Instant)>,
+}
+
+/// How a launch's end is reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStyle {
+    /// The target stops by itself: `exit_ms` when it is gone, and with
+    /// `teardown`, `teardown_ms` from the agent's done line.
+    Stops { teardown: bool },
+    /// The target stops, then is removed by a timed call: `stopped_ms`,
+    /// `remove_ms`, and `exit_ms` once removed.
+    Removed,
+}
+
+/// The end of a launch as the backend saw it.
+#[derive(Debug, Default)]
+pub struct Gone {
+    /// When the target was seen gone; `None` when it did not end in time.
+    pub at: Option<Instant>,
+    /// Something the backend has to say about the end (a non-zero exit,
+    /// a target that had to be killed), recorded unless the trial already failed.
+    pub problem: Option<String>,
+}
+
+/// One launch of a target. Dropping it must not leave anything running
+/// that `remove` would have removed.
 #[async_trait]
-pub trait Backend: Send {
+pub trait Launch: Send + Sync {
+    /// Starts the target. Errors say what failed, in the engine's words.
+    async fn start(&mut self) -> Result<Started, String>;
+
+    /// Where the host reaches a port the agent listens on inside the target.
+    async fn address(&self, port: u16) -> Result<SocketAddr, String>;
+
+    /// How to sample the target's memory once it is ready.
+    fn footprint(&self) -> Footprint;
+
+    /// Whether the agent's boot time is a guest kernel's (VMs): the driver
+    /// then splits `ready_ms` into `pre_kernel_ms`, `kernel_ms` and `init_ms`.
+    fn boots_a_kernel(&self) -> bool {
+        false
+    }
+
+    fn exit_style(&self) -> ExitStyle {
+        ExitStyle::Stops { teardown: false }
+    }
+
+    /// Waits until the target is gone, at most until `deadline`; the agent's
+    /// console has ended (`cleanly`: it said done).
+    async fn wait_gone(&mut self, deadline: tokio::time::Instant, cleanly: bool) -> Gone;
+
+    /// Removes whatever is left of the launch (kills, destroys, deletes).
+    /// Safe after any outcome, including a failed start.
+    async fn remove(&mut self) -> Result<(), String>;
+}
+
+/// Removes what the launches of one run may have left after an
+/// interruption (containers by label, domains by name prefix, image
+/// directories). Registered before the first launch, so it can run even
+/// when the run task was cancelled mid-trial. Safe to call more than once.
+#[async_trait]
+pub trait Sweeper: Send + Sync {
+    /// Sweepers with the same key sweep the same things: one runs.
+    fn key(&self) -> String;
+    /// At the end of every run, and after an interruption (`interrupted`:
+    /// then also whatever a call cut off mid-flight may still create).
+    async fn sweep(&self, run_id: &str, interrupted: bool) -> Result<()>;
+}
+
+#[async_trait]
+pub trait Backend: Send + Sync {
     /// Checks everything a launch needs and builds the artifacts, before the
     /// first trial of the run. An error here stops the run with status 2,
     /// and its message says how to fix it.
     async fn prepare(&mut self) -> Result<TargetFacts>;
-
-    /// Runs one trial. Never panics on a target's failure: that is a result
-    /// with `error` set. Leaves nothing running when it returns.
-    async fn run_trial(&mut self, request: &TrialRequest) -> TrialResult;
 
     /// Why this target cannot run `workload` at all, known before trying
     /// (gVisor without a network, say); `None` when it can.
@@ -111,9 +190,16 @@ pub trait Backend: Send {
         None
     }
 
-    /// Removes anything of this run the backend may have left (after an
-    /// interruption, say). Safe to call more than once.
-    async fn cleanup(&mut self) -> Result<()>;
+    /// The host directory where the driver puts this target's scratch files.
+    fn scratch_dir(&self) -> PathBuf;
+
+    /// Sets up one launch (nothing is started yet).
+    fn launch(&self, spec: LaunchSpec) -> Result<Box<dyn Launch>, String>;
+
+    /// What to sweep after an interruption; known before `prepare`.
+    fn sweeper(&self) -> Option<Arc<dyn Sweeper>> {
+        None
+    }
 }
 
 /// The backend for `target`.
@@ -147,96 +233,16 @@ impl Backend for Unavailable {
     fn not_applicable(&self, _workload: &Workload) -> Option<String> {
         Some(self.0.clone())
     }
-    async fn run_trial(&mut self, _request: &TrialRequest) -> TrialResult {
-        TrialResult::failed(self.0.clone())
+    fn scratch_dir(&self) -> PathBuf {
+        PathBuf::new()
     }
-    async fn cleanup(&mut self) -> Result<()> {
-        Ok(())
-    }
-}
-
-/// How reading a console ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ConsoleEnd {
-    /// The agent said `done`.
-    Done,
-    /// The source closed first (the target exited or crashed).
-    Closed,
-    TimedOut,
-}
-
-/// Feeds `source` into `console` until the agent is done, the source closes
-/// or `deadline` passes. Each chunk is stamped the moment it is read.
-///
-/// `on_ready` runs once, right after the ready line has been stamped: work
-/// that watches a target (footprint sampling) starts there, so nothing but
-/// reading the console happens between the launch call and the ready line.
-/// When the agent then announces a listening port and a `network` client is
-/// given, the host side of the network workload runs (its metrics or error go
-/// to `result`) and reading resumes.
-pub async fn read_console<S>(
-    console: &mut Console,
-    mut source: S,
-    deadline: Instant,
-    mut network: Option<network::NetworkClient>,
-    result: &mut TrialResult,
-    on_ready: impl FnOnce(),
-) -> ConsoleEnd
-where
-    S: Stream<Item = std::io::Result<Bytes>> + Unpin,
-{
-    let end = read_until(console, &mut source, deadline, |c| c.is_done() || c.report.ready.is_some()).await;
-    if console.report.ready.is_none() {
-        return end;
-    }
-    on_ready();
-    let end = read_until(console, &mut source, deadline, |c| c.is_done() || c.report.listening.is_some()).await;
-    let Some(port) = console.report.listening.filter(|_| end == ConsoleEnd::Done && !console.is_done()) else {
-        return end;
-    };
-    if let Some(client) = network.take() {
-        match tokio::time::timeout_at(deadline, client.run(port)).await {
-            Ok(Ok(metrics)) => result.metrics.extend(metrics),
-            Ok(Err(e)) => result.fail(format!("network workload: {e}")),
-            Err(_) => result.fail("network workload: timed out"),
-        }
-    }
-    // Keep reading, now only until the agent is done.
-    read_until(console, &mut source, deadline, Console::is_done).await
-}
-
-/// A resolver for targets whose agent listens on the host's loopback
-/// (native, container with host networking).
-pub fn loopback(port: u16) -> futures_util::future::BoxFuture<'static, Result<std::net::SocketAddr, String>> {
-    Box::pin(async move { Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port))) })
-}
-
-async fn read_until<S>(console: &mut Console, source: &mut S, deadline: Instant, stop: impl Fn(&Console) -> bool) -> ConsoleEnd
-where
-    S: Stream<Item = std::io::Result<Bytes>> + Unpin,
-{
-    if stop(console) {
-        return ConsoleEnd::Done;
-    }
-    loop {
-        match tokio::time::timeout_at(deadline, source.next()).await {
-            Err(_) => return ConsoleEnd::TimedOut,
-            Ok(None) | Ok(Some(Err(_))) => {
-                console.finish(std::time::Instant::now());
-                return if console.is_done() { ConsoleEnd::Done } else { ConsoleEnd::Closed };
-            }
-            Ok(Some(Ok(chunk))) => {
-                console.feed(std::time::Instant::now(), &chunk);
-                if stop(console) {
-                    return ConsoleEnd::Done;
-                }
-            }
-        }
+    fn launch(&self, _spec: LaunchSpec) -> Result<Box<dyn Launch>, String> {
+        Err(self.0.clone())
     }
 }
 
 /// A byte stream over an async reader (a child's stdout).
-pub fn reader_stream<R: AsyncRead + Unpin + Send + 'static>(reader: R) -> impl Stream<Item = std::io::Result<Bytes>> + Unpin + Send {
+pub fn reader_stream<R: AsyncRead + Unpin + Send + 'static>(reader: R) -> BoxStream<'static, std::io::Result<Bytes>> {
     Box::pin(futures_util::stream::unfold(reader, |mut reader| async move {
         let mut buf = vec![0u8; 64 * 1024];
         match reader.read(&mut buf).await {
@@ -251,64 +257,32 @@ pub fn reader_stream<R: AsyncRead + Unpin + Send + 'static>(reader: R) -> impl S
 }
 
 /// Milliseconds between two instants (0 if `to` is earlier).
-pub fn ms_between(from: std::time::Instant, to: std::time::Instant) -> f64 {
+pub fn ms_between(from: Instant, to: Instant) -> f64 {
     to.saturating_duration_since(from).as_secs_f64() * 1000.0
 }
 
-/// Turns what the console saw into metrics common to every backend:
-/// `ready_ms` from `launched`, the agent's own `init_ms`, its result metrics
-/// and its kernel. Returns the error to record, if any.
-pub fn collect_agent_report(console: &Console, launched: std::time::Instant, end: ConsoleEnd, result: &mut TrialResult) {
-    let report = &console.report;
-    if let (Some(ready_at), Some(crate::protocol::AgentMessage::Ready { init_ns, kernel, .. })) = (report.ready_at, &report.ready) {
-        result.metrics.insert("ready_ms".into(), ms_between(launched, ready_at));
-        result.metrics.insert("init_ms".into(), *init_ns as f64 / 1e6);
-        result.agent_kernel = Some(kernel.clone());
-    }
-    if let Some(metrics) = &report.metrics {
-        result.metrics.extend(metrics.iter().map(|(k, v)| (k.clone(), *v)));
-    }
-    if let Some(reason) = &report.unsupported {
-        result.not_applicable = Some(reason.clone());
-    }
-    let problem = match (end, &report.error, report.ready.is_some()) {
-        (_, Some(err), _) => Some(format!("agent error: {err}")),
-        (ConsoleEnd::TimedOut, _, false) => Some("timed out before the agent was ready".to_string()),
-        (ConsoleEnd::TimedOut, _, true) => Some("timed out before the agent finished".to_string()),
-        (ConsoleEnd::Closed, _, false) => Some("the console closed before the agent was ready".to_string()),
-        (ConsoleEnd::Closed, _, true) => Some("the console closed before the agent finished".to_string()),
-        (ConsoleEnd::Done, None, _) => None,
-    };
-    if let Some(problem) = problem {
-        result.fail(with_console_tail(&problem, console));
-    }
+/// The loopback address of a port the agent opened on the host's own
+/// network stack (native, a container with host networking).
+pub fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
 }
 
-/// `message` followed by the last console lines, for a failed sample.
-pub fn with_console_tail(message: &str, console: &Console) -> String {
-    let tail = console.tail();
-    if tail.is_empty() {
-        format!("{message} (the console printed nothing else)")
-    } else {
-        format!("{message}; last console lines:\n{}", tail.join("\n"))
-    }
+/// Stderr of a child, read in the background, at most 64 KiB.
+pub fn collect_stderr(mut stderr: tokio::process::ChildStderr) -> tokio::task::JoinHandle<String> {
+    tokio::spawn(async move {
+        let mut buf = Vec::new();
+        let _ = (&mut stderr).take(64 * 1024).read_to_end(&mut buf).await;
+        String::from_utf8_lossy(&buf).into_owned()
+    })
 }
 
-impl TrialResult {
-    /// A trial that failed before it produced anything.
-    pub fn failed(message: impl Into<String>) -> Self {
-        TrialResult {
-            error: Some(message.into()),
-            ..Default::default()
-        }
-    }
-
-    /// Records a failure; the first one wins, later ones are appended.
-    pub fn fail(&mut self, message: impl Into<String>) {
-        let message = message.into();
-        self.error = Some(match self.error.take() {
-            None => message,
-            Some(first) => format!("{first}\nthen: {message}"),
-        });
+/// What a stderr task collected, waiting at most a second.
+pub async fn stderr_text(task: Option<tokio::task::JoinHandle<String>>) -> String {
+    match task {
+        Some(task) => match tokio::time::timeout(Duration::from_secs(1), task).await {
+            Ok(Ok(text)) => text,
+            _ => String::new(),
+        },
+        None => String::new(),
     }
 }

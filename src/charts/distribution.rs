@@ -2,13 +2,13 @@
 //! median marked), on a log scale when targets differ by orders of magnitude,
 //! as boot times of native processes and emulated VMs do.
 
-use crate::record::Sample;
+use crate::rundir::Sample;
 use anyhow::{anyhow, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
 /// Values of `metric` in `workload` per target, measured and ok only.
-pub fn values(targets: &[String], samples: &[Sample], workload: &str, metric: &str) -> Vec<(String, Vec<f64>)> {
+pub fn values(targets: &[String], samples: &[Sample], workload: crate::rundir::WorkloadKind, metric: &str) -> Vec<(String, Vec<f64>)> {
     targets
         .iter()
         .map(|t| {

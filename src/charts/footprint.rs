@@ -19,7 +19,7 @@ const MIB: f64 = 1024.0 * 1024.0;
 
 /// Per target: the artifact size from `run.json`, and the memory medians of
 /// the first workload (in scenario order) that measured them.
-pub fn collect(record: &crate::record::RunRecord, metrics: &[crate::report::summary::MetricSummary]) -> Vec<Footprint> {
+pub fn collect(record: &crate::rundir::RunRecord, metrics: &[crate::report::summary::MetricSummary]) -> Vec<Footprint> {
     let memory = |target: &str, metric: &str| {
         record
             .scenario
@@ -28,7 +28,7 @@ pub fn collect(record: &crate::record::RunRecord, metrics: &[crate::report::summ
             .find_map(|w| {
                 metrics
                     .iter()
-                    .find(|m| m.target == target && &m.workload == w && m.metric == metric)
+                    .find(|m| m.target == target && m.workload == *w && m.metric == metric)
             })
             .map(|m| m.median / MIB)
     };
@@ -40,8 +40,11 @@ pub fn collect(record: &crate::record::RunRecord, metrics: &[crate::report::summ
             artifact_mib: (t.artifact_bytes > 0).then(|| t.artifact_bytes as f64 / MIB),
             // A native agent's own memory is all it costs the host; for the
             // others it would understate the cost, so it does not stand in.
-            memory_ready_mib: memory(&t.name, "mem_ready_bytes")
-                .or_else(|| (t.kind == "native").then(|| memory(&t.name, "agent_peak_rss_bytes")).flatten()),
+            memory_ready_mib: memory(&t.name, "mem_ready_bytes").or_else(|| {
+                (t.kind == crate::rundir::TargetKind::Native)
+                    .then(|| memory(&t.name, "agent_peak_rss_bytes"))
+                    .flatten()
+            }),
             memory_peak_mib: memory(&t.name, "mem_peak_bytes"),
         })
         .filter(|f| f.artifact_mib.is_some() || f.memory_ready_mib.is_some())

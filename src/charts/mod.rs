@@ -68,14 +68,7 @@ pub fn row_label(labels: &[String], y: f64) -> String {
     labels.get(i as usize).cloned().unwrap_or_default()
 }
 
-/// A chart written for a run, as the reports refer to it.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct ChartFile {
-    pub title: String,
-    /// Paths relative to the run directory.
-    pub svg: String,
-    pub png: String,
-}
+pub use crate::report::ChartFile;
 
 /// Draws one chart into `charts/<stem>.svg` and `.png` under `dir`: the
 /// drawing expression is written once and runs on both backends.
@@ -113,8 +106,8 @@ fn both(dir: &std::path::Path, stem: &str, title: &str, draw: impl Fn(bool, &std
 /// overhead against native of every workload that has a native baseline.
 pub fn write_run(
     dir: &std::path::Path,
-    record: &crate::record::RunRecord,
-    samples: &[crate::record::Sample],
+    record: &crate::rundir::RunRecord,
+    samples: &[crate::rundir::Sample],
     summary: &crate::report::summary::RunSummary,
 ) -> Result<Vec<ChartFile>> {
     use plotters::prelude::*;
@@ -128,14 +121,14 @@ pub fn write_run(
         ""
     };
     let mut out = Vec::new();
-    let data = distribution::values(&targets, samples, "boot", "ready_ms");
+    let data = distribution::values(&targets, samples, crate::rundir::WorkloadKind::Boot, "ready_ms");
     if !data.is_empty() {
         let title = format!("boot: ready_ms per target, every sample, black = median{accel}");
         out.push(svg_and_png!(dir, "boot-ready", &title, (960, 540), |area| distribution::draw(
             area, &title, "ms", &data
         ))?);
     }
-    let kinds: Vec<(String, String)> = record.targets.iter().map(|t| (t.name.clone(), t.kind.clone())).collect();
+    let kinds: Vec<(String, crate::rundir::TargetKind)> = record.targets.iter().map(|t| (t.name.clone(), t.kind)).collect();
     // Rows name the target and how it ran (accel and machine, or engine and runtime).
     let how = |name: &str| {
         let how = summary
@@ -165,7 +158,7 @@ pub fn write_run(
         ))?);
     }
     for workload in &record.scenario.workloads {
-        let metrics: Vec<&crate::report::summary::MetricSummary> = summary.metrics.iter().filter(|m| &m.workload == workload).collect();
+        let metrics: Vec<&crate::report::summary::MetricSummary> = summary.metrics.iter().filter(|m| m.workload == *workload).collect();
         let bars = overhead::bars(&metrics, &targets);
         if bars.is_empty() {
             continue;

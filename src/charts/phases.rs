@@ -39,18 +39,18 @@ fn phase_colour(name: &str) -> RGBColor {
 }
 
 /// The bars for every target of `targets` with boot phases in `metrics`.
-pub fn bars(metrics: &[MetricSummary], targets: &[(String, String)]) -> Vec<PhaseBar> {
+pub fn bars(metrics: &[MetricSummary], targets: &[(String, crate::rundir::TargetKind)]) -> Vec<PhaseBar> {
     let median = |target: &str, metric: &str| {
         metrics
             .iter()
-            .find(|m| m.target == target && m.workload == "boot" && m.metric == metric)
+            .find(|m| m.target == target && m.workload == crate::rundir::WorkloadKind::Boot && m.metric == metric)
             .map(|m| m.median)
     };
     let mut out = Vec::new();
     for (target, kind) in targets {
         let m = |metric: &str| median(target, metric);
-        let segments: Option<Vec<(&'static str, f64)>> = match kind.as_str() {
-            "vm" => (|| {
+        let segments: Option<Vec<(&'static str, f64)>> = match kind {
+            crate::rundir::TargetKind::Vm => (|| {
                 let (pre, kernel, init) = (m("pre_kernel_ms")?, m("kernel_ms")?, m("init_ms")?);
                 Some(match m("create_ms") {
                     // libvirt: its create call is part of the time before the kernel.
@@ -67,14 +67,14 @@ pub fn bars(metrics: &[MetricSummary], targets: &[(String, String)]) -> Vec<Phas
                     ],
                 })
             })(),
-            "container" => (|| {
+            crate::rundir::TargetKind::Container => (|| {
                 Some(vec![
                     ("create", m("create_ms")?),
                     ("attach", m("attach_ms")?),
                     ("start to ready", m("start_to_ready_ms")?),
                 ])
             })(),
-            _ => m("ready_ms").map(|ready| vec![("spawn to ready", ready)]),
+            crate::rundir::TargetKind::Native => m("ready_ms").map(|ready| vec![("spawn to ready", ready)]),
         };
         if let Some(segments) = segments {
             out.push(PhaseBar {
@@ -159,7 +159,7 @@ mod tests {
     fn metric(target: &str, name: &str, median: f64) -> MetricSummary {
         MetricSummary {
             target: target.into(),
-            workload: "boot".into(),
+            workload: crate::rundir::WorkloadKind::Boot,
             metric: name.into(),
             unit: "ms".into(),
             lower_is_better: true,
@@ -195,15 +195,16 @@ mod tests {
             metric("ctr", "start_to_ready_ms", 11.0),
             metric("native", "ready_ms", 0.9),
         ];
-        let targets: Vec<(String, String)> = [
-            ("vm", "vm"),
-            ("lv", "vm"),
-            ("ctr", "container"),
-            ("native", "native"),
-            ("none", "vm"),
+        use crate::rundir::TargetKind;
+        let targets: Vec<(String, TargetKind)> = [
+            ("vm", TargetKind::Vm),
+            ("lv", TargetKind::Vm),
+            ("ctr", TargetKind::Container),
+            ("native", TargetKind::Native),
+            ("none", TargetKind::Vm),
         ]
         .iter()
-        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .map(|(a, b)| (a.to_string(), *b))
         .collect();
         let bars = bars(&metrics, &targets);
         assert_eq!(bars.len(), 4, "a target without phases gets no bar");

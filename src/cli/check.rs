@@ -1,6 +1,6 @@
 //! `vmbench check RUN_DIR --thresholds FILE`: pass/fail against fixed bounds.
 
-use crate::compare::{self, baseline, thresholds};
+use crate::compare::{baseline, thresholds};
 use crate::report::table::{number, render};
 use std::path::PathBuf;
 
@@ -18,7 +18,7 @@ pub struct CheckArgs {
 /// Loads a run and its threshold checks; input problems are errors.
 pub fn rows(run: &str, thresholds_file: &std::path::Path, results_dir: &std::path::Path) -> anyhow::Result<Vec<thresholds::CheckRow>> {
     let dir = baseline::resolve(run, results_dir)?;
-    let run = compare::load(&dir)?;
+    let run = crate::rundir::load(&dir)?;
     let thresholds = thresholds::load(thresholds_file)?;
     let targets: Vec<String> = run.record.targets.iter().map(|t| t.name.clone()).collect();
     Ok(thresholds::check(&thresholds, &targets, &run.samples))

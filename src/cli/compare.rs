@@ -45,7 +45,7 @@ pub fn exec(args: CompareArgs) -> anyhow::Result<i32> {
     let result = (|| {
         let base = baseline::resolve(&args.base, &args.results_dir)?;
         let new = baseline::resolve(&args.new, &args.results_dir)?;
-        let (b, n) = (compare::load(&base)?, compare::load(&new)?);
+        let (b, n) = (crate::rundir::load(&base)?, crate::rundir::load(&new)?);
         Ok::<_, anyhow::Error>(compare::compare(&b, &n, &args.base, &args.new, options))
     })();
     let comparison = match result {
@@ -86,7 +86,7 @@ pub fn report(c: &Comparison, format: Format, allow_env_change: bool) -> i32 {
 /// Compares a fresh run with baseline `name` (for `run --baseline`).
 pub fn against_baseline(run_dir: &Path, name: &str, results_dir: &Path) -> anyhow::Result<i32> {
     let base = baseline::resolve(name, results_dir)?;
-    let (b, n) = (compare::load(&base)?, compare::load(run_dir)?);
+    let (b, n) = (crate::rundir::load(&base)?, crate::rundir::load(run_dir)?);
     let c = compare::compare(&b, &n, name, &run_dir.display().to_string(), Options::default());
     Ok(report(&c, Format::Table, false))
 }

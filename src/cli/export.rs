@@ -1,6 +1,6 @@
 //! `vmbench export RUN_DIR --format ...`: a run for CI dashboards.
 
-use crate::compare::{self, baseline, export};
+use crate::compare::{baseline, export};
 use std::path::PathBuf;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -62,6 +62,6 @@ fn render(args: &ExportArgs) -> anyhow::Result<String> {
     })
 }
 
-fn load(args: &ExportArgs) -> anyhow::Result<compare::Run> {
-    compare::load(&baseline::resolve(&args.run, &args.results_dir)?)
+fn load(args: &ExportArgs) -> anyhow::Result<crate::rundir::Run> {
+    crate::rundir::load(&baseline::resolve(&args.run, &args.results_dir)?)
 }

@@ -22,14 +22,14 @@ pub fn exec(args: ReportArgs) -> anyhow::Result<i32> {
         eprintln!("error: --format {bad}: expected one of {}", known.join(", "));
         return Ok(super::EXIT_INPUT);
     }
-    let dir = match crate::compare::baseline::resolve(&args.run, &args.results_dir).and_then(|d| crate::compare::load(&d).map(|_| d)) {
+    let dir = match crate::compare::baseline::resolve(&args.run, &args.results_dir).and_then(|d| crate::rundir::load(&d).map(|_| d)) {
         Ok(dir) => dir,
         Err(e) => {
             eprintln!("error: {e:#}");
             return Ok(super::EXIT_INPUT);
         }
     };
-    let written = crate::report::formats::write(&dir, &args.format, &args.templates)?;
+    let written = crate::publish::write_all(&dir, &args.format, &args.templates)?;
     for file in written {
         println!("{}", dir.join(file).display());
     }

@@ -1,7 +1,7 @@
 //! `vmbench run SCENARIO`
 
 use crate::plan::Overrides;
-use crate::record::Sample;
+use crate::rundir::Sample;
 use crate::runner::{self, InputError, Observer, RunHandle, RunOptions};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
@@ -84,10 +84,7 @@ struct After {
 }
 
 async fn run(scenario: crate::scenario::Scenario, opts: RunOptions, after: After) -> anyhow::Result<i32> {
-    let handle = Arc::new(RunHandle {
-        run_id: runner::new_run_id(),
-        ..Default::default()
-    });
+    let handle = Arc::new(RunHandle::new(runner::new_run_id()));
     let progress = Arc::new(Progress::new());
     let mut task = {
         let (scenario, handle, progress) = (scenario.clone(), handle.clone(), progress.clone());
@@ -98,7 +95,7 @@ async fn run(scenario: crate::scenario::Scenario, opts: RunOptions, after: After
     let (signal_name, code) = tokio::select! {
         joined = &mut task => {
             progress.bar.finish_and_clear();
-            return finish(&scenario, &handle, joined, &after).await;
+            return finish(&handle, joined, &after).await;
         }
         _ = sigint.recv() => ("SIGINT", 130),
         _ = sigterm.recv() => ("SIGTERM", 143),
@@ -109,9 +106,7 @@ async fn run(scenario: crate::scenario::Scenario, opts: RunOptions, after: After
     let _ = task.await;
     progress.bar.finish_and_clear();
     let note = format!("interrupted by {signal_name}");
-    if let Err(e) = runner::sweep(&scenario, &handle, &note).await {
-        eprintln!("warning: cleaning up after the interruption: {e:#}");
-    }
+    swept(&handle, &note).await;
     eprintln!("{note}; finished samples are kept");
     if let Some(dir) = handle.dir.lock().expect("run handle lock").clone() {
         eprintln!("run directory: {}", dir.display());
@@ -119,8 +114,19 @@ async fn run(scenario: crate::scenario::Scenario, opts: RunOptions, after: After
     Ok(code)
 }
 
+/// Sweeps after an interruption or a crash of the run task; what finished
+/// still gets its reports, marked incomplete.
+async fn swept(handle: &RunHandle, note: &str) {
+    match runner::sweep(handle, note).await {
+        Ok(Some(dir)) => {
+            let _ = crate::publish::write_all(&dir, &[], std::path::Path::new("report-templates"));
+        }
+        Ok(None) => {}
+        Err(e) => eprintln!("warning: cleaning up after the interruption: {e:#}"),
+    }
+}
+
 async fn finish(
-    scenario: &crate::scenario::Scenario,
     handle: &RunHandle,
     joined: Result<anyhow::Result<runner::RunOutcome>, tokio::task::JoinError>,
     after: &After,
@@ -129,7 +135,7 @@ async fn finish(
         Ok(Ok(outcome)) => {
             let summary = crate::report::table::summary(&outcome.record, &outcome.samples);
             print!("{summary}");
-            match crate::report::formats::write(&outcome.dir, &[], std::path::Path::new("report-templates")) {
+            match crate::publish::write_all(&outcome.dir, &[], std::path::Path::new("report-templates")) {
                 Ok(files) => println!("\nrun directory: {} ({})", outcome.dir.display(), files.join(", ")),
                 Err(e) => {
                     println!("\nrun directory: {}", outcome.dir.display());
@@ -156,7 +162,7 @@ async fn finish(
             Ok(super::EXIT_INPUT)
         }
         Ok(Err(e)) => {
-            let _ = runner::sweep(scenario, handle, &format!("failed: {e:#}")).await;
+            swept(handle, &format!("failed: {e:#}")).await;
             Err(e)
         }
         Err(join_error) => {
@@ -165,7 +171,7 @@ async fn finish(
             } else {
                 "the run task was cancelled"
             };
-            let _ = runner::sweep(scenario, handle, note).await;
+            swept(handle, note).await;
             anyhow::bail!("{note}; containers of the run were removed and finished samples kept")
         }
     }
@@ -196,7 +202,7 @@ impl Observer for Progress {
         }
     }
 
-    fn trial_started(&self, target: &str, workload: &str, rep: u32, warmup: bool) {
+    fn trial_started(&self, target: &str, workload: crate::scenario::WorkloadKind, rep: u32, warmup: bool) {
         let phase = if warmup { "warmup" } else { "rep" };
         self.bar.set_message(format!("{target} {workload} {phase} {rep}"));
     }

@@ -22,7 +22,7 @@ pub fn check_name(name: &str) -> Result<()> {
 /// A run directory given as a path, or a baseline given by name.
 pub fn resolve(arg: &str, results_root: &Path) -> Result<PathBuf> {
     let as_path = Path::new(arg);
-    if as_path.join(crate::runner::sink::RUN_FILE).is_file() {
+    if as_path.join(crate::rundir::RUN_FILE).is_file() {
         return Ok(as_path.to_path_buf());
     }
     if as_path.exists() {
@@ -30,7 +30,7 @@ pub fn resolve(arg: &str, results_root: &Path) -> Result<PathBuf> {
     }
     check_name(arg).with_context(|| format!("{arg} is neither a run directory nor a baseline name"))?;
     let path = dir(results_root).join(arg);
-    if !path.join(crate::runner::sink::RUN_FILE).is_file() {
+    if !path.join(crate::rundir::RUN_FILE).is_file() {
         bail!(
             "no baseline `{arg}` (looked in {}); save one with `vmbench run ... --save-baseline {arg}`",
             dir(results_root).display()

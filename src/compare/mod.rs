@@ -8,12 +8,10 @@ pub mod format;
 pub mod thresholds;
 
 use crate::metric::{self, Direction};
-use crate::record::{RunRecord, Sample, SCHEMA_VERSION};
+use crate::rundir::{Run, RunRecord};
 use crate::stats::{permutation_p_value, ratio_of_medians, Summary};
-use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::Path;
 
 /// How sure and how large a change must be to count.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -96,34 +94,6 @@ impl Comparison {
     }
 }
 
-/// A run directory read back: its record and samples.
-#[derive(Debug, Clone)]
-pub struct Run {
-    pub record: RunRecord,
-    pub samples: Vec<Sample>,
-}
-
-/// Reads a run directory, refusing what is not one or was written by an
-/// incompatible schema.
-pub fn load(dir: &Path) -> Result<Run> {
-    if !dir.join(crate::runner::sink::RUN_FILE).is_file() {
-        bail!("{} is not a vmbench run directory (no run.json)", dir.display());
-    }
-    let text = std::fs::read_to_string(dir.join(crate::runner::sink::RUN_FILE))?;
-    let version: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{}/run.json is not JSON", dir.display()))?;
-    let schema = version.get("schema_version").and_then(|v| v.as_u64());
-    if schema != Some(SCHEMA_VERSION as u64) {
-        bail!(
-            "{} was written with schema_version {:?}; this vmbench reads {SCHEMA_VERSION}",
-            dir.display(),
-            schema
-        );
-    }
-    let record = crate::runner::sink::read_run_record(dir)?;
-    let samples = crate::runner::sink::read_samples(dir)?;
-    Ok(Run { record, samples })
-}
-
 type Key = (String, String, String);
 
 fn values(run: &Run) -> BTreeMap<Key, Vec<f64>> {
@@ -132,9 +102,11 @@ fn values(run: &Run) -> BTreeMap<Key, Vec<f64>> {
         for (m, v) in s
             .metrics
             .iter()
-            .filter(|(m, _)| metric::summarised(&s.workload, m) && metric::info(m).is_some())
+            .filter(|(m, _)| metric::summarised(s.workload, m) && metric::info(m).is_some())
         {
-            out.entry((s.target.clone(), s.workload.clone(), m.clone())).or_default().push(*v);
+            out.entry((s.target.clone(), s.workload.to_string(), m.clone()))
+                .or_default()
+                .push(*v);
         }
     }
     out

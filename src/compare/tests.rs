@@ -1,12 +1,12 @@
 use super::*;
-use crate::record::{HostFacts, RunStatus, ScenarioFacts, TargetFacts};
+use crate::rundir::{load, HostFacts, RunStatus, Sample, ScenarioFacts, TargetFacts, TargetKind, WorkloadKind, SCHEMA_VERSION};
 
 /// A run of one VM and one native target with `reps` boot samples each;
 /// `scale` multiplies the VM's times.
 pub(crate) fn run(scale: f64, reps: usize) -> Run {
-    let target = |name: &str, kind: &str, accel: Option<&str>| TargetFacts {
+    let target = |name: &str, kind: TargetKind, accel: Option<&str>| TargetFacts {
         name: name.into(),
-        kind: kind.into(),
+        kind,
         accel: accel.map(str::to_string),
         ..Default::default()
     };
@@ -27,7 +27,7 @@ pub(crate) fn run(scale: f64, reps: usize) -> Run {
             repetitions: reps as u32,
             warmup: 0,
             timeout_s: 1.0,
-            workloads: vec!["boot".into()],
+            workloads: vec![WorkloadKind::Boot],
             only: vec![],
         },
         host: HostFacts {
@@ -35,7 +35,10 @@ pub(crate) fn run(scale: f64, reps: usize) -> Run {
             kernel: "6.1".into(),
             ..Default::default()
         },
-        targets: vec![target("vm", "vm", Some("tcg")), target("native", "native", None)],
+        targets: vec![
+            target("vm", TargetKind::Vm, Some("tcg")),
+            target("native", TargetKind::Native, None),
+        ],
         samples: 0,
         failed_samples: 0,
         note: None,
@@ -49,7 +52,7 @@ pub(crate) fn run(scale: f64, reps: usize) -> Run {
         for (target, base) in [("vm", 1800.0 * scale), ("native", 1.0)] {
             samples.push(Sample {
                 target: target.into(),
-                workload: "boot".into(),
+                workload: WorkloadKind::Boot,
                 rep: rep as u32,
                 warmup: false,
                 seq: samples.len(),

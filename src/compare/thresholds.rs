@@ -17,7 +17,7 @@
 //! ```
 
 use crate::metric;
-use crate::record::Sample;
+use crate::rundir::Sample;
 use crate::stats::Summary;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -155,7 +155,7 @@ pub fn check(thresholds: &[Threshold], targets: &[String], samples: &[Sample]) -
             for workload in workloads.into_iter().filter(|w| t.workload.as_deref().is_none_or(|x| x == *w)) {
                 let values: Vec<f64> = samples
                     .iter()
-                    .filter(|s| s.ok && !s.warmup && &s.target == target && s.workload == workload)
+                    .filter(|s| s.ok && !s.warmup && &s.target == target && s.workload.as_str() == workload)
                     .filter_map(|s| s.metrics.get(&t.name).copied())
                     .collect();
                 let Some(summary) = Summary::of(&values) else { continue };

@@ -1,9 +1,9 @@
-//! The files a report consists of, one [`Format`] each: bytes out, written
-//! by [`write`]. Reports start from a run directory's files only.
+//! The files a report consists of, one [`Format`] each: bytes out. Writing
+//! them (and drawing the charts they show) is `publish`'s job.
 
-use super::summary::{self, RunSummary};
-use crate::record::{RunRecord, Sample};
-use anyhow::{Context, Result};
+use super::summary::RunSummary;
+use crate::rundir::{RunRecord, Sample};
+use anyhow::Result;
 use std::path::Path;
 
 /// Everything a format may draw on.
@@ -14,7 +14,7 @@ pub struct Input<'a> {
     /// Where user-editable templates are looked for first.
     pub templates: &'a Path,
     /// Charts already written into the run directory.
-    pub charts: &'a [crate::charts::ChartFile],
+    pub charts: &'a [crate::report::ChartFile],
     /// The run directory the charts' paths are relative to.
     pub dir: &'a Path,
 }
@@ -60,7 +60,7 @@ impl Format for Csv {
                 [
                     s.seq.to_string(),
                     s.target.clone(),
-                    s.workload.clone(),
+                    s.workload.to_string(),
                     s.rep.to_string(),
                     s.warmup.to_string(),
                     s.ok.to_string(),
@@ -130,56 +130,13 @@ pub fn all() -> Vec<Box<dyn Format>> {
     vec![Box::new(Json), Box::new(Csv), Box::new(Markdown), Box::new(Html)]
 }
 
-/// Renders `formats` (all when empty) for the run in `dir`, into `dir`.
-pub fn write(dir: &Path, names: &[String], templates: &Path) -> Result<Vec<String>> {
-    let record = crate::runner::sink::read_run_record(dir)?;
-    let samples = crate::runner::sink::read_samples(dir)?;
-    let summary = summary::build(&record, &samples);
-    // Charts are part of the Markdown and HTML reports; without a font the
-    // reports are still written, and say why they have no charts.
-    let charts = if names.is_empty() || names.iter().any(|n| n == "md" || n == "html") {
-        match crate::charts::write_run(dir, &record, &samples, &summary) {
-            Ok(charts) => charts,
-            Err(e) => {
-                eprintln!("warning: no charts: {e:#}");
-                Vec::new()
-            }
-        }
-    } else {
-        Vec::new()
-    };
-    let input = Input {
-        record: &record,
-        samples: &samples,
-        summary: &summary,
-        templates,
-        charts: &charts,
-        dir,
-    };
-    let mut written = Vec::new();
-    for format in all()
-        .into_iter()
-        .filter(|f| names.is_empty() || names.iter().any(|n| n == f.name()))
-    {
-        let bytes = format.render(&input).with_context(|| format!("rendering {}", format.file_name()))?;
-        crate::guest::cache::write_atomic(&dir.join(format.file_name()), &bytes, 0o644)?;
-        written.push(format.file_name().to_string());
-    }
-    Ok(written)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::RunStatus;
+    use crate::rundir::RunStatus;
 
     /// What a format renders from, for a test run without user templates.
-    fn input<'a>(
-        run: &'a crate::compare::Run,
-        summary: &'a RunSummary,
-        charts: &'a [crate::charts::ChartFile],
-        dir: &'a Path,
-    ) -> Input<'a> {
+    fn input<'a>(run: &'a crate::rundir::Run, summary: &'a RunSummary, charts: &'a [crate::report::ChartFile], dir: &'a Path) -> Input<'a> {
         Input {
             record: &run.record,
             samples: &run.samples,
@@ -196,7 +153,7 @@ mod tests {
         run.samples[0].ok = false;
         run.samples[0].error = Some("timed out, \"badly\"\nlast line".into());
         run.samples[0].metrics.clear();
-        let summary = summary::build(&run.record, &run.samples);
+        let summary = crate::report::summary::build(&run.record, &run.samples);
         let input = input(&run, &summary, &[], Path::new("/nonexistent"));
         let md = String::from_utf8(Markdown.render(&input).unwrap()).unwrap();
         let csv = String::from_utf8(Csv.render(&input).unwrap()).unwrap();
@@ -210,7 +167,7 @@ mod tests {
         run.samples[1].ok = false;
         run.samples[1].metrics.clear();
         run.samples[1].not_applicable = Some("no <network> here".into());
-        let summary = summary::build(&run.record, &run.samples);
+        let summary = crate::report::summary::build(&run.record, &run.samples);
         let charts = crate::charts::write_run(tmp.path(), &run.record, &run.samples, &summary).unwrap();
         assert!(charts.iter().any(|c| c.svg == "charts/boot-ready.svg"));
         let input = input(&run, &summary, &charts, tmp.path());
@@ -231,7 +188,7 @@ mod tests {
         run.samples[1].ok = false;
         run.samples[1].metrics.clear();
         run.samples[1].not_applicable = Some("runsc has no network".into());
-        let summary = summary::build(&run.record, &run.samples);
+        let summary = crate::report::summary::build(&run.record, &run.samples);
         assert_eq!(summary.not_applicable.len(), 1);
         assert_eq!(summary.targets.iter().map(|t| t.failed_trials).sum::<usize>(), 0, "not a failure");
         let input = input(&run, &summary, &[], Path::new("/nonexistent"));
@@ -275,6 +232,6 @@ mod tests {
         assert!(vm.median_low <= vm.median && vm.median <= vm.median_high);
         assert!(vm.vs_native.unwrap().value > 1000.0);
         assert_eq!(summary.targets[0].failed_trials, 1);
-        assert_eq!(summary.schema_version, summary::SUMMARY_SCHEMA_VERSION);
+        assert_eq!(summary.schema_version, crate::report::summary::SUMMARY_SCHEMA_VERSION);
     }
 }

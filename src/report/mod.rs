@@ -7,7 +7,7 @@ pub mod table;
 pub mod template;
 
 use crate::metric::{self, Direction};
-use crate::record::{RunRecord, Sample};
+use crate::rundir::{RunRecord, Sample, TargetKind, WorkloadKind};
 use crate::stats::{ratio_of_medians, Ratio, Summary};
 use std::collections::BTreeMap;
 
@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, PartialEq)]
 pub struct MetricRow {
     pub target: String,
-    pub workload: String,
+    pub workload: WorkloadKind,
     pub metric: String,
     pub summary: Summary,
     /// Cost against the native target for the same workload and metric,
@@ -38,7 +38,16 @@ pub fn failures(samples: &[Sample]) -> BTreeMap<String, usize> {
     out
 }
 
-type Key = (usize, String, String);
+/// A chart written for a run, as the reports refer to it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ChartFile {
+    pub title: String,
+    /// Paths relative to the run directory.
+    pub svg: String,
+    pub png: String,
+}
+
+type Key = (usize, WorkloadKind, String);
 
 /// Values of every summarised metric, keyed by (target index, workload, metric).
 fn values_by_key(record: &RunRecord, samples: &[Sample]) -> BTreeMap<Key, Vec<f64>> {
@@ -47,8 +56,8 @@ fn values_by_key(record: &RunRecord, samples: &[Sample]) -> BTreeMap<Key, Vec<f6
         let Some(t) = record.targets.iter().position(|t| t.name == s.target) else {
             continue;
         };
-        for (metric, value) in s.metrics.iter().filter(|(m, _)| metric::summarised(&s.workload, m)) {
-            values.entry((t, s.workload.clone(), metric.clone())).or_default().push(*value);
+        for (metric, value) in s.metrics.iter().filter(|(m, _)| metric::summarised(s.workload, m)) {
+            values.entry((t, s.workload, metric.clone())).or_default().push(*value);
         }
     }
     values
@@ -58,16 +67,14 @@ fn values_by_key(record: &RunRecord, samples: &[Sample]) -> BTreeMap<Key, Vec<f6
 /// order: `ready_ms`, `exit_ms`, then the rest by name.
 pub fn metric_rows(record: &RunRecord, samples: &[Sample]) -> Vec<MetricRow> {
     let values = values_by_key(record, samples);
-    let native = record.targets.iter().position(|t| t.kind == "native");
+    let native = record.targets.iter().position(|t| t.kind == TargetKind::Native);
     let mut rows: Vec<MetricRow> = values
         .iter()
         .filter_map(|((t, workload, metric), v)| {
-            let baseline = native
-                .filter(|n| n != t)
-                .and_then(|n| values.get(&(n, workload.clone(), metric.clone())));
+            let baseline = native.filter(|n| n != t).and_then(|n| values.get(&(n, *workload, metric.clone())));
             Some(MetricRow {
                 target: record.targets[*t].name.clone(),
-                workload: workload.clone(),
+                workload: *workload,
                 metric: metric.clone(),
                 summary: Summary::of(v)?,
                 vs_native: baseline.and_then(|b| cost_ratio(metric, v, b)),
@@ -75,11 +82,11 @@ pub fn metric_rows(record: &RunRecord, samples: &[Sample]) -> Vec<MetricRow> {
         })
         .collect();
     let index = |name: &str| record.targets.iter().position(|t| t.name == name);
-    let workload_order = |w: &str| record.scenario.workloads.iter().position(|x| x == w);
+    let workload_order = |w: WorkloadKind| record.scenario.workloads.iter().position(|&x| x == w);
     rows.sort_by_key(|r| {
         (
             index(&r.target),
-            workload_order(&r.workload),
+            workload_order(r.workload),
             metric_rank(&r.metric),
             r.metric.clone(),
         )
@@ -90,7 +97,7 @@ pub fn metric_rows(record: &RunRecord, samples: &[Sample]) -> Vec<MetricRow> {
 /// The cost of one target against another on a workload's headline metric.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PairRatio {
-    pub workload: String,
+    pub workload: WorkloadKind,
     pub metric: String,
     /// The target whose cost is expressed …
     pub target: String,
@@ -107,15 +114,15 @@ pub fn pair_ratios(record: &RunRecord, samples: &[Sample]) -> Vec<PairRatio> {
     let values = values_by_key(record, samples);
     let mut out = Vec::new();
     for workload in &record.scenario.workloads {
-        let metric = metric::headline(workload);
+        let metric = metric::headline(*workload);
         let measured: Vec<(usize, &Vec<f64>)> = (0..record.targets.len())
-            .filter_map(|t| values.get(&(t, workload.clone(), metric.to_string())).map(|v| (t, v)))
+            .filter_map(|t| values.get(&(t, *workload, metric.to_string())).map(|v| (t, v)))
             .collect();
         for &(a, va) in &measured {
             for &(b, vb) in measured.iter().filter(|(b, _)| *b != a) {
                 if let Some(ratio) = cost_ratio(metric, va, vb) {
                     out.push(PairRatio {
-                        workload: workload.clone(),
+                        workload: *workload,
                         metric: metric.to_string(),
                         target: record.targets[a].name.clone(),
                         relative_to: record.targets[b].name.clone(),
@@ -132,7 +139,7 @@ pub fn pair_ratios(record: &RunRecord, samples: &[Sample]) -> Vec<PairRatio> {
 /// whose cost is shown, column = the target it is relative to.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct RatioMatrix {
-    pub workload: String,
+    pub workload: WorkloadKind,
     pub metric: String,
     pub targets: Vec<String>,
     /// `rows[i][j]`: targets[i] against targets[j]; `None` on the diagonal
@@ -141,11 +148,11 @@ pub struct RatioMatrix {
 }
 
 /// One matrix per workload that has at least two targets to compare.
-pub fn ratio_matrices(ratios: &[PairRatio], workloads: &[String]) -> Vec<RatioMatrix> {
+pub fn ratio_matrices(ratios: &[PairRatio], workloads: &[WorkloadKind]) -> Vec<RatioMatrix> {
     workloads
         .iter()
         .filter_map(|w| {
-            let mine: Vec<&PairRatio> = ratios.iter().filter(|r| &r.workload == w).collect();
+            let mine: Vec<&PairRatio> = ratios.iter().filter(|r| r.workload == *w).collect();
             let mut targets: Vec<String> = Vec::new();
             for r in &mine {
                 if !targets.contains(&r.target) {
@@ -164,7 +171,7 @@ pub fn ratio_matrices(ratios: &[PairRatio], workloads: &[String]) -> Vec<RatioMa
                 })
                 .collect();
             Some(RatioMatrix {
-                workload: w.clone(),
+                workload: *w,
                 metric,
                 targets,
                 rows,

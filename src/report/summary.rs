@@ -4,7 +4,7 @@
 
 use super::{failures, metric_rows, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED};
 use crate::metric::{self, Direction};
-use crate::record::{GitFacts, RunRecord, RunStatus, Sample};
+use crate::rundir::{GitFacts, RunRecord, RunStatus, Sample, WorkloadKind};
 use crate::stats::{median_ci, tukey_outliers, Ratio};
 use serde::{Deserialize, Serialize};
 
@@ -37,14 +37,14 @@ pub struct RunSummary {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NotApplicable {
     pub target: String,
-    pub workload: String,
+    pub workload: WorkloadKind,
     pub reason: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TargetSummary {
     pub name: String,
-    pub kind: String,
+    pub kind: crate::rundir::TargetKind,
     /// `kvm`/`tcg` and machine for VMs, engine and runtime for containers.
     pub how: String,
     pub artifact_bytes: u64,
@@ -54,7 +54,7 @@ pub struct TargetSummary {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MetricSummary {
     pub target: String,
-    pub workload: String,
+    pub workload: WorkloadKind,
     pub metric: String,
     pub unit: String,
     pub lower_is_better: bool,
@@ -85,7 +85,7 @@ pub fn build(record: &RunRecord, samples: &[Sample]) -> RunSummary {
         .iter()
         .map(|t| TargetSummary {
             name: t.name.clone(),
-            kind: t.kind.clone(),
+            kind: t.kind,
             how: super::table::how(Some(t)),
             artifact_bytes: t.artifact_bytes,
             failed_trials: failed.get(&t.name).copied().unwrap_or(0),
@@ -144,7 +144,7 @@ pub fn build(record: &RunRecord, samples: &[Sample]) -> RunSummary {
             .filter_map(|s| {
                 s.not_applicable.as_ref().map(|reason| NotApplicable {
                     target: s.target.clone(),
-                    workload: s.workload.clone(),
+                    workload: s.workload,
                     reason: reason.clone(),
                 })
             })

@@ -1,7 +1,7 @@
 //! The plain-text tables printed at the end of a run.
 
 use super::{failures, metric_rows};
-use crate::record::{RunRecord, Sample, TargetFacts};
+use crate::rundir::{RunRecord, Sample, TargetFacts};
 
 /// Left-aligned first column, right-aligned numbers, two spaces between.
 pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {
@@ -54,14 +54,14 @@ pub fn number(v: f64) -> String {
 /// containers.
 pub fn how(facts: Option<&TargetFacts>) -> String {
     let Some(f) = facts else { return String::new() };
-    if f.settings.contains_key("unavailable") {
+    if f.unavailable.is_some() {
         return format!("{} {}: unavailable here", f.backend, f.runtime.as_deref().unwrap_or("")).replace(" :", ":");
     }
     match (f.accel.as_deref(), f.runtime.as_deref()) {
         (Some("tcg"), _) => format!("TCG (emulated) {}", f.machine.as_deref().unwrap_or("")),
         (Some(accel), _) => format!("{} {}", accel.to_uppercase(), f.machine.as_deref().unwrap_or("")),
-        (None, Some(runtime)) => format!("{} {runtime}", f.engine.as_deref().unwrap_or("container")),
-        _ => f.kind.clone(),
+        (None, Some(runtime)) => format!("{} {runtime}", f.engine.map_or("container", |e| e.as_str())),
+        _ => f.kind.to_string(),
     }
     .trim()
     .to_string()
@@ -119,7 +119,7 @@ pub fn summary(record: &RunRecord, samples: &[Sample]) -> String {
         })
         .collect();
     out.push_str(&render(&["target", "artifact", "MiB"], &artifacts));
-    if record.targets.iter().any(|t| t.kind == "native") && record.targets.len() > 1 {
+    if record.targets.iter().any(|t| t.kind == crate::rundir::TargetKind::Native) && record.targets.len() > 1 {
         out.push_str("\nvs native: ratio of medians against the native target, > 1 = costs more (slower or less throughput).\n");
     }
     if record.targets.iter().any(|t| t.accel.as_deref() == Some("tcg")) {
@@ -142,7 +142,7 @@ pub fn ratio(r: &crate::stats::Ratio) -> String {
 }
 
 fn artifact_label(t: &TargetFacts) -> String {
-    if t.settings.contains_key("unavailable") {
+    if t.unavailable.is_some() {
         return "none (unavailable here)".to_string();
     }
     match (&t.image, &t.kernel, &t.initramfs) {

@@ -60,7 +60,7 @@ pub fn render(name: &str, input: &Input) -> Result<String> {
     env.add_template(name, &source)
         .with_context(|| format!("parsing template {name}"))?;
     let template = env.get_template(name)?;
-    let workloads: Vec<&String> = input.record.scenario.workloads.iter().collect();
+    let workloads: Vec<&str> = input.record.scenario.workloads.iter().map(|w| w.as_str()).collect();
     Ok(template.render(context! {
         run => input.record,
         summary => input.summary,

@@ -1,14 +1,16 @@
 //! Runs a plan: prepares every target (preflight), then executes the trials
 //! in order, appending each sample to disk the moment it exists.
 
-pub mod sink;
+pub mod driver;
+pub mod network;
 
-use crate::backend::{self, Backend, RunContext, TrialRequest, TrialResult};
+use crate::backend::{self, Backend, RunContext, Sweeper};
 use crate::plan::{self, Overrides, Plan};
-use crate::record::{AutoOutcome, RunRecord, RunStatus, Sample, ScenarioFacts, SCHEMA_VERSION};
-use crate::scenario::{AutoRepetitions, Scenario, TargetSpec};
-use anyhow::{Context, Result};
-use sink::Sink;
+use crate::rundir::Sink;
+use crate::rundir::{AutoOutcome, RunRecord, RunStatus, Sample, ScenarioFacts, TargetFacts, SCHEMA_VERSION};
+use crate::scenario::{AutoRepetitions, Scenario, Target, TargetSpec, WorkloadKind};
+use anyhow::Result;
+use driver::TrialResult;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -22,7 +24,7 @@ pub struct InputError(pub anyhow::Error);
 /// Hears about progress; the CLI draws a progress bar with it.
 pub trait Observer: Send + Sync {
     fn prepared(&self, _total_trials: usize) {}
-    fn trial_started(&self, _target: &str, _workload: &str, _rep: u32, _warmup: bool) {}
+    fn trial_started(&self, _target: &str, _workload: WorkloadKind, _rep: u32, _warmup: bool) {}
     fn trial_finished(&self, _sample: &Sample) {}
     /// A planned trial that will not run: its target × workload is not
     /// applicable, or `repetitions = "auto"` already ended it.
@@ -34,11 +36,27 @@ pub struct Quiet;
 impl Observer for Quiet {}
 
 /// Where a run is going; shared with whoever must clean up after it.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct RunHandle {
     pub run_id: String,
     /// Set once the run directory exists.
     pub dir: Mutex<Option<PathBuf>>,
+    /// What the run's backends may leave behind, registered before they
+    /// create anything.
+    sweepers: Mutex<Vec<Arc<dyn Sweeper>>>,
+}
+
+impl RunHandle {
+    pub fn new(run_id: String) -> Self {
+        RunHandle {
+            run_id,
+            ..Default::default()
+        }
+    }
+
+    fn register(&self, sweeper: Arc<dyn Sweeper>) {
+        self.sweepers.lock().expect("run handle lock").push(sweeper);
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -69,17 +87,6 @@ pub fn new_run_id() -> String {
     format!("{stamp}-{:04x}", rand::random::<u16>())
 }
 
-/// A per-launch nonce: 16 hex digits.
-pub fn new_nonce() -> String {
-    format!("{:016x}", rand::random::<u64>())
-}
-
-pub fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
-
 /// The run directory for `opts`, refusing one that already holds files.
 pub fn run_dir(scenario: &Scenario, opts: &RunOptions, run_id: &str) -> Result<PathBuf, InputError> {
     let occupied = |dir: &Path| std::fs::read_dir(dir).map(|mut e| e.next().is_some()).unwrap_or(false);
@@ -106,47 +113,52 @@ pub fn run_dir(scenario: &Scenario, opts: &RunOptions, run_id: &str) -> Result<P
     Ok(dir)
 }
 
+/// A target ready to run: the scenario's target, its backend and what
+/// preflight recorded about it.
+pub struct PreparedTarget {
+    pub target: Target,
+    pub backend: Box<dyn Backend>,
+    pub facts: TargetFacts,
+}
+
 /// Runs `scenario`: preflight, then every trial. Input and preflight
 /// problems come back as [`InputError`] before any directory is created.
 pub async fn execute(scenario: &Scenario, opts: &RunOptions, handle: Arc<RunHandle>, observer: &dyn Observer) -> Result<RunOutcome> {
+    let ctx = RunContext::new(&handle.run_id);
+    execute_with(scenario, opts, handle, observer, |target| backend::for_target(target, ctx.clone())).await
+}
+
+/// [`execute`] with the backends `make` gives for each target (a fake one
+/// in the runner's own tests).
+pub async fn execute_with(
+    scenario: &Scenario,
+    opts: &RunOptions,
+    handle: Arc<RunHandle>,
+    observer: &dyn Observer,
+    make: impl Fn(&Target) -> Box<dyn Backend>,
+) -> Result<RunOutcome> {
     let plan = plan::build(scenario, &opts.overrides).map_err(|e| InputError(anyhow::anyhow!(e)))?;
     let dir = run_dir(scenario, opts, &handle.run_id)?;
-    let ctx = RunContext::new(&handle.run_id);
-    let mut backends = Vec::new();
-    let mut facts = Vec::new();
-    for &i in &plan.targets {
-        let target = &scenario.targets[i];
-        let mut backend = backend::for_target(target, ctx.clone());
-        let prepared = backend
-            .prepare()
-            .await
-            .with_context(|| format!("preflight of target `{}`", target.name));
-        match prepared {
-            Ok(f) => facts.push(f),
-            Err(e) if target.optional => {
-                // The run goes on; every workload of this target is then
-                // reported as not applicable, with this reason.
-                let reason = format!("{:#}", e.root_cause());
-                facts.push(unavailable_facts(target, &reason));
-                backends.push(Box::new(backend::Unavailable(reason)) as Box<dyn Backend>);
-                continue;
-            }
-            Err(e) => {
-                cleanup_all(&mut backends).await;
-                remove_scratch(&handle.run_id);
-                return Err(InputError(e).into());
-            }
+    let backends = plan
+        .targets
+        .iter()
+        .map(|&i| (scenario.targets[i].clone(), make(&scenario.targets[i])))
+        .collect();
+    let targets = match prepare_all(backends, &handle).await {
+        Ok(targets) => targets,
+        Err(e) => {
+            end_of_run(&handle, false).await;
+            return Err(InputError(e).into());
         }
-        backends.push(backend);
-    }
+    };
+    let facts = targets.iter().map(|t| t.facts.clone()).collect();
     let record = new_record(scenario, &plan, opts, &handle.run_id, facts);
     let mut sink = Sink::create(&dir, record)?;
     *handle.dir.lock().expect("run handle lock") = Some(dir.clone());
     observer.prepared(plan.trials.len());
     let mut samples = Vec::with_capacity(plan.trials.len());
-    let result = run_trials(scenario, &plan, &mut backends, &mut sink, observer, &mut samples).await;
-    cleanup_all(&mut backends).await;
-    remove_scratch(&handle.run_id);
+    let result = run_trials(scenario, &plan, &targets, &mut sink, observer, &mut samples).await;
+    end_of_run(&handle, false).await;
     match &result {
         Ok(()) => sink.finish(RunStatus::Complete, None)?,
         Err(e) => sink.finish(RunStatus::Failed, Some(format!("{e:#}")))?,
@@ -159,10 +171,39 @@ pub async fn execute(scenario: &Scenario, opts: &RunOptions, handle: Arc<RunHand
     })
 }
 
+/// Preflight of every target, in order. Each backend's sweeper is
+/// registered before its preparation can create anything.
+async fn prepare_all(backends: Vec<(Target, Box<dyn Backend>)>, handle: &RunHandle) -> anyhow::Result<Vec<PreparedTarget>> {
+    let mut prepared = Vec::with_capacity(backends.len());
+    for (target, mut backend) in backends {
+        if let Some(sweeper) = backend.sweeper() {
+            handle.register(sweeper);
+        }
+        let facts = match backend.prepare().await {
+            Ok(facts) => facts,
+            // The run goes on; every workload of this target is then
+            // reported as not applicable, with this reason.
+            Err(e) if target.optional => {
+                let reason = format!("{:#}", e.root_cause());
+                let facts = unavailable_facts(&target, &reason);
+                prepared.push(PreparedTarget {
+                    target,
+                    backend: Box::new(backend::Unavailable(reason)),
+                    facts,
+                });
+                continue;
+            }
+            Err(e) => return Err(e.context(format!("preflight of target `{}`", target.name))),
+        };
+        prepared.push(PreparedTarget { target, backend, facts });
+    }
+    Ok(prepared)
+}
+
 async fn run_trials(
     scenario: &Scenario,
     plan: &Plan,
-    backends: &mut [Box<dyn Backend>],
+    targets: &[PreparedTarget],
     sink: &mut Sink,
     observer: &dyn Observer,
     samples: &mut Vec<Sample>,
@@ -176,46 +217,21 @@ async fn run_trials(
             observer.trial_skipped();
             continue;
         }
-        let target = &scenario.targets[trial.target];
-        let workload = &scenario.workloads[trial.workload];
         let slot = plan.targets.iter().position(|&t| t == trial.target).expect("planned target");
-        let known = backends[slot].not_applicable(workload);
-        let started_at = now_rfc3339();
-        let result = match known {
+        let target = &targets[slot];
+        let workload = &scenario.workloads[trial.workload];
+        let started_at = crate::rundir::now_rfc3339();
+        let result = match target.backend.not_applicable(workload) {
             Some(reason) => TrialResult {
                 not_applicable: Some(reason),
                 ..Default::default()
             },
             None => {
-                observer.trial_started(&target.name, workload.kind.as_str(), trial.rep, trial.warmup);
-                let request = TrialRequest {
-                    nonce: new_nonce(),
-                    workload: workload.clone(),
-                    timeout: scenario.timeout,
-                    scratch: None,
-                };
-                backends[slot].run_trial(&request).await
+                observer.trial_started(&target.target.name, workload.kind, trial.rep, trial.warmup);
+                driver::run_trial(target.backend.as_ref(), workload, scenario.timeout).await
             }
         };
-        let facts = &sink.record.targets[slot];
-        let sample = Sample {
-            target: target.name.clone(),
-            workload: workload.kind.as_str().to_string(),
-            rep: trial.rep,
-            warmup: trial.warmup,
-            seq: trial.seq,
-            ok: result.error.is_none() && result.not_applicable.is_none(),
-            error: result.error,
-            metrics: result.metrics,
-            accel: facts.accel.clone(),
-            runtime: match &target.spec {
-                TargetSpec::Container(c) => Some(c.runtime.clone()),
-                _ => None,
-            },
-            agent_kernel: result.agent_kernel,
-            started_at,
-            not_applicable: result.not_applicable,
-        };
+        let sample = sample_of(target, workload.kind, trial, started_at, result);
         sink.append(&sample)?;
         observer.trial_finished(&sample);
         if sample.not_applicable.is_some() {
@@ -223,7 +239,7 @@ async fn run_trials(
         }
         samples.push(sample);
         if let (Some(auto), false, false) = (plan.auto, trial.warmup, settled.contains(&pair)) {
-            if let Some(outcome) = auto_outcome(&auto, plan.repetitions, &target.name, workload.kind.as_str(), samples) {
+            if let Some(outcome) = auto_outcome(&auto, plan.repetitions, &target.target.name, workload.kind, samples) {
                 settled.insert(pair);
                 sink.record_auto(auto, outcome)?;
             }
@@ -232,11 +248,30 @@ async fn run_trials(
     Ok(())
 }
 
+/// The line of `samples.jsonl` for one trial.
+fn sample_of(target: &PreparedTarget, workload: WorkloadKind, trial: &plan::Trial, started_at: String, result: TrialResult) -> Sample {
+    Sample {
+        target: target.target.name.clone(),
+        workload,
+        rep: trial.rep,
+        warmup: trial.warmup,
+        seq: trial.seq,
+        ok: result.error.is_none() && result.not_applicable.is_none(),
+        error: result.error,
+        metrics: result.metrics,
+        accel: target.facts.accel.clone(),
+        runtime: target.facts.runtime.clone(),
+        agent_kernel: result.agent_kernel,
+        started_at,
+        not_applicable: result.not_applicable,
+    }
+}
+
 /// Whether `repetitions = "auto"` ends this target × workload now: the
 /// coefficient of variation of its headline metric over the good measured
 /// samples so far is under the target (after at least `min` of them), or
 /// every planned repetition has run.
-fn auto_outcome(auto: &AutoRepetitions, max: u32, target: &str, workload: &str, samples: &[Sample]) -> Option<AutoOutcome> {
+fn auto_outcome(auto: &AutoRepetitions, max: u32, target: &str, workload: WorkloadKind, samples: &[Sample]) -> Option<AutoOutcome> {
     let mine: Vec<&Sample> = samples
         .iter()
         .filter(|s| !s.warmup && s.target == target && s.workload == workload)
@@ -251,7 +286,7 @@ fn auto_outcome(auto: &AutoRepetitions, max: u32, target: &str, workload: &str, 
     let converged = values.len() as u32 >= auto.min && cov.is_some_and(|c| c <= auto.target_cov);
     (converged || mine.len() as u32 >= max).then(|| AutoOutcome {
         target: target.to_string(),
-        workload: workload.to_string(),
+        workload,
         metric: metric.to_string(),
         repetitions: mine.len() as u32,
         cov,
@@ -260,36 +295,30 @@ fn auto_outcome(auto: &AutoRepetitions, max: u32, target: &str, workload: &str, 
 }
 
 /// What `run.json` says about an optional target that could not run here.
-fn unavailable_facts(target: &crate::scenario::Target, reason: &str) -> crate::record::TargetFacts {
-    let (kind, backend, runtime) = match &target.spec {
-        TargetSpec::Vm(vm) => ("vm", format!("{:?}", vm.backend).to_lowercase(), None),
-        TargetSpec::Container(c) => ("container", c.engine.as_str().to_string(), Some(c.runtime.clone())),
-        TargetSpec::Native => ("native", "native".to_string(), None),
+fn unavailable_facts(target: &Target, reason: &str) -> TargetFacts {
+    let (backend, runtime, engine) = match &target.spec {
+        TargetSpec::Vm(vm) => (format!("{:?}", vm.backend).to_lowercase(), None, None),
+        TargetSpec::Container(c) => (c.engine.as_str().to_string(), Some(c.runtime.clone()), Some(c.engine)),
+        TargetSpec::Native => ("native".to_string(), None, None),
     };
-    crate::record::TargetFacts {
+    TargetFacts {
         name: target.name.clone(),
-        kind: kind.into(),
+        kind: target.kind(),
         backend,
         runtime,
-        settings: [("unavailable".to_string(), reason.to_string())].into_iter().collect(),
+        engine,
+        unavailable: Some(reason.to_string()),
         ..Default::default()
     }
 }
 
-async fn cleanup_all(backends: &mut [Box<dyn Backend>]) {
-    for backend in backends.iter_mut() {
-        // Cleanup is best effort here; the CLI's sweep runs afterwards too.
-        let _ = backend.cleanup().await;
-    }
-}
-
-fn new_record(scenario: &Scenario, plan: &Plan, opts: &RunOptions, run_id: &str, targets: Vec<crate::record::TargetFacts>) -> RunRecord {
+fn new_record(scenario: &Scenario, plan: &Plan, opts: &RunOptions, run_id: &str, targets: Vec<TargetFacts>) -> RunRecord {
     RunRecord {
         schema_version: SCHEMA_VERSION,
         vmbench_version: env!("CARGO_PKG_VERSION").to_string(),
         run_id: run_id.to_string(),
         status: RunStatus::Running,
-        started_at: now_rfc3339(),
+        started_at: crate::rundir::now_rfc3339(),
         finished_at: None,
         scenario: ScenarioFacts {
             name: scenario.name.clone(),
@@ -300,7 +329,7 @@ fn new_record(scenario: &Scenario, plan: &Plan, opts: &RunOptions, run_id: &str,
             repetitions: plan.repetitions,
             warmup: plan.warmup,
             timeout_s: scenario.timeout.as_secs_f64(),
-            workloads: scenario.workloads.iter().map(|w| w.kind.as_str().to_string()).collect(),
+            workloads: scenario.workloads.iter().map(|w| w.kind).collect(),
             only: opts.overrides.only.clone(),
             auto: None,
         },
@@ -314,84 +343,46 @@ fn new_record(scenario: &Scenario, plan: &Plan, opts: &RunOptions, run_id: &str,
     }
 }
 
-/// After an interruption or a crash of the run task: removes every container
-/// of the run and marks `run.json` as interrupted. Idempotent.
-pub async fn sweep(scenario: &Scenario, handle: &RunHandle, note: &str) -> Result<()> {
-    let mut hosts: Vec<(crate::scenario::Engine, String)> = scenario
-        .targets
-        .iter()
-        .filter_map(|t| match &t.spec {
-            TargetSpec::Container(c) => Some((c.engine, backend::docker::engine_address(c.engine, c.host.as_deref()))),
-            _ => None,
-        })
-        .collect();
-    hosts.sort_by(|a, b| a.1.cmp(&b.1));
-    hosts.dedup();
-    for (engine, host) in hosts {
-        if let Ok(docker) = backend::docker::connect(engine, &host).await {
-            // A create call cut off mid-flight may still land: sweep twice.
-            let _ = backend::docker::remove_run_containers(&docker, &handle.run_id).await;
-            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-            backend::docker::remove_run_containers(&docker, &handle.run_id).await?;
+/// Runs every registered sweeper once (by key), then removes the run's
+/// scratch directory.
+async fn end_of_run(handle: &RunHandle, interrupted: bool) {
+    let sweepers: Vec<Arc<dyn Sweeper>> = handle.sweepers.lock().expect("run handle lock").clone();
+    let mut seen = HashSet::new();
+    for sweeper in sweepers.iter().filter(|s| seen.insert(s.key())) {
+        if let Err(e) = sweeper.sweep(&handle.run_id, interrupted).await {
+            eprintln!("warning: cleaning up {}: {e:#}", sweeper.key());
         }
     }
-    #[cfg(feature = "libvirt")]
-    for uri in libvirt_uris(scenario) {
-        let run_id = handle.run_id.clone();
-        // Likewise, a create call in flight may still start its domain.
-        for _ in 0..2 {
-            let (uri, run_id) = (uri.clone(), run_id.clone());
-            let _ = tokio::task::spawn_blocking(move || backend::libvirt::destroy_run_domains(&uri, &run_id)).await;
-            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-        }
-    }
-    remove_scratch(&handle.run_id);
-    let dir = handle.dir.lock().expect("run handle lock").clone();
-    if let Some(dir) = dir {
-        mark_interrupted(&dir, note)?;
-        // What finished still gets its reports, marked incomplete.
-        let _ = crate::report::formats::write(&dir, &[], Path::new("report-templates"));
-    }
-    Ok(())
-}
-
-/// Removes the run's scratch directory (disk images, volume files).
-pub fn remove_scratch(run_id: &str) {
-    let dirs = [
-        Some(backend::scratch_root(run_id)),
-        #[cfg(feature = "libvirt")]
-        Some(backend::libvirt::images_dir(run_id)),
-    ];
-    for dir in dirs.into_iter().flatten().filter(|d| d.exists()) {
+    let dir = backend::scratch_root(&handle.run_id);
+    if dir.exists() {
         if let Err(e) = std::fs::remove_dir_all(&dir) {
             eprintln!("warning: could not remove scratch directory {}: {e}", dir.display());
         }
     }
 }
 
-/// The libvirt URIs a scenario's targets use, each once.
-#[cfg(feature = "libvirt")]
-fn libvirt_uris(scenario: &Scenario) -> Vec<String> {
-    let mut uris: Vec<String> = scenario
-        .targets
-        .iter()
-        .filter_map(|t| match &t.spec {
-            TargetSpec::Vm(vm) if vm.backend == crate::scenario::VmBackend::Libvirt => Some(vm.uri.clone()),
-            _ => None,
-        })
-        .collect();
-    uris.sort();
-    uris.dedup();
-    uris
+/// After an interruption or a crash of the run task: removes everything of
+/// the run its backends registered and marks `run.json` as interrupted.
+/// Idempotent. Returns the run directory, if it was created.
+pub async fn sweep(handle: &RunHandle, note: &str) -> Result<Option<PathBuf>> {
+    end_of_run(handle, true).await;
+    let dir = handle.dir.lock().expect("run handle lock").clone();
+    if let Some(dir) = &dir {
+        mark_interrupted(dir, note)?;
+    }
+    Ok(dir)
 }
 
 fn mark_interrupted(dir: &Path, note: &str) -> Result<()> {
-    let mut record = sink::read_run_record(dir)?;
-    let samples = sink::read_samples(dir).unwrap_or_default();
+    let mut record = crate::rundir::read_run_record(dir)?;
+    let samples = crate::rundir::read_samples(dir).unwrap_or_default();
     record.samples = samples.len();
     record.failed_samples = samples.iter().filter(|s| s.failed()).count();
     record.status = RunStatus::Interrupted;
     record.note = Some(note.to_string());
-    record.finished_at = Some(now_rfc3339());
-    sink::write_run_record(dir, &record)
+    record.finished_at = Some(crate::rundir::now_rfc3339());
+    crate::rundir::write_run_record(dir, &record)
 }
+
+#[cfg(test)]
+mod tests;

@@ -8,6 +8,7 @@ mod validate;
 
 pub use error::{line_column, ScenarioError};
 
+pub use crate::protocol::WorkloadKind;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -50,13 +51,39 @@ pub enum TargetSpec {
 }
 
 impl Target {
-    /// `vm`, `container` or `native`, as in the scenario.
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> TargetKind {
         match self.spec {
-            TargetSpec::Vm(_) => "vm",
-            TargetSpec::Container(_) => "container",
-            TargetSpec::Native => "native",
+            TargetSpec::Vm(_) => TargetKind::Vm,
+            TargetSpec::Container(_) => TargetKind::Container,
+            TargetSpec::Native => TargetKind::Native,
         }
+    }
+}
+
+/// What isolates a target: a VM, a container or nothing (the bare host).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetKind {
+    Vm,
+    Container,
+    #[default]
+    Native,
+}
+
+impl TargetKind {
+    /// `vm`, `container` or `native`, as in the scenario.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TargetKind::Vm => "vm",
+            TargetKind::Container => "container",
+            TargetKind::Native => "native",
+        }
+    }
+}
+
+impl std::fmt::Display for TargetKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -158,7 +185,8 @@ impl ContainerNetwork {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Engine {
     Docker,
     Podman,
@@ -187,8 +215,7 @@ impl std::fmt::Display for Engine {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Workload {
-    /// The agent's name for it: `boot`, `cpu`, `memory`, `syscall`.
-    pub kind: String,
+    pub kind: WorkloadKind,
     /// Every parameter the workload takes, defaults filled in, as sent to
     /// the agent and recorded with the run.
     pub params: BTreeMap<String, String>,
@@ -198,7 +225,7 @@ impl Workload {
     /// The boot workload, which takes no parameters.
     pub fn boot() -> Self {
         Workload {
-            kind: "boot".to_string(),
+            kind: WorkloadKind::Boot,
             params: BTreeMap::new(),
         }
     }

@@ -116,7 +116,7 @@ fn workload_from_raw(loc: &Locator, i: usize, w: &Spanned<RawWorkload>) -> Resul
         })
         .collect();
     Ok(Workload {
-        kind: kind.get_ref().clone(),
+        kind: crate::protocol::WorkloadKind::parse(kind.get_ref()).expect("every agent workload has a kind"),
         params,
     })
 }
@@ -162,7 +162,10 @@ fn cross_check(loc: &Locator, raw: &RawScenario, targets: &[Target], workloads: 
 /// holds vmbench's scratch directory (one file at a time per target).
 fn check_disk_space(loc: &Locator, raw: &RawScenario, workloads: &[Workload]) -> Result<()> {
     for (i, workload) in workloads.iter().enumerate() {
-        let Some(mib) = workload.param("file_mib").filter(|_| workload.kind == "disk") else {
+        let Some(mib) = workload
+            .param("file_mib")
+            .filter(|_| workload.kind == crate::protocol::WorkloadKind::Disk)
+        else {
             continue;
         };
         let scratch = crate::guest::cache::dir();
@@ -199,7 +202,8 @@ fn free_bytes(path: &Path) -> Option<u64> {
 const VM_KERNEL_RESERVE_MIB: u64 = 64;
 
 fn memory_needed_mib(workload: &Workload) -> Option<u64> {
-    (workload.kind == "memory").then(|| 3 * workload.param("stream_mib").unwrap_or(0) + workload.param("chase_mib").unwrap_or(0))
+    (workload.kind == crate::protocol::WorkloadKind::Memory)
+        .then(|| 3 * workload.param("stream_mib").unwrap_or(0) + workload.param("chase_mib").unwrap_or(0))
 }
 
 fn host_cores() -> u64 {

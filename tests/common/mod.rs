@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use vmbench::record::{RunRecord, Sample};
+use vmbench::rundir::{RunRecord, Sample};
 
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
@@ -56,11 +56,11 @@ pub fn stdout(out: &Output) -> String {
 }
 
 pub fn record(dir: &Path) -> RunRecord {
-    vmbench::runner::sink::read_run_record(dir).unwrap()
+    vmbench::rundir::read_run_record(dir).unwrap()
 }
 
 pub fn samples(dir: &Path) -> Vec<Sample> {
-    vmbench::runner::sink::read_samples(dir).unwrap()
+    vmbench::rundir::read_samples(dir).unwrap()
 }
 
 /// Median of one metric over the measured, ok samples of a target.

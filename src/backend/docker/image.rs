@@ -3,7 +3,7 @@
 //! once and reused. Nothing is pulled.
 
 use super::spec::AGENT_PATH;
-use crate::record::ImageFacts;
+use crate::rundir::ImageFacts;
 use anyhow::{bail, Context, Result};
 use bollard::query_parameters::BuildImageOptionsBuilder;
 use bollard::Docker;

@@ -5,13 +5,11 @@
 pub mod image;
 pub mod spec;
 
-use super::footprint::{self, Sampler};
-use super::{collect_agent_report, ms_between, read_console, Backend, ConsoleEnd, RunContext, TrialRequest, TrialResult};
-use crate::console::Console;
+use super::{footprint, ms_between, Backend, ExitStyle, Footprint, Gone, Launch, LaunchSpec, Pending, RunContext, Started, Sweeper};
 use crate::guest;
 use crate::protocol::Instructions;
-use crate::record::TargetFacts;
-use crate::scenario::{ContainerSpec, Engine};
+use crate::rundir::{TargetFacts, TargetKind};
+use crate::scenario::{ContainerNetwork, ContainerSpec, Engine, WorkloadKind};
 use anyhow::{anyhow, bail, Context, Result};
 use async_trait::async_trait;
 use bollard::container::LogOutput;
@@ -21,6 +19,9 @@ use bollard::query_parameters::{
 use bollard::Docker;
 use futures_util::StreamExt;
 use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -30,7 +31,8 @@ pub struct DockerBackend {
     ctx: Arc<RunContext>,
     docker: Option<Docker>,
     image: Option<String>,
-    launches: usize,
+    /// Launches so far, for unique container names.
+    launches: AtomicUsize,
     /// The engine starts this runtime without a network (`--network=none`).
     no_network: bool,
     /// The runtime is gVisor's runsc.
@@ -45,7 +47,7 @@ impl DockerBackend {
             ctx,
             docker: None,
             image: None,
-            launches: 0,
+            launches: AtomicUsize::new(0),
             no_network: false,
             gvisor: false,
         }
@@ -143,12 +145,12 @@ impl Backend for DockerBackend {
         let cmd = Instructions::new("repro", "boot").to_tokens();
         let facts = TargetFacts {
             name: self.name.clone(),
-            kind: "container".into(),
+            kind: TargetKind::Container,
             backend: self.spec.engine.as_str().into(),
             runtime: Some(self.spec.runtime.clone()),
             cpus: Some(self.spec.cpus),
             memory_mib: Some(self.spec.memory_mib),
-            engine: Some(self.spec.engine.as_str().into()),
+            engine: Some(self.spec.engine),
             engine_version: version.version,
             engine_api_version: version.api_version,
             artifact_bytes: image.size_bytes,
@@ -163,103 +165,51 @@ impl Backend for DockerBackend {
         Ok(facts)
     }
 
-    async fn run_trial(&mut self, request: &TrialRequest) -> TrialResult {
+    fn scratch_dir(&self) -> PathBuf {
+        self.ctx.scratch_for(&self.name)
+    }
+
+    fn launch(&self, spec: LaunchSpec) -> Result<Box<dyn Launch>, String> {
         let (Some(docker), Some(image)) = (&self.docker, &self.image) else {
-            return TrialResult::failed("container target used before prepare");
+            return Err("container target used before prepare".into());
         };
-        self.launches += 1;
-        let name = format!("{}{}-{}-{}", spec::NAME_PREFIX, self.ctx.run_id, self.name, self.launches);
-        let mut instructions = Instructions::new(&request.nonce, request.workload.kind.as_str());
-        instructions.params = request.workload.params.clone();
-        // Disk workloads write to a host directory mounted at /scratch.
-        let mut volume = None;
-        if let Some(mib) = super::disk_mib(&request.workload) {
-            let file_name = format!("{}.img", request.nonce);
-            let made = self
-                .ctx
-                .scratch_for(&self.name)
-                .and_then(|dir| super::scratch_file(&dir, &file_name, mib).map(|file| (dir, file)));
-            match made {
-                Ok((dir, file)) => {
-                    instructions.scratch = Some(format!("{}/{file_name}", spec::SCRATCH_MOUNT));
-                    volume = Some((dir, file));
-                }
-                Err(e) => return TrialResult::failed(format!("creating the scratch file: {e}")),
-            }
-        }
-        let network_workload = request.workload.kind == "network";
-        if network_workload {
+        let n = self.launches.fetch_add(1, Ordering::Relaxed) + 1;
+        let name = format!("{}{}-{}-{n}", spec::NAME_PREFIX, self.ctx.run_id, self.name);
+        let mut instructions = spec.instructions.clone();
+        // Disk workloads write to the host's scratch directory mounted at /scratch.
+        let scratch_dir = spec.scratch.as_ref().and_then(|file| {
+            let file_name = file.file_name()?.to_string_lossy().into_owned();
+            instructions.scratch = Some(format!("{}/{file_name}", spec::SCRATCH_MOUNT));
+            file.parent().map(Path::to_path_buf)
+        });
+        let network = spec.workload.kind == WorkloadKind::Network;
+        if network {
             instructions.listen = Some(spec::listen_address(self.spec.network));
         }
         let mut body = spec::create_body(&self.spec, image, &self.ctx.run_id, &self.name, instructions.to_tokens());
-        if let Some((dir, _)) = &volume {
+        if let Some(dir) = &scratch_dir {
             spec::mount_scratch(&mut body, dir);
         }
-        let network = if network_workload {
+        if network {
             spec::enable_network(&mut body, self.spec.network);
-            let resolve: Box<dyn FnOnce(u16) -> futures_util::future::BoxFuture<'static, Result<std::net::SocketAddr, String>> + Send> =
-                match self.spec.network {
-                    crate::scenario::ContainerNetwork::Host => Box::new(super::loopback),
-                    crate::scenario::ContainerNetwork::Bridge => {
-                        let (docker, name) = (docker.clone(), name.clone());
-                        Box::new(move |_| Box::pin(async move { published_port(&docker, &name).await }))
-                    }
-                };
-            super::network::NetworkClient::for_workload(&request.workload, resolve)
-        } else {
-            None
-        };
-        let deadline = tokio::time::Instant::now() + request.timeout;
-        let mut result = TrialResult::default();
-        let launched = Instant::now();
-        let trial = tokio::time::timeout_at(
-            deadline,
-            trial(
-                Launch {
-                    docker,
-                    name: &name,
-                    nonce: &request.nonce,
-                    launched,
-                    deadline,
-                },
-                body,
-                network,
-                &mut result,
-            ),
-        )
-        .await;
-        if trial.is_err() {
-            result.fail("timed out talking to the Docker daemon");
         }
-        if let Some((_, file)) = volume {
-            let _ = std::fs::remove_file(file);
-        }
-        // Remove whatever happened above; the removal is the last phase.
-        let removing = Instant::now();
-        match remove(docker, &name).await {
-            Ok(()) => {
-                let now = Instant::now();
-                result.metrics.insert("remove_ms".into(), ms_between(removing, now));
-                result.metrics.insert("exit_ms".into(), ms_between(launched, now));
-            }
-            Err(e) => result.fail(format!("removing container {name}: {e:#}")),
-        }
-        if result.error.is_some() {
-            // A failed trial's partial timings would mix with good ones.
-            result.metrics.remove("exit_ms");
-        }
-        result
+        Ok(Box::new(ContainerLaunch {
+            docker: docker.clone(),
+            name,
+            body: Some(body),
+            network: self.spec.network,
+        }))
     }
 
     fn not_applicable(&self, workload: &crate::scenario::Workload) -> Option<String> {
-        match workload.kind.as_str() {
-            "network" if self.no_network => Some(format!(
+        match workload.kind {
+            WorkloadKind::Network if self.no_network => Some(format!(
                 "{} starts runtime `{}` with --network=none, so its containers have no network",
                 self.spec.engine, self.spec.runtime
             )),
             // Measured here: 52 000 O_DIRECT random reads/s under runsc
             // against 13 600 natively on the same disk.
-            "disk" if self.gvisor => Some(
+            WorkloadKind::Disk if self.gvisor => Some(
                 "gVisor accepts O_DIRECT but serves the I/O through its own file cache, so the disk workload would measure \
                  memory, not the disk"
                     .to_string(),
@@ -268,132 +218,148 @@ impl Backend for DockerBackend {
         }
     }
 
-    async fn cleanup(&mut self) -> Result<()> {
-        match &self.docker {
-            Some(docker) => remove_run_containers(docker, &self.ctx.run_id).await.map(|_| ()),
-            None => Ok(()),
-        }
+    fn sweeper(&self) -> Option<Arc<dyn Sweeper>> {
+        Some(Arc::new(ContainerSweeper {
+            engine: self.spec.engine,
+            address: engine_address(self.spec.engine, self.spec.host.as_deref()),
+        }))
     }
 }
 
-/// One container launch: which container, for which nonce, timed from when.
-struct Launch<'a> {
-    docker: &'a Docker,
-    name: &'a str,
-    nonce: &'a str,
-    launched: Instant,
-    deadline: tokio::time::Instant,
+/// Removes a run's containers from one engine by their run label.
+struct ContainerSweeper {
+    engine: Engine,
+    address: String,
 }
 
-/// create → attach → start → ready → exit, timing each phase into `result`.
-async fn trial(
-    launch: Launch<'_>,
-    body: bollard::models::ContainerCreateBody,
-    network: Option<super::network::NetworkClient>,
-    result: &mut TrialResult,
-) {
-    let Launch {
-        docker,
-        name,
-        nonce,
-        launched,
-        deadline,
-    } = launch;
-    let options = CreateContainerOptionsBuilder::default().name(name).build();
-    if let Err(e) = docker.create_container(Some(options), body).await {
-        return result.fail(format!("creating the container: {e}"));
+#[async_trait]
+impl Sweeper for ContainerSweeper {
+    fn key(&self) -> String {
+        format!("{} {}", self.engine.as_str(), self.address)
     }
-    let created = Instant::now();
-    crate::fault::point("docker-after-create");
-    result.metrics.insert("create_ms".into(), ms_between(launched, created));
-    let attach = AttachContainerOptionsBuilder::default()
-        .stdout(true)
-        .stderr(true)
-        .stream(true)
-        .logs(true)
-        .build();
-    let output = match docker.attach_container(name, Some(attach)).await {
-        Ok(attached) => attached.output,
-        Err(e) => return result.fail(format!("attaching to the container: {e}")),
-    };
-    let attached = Instant::now();
-    result.metrics.insert("attach_ms".into(), ms_between(created, attached));
-    let mut console = Console::new(nonce);
-    let bytes = output.map(|item| match item {
-        Ok(LogOutput::StdOut { message } | LogOutput::StdErr { message } | LogOutput::Console { message }) => Ok(message),
-        Ok(LogOutput::StdIn { .. }) => Ok(bytes::Bytes::new()),
-        Err(e) => Err(std::io::Error::other(e)),
-    });
-    // Read the attached output while the start call is in flight: the agent
-    // may be ready before the engine answers the start request, and the
-    // ready line must be stamped when it arrives, not when we look.
-    let mut host_side = TrialResult::default();
-    // Footprint sampling (an inspect call, then cgroup reads) starts at the
-    // ready line, so it never competes with the start it would measure; the
-    // cgroup's own peak covers what came before.
-    let mut sampler = None;
-    let start_sampling = || sampler = Some(footprint_sampler(docker.clone(), name.to_string()));
-    let (started, end) = {
-        let reading = read_console(&mut console, Box::pin(bytes), deadline, network, &mut host_side, start_sampling);
-        tokio::pin!(reading);
-        let start = docker.start_container(name, None);
-        tokio::pin!(start);
-        let mut end = None;
-        let started = loop {
-            tokio::select! {
-                started = &mut start => break started,
-                finished = &mut reading, if end.is_none() => end = Some(finished),
-            }
+
+    async fn sweep(&self, run_id: &str, interrupted: bool) -> Result<()> {
+        let Ok(docker) = connect(self.engine, &self.address).await else {
+            return Ok(());
         };
-        match started {
-            Err(e) => (Err(e), ConsoleEnd::Closed),
-            Ok(()) => {
-                let started_at = Instant::now();
-                let end = match end {
-                    Some(end) => end,
-                    None => reading.await,
-                };
-                (Ok(started_at), end)
-            }
+        if interrupted {
+            // A create call cut off mid-flight may still land: sweep twice.
+            let _ = remove_run_containers(&docker, run_id).await;
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         }
-    };
-    let started_at = match started {
-        Ok(at) => at,
-        Err(e) => {
-            if let Some(s) = sampler {
-                s.stop().await;
-            }
-            return result.fail(format!("starting the container: {e}"));
+        remove_run_containers(&docker, run_id).await.map(|_| ())
+    }
+}
+
+/// One container: created, attached, started, waited for and removed
+/// through the Engine API.
+struct ContainerLaunch {
+    docker: Docker,
+    name: String,
+    /// The create body, until the start uses it.
+    body: Option<bollard::models::ContainerCreateBody>,
+    network: ContainerNetwork,
+}
+
+#[async_trait]
+impl Launch for ContainerLaunch {
+    /// create → attach, each timed; the start call stays in flight while
+    /// the driver reads the attached output, since the agent may be ready
+    /// before the engine answers it.
+    async fn start(&mut self) -> Result<Started, String> {
+        let (docker, name) = (&self.docker, self.name.as_str());
+        let creating = Instant::now();
+        let options = CreateContainerOptionsBuilder::default().name(name).build();
+        let body = self.body.take().ok_or("the container was started twice")?;
+        docker
+            .create_container(Some(options), body)
+            .await
+            .map_err(|e| format!("creating the container: {e}"))?;
+        let created = Instant::now();
+        crate::fault::point("docker-after-create");
+        let attach = AttachContainerOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .stream(true)
+            .logs(true)
+            .build();
+        let output = docker
+            .attach_container(name, Some(attach))
+            .await
+            .map_err(|e| format!("attaching to the container: {e}"))?
+            .output;
+        let attached = Instant::now();
+        let bytes = output.map(|item| match item {
+            Ok(LogOutput::StdOut { message } | LogOutput::StdErr { message } | LogOutput::Console { message }) => Ok(message),
+            Ok(LogOutput::StdIn { .. }) => Ok(bytes::Bytes::new()),
+            Err(e) => Err(std::io::Error::other(e)),
+        });
+        let (docker, name) = (docker.clone(), name.to_string());
+        let pending = async move {
+            docker
+                .start_container(&name, None)
+                .await
+                .map_err(|e| format!("starting the container: {e}"))?;
+            Ok(Pending {
+                phases: [("start_ms".to_string(), ms_between(attached, Instant::now()))]
+                    .into_iter()
+                    .collect(),
+                ready_since: Some(("start_to_ready_ms", attached)),
+            })
+        };
+        Ok(Started {
+            console: Box::pin(bytes),
+            phases: [
+                ("create_ms".to_string(), ms_between(creating, created)),
+                ("attach_ms".to_string(), ms_between(created, attached)),
+            ]
+            .into_iter()
+            .collect(),
+            pending: Some(Box::pin(pending)),
+        })
+    }
+
+    async fn address(&self, port: u16) -> Result<SocketAddr, String> {
+        match self.network {
+            ContainerNetwork::Host => Ok(super::loopback(port)),
+            ContainerNetwork::Bridge => published_port(&self.docker, &self.name).await,
         }
-    };
-    result.metrics.insert("start_ms".into(), ms_between(attached, started_at));
-    let series = match sampler {
-        Some(s) => s.stop().await,
-        None => Default::default(),
-    };
-    if let Some(ready_at) = console.report.ready_at {
-        result.metrics.insert("start_to_ready_ms".into(), ms_between(attached, ready_at));
     }
-    result.metrics.extend(host_side.metrics);
-    if let Some(e) = host_side.error {
-        result.fail(e);
+
+    fn footprint(&self) -> Footprint {
+        Footprint::Sampled(Box::pin(cgroup_reader(self.docker.clone(), self.name.clone())))
     }
-    collect_agent_report(&console, launched, end, result);
-    series.record(console.report.ready_at, &mut result.metrics);
-    if end == ConsoleEnd::TimedOut {
-        return;
+
+    fn exit_style(&self) -> ExitStyle {
+        ExitStyle::Removed
     }
-    let mut wait = docker.wait_container(name, None);
-    match wait.next().await {
-        Some(Ok(_)) | None => {}
-        Some(Err(bollard::errors::Error::DockerContainerWaitError { code, error })) => {
-            if result.error.is_none() {
-                result.fail(format!("the agent exited with status {code} {error}"));
+
+    async fn wait_gone(&mut self, deadline: tokio::time::Instant, _cleanly: bool) -> Gone {
+        let mut wait = self.docker.wait_container(&self.name, None);
+        let problem = match tokio::time::timeout_at(deadline, wait.next()).await {
+            Err(_) => {
+                return Gone {
+                    at: None,
+                    problem: Some("timed out talking to the Docker daemon".into()),
+                }
             }
+            Ok(Some(Ok(_)) | None) => None,
+            Ok(Some(Err(bollard::errors::Error::DockerContainerWaitError { code, error }))) => {
+                Some(format!("the agent exited with status {code} {error}"))
+            }
+            Ok(Some(Err(e))) => Some(format!("waiting for the container: {e}")),
+        };
+        Gone {
+            at: Some(Instant::now()),
+            problem,
         }
-        Some(Err(e)) => result.fail(format!("waiting for the container: {e}")),
     }
-    result.metrics.insert("stopped_ms".into(), ms_between(launched, Instant::now()));
+
+    async fn remove(&mut self) -> Result<(), String> {
+        remove(&self.docker, &self.name)
+            .await
+            .map_err(|e| format!("removing container {}: {e:#}", self.name))
+    }
 }
 
 /// Starts one throwaway container with the target's runtime and settings, so
@@ -437,20 +403,18 @@ async fn published_port(docker: &Docker, name: &str) -> Result<std::net::SocketA
     Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
 }
 
-/// Samples the container's cgroup memory plus its shim's RSS. Finding the
-/// cgroup takes an inspect call, made inside the sampling task.
-fn footprint_sampler(docker: Docker, name: String) -> Sampler {
-    Sampler::start_with(async move {
-        let inspect = docker.inspect_container(&name, None).await.ok()?;
-        let id = inspect.id?;
-        let pid = u32::try_from(inspect.state?.pid?).ok().filter(|p| *p > 0)?;
-        // A container that has just exited leaves a pid whose cgroup reads
-        // as the root (the whole host's memory, gigabytes): only a cgroup
-        // named after this container counts.
-        let dir = footprint::cgroup_dir(pid).filter(|d| d.to_string_lossy().contains(&id))?;
-        let shim = footprint::parent(pid);
-        Some(move || footprint::cgroup(&dir, shim))
-    })
+/// Finds the container's cgroup (an inspect call, made in the sampling
+/// task) and reads its memory plus its shim's RSS.
+async fn cgroup_reader(docker: Docker, name: String) -> Option<footprint::Reader> {
+    let inspect = docker.inspect_container(&name, None).await.ok()?;
+    let id = inspect.id?;
+    let pid = u32::try_from(inspect.state?.pid?).ok().filter(|p| *p > 0)?;
+    // A container that has just exited leaves a pid whose cgroup reads as
+    // the root (the whole host's memory, gigabytes): only a cgroup named
+    // after this container counts.
+    let dir = footprint::cgroup_dir(pid).filter(|d| d.to_string_lossy().contains(&id))?;
+    let shim = footprint::parent(pid);
+    Some(Box::new(move || footprint::cgroup(&dir, shim)))
 }
 
 async fn remove(docker: &Docker, name: &str) -> Result<()> {

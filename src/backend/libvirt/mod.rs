@@ -15,16 +15,15 @@
 
 pub mod xml;
 
-use super::footprint::{self, Sampler};
 use super::qemu::{self, cmdline::QemuCommand};
-use super::{collect_agent_report, ms_between, read_console, Backend, RunContext, TrialRequest, TrialResult};
-use crate::console::Console;
-use crate::record::TargetFacts;
+use super::{footprint, ms_between, Backend, ExitStyle, Footprint, Gone, Launch, LaunchSpec, RunContext, Started, Sweeper};
+use crate::rundir::TargetFacts;
 use crate::scenario::VmSpec;
 use anyhow::{anyhow, Context, Result};
 use async_trait::async_trait;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use virt::connect::Connect;
@@ -152,7 +151,8 @@ pub struct LibvirtBackend {
     conn: Option<Arc<Connect>>,
     template: Option<QemuCommand>,
     initrd_drivers: Option<PathBuf>,
-    launches: usize,
+    /// Launches so far, for unique domain names.
+    launches: AtomicUsize,
 }
 
 impl LibvirtBackend {
@@ -164,7 +164,7 @@ impl LibvirtBackend {
             conn: None,
             template: None,
             initrd_drivers: None,
-            launches: 0,
+            launches: AtomicUsize::new(0),
         }
     }
 }
@@ -241,47 +241,61 @@ impl Backend for LibvirtBackend {
         Ok(facts)
     }
 
-    async fn run_trial(&mut self, request: &TrialRequest) -> TrialResult {
-        let (Some(conn), Some(template), Some(drivers)) = (&self.conn, &self.template, &self.initrd_drivers) else {
-            return TrialResult::failed("libvirt target used before prepare");
-        };
-        let disk_dir = images_dir(&self.ctx.run_id).join(&self.name);
-        let trial = match qemu::trial_command(template, drivers, request, &disk_dir) {
-            Ok(trial) => trial,
-            Err(e) => return TrialResult::failed(e),
-        };
-        let console_path = match self.ctx.scratch_for(&self.name) {
-            Ok(dir) => dir.join(format!("{}.console", request.nonce)),
-            Err(e) => return TrialResult::failed(format!("creating the scratch directory: {e}")),
-        };
-        self.launches += 1;
-        let name = format!("{DOMAIN_PREFIX}{}-{}-{}", self.ctx.run_id, self.name, self.launches);
-        let domain_xml = xml::domain(&trial.cmd, &name, &console_path);
-        let result = launch(
-            conn.clone(),
-            Trial {
-                name,
-                xml: domain_xml,
-                console: console_path.clone(),
-                nonce: request.nonce.clone(),
-                timeout: request.timeout,
-            },
-            trial.network,
-        )
-        .await;
-        let _ = std::fs::remove_file(console_path);
-        if let Some(path) = trial.disk {
-            let _ = std::fs::remove_file(path);
-        }
-        result
+    fn scratch_dir(&self) -> PathBuf {
+        images_dir(&self.ctx.run_id).join(&self.name)
     }
 
-    async fn cleanup(&mut self) -> Result<()> {
-        if let Some(conn) = &self.conn {
-            let (conn, prefix) = (conn.clone(), format!("{DOMAIN_PREFIX}{}-", self.ctx.run_id));
-            blocking(move || destroy_prefixed(&conn, &prefix)).await?;
+    fn launch(&self, spec: LaunchSpec) -> Result<Box<dyn Launch>, String> {
+        let (Some(conn), Some(template), Some(drivers)) = (&self.conn, &self.template, &self.initrd_drivers) else {
+            return Err("libvirt target used before prepare".into());
+        };
+        let cmd = qemu::launch_command(template, drivers, &spec)?;
+        let console_dir = self.ctx.scratch_for(&self.name);
+        std::fs::create_dir_all(&console_dir).map_err(|e| format!("creating the scratch directory: {e}"))?;
+        let console = console_dir.join(format!("{}.console", spec.instructions.nonce));
+        let n = self.launches.fetch_add(1, Ordering::Relaxed) + 1;
+        let name = format!("{DOMAIN_PREFIX}{}-{}-{n}", self.ctx.run_id, self.name);
+        Ok(Box::new(DomainLaunch {
+            conn: conn.clone(),
+            xml: xml::domain(&cmd, &name, &console),
+            name,
+            cmd,
+            console,
+            gone: Arc::new(AtomicBool::new(false)),
+            console_ended: Arc::new(tokio::sync::Notify::new()),
+            watcher: None,
+        }))
+    }
+
+    fn sweeper(&self) -> Option<Arc<dyn Sweeper>> {
+        Some(Arc::new(DomainSweeper {
+            uri: self.spec.uri.clone(),
+        }))
+    }
+}
+
+/// Destroys a run's domains at one URI by name prefix and removes its disk images.
+struct DomainSweeper {
+    uri: String,
+}
+
+#[async_trait]
+impl Sweeper for DomainSweeper {
+    fn key(&self) -> String {
+        format!("libvirt {}", self.uri)
+    }
+
+    async fn sweep(&self, run_id: &str, interrupted: bool) -> Result<()> {
+        // After an interruption, a create call in flight may still start
+        // its domain: sweep twice.
+        for pass in 0..if interrupted { 2 } else { 1 } {
+            let (uri, run_id) = (self.uri.clone(), run_id.to_string());
+            let _ = blocking(move || destroy_run_domains(&uri, &run_id)).await;
+            if interrupted && pass == 0 {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
         }
-        let dir = images_dir(&self.ctx.run_id);
+        let dir = images_dir(run_id);
         if dir.exists() {
             std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
         }
@@ -289,13 +303,92 @@ impl Backend for LibvirtBackend {
     }
 }
 
-/// One domain to start.
-struct Trial {
+/// One transient domain, its console a file that libvirt's QEMU writes.
+struct DomainLaunch {
+    conn: Arc<Connect>,
     name: String,
     xml: String,
+    /// The command the XML was made from (its forwarded port).
+    cmd: QemuCommand,
     console: PathBuf,
-    nonce: String,
-    timeout: Duration,
+    /// Set by the watcher once libvirt no longer lists the domain.
+    gone: Arc<AtomicBool>,
+    /// Told when the agent's console has ended: the watcher then asks often.
+    console_ended: Arc<tokio::sync::Notify>,
+    watcher: Option<tokio::task::JoinHandle<Instant>>,
+}
+
+#[async_trait]
+impl Launch for DomainLaunch {
+    /// The create call (timed), then the console file from its start.
+    async fn start(&mut self) -> Result<Started, String> {
+        let creating = Instant::now();
+        let (conn, xml) = (self.conn.clone(), self.xml.clone());
+        let created = tokio::task::spawn_blocking(move || conn.create_domain_xml(&xml, 0).map(|_| Instant::now()))
+            .await
+            .map_err(|e| format!("the create call panicked: {e}"))?
+            .map_err(|e| format!("libvirt could not start the domain: {e}"))?;
+        crate::fault::point("libvirt-after-create");
+        // libvirt (re)creates the file while starting the domain: open it now,
+        // from its start, so nothing written so far is missed.
+        let file = std::fs::File::open(&self.console).map_err(|e| format!("opening the console file libvirt writes: {e}"))?;
+        let watch = watch(self.conn.clone(), self.name.clone(), self.gone.clone(), self.console_ended.clone());
+        self.watcher = Some(tokio::spawn(watch));
+        Ok(Started {
+            console: follow(file, self.gone.clone()),
+            phases: [("create_ms".to_string(), ms_between(creating, created))].into_iter().collect(),
+            pending: None,
+        })
+    }
+
+    async fn address(&self, _port: u16) -> Result<SocketAddr, String> {
+        qemu::forwarded(&self.cmd)
+    }
+
+    fn footprint(&self) -> Footprint {
+        let pid_file = Path::new("/run/libvirt/qemu").join(format!("{}.pid", self.name));
+        Footprint::Sampled(Box::pin(async move {
+            let pid = std::fs::read_to_string(&pid_file).ok()?.trim().parse::<u32>().ok()?;
+            Some(footprint::process_reader(pid))
+        }))
+    }
+
+    fn boots_a_kernel(&self) -> bool {
+        true
+    }
+
+    fn exit_style(&self) -> ExitStyle {
+        ExitStyle::Stops { teardown: true }
+    }
+
+    async fn wait_gone(&mut self, deadline: tokio::time::Instant, _cleanly: bool) -> Gone {
+        // From here on the domain's end is what is timed: ask often.
+        self.console_ended.notify_one();
+        let Some(watcher) = self.watcher.take() else {
+            return Gone::default();
+        };
+        match tokio::time::timeout_at(deadline, watcher).await {
+            Ok(Ok(gone_at)) => Gone {
+                at: Some(gone_at),
+                problem: None,
+            },
+            _ => Gone {
+                at: None,
+                problem: Some("the domain did not end in time and was destroyed".into()),
+            },
+        }
+    }
+
+    /// Destroys the domain if it is still there, whatever happened before.
+    async fn remove(&mut self) -> Result<(), String> {
+        if let Some(watcher) = self.watcher.take() {
+            watcher.abort();
+        }
+        let (conn, name) = (self.conn.clone(), self.name.clone());
+        let _ = tokio::task::spawn_blocking(move || destroy(&conn, &name)).await;
+        let _ = std::fs::remove_file(&self.console);
+        Ok(())
+    }
 }
 
 /// Whether the domain `name` still runs (a transient domain that ended is
@@ -308,98 +401,6 @@ fn destroy(conn: &Connect, name: &str) {
     if let Ok(domain) = conn.lookup_domain_by_name(name) {
         let _ = domain.destroy();
     }
-}
-
-/// create → ready → done → gone, each on vmbench's clock. The domain is
-/// destroyed at the deadline and on every way out.
-async fn launch(conn: Arc<Connect>, trial: Trial, network: Option<super::network::NetworkClient>) -> TrialResult {
-    let mut result = TrialResult::default();
-    let deadline = tokio::time::Instant::now() + trial.timeout;
-    let mut console = Console::new(&trial.nonce);
-    let launched = Instant::now();
-    let create = {
-        let (conn, xml) = (conn.clone(), trial.xml.clone());
-        tokio::task::spawn_blocking(move || conn.create_domain_xml(&xml, 0).map(|_| Instant::now()))
-    };
-    let created = match tokio::time::timeout_at(deadline, create).await {
-        Ok(Ok(Ok(at))) => at,
-        Ok(Ok(Err(e))) => {
-            result.fail(format!("libvirt could not start the domain: {e}"));
-            return finish(&conn, &trial.name, result).await;
-        }
-        Ok(Err(e)) => {
-            result.fail(format!("the create call panicked: {e}"));
-            return finish(&conn, &trial.name, result).await;
-        }
-        Err(_) => {
-            result.fail("timed out in libvirt's create call");
-            return finish(&conn, &trial.name, result).await;
-        }
-    };
-    crate::fault::point("libvirt-after-create");
-    // libvirt (re)creates the file while starting the domain: open it now,
-    // from its start, so nothing written so far is missed.
-    let file = match std::fs::File::open(&trial.console) {
-        Ok(f) => f,
-        Err(e) => {
-            result.fail(format!("opening the console file libvirt writes: {e}"));
-            return finish(&conn, &trial.name, result).await;
-        }
-    };
-    result.metrics.insert("create_ms".into(), ms_between(launched, created));
-    let gone = Arc::new(AtomicBool::new(false));
-    let console_ended = Arc::new(tokio::sync::Notify::new());
-    let watcher = tokio::spawn(watch(conn.clone(), trial.name.clone(), gone.clone(), console_ended.clone()));
-    let mut sampler = None;
-    let pid_file = Path::new("/run/libvirt/qemu").join(format!("{}.pid", trial.name));
-    let start_sampling = || {
-        let pid = std::fs::read_to_string(&pid_file).ok().and_then(|p| p.trim().parse::<u32>().ok());
-        sampler = pid.map(|pid| Sampler::start(move || footprint::process(pid)));
-    };
-    let mut host_side = TrialResult::default();
-    let end = read_console(
-        &mut console,
-        follow(file, gone.clone()),
-        deadline,
-        network,
-        &mut host_side,
-        start_sampling,
-    )
-    .await;
-    // From here on the domain's end is what is timed: ask often.
-    console_ended.notify_one();
-    let series = match sampler {
-        Some(s) => s.stop().await,
-        None => Default::default(),
-    };
-    result.metrics.extend(host_side.metrics);
-    if let Some(e) = host_side.error {
-        result.fail(e);
-    }
-    collect_agent_report(&console, launched, end, &mut result);
-    qemu::boot_phases(&console, &mut result.metrics);
-    series.record(console.report.ready_at, &mut result.metrics);
-    if let Some(at) = console.report.first_byte_at {
-        result.metrics.insert("first_byte_ms".into(), ms_between(launched, at));
-    }
-    match tokio::time::timeout_at(deadline, watcher).await {
-        Ok(Ok(gone_at)) => {
-            result.metrics.insert("exit_ms".into(), ms_between(launched, gone_at));
-            if let Some(done) = console.report.done_at {
-                result.metrics.insert("teardown_ms".into(), ms_between(done, gone_at));
-            }
-        }
-        _ if result.error.is_none() => result.fail("the domain did not end in time and was destroyed"),
-        _ => {}
-    }
-    finish(&conn, &trial.name, result).await
-}
-
-/// Destroys the domain if it is still there, whatever happened before.
-async fn finish(conn: &Arc<Connect>, name: &str, result: TrialResult) -> TrialResult {
-    let (conn, name) = (conn.clone(), name.to_string());
-    let _ = tokio::task::spawn_blocking(move || destroy(&conn, &name)).await;
-    result
 }
 
 /// Asks libvirt whether the domain still runs, every [`POLL_DOMAIN_RUNNING`]
@@ -426,7 +427,7 @@ async fn watch(conn: Arc<Connect>, name: String, gone: Arc<AtomicBool>, console_
 /// The console file as a stream of chunks as they are written; it ends
 /// once the domain is gone and everything written has been read. Reads of a
 /// regular file do not block, so they run inline.
-fn follow(file: std::fs::File, gone: Arc<AtomicBool>) -> impl futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Unpin + Send {
+fn follow(file: std::fs::File, gone: Arc<AtomicBool>) -> futures_util::stream::BoxStream<'static, std::io::Result<bytes::Bytes>> {
     use std::io::Read;
     Box::pin(futures_util::stream::unfold((file, gone), |(mut file, gone)| async move {
         let mut buf = vec![0u8; 64 * 1024];

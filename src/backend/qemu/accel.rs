@@ -4,11 +4,15 @@
 //! boots under `-accel kvm` within a few seconds, so that is the probe.
 
 use super::cmdline::{Accel, QemuCommand};
-use super::{launch, Launch};
-use crate::backend::ConsoleEnd;
+use super::QemuLaunch;
+use crate::backend::Launch;
+use crate::console::Console;
 use crate::scenario::Machine;
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
+use futures_util::StreamExt;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The probe's verdict, cached for the run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,7 +67,7 @@ pub async fn probe(qemu: &Path, kernel: &Path, initrd: &Path) -> Verdict {
         };
     }
     let timeout = probe_timeout();
-    let nonce = crate::runner::new_nonce();
+    let nonce = crate::console::new_nonce();
     let mut append: Vec<String> = super::cmdline::BASE_KERNEL_ARGS.iter().map(|s| s.to_string()).collect();
     append.extend(crate::protocol::Instructions::new(&nonce, "boot").to_tokens());
     let cmd = QemuCommand {
@@ -78,33 +82,57 @@ pub async fn probe(qemu: &Path, kernel: &Path, initrd: &Path) -> Verdict {
         disk: None,
         forward_port: None,
     };
-    let launch = launch(&cmd, &nonce, timeout, None).await;
-    verdict_from(&launch, timeout)
+    let launched = Instant::now();
+    let mut launch = QemuLaunch::new(cmd);
+    let outcome = match launch.start().await {
+        Ok(started) => Ok(ready_within(started.console, &nonce, timeout).await),
+        Err(e) => Err(e),
+    };
+    let _ = launch.remove().await;
+    let stderr = super::super::stderr_text(launch.stderr.take()).await;
+    verdict_from(outcome, launched, &stderr, timeout)
 }
 
-fn verdict_from(launch: &Launch, timeout: Duration) -> Verdict {
-    match (&launch.spawn_error, launch.end, launch.console.report.ready_at) {
-        (Some(e), _, _) => Verdict {
+/// When the console carried this launch's ready line; `Err(true)` when the
+/// time ran out first, `Err(false)` when the console closed.
+async fn ready_within(mut console: BoxStream<'static, std::io::Result<Bytes>>, nonce: &str, timeout: Duration) -> Result<Instant, bool> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut reading = Console::new(nonce);
+    loop {
+        match tokio::time::timeout_at(deadline, console.next()).await {
+            Err(_) => return Err(true),
+            Ok(None | Some(Err(_))) => return Err(false),
+            Ok(Some(Ok(chunk))) => reading.feed(Instant::now(), &chunk),
+        }
+        if let Some(at) = reading.report.ready_at {
+            return Ok(at);
+        }
+    }
+}
+
+fn verdict_from(outcome: Result<Result<Instant, bool>, String>, launched: Instant, stderr: &str, timeout: Duration) -> Verdict {
+    match outcome {
+        Err(e) => Verdict {
             kvm_works: false,
-            reason: format!("could not start QEMU with -accel kvm: {e}"),
+            reason: format!("{e} (with -accel kvm)"),
         },
-        (None, _, Some(ready_at)) => Verdict {
+        Ok(Ok(ready_at)) => Verdict {
             kvm_works: true,
             reason: format!(
                 "a KVM guest booted to its ready line in {:.0} ms",
-                crate::backend::ms_between(launch.launched, ready_at)
+                crate::backend::ms_between(launched, ready_at)
             ),
         },
-        (None, ConsoleEnd::TimedOut, None) => Verdict {
+        Ok(Err(true)) => Verdict {
             kvm_works: false,
             reason: format!(
                 "/dev/kvm accepts KVM_CREATE_VM, but a KVM guest did not boot within {:.0} s (no usable nested virtualisation?)",
                 timeout.as_secs_f64()
             ),
         },
-        (None, _, None) => Verdict {
+        Ok(Err(false)) => Verdict {
             kvm_works: false,
-            reason: format!("QEMU with -accel kvm exited before the guest was ready: {}", launch.stderr.trim()),
+            reason: format!("QEMU with -accel kvm exited before the guest was ready: {}", stderr.trim()),
         },
     }
 }

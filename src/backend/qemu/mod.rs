@@ -4,22 +4,20 @@
 pub mod accel;
 pub mod cmdline;
 
-use super::footprint::{self, Sampler, Series};
-use super::{collect_agent_report, ms_between, read_console, reader_stream, Backend, ConsoleEnd, RunContext, TrialRequest, TrialResult};
-use crate::console::Console;
+use super::{footprint, Backend, ExitStyle, Footprint, Gone, Launch, LaunchSpec, RunContext, Started};
 use crate::guest::{self, kernel::Kernel};
 use crate::protocol::Instructions;
-use crate::record::{ArtifactFacts, TargetFacts};
-use crate::scenario::{AccelChoice, VmSpec};
+use crate::rundir::{ArtifactFacts, TargetFacts};
+use crate::scenario::{AccelChoice, VmSpec, WorkloadKind};
 use anyhow::{bail, Context, Result};
 use async_trait::async_trait;
 use cmdline::{Accel, QemuCommand, BASE_KERNEL_ARGS};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{ExitStatus, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-use tokio::io::AsyncReadExt;
-use tokio::process::Command;
+use std::time::Instant;
+use tokio::process::{Child, Command};
 
 pub const DEFAULT_BINARY: &str = "qemu-system-x86_64";
 
@@ -122,68 +120,43 @@ pub async fn prepare_vm(name: &str, spec: &VmSpec, ctx: &RunContext) -> Result<P
     })
 }
 
-/// One trial's command line and what it needs around it.
-pub struct TrialCommand {
-    pub cmd: QemuCommand,
-    /// The disk workload's raw image, to remove after the trial.
-    pub disk: Option<PathBuf>,
-    /// The host side of the network workload.
-    pub network: Option<super::network::NetworkClient>,
-}
-
-/// The command line of one trial: the template plus the trial's
-/// instructions, a raw disk image in `disk_dir` for disk workloads, a
-/// forwarded port for network workloads, and the driver-carrying initramfs
-/// for both.
-pub fn trial_command(
-    template: &QemuCommand,
-    initrd_drivers: &Path,
-    request: &TrialRequest,
-    disk_dir: &Path,
-) -> Result<TrialCommand, String> {
-    let mut instructions = Instructions::new(&request.nonce, request.workload.kind.as_str());
-    instructions.params = request.workload.params.clone();
-    let disk = match super::disk_mib(&request.workload) {
-        None => None,
-        Some(mib) => Some(
-            std::fs::create_dir_all(disk_dir)
-                .and_then(|_| super::scratch_file(disk_dir, &format!("{}.img", request.nonce), mib))
-                .map_err(|e| format!("creating the disk image: {e}"))?,
-        ),
-    };
+/// The command line of one launch: the template plus the launch's
+/// instructions, the disk workload's scratch file as a raw virtio disk, a
+/// forwarded port for the network workload, and the driver-carrying
+/// initramfs for both.
+pub fn launch_command(template: &QemuCommand, initrd_drivers: &Path, spec: &LaunchSpec) -> Result<QemuCommand, String> {
+    let mut instructions = spec.instructions.clone();
     let mut forward_port = None;
-    if request.workload.kind == "network" {
-        forward_port = Some(super::network::free_local_port().map_err(|e| format!("finding a free port to forward: {e}"))?);
+    if spec.workload.kind == WorkloadKind::Network {
+        forward_port = Some(free_local_port().map_err(|e| format!("finding a free port to forward: {e}"))?);
         let guest = crate::agent::workloads::network::GUEST_PORT;
         instructions.listen = Some(format!("0.0.0.0:{guest}"));
     }
-    if disk.is_some() {
+    if spec.scratch.is_some() {
         instructions.scratch = Some("/dev/vda".into());
     }
     let mut cmd = with_instructions(template, &instructions);
-    cmd.disk = disk.clone();
+    cmd.disk = spec.scratch.clone();
     cmd.forward_port = forward_port;
-    if disk.is_some() || forward_port.is_some() {
+    if cmd.disk.is_some() || forward_port.is_some() {
         cmd.initrd = initrd_drivers.to_path_buf();
     }
-    // The host connects to the forwarded port, whatever the guest port.
-    let network = forward_port.and_then(|host_port| {
-        super::network::NetworkClient::for_workload(&request.workload, Box::new(move |_| super::loopback(host_port)))
-    });
-    Ok(TrialCommand { cmd, disk, network })
+    Ok(cmd)
 }
 
-/// Splits a boot's `ready_ms` into the part before the guest kernel's clock
-/// starts (`pre_kernel_ms`: QEMU, firmware, decompression), `kernel_ms`
-/// (guest `CLOCK_BOOTTIME` when the agent started) and the agent's `init_ms`.
-pub fn boot_phases(console: &Console, metrics: &mut std::collections::BTreeMap<String, f64>) {
-    if let Some(crate::protocol::AgentMessage::Ready { boottime_ns, .. }) = &console.report.ready {
-        let kernel_ms = *boottime_ns as f64 / 1e6;
-        metrics.insert("kernel_ms".into(), kernel_ms);
-        if let (Some(ready), Some(init)) = (metrics.get("ready_ms"), metrics.get("init_ms")) {
-            metrics.insert("pre_kernel_ms".into(), (ready - kernel_ms - init).max(0.0));
-        }
-    }
+/// A free local TCP port for a forwarded VM port. Another process could take
+/// it between here and QEMU's bind; QEMU then fails to start and the trial
+/// says so.
+pub fn free_local_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Where the host reaches the agent's port in a VM: the forwarded port,
+/// whatever the guest port.
+pub fn forwarded(cmd: &QemuCommand) -> Result<SocketAddr, String> {
+    cmd.forward_port
+        .map(super::loopback)
+        .ok_or_else(|| "the VM was started without a forwarded port".to_string())
 }
 
 /// The command line for one launch of `template` with `instructions`.
@@ -202,27 +175,19 @@ impl Backend for QemuBackend {
         Ok(prepared.facts)
     }
 
-    async fn run_trial(&mut self, request: &TrialRequest) -> TrialResult {
-        let (Some(template), Some(drivers)) = (&self.template, &self.initrd_drivers) else {
-            return TrialResult::failed("VM target used before prepare");
-        };
-        let disk_dir = self.ctx.scratch.join(&self.name);
-        let trial = match trial_command(template, drivers, request, &disk_dir) {
-            Ok(trial) => trial,
-            Err(e) => return TrialResult::failed(e),
-        };
-        let launch = launch(&trial.cmd, &request.nonce, request.timeout, trial.network).await;
-        if let Some(path) = trial.disk {
-            let _ = std::fs::remove_file(path);
-        }
-        launch.into_result()
+    fn scratch_dir(&self) -> PathBuf {
+        self.ctx.scratch_for(&self.name)
     }
 
-    async fn cleanup(&mut self) -> Result<()> {
-        // QEMU children are killed when their handle drops and, should
-        // vmbench itself die, by PR_SET_PDEATHSIG.
-        Ok(())
+    fn launch(&self, spec: LaunchSpec) -> Result<Box<dyn Launch>, String> {
+        let (Some(template), Some(drivers)) = (&self.template, &self.initrd_drivers) else {
+            return Err("VM target used before prepare".into());
+        };
+        let cmd = launch_command(template, drivers, &spec)?;
+        Ok(Box::new(QemuLaunch::new(cmd)))
     }
+    // QEMU children are killed when their handle drops and, should vmbench
+    // itself die, by PR_SET_PDEATHSIG: nothing to sweep.
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -238,7 +203,7 @@ fn facts(
 ) -> TargetFacts {
     TargetFacts {
         name: name.to_string(),
-        kind: "vm".into(),
+        kind: crate::rundir::TargetKind::Vm,
         backend: "qemu".into(),
         accel: Some(cmd.accel.as_str().into()),
         accel_reason: Some(accel_reason),
@@ -315,65 +280,94 @@ pub async fn qemu_version(qemu: &Path) -> Result<String> {
         .to_string())
 }
 
-/// Everything one QEMU launch produced.
-#[derive(Debug)]
-pub struct Launch {
-    pub console: Console,
-    pub launched: Instant,
-    pub first_byte_at: Option<Instant>,
-    pub end: ConsoleEnd,
-    pub exited_at: Option<Instant>,
-    pub status: Option<ExitStatus>,
-    pub spawn_error: Option<String>,
-    pub stderr: String,
-    /// The QEMU process's memory while it ran.
-    pub footprint: Series,
-    /// What the host measured itself (the network workload).
-    pub host_side: TrialResult,
+/// One QEMU process: spawned with its serial console on a pipe.
+pub struct QemuLaunch {
+    cmd: QemuCommand,
+    child: Option<Child>,
+    stderr: Option<tokio::task::JoinHandle<String>>,
 }
 
-impl Launch {
-    /// Metrics and failure of a boot: `ready_ms` split into the part before
-    /// the guest kernel's clock starts (QEMU, firmware, decompression),
-    /// `kernel_ms` (guest `CLOCK_BOOTTIME` when the agent started) and
-    /// `init_ms` (the agent's own start-up).
-    pub fn into_result(self) -> TrialResult {
-        let mut result = TrialResult::default();
-        if let Some(e) = &self.spawn_error {
-            result.fail(format!("could not start QEMU: {e}"));
-            return result;
+impl QemuLaunch {
+    pub fn new(cmd: QemuCommand) -> Self {
+        QemuLaunch {
+            cmd,
+            child: None,
+            stderr: None,
         }
-        result.metrics.extend(self.host_side.metrics);
-        if let Some(e) = self.host_side.error {
-            result.fail(e);
-        }
-        collect_agent_report(&self.console, self.launched, self.end, &mut result);
-        self.footprint.record(self.console.report.ready_at, &mut result.metrics);
-        if let Some(at) = self.first_byte_at {
-            result.metrics.insert("first_byte_ms".into(), ms_between(self.launched, at));
-        }
-        boot_phases(&self.console, &mut result.metrics);
-        match (self.exited_at, self.status) {
-            (Some(at), Some(status)) => {
-                result.metrics.insert("exit_ms".into(), ms_between(self.launched, at));
-                if let Some(done) = self.console.report.done_at {
-                    result.metrics.insert("teardown_ms".into(), ms_between(done, at));
-                }
-                if !status.success() && result.error.is_none() {
-                    result.fail(format!("QEMU exited with {status}: {}", self.stderr.trim()));
-                }
-            }
-            _ if result.error.is_none() => result.fail(format!("QEMU did not exit in time and was killed: {}", self.stderr.trim())),
-            _ => {}
-        }
-        result
     }
 }
 
-/// Spawns QEMU, reads its console until the agent is done, waits for QEMU to
-/// exit, and kills it at the deadline. Nothing outlives this call.
-pub async fn launch(cmd: &QemuCommand, nonce: &str, timeout: Duration, network: Option<super::network::NetworkClient>) -> Launch {
-    let deadline = tokio::time::Instant::now() + timeout;
+#[async_trait]
+impl Launch for QemuLaunch {
+    async fn start(&mut self) -> Result<Started, String> {
+        let mut child = spawn(&self.cmd).map_err(|e| format!("could not start QEMU: {e}"))?;
+        crate::fault::point("qemu-after-spawn");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        self.stderr = child.stderr.take().map(super::collect_stderr);
+        self.child = Some(child);
+        Ok(Started {
+            console: super::reader_stream(stdout),
+            phases: Default::default(),
+            pending: None,
+        })
+    }
+
+    async fn address(&self, _port: u16) -> Result<SocketAddr, String> {
+        forwarded(&self.cmd)
+    }
+
+    fn footprint(&self) -> Footprint {
+        match self.child.as_ref().and_then(Child::id) {
+            Some(pid) => Footprint::Sampled(Box::pin(async move { Some(footprint::process_reader(pid)) })),
+            None => Footprint::None,
+        }
+    }
+
+    fn boots_a_kernel(&self) -> bool {
+        true
+    }
+
+    fn exit_style(&self) -> ExitStyle {
+        ExitStyle::Stops { teardown: true }
+    }
+
+    async fn wait_gone(&mut self, deadline: tokio::time::Instant, _cleanly: bool) -> Gone {
+        let Some(child) = self.child.as_mut() else {
+            return Gone::default();
+        };
+        let waited = tokio::time::timeout_at(deadline, child.wait()).await;
+        let at = Instant::now();
+        if waited.is_err() {
+            let _ = child.kill().await;
+        }
+        let stderr = super::stderr_text(self.stderr.take()).await;
+        match waited {
+            Ok(Ok(status)) if status.success() => Gone {
+                at: Some(at),
+                problem: None,
+            },
+            Ok(Ok(status)) => Gone {
+                at: Some(at),
+                problem: Some(format!("QEMU exited with {status}: {}", stderr.trim())),
+            },
+            _ => Gone {
+                at: None,
+                problem: Some(format!("QEMU did not exit in time and was killed: {}", stderr.trim())),
+            },
+        }
+    }
+
+    async fn remove(&mut self) -> Result<(), String> {
+        if let Some(mut child) = self.child.take() {
+            // Gone already, or killed now; either way reaped.
+            let _ = child.kill().await;
+        }
+        Ok(())
+    }
+}
+
+/// Spawns QEMU with its console on a pipe; it dies with vmbench.
+fn spawn(cmd: &QemuCommand) -> std::io::Result<Child> {
     let mut command = Command::new(&cmd.binary);
     command
         .args(cmd.args())
@@ -389,74 +383,5 @@ pub async fn launch(cmd: &QemuCommand, nonce: &str, timeout: Duration, network: 
             Ok(())
         });
     }
-    let mut console = Console::new(nonce);
-    let launched = Instant::now();
-    let mut child = match command.spawn() {
-        Ok(child) => child,
-        Err(e) => {
-            return Launch {
-                console,
-                launched,
-                first_byte_at: None,
-                end: ConsoleEnd::Closed,
-                exited_at: None,
-                status: None,
-                spawn_error: Some(e.to_string()),
-                stderr: String::new(),
-                footprint: Series::default(),
-                host_side: TrialResult::default(),
-            }
-        }
-    };
-    crate::fault::point("qemu-after-spawn");
-    let stdout = child.stdout.take().expect("stdout is piped");
-    let mut stderr = child.stderr.take().expect("stderr is piped");
-    let stderr_task = tokio::spawn(async move {
-        let mut buf = Vec::new();
-        let _ = (&mut stderr).take(64 * 1024).read_to_end(&mut buf).await;
-        String::from_utf8_lossy(&buf).into_owned()
-    });
-    // Footprint sampling starts at the ready line; VmHWM still gives the
-    // peak of the boot before it.
-    let pid = child.id();
-    let mut sampler = None;
-    let mut host_side = TrialResult::default();
-    let start_sampling = || sampler = pid.map(|pid| Sampler::start(move || footprint::process(pid)));
-    let end = read_console(
-        &mut console,
-        reader_stream(stdout),
-        deadline,
-        network,
-        &mut host_side,
-        start_sampling,
-    )
-    .await;
-    let footprint = match sampler {
-        Some(s) => s.stop().await,
-        None => Series::default(),
-    };
-    let (exited_at, status) = match tokio::time::timeout_at(deadline, child.wait()).await {
-        Ok(Ok(status)) => (Some(Instant::now()), Some(status)),
-        _ => {
-            let _ = child.kill().await;
-            (None, None)
-        }
-    };
-    let stderr = match tokio::time::timeout(Duration::from_secs(1), stderr_task).await {
-        Ok(Ok(text)) => text,
-        _ => String::new(),
-    };
-    let first_byte_at = console.report.first_byte_at;
-    Launch {
-        console,
-        launched,
-        first_byte_at,
-        end,
-        exited_at,
-        status,
-        spawn_error: None,
-        stderr,
-        footprint,
-        host_side,
-    }
+    command.spawn()
 }

@@ -4,6 +4,8 @@
 //! it holds and in which unit.
 
 use crate::guest::kernel::Kernel;
+pub use crate::protocol::WorkloadKind;
+pub use crate::scenario::{Engine, TargetKind};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -15,7 +17,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
     pub target: String,
-    pub workload: String,
+    pub workload: WorkloadKind,
     /// Repetition number from 0, counted separately for warmups.
     pub rep: u32,
     /// Warmup samples are kept but not summarised.
@@ -73,8 +75,7 @@ pub struct ImageFacts {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct TargetFacts {
     pub name: String,
-    /// `vm`, `container` or `native`.
-    pub kind: String,
+    pub kind: TargetKind,
     /// `qemu`, `docker` or `native`.
     pub backend: String,
     /// `kvm` or `tcg` (VMs): TCG numbers are emulation, not virtualisation.
@@ -112,9 +113,8 @@ pub struct TargetFacts {
     /// Container CPU limit in cores.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpus: Option<f64>,
-    /// `docker` or `podman`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub engine: Option<String>,
+    pub engine: Option<Engine>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub engine_version: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -130,6 +130,10 @@ pub struct TargetFacts {
     /// Other settings that change results (security options, limits, ...).
     #[serde(default)]
     pub settings: BTreeMap<String, String>,
+    /// An optional target that cannot run on this host: why. Every workload
+    /// of it is then not applicable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unavailable: Option<String>,
 }
 
 /// The host the run happened on.
@@ -203,7 +207,7 @@ pub struct AutoFacts {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AutoOutcome {
     pub target: String,
-    pub workload: String,
+    pub workload: WorkloadKind,
     /// The metric whose coefficient of variation decided.
     pub metric: String,
     pub repetitions: u32,
@@ -229,7 +233,7 @@ pub struct ScenarioFacts {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto: Option<AutoFacts>,
     pub timeout_s: f64,
-    pub workloads: Vec<String>,
+    pub workloads: Vec<WorkloadKind>,
     /// `--only` filter, empty when all targets ran.
     pub only: Vec<String>,
 }

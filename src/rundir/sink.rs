@@ -2,7 +2,7 @@
 //! each change of state, `samples.jsonl` appended, flushed and synced after
 //! every sample, so an interrupted run keeps everything it measured.
 
-use crate::record::{RunRecord, RunStatus, Sample};
+use crate::rundir::{RunRecord, RunStatus, Sample};
 use anyhow::{Context, Result};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -54,8 +54,8 @@ impl Sink {
 
     /// Records how `repetitions = "auto"` ended for one target × workload,
     /// in `run.json` at once.
-    pub fn record_auto(&mut self, auto: crate::scenario::AutoRepetitions, outcome: crate::record::AutoOutcome) -> Result<()> {
-        let facts = self.record.scenario.auto.get_or_insert_with(|| crate::record::AutoFacts {
+    pub fn record_auto(&mut self, auto: crate::scenario::AutoRepetitions, outcome: crate::rundir::AutoOutcome) -> Result<()> {
+        let facts = self.record.scenario.auto.get_or_insert_with(|| crate::rundir::AutoFacts {
             min_repetitions: auto.min,
             max_repetitions: auto.max,
             target_cov: auto.target_cov,
@@ -69,7 +69,7 @@ impl Sink {
     pub fn finish(&mut self, status: RunStatus, note: Option<String>) -> Result<()> {
         self.record.status = status;
         self.record.note = note;
-        self.record.finished_at = Some(crate::runner::now_rfc3339());
+        self.record.finished_at = Some(crate::rundir::now_rfc3339());
         self.write_record()
     }
 

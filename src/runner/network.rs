@@ -1,8 +1,7 @@
 //! The host side of the network workload: vmbench itself connects to the
 //! agent and measures TCP request/response latency and stream throughput.
 
-use crate::scenario::Workload;
-use futures_util::future::BoxFuture;
+use crate::scenario::{Workload, WorkloadKind};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -10,33 +9,27 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// What the host needs to run the network workload against one target.
+#[derive(Debug, Clone, Copy)]
 pub struct NetworkClient {
     pub rr_count: u64,
     pub rr_bytes: usize,
     pub stream_bytes: u64,
-    /// Turns the port the agent announced (inside the target) into the
-    /// address the host connects to (a forwarded or published port).
-    pub resolve: Box<dyn FnOnce(u16) -> BoxFuture<'static, Result<SocketAddr, String>> + Send>,
 }
 
 impl NetworkClient {
     /// A client for `workload` if it is the network workload.
-    pub fn for_workload(
-        workload: &Workload,
-        resolve: Box<dyn FnOnce(u16) -> BoxFuture<'static, Result<SocketAddr, String>> + Send>,
-    ) -> Option<Self> {
-        (workload.kind == "network").then(|| NetworkClient {
+    pub fn for_workload(workload: &Workload) -> Option<Self> {
+        (workload.kind == WorkloadKind::Network).then(|| NetworkClient {
             rr_count: workload.param("rr_count").unwrap_or(10_000),
             rr_bytes: workload.param("rr_bytes").unwrap_or(64) as usize,
             stream_bytes: workload.param("stream_mib").unwrap_or(256) * 1024 * 1024,
-            resolve,
         })
     }
 
-    /// Connects to the agent's `port` and measures; metrics in µs and Gbit/s.
-    pub async fn run(self, port: u16) -> Result<BTreeMap<String, f64>, String> {
+    /// Connects to the agent at `addr` (a forwarded or published port on the
+    /// host) and measures; metrics in µs and Gbit/s.
+    pub async fn run(self, addr: SocketAddr) -> Result<BTreeMap<String, f64>, String> {
         let (rr_count, rr_bytes, stream_bytes) = (self.rr_count, self.rr_bytes, self.stream_bytes);
-        let addr = (self.resolve)(port).await?;
         let mut m = BTreeMap::new();
         let mut latencies = request_response(connect(addr).await?, rr_count, rr_bytes).await?;
         latencies.sort_by(f64::total_cmp);
@@ -49,7 +42,7 @@ impl NetworkClient {
 }
 
 /// Connects, retrying briefly: a forwarded port may accept before the
-/// forwarder reaches the agent (QEMU's user network, docker-proxy).
+/// forwarder reaches the agent (a VM's user network, an engine's userland proxy).
 async fn connect(addr: SocketAddr) -> Result<TcpStream, String> {
     let start = Instant::now();
     loop {
@@ -107,11 +100,4 @@ fn pick(sorted: &[f64], q: f64) -> f64 {
         return 0.0;
     }
     crate::stats::quantile_sorted(sorted, q)
-}
-
-/// A free local TCP port for a forwarded VM port. Another process could take
-/// it between here and QEMU's bind; QEMU then fails to start and the trial
-/// says so.
-pub fn free_local_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }

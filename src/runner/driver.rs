@@ -1,0 +1,385 @@
+//! One trial, written once for every backend: the agent's instructions, the
+//! scratch file, the launch, the console up to the ready line, footprint
+//! sampling from there, the host side of the network workload, the end of
+//! the target, and the metrics and failure text of the sample. Backends only
+//! start, reach, wait for and remove their targets (`backend::Launch`).
+
+use super::network::NetworkClient;
+use crate::backend::footprint::{Sampler, Series};
+use crate::backend::{ms_between, Backend, ExitStyle, Footprint, Launch, LaunchSpec, Pending, Started};
+use crate::console::Console;
+use crate::protocol::{AgentMessage, Instructions};
+use crate::scenario::{Workload, WorkloadKind};
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
+use futures_util::StreamExt;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// What one trial produced. `error` set means the trial failed; metrics
+/// measured before the failure are still reported.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TrialResult {
+    pub metrics: BTreeMap<String, f64>,
+    pub error: Option<String>,
+    pub agent_kernel: Option<String>,
+    /// The target cannot run this workload at all (not a failure): why.
+    pub not_applicable: Option<String>,
+}
+
+impl TrialResult {
+    /// A trial that failed before it produced anything.
+    pub fn failed(message: impl Into<String>) -> Self {
+        TrialResult {
+            error: Some(message.into()),
+            ..Default::default()
+        }
+    }
+
+    /// Records a failure; the first one wins, later ones are appended.
+    pub fn fail(&mut self, message: impl Into<String>) {
+        let message = message.into();
+        self.error = Some(match self.error.take() {
+            None => message,
+            Some(first) => format!("{first}\nthen: {message}"),
+        });
+    }
+}
+
+/// How reading a console ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsoleEnd {
+    /// The agent said `done`.
+    Done,
+    /// The source closed first (the target exited or crashed).
+    Closed,
+    TimedOut,
+}
+
+/// Runs one trial of `workload` on `backend`, within `timeout` from launch
+/// to teardown. Never panics on a target's failure: that is a result with
+/// `error` set. Leaves nothing running and no scratch file when it returns.
+pub async fn run_trial(backend: &dyn Backend, workload: &Workload, timeout: Duration) -> TrialResult {
+    let nonce = crate::console::new_nonce();
+    let scratch = match scratch_file(backend.scratch_dir().as_path(), &nonce, workload) {
+        Ok(scratch) => scratch,
+        Err(e) => return TrialResult::failed(format!("creating the scratch file: {e}")),
+    };
+    let mut instructions = Instructions::new(&nonce, workload.kind.as_str());
+    instructions.params = workload.params.clone();
+    let spec = LaunchSpec {
+        instructions,
+        workload: workload.clone(),
+        scratch: scratch.clone(),
+    };
+    let result = match backend.launch(spec) {
+        Ok(mut launch) => drive(launch.as_mut(), &nonce, workload, timeout).await,
+        Err(e) => TrialResult::failed(e),
+    };
+    if let Some(path) = scratch {
+        let _ = std::fs::remove_file(path);
+    }
+    result
+}
+
+/// The disk workload's scratch file of `file_mib` MiB in `dir`, `None` for
+/// other workloads.
+fn scratch_file(dir: &Path, nonce: &str, workload: &Workload) -> std::io::Result<Option<PathBuf>> {
+    let Some(mib) = workload.param("file_mib").filter(|_| workload.kind == WorkloadKind::Disk) else {
+        return Ok(None);
+    };
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(format!("{nonce}.img"));
+    std::fs::File::create(&path)?.set_len(mib * 1024 * 1024)?;
+    Ok(Some(path))
+}
+
+/// Start → ready → done → gone → removed, each on vmbench's clock.
+async fn drive(launch: &mut dyn Launch, nonce: &str, workload: &Workload, timeout: Duration) -> TrialResult {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut result = TrialResult::default();
+    let launched = Instant::now();
+    let end = match tokio::time::timeout_at(deadline, launch.start()).await {
+        Ok(Ok(started)) => observe(launch, started, nonce, workload, deadline, launched, &mut result).await,
+        Ok(Err(e)) => {
+            result.fail(e);
+            None
+        }
+        Err(_) => {
+            result.fail("timed out starting the target");
+            None
+        }
+    };
+    if let Some((end, done_at)) = end.filter(|(end, _)| *end != ConsoleEnd::TimedOut) {
+        record_gone(launch, deadline, launched, end, done_at, &mut result).await;
+    }
+    record_removal(launch, launched, &mut result).await;
+    result
+}
+
+/// What the console showed of a started target, into `result`. `None` when
+/// the start call in flight failed (nothing the agent said counts then).
+async fn observe(
+    launch: &mut dyn Launch,
+    started: Started,
+    nonce: &str,
+    workload: &Workload,
+    deadline: tokio::time::Instant,
+    launched: Instant,
+    result: &mut TrialResult,
+) -> Option<(ConsoleEnd, Option<Instant>)> {
+    let Started { console, phases, pending } = started;
+    result.metrics.extend(phases);
+    let mut reading = Console::new(nonce);
+    let footprint = launch.footprint();
+    let agent_reported = matches!(footprint, Footprint::AgentReported);
+    let mut sampler = None;
+    // Footprint sampling starts at the ready line, so nothing but reading the
+    // console happens between the launch and the ready line; the kernel's
+    // own peaks (VmHWM, the cgroup's maximum) cover the boot before it.
+    let on_ready = || {
+        if let Footprint::Sampled(find) = footprint {
+            sampler = Some(Sampler::start(find));
+        }
+    };
+    let network = NetworkClient::for_workload(workload).map(|client| (client, &*launch));
+    let mut host_side = TrialResult::default();
+    let read = read_console(&mut reading, console, deadline, network, &mut host_side, on_ready);
+    let outcome = with_pending(read, pending).await;
+    let series = match sampler {
+        Some(s) => s.stop().await,
+        None => Series::default(),
+    };
+    let (end, pending) = match outcome {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            result.fail(e);
+            return None;
+        }
+    };
+    if let Some(Pending { phases, ready_since }) = pending {
+        result.metrics.extend(phases);
+        if let (Some((name, since)), Some(ready_at)) = (ready_since, reading.report.ready_at) {
+            result.metrics.insert(name.to_string(), ms_between(since, ready_at));
+        }
+    }
+    result.metrics.extend(host_side.metrics);
+    if let Some(e) = host_side.error {
+        result.fail(e);
+    }
+    collect_agent_report(&reading, launched, end, result);
+    record_footprint(&reading, &series, agent_reported, &mut result.metrics);
+    if launch.boots_a_kernel() {
+        boot_phases(&reading, launched, &mut result.metrics);
+    }
+    Some((end, reading.report.done_at))
+}
+
+/// Reads the console while a start call in flight completes; its failure
+/// ends the reading.
+async fn with_pending(
+    read: impl std::future::Future<Output = ConsoleEnd>,
+    pending: Option<futures_util::future::BoxFuture<'static, Result<Pending, String>>>,
+) -> Result<(ConsoleEnd, Option<Pending>), String> {
+    let Some(mut pending) = pending else {
+        return Ok((read.await, None));
+    };
+    tokio::pin!(read);
+    let mut end = None;
+    let done = loop {
+        tokio::select! {
+            done = &mut pending => break done?,
+            finished = &mut read, if end.is_none() => end = Some(finished),
+        }
+    };
+    let end = match end {
+        Some(end) => end,
+        None => read.await,
+    };
+    Ok((end, Some(done)))
+}
+
+/// Host memory: sampled from the ready line on, or the agent's own.
+fn record_footprint(console: &Console, series: &Series, agent_reported: bool, metrics: &mut BTreeMap<String, f64>) {
+    series.record(console.report.ready_at, metrics);
+    if !agent_reported {
+        return;
+    }
+    // A native target costs the host exactly the agent's own memory.
+    if let Some(AgentMessage::Ready { rss_bytes, .. }) = &console.report.ready {
+        metrics.insert("mem_ready_bytes".into(), *rss_bytes as f64);
+    }
+    if let Some(peak) = metrics.get("agent_peak_rss_bytes").copied() {
+        metrics.insert("mem_peak_bytes".into(), peak);
+    }
+}
+
+/// Waits for the target to end and records when, as its backend reports it.
+async fn record_gone(
+    launch: &mut dyn Launch,
+    deadline: tokio::time::Instant,
+    launched: Instant,
+    end: ConsoleEnd,
+    done_at: Option<Instant>,
+    result: &mut TrialResult,
+) {
+    let gone = launch.wait_gone(deadline, end == ConsoleEnd::Done).await;
+    if let Some(at) = gone.at {
+        match launch.exit_style() {
+            ExitStyle::Stops { teardown } => {
+                result.metrics.insert("exit_ms".into(), ms_between(launched, at));
+                if let Some(done) = done_at.filter(|_| teardown) {
+                    result.metrics.insert("teardown_ms".into(), ms_between(done, at));
+                }
+            }
+            ExitStyle::Removed => {
+                result.metrics.insert("stopped_ms".into(), ms_between(launched, at));
+            }
+        }
+    }
+    if let Some(problem) = gone.problem.filter(|_| result.error.is_none()) {
+        result.fail(problem);
+    }
+}
+
+/// Removes what is left of the launch; for targets that are removed by a
+/// timed call, that call is the last phase.
+async fn record_removal(launch: &mut dyn Launch, launched: Instant, result: &mut TrialResult) {
+    let removing = Instant::now();
+    let removed = launch.remove().await;
+    let style = launch.exit_style();
+    match removed {
+        Ok(()) if style == ExitStyle::Removed => {
+            let now = Instant::now();
+            result.metrics.insert("remove_ms".into(), ms_between(removing, now));
+            result.metrics.insert("exit_ms".into(), ms_between(launched, now));
+        }
+        Ok(()) => {}
+        Err(e) => result.fail(e),
+    }
+    if style == ExitStyle::Removed && result.error.is_some() {
+        // A failed trial's partial timings would mix with good ones.
+        result.metrics.remove("exit_ms");
+    }
+}
+
+/// Feeds `source` into `console` until the agent is done, the source closes
+/// or `deadline` passes. Each chunk is stamped the moment it is read.
+///
+/// `on_ready` runs once, right after the ready line has been stamped: work
+/// that watches a target (footprint sampling) starts there. When the agent
+/// then announces a listening port and a `network` client is given, the
+/// host side of the network workload runs against the address the launch
+/// gives for that port (its metrics or error go to `host_side`) and reading
+/// resumes.
+pub async fn read_console(
+    console: &mut Console,
+    mut source: BoxStream<'static, std::io::Result<Bytes>>,
+    deadline: tokio::time::Instant,
+    network: Option<(NetworkClient, &dyn Launch)>,
+    host_side: &mut TrialResult,
+    on_ready: impl FnOnce(),
+) -> ConsoleEnd {
+    let end = read_until(console, &mut source, deadline, |c| c.is_done() || c.report.ready.is_some()).await;
+    if console.report.ready.is_none() {
+        return end;
+    }
+    on_ready();
+    let end = read_until(console, &mut source, deadline, |c| c.is_done() || c.report.listening.is_some()).await;
+    let Some(port) = console.report.listening.filter(|_| end == ConsoleEnd::Done && !console.is_done()) else {
+        return end;
+    };
+    if let Some((client, launch)) = network {
+        let measured = async { client.run(launch.address(port).await?).await };
+        match tokio::time::timeout_at(deadline, measured).await {
+            Ok(Ok(metrics)) => host_side.metrics.extend(metrics),
+            Ok(Err(e)) => host_side.fail(format!("network workload: {e}")),
+            Err(_) => host_side.fail("network workload: timed out"),
+        }
+    }
+    // Keep reading, now only until the agent is done.
+    read_until(console, &mut source, deadline, Console::is_done).await
+}
+
+async fn read_until(
+    console: &mut Console,
+    source: &mut BoxStream<'static, std::io::Result<Bytes>>,
+    deadline: tokio::time::Instant,
+    stop: impl Fn(&Console) -> bool,
+) -> ConsoleEnd {
+    if stop(console) {
+        return ConsoleEnd::Done;
+    }
+    loop {
+        match tokio::time::timeout_at(deadline, source.next()).await {
+            Err(_) => return ConsoleEnd::TimedOut,
+            Ok(None) | Ok(Some(Err(_))) => {
+                console.finish(Instant::now());
+                return if console.is_done() { ConsoleEnd::Done } else { ConsoleEnd::Closed };
+            }
+            Ok(Some(Ok(chunk))) => {
+                console.feed(Instant::now(), &chunk);
+                if stop(console) {
+                    return ConsoleEnd::Done;
+                }
+            }
+        }
+    }
+}
+
+/// Turns what the console saw into metrics common to every backend:
+/// `ready_ms` from `launched`, the agent's own `init_ms`, its result metrics
+/// and its kernel, and the failure to record, if any.
+pub fn collect_agent_report(console: &Console, launched: Instant, end: ConsoleEnd, result: &mut TrialResult) {
+    let report = &console.report;
+    if let (Some(ready_at), Some(AgentMessage::Ready { init_ns, kernel, .. })) = (report.ready_at, &report.ready) {
+        result.metrics.insert("ready_ms".into(), ms_between(launched, ready_at));
+        result.metrics.insert("init_ms".into(), *init_ns as f64 / 1e6);
+        result.agent_kernel = Some(kernel.clone());
+    }
+    if let Some(metrics) = &report.metrics {
+        result.metrics.extend(metrics.iter().map(|(k, v)| (k.clone(), *v)));
+    }
+    if let Some(reason) = &report.unsupported {
+        result.not_applicable = Some(reason.clone());
+    }
+    let problem = match (end, &report.error, report.ready.is_some()) {
+        (_, Some(err), _) => Some(format!("agent error: {err}")),
+        (ConsoleEnd::TimedOut, _, false) => Some("timed out before the agent was ready".to_string()),
+        (ConsoleEnd::TimedOut, _, true) => Some("timed out before the agent finished".to_string()),
+        (ConsoleEnd::Closed, _, false) => Some("the console closed before the agent was ready".to_string()),
+        (ConsoleEnd::Closed, _, true) => Some("the console closed before the agent finished".to_string()),
+        (ConsoleEnd::Done, None, _) => None,
+    };
+    if let Some(problem) = problem {
+        result.fail(with_console_tail(&problem, console));
+    }
+}
+
+/// `message` followed by the last console lines, for a failed sample.
+pub fn with_console_tail(message: &str, console: &Console) -> String {
+    let tail = console.tail();
+    if tail.is_empty() {
+        format!("{message} (the console printed nothing else)")
+    } else {
+        format!("{message}; last console lines:\n{}", tail.join("\n"))
+    }
+}
+
+/// A guest's boot: `first_byte_ms` on the console, and `ready_ms` split into
+/// the part before the guest kernel's clock starts (`pre_kernel_ms`: QEMU,
+/// firmware, decompression), `kernel_ms` (guest `CLOCK_BOOTTIME` when the
+/// agent started) and the agent's `init_ms`.
+fn boot_phases(console: &Console, launched: Instant, metrics: &mut BTreeMap<String, f64>) {
+    if let Some(at) = console.report.first_byte_at {
+        metrics.insert("first_byte_ms".into(), ms_between(launched, at));
+    }
+    if let Some(AgentMessage::Ready { boottime_ns, .. }) = &console.report.ready {
+        let kernel_ms = *boottime_ns as f64 / 1e6;
+        metrics.insert("kernel_ms".into(), kernel_ms);
+        if let (Some(ready), Some(init)) = (metrics.get("ready_ms"), metrics.get("init_ms")) {
+            metrics.insert("pre_kernel_ms".into(), (ready - kernel_ms - init).max(0.0));
+        }
+    }
+}

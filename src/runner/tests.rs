@@ -1,0 +1,249 @@
+//! The trial driver and the run loop against the scripted fake backend:
+//! milliseconds each, no engine involved.
+
+use super::driver::run_trial;
+use super::*;
+use crate::backend::fake::{FakeBackend, Script, Scripter, Step};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+const MS: Duration = Duration::from_millis(1);
+
+fn workload(toml_kind: &str) -> crate::scenario::Workload {
+    scenario(
+        &format!("[[target]]\nname = \"a\"\nkind = \"native\"\n[[workload]]\nkind = \"{toml_kind}\"\n"),
+        1,
+    )
+    .workloads
+    .remove(0)
+}
+
+fn scenario(body: &str, reps: u32) -> Scenario {
+    let text = format!("name = \"fake\"\nrepetitions = {reps}\nwarmup = 0\ntimeout_s = 2\n{body}");
+    crate::scenario::parse(Path::new("fake.toml"), &text).expect("valid scenario")
+}
+
+fn fake(scripter: impl Fn(usize, &crate::scenario::Workload) -> Script + Send + Sync + 'static) -> FakeBackend {
+    let dir = tempfile::tempdir().unwrap().keep();
+    FakeBackend::new("fake", dir, Arc::new(scripter) as Scripter)
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+#[test]
+fn phases_and_metrics_are_assembled_once_for_every_backend() {
+    let backend = fake(|_, _| Script::good(20 * MS, vec![("x_ms", 3.0)]));
+    let result = rt().block_on(run_trial(&backend, &workload("boot"), Duration::from_secs(2)));
+    assert_eq!(result.error, None);
+    let m = &result.metrics;
+    assert!(m["ready_ms"] >= 20.0 && m["ready_ms"] < 500.0, "{m:?}");
+    assert_eq!(m["init_ms"], 0.5);
+    assert_eq!(m["x_ms"], 3.0);
+    assert_eq!(m["spawn_ms"], 0.25, "the launch's own phases are kept");
+    assert!(m["exit_ms"] >= m["ready_ms"], "{m:?}");
+    assert!(m["teardown_ms"] >= 2.0, "done line to gone: {m:?}");
+    assert_eq!(m["mem_ready_bytes"], 4096.0, "agent-reported footprint");
+    assert_eq!(result.agent_kernel.as_deref(), Some("fake"));
+    assert_eq!(backend.counters.removed.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn garbage_and_foreign_ready_lines_do_not_count() {
+    let backend = fake(|_, _| Script {
+        steps: vec![
+            Step::Garbage(b"\x00\xffboot noise\nVMBENCH1 nonsense\n"),
+            Step::ForeignReady,
+            Step::Pause(10 * MS),
+            Step::Ready { init_ms: 1.0 },
+            Step::Done,
+        ],
+        ..Default::default()
+    });
+    let result = rt().block_on(run_trial(&backend, &workload("boot"), Duration::from_secs(2)));
+    assert_eq!(result.error, None);
+    assert!(result.metrics["ready_ms"] >= 10.0, "the foreign ready line was ignored");
+}
+
+#[test]
+fn silence_times_out_with_the_console_tail_and_removes_the_target() {
+    let backend = fake(|_, _| Script {
+        steps: vec![Step::Garbage(b"kernel panic here\n"), Step::Pause(Duration::from_secs(60))],
+        ..Default::default()
+    });
+    let started = std::time::Instant::now();
+    let result = rt().block_on(run_trial(&backend, &workload("boot"), 150 * MS));
+    assert!(started.elapsed() < Duration::from_secs(2), "the timeout fired");
+    let error = result.error.unwrap();
+    assert!(error.starts_with("timed out before the agent was ready"), "{error}");
+    assert!(error.contains("kernel panic here"), "{error}");
+    assert!(!result.metrics.contains_key("exit_ms"));
+    assert_eq!(backend.counters.removed.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_launch_that_fails_to_start_is_a_failed_sample() {
+    let backend = fake(|_, _| Script {
+        start_error: Some("could not start: no such engine".into()),
+        ..Default::default()
+    });
+    let result = rt().block_on(run_trial(&backend, &workload("boot"), Duration::from_secs(2)));
+    assert_eq!(result.error.as_deref(), Some("could not start: no such engine"));
+    assert!(result.metrics.is_empty());
+    assert_eq!(
+        backend.counters.removed.load(Ordering::SeqCst),
+        1,
+        "removed after a failed start too"
+    );
+}
+
+#[test]
+fn agent_errors_and_late_exits_fail_the_sample() {
+    let backend = fake(|_, _| Script {
+        steps: vec![Step::Ready { init_ms: 0.1 }, Step::Error("disk full"), Step::Done],
+        ..Default::default()
+    });
+    let result = rt().block_on(run_trial(&backend, &workload("boot"), Duration::from_secs(2)));
+    assert!(result.error.unwrap().starts_with("agent error: disk full"));
+    let backend = fake(|_, _| Script {
+        exit_after: Duration::from_secs(60),
+        ..Script::good(MS, vec![])
+    });
+    let result = rt().block_on(run_trial(&backend, &workload("boot"), 100 * MS));
+    assert_eq!(result.error.as_deref(), Some("the fake did not exit in time"));
+    assert!(!result.metrics.contains_key("exit_ms"));
+}
+
+#[test]
+fn disk_trials_get_a_scratch_file_that_is_gone_afterwards() {
+    let backend = fake(|_, _| Script::good(MS, vec![("rand_read_iops", 1.0)]));
+    let result = rt().block_on(run_trial(&backend, &workload("disk"), Duration::from_secs(2)));
+    assert_eq!(result.error, None);
+    let seen = backend.counters.scratch_seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1, "the file existed at launch");
+    assert!(!seen[0].exists(), "and was removed after the trial");
+}
+
+/// A run of `scenario` against fakes made by `scripter`, in a fresh directory.
+fn run(scenario: &Scenario, scripter: Scripter) -> (RunOutcome, Vec<Arc<crate::backend::fake::Counters>>) {
+    let out = tempfile::tempdir().unwrap().keep().join("run");
+    let opts = RunOptions {
+        overrides: Default::default(),
+        out: Some(out),
+        results_root: PathBuf::from("/nonexistent"),
+        label: None,
+    };
+    let counters = Mutex::new(Vec::new());
+    let handle = Arc::new(RunHandle::new("fake-run".into()));
+    let outcome = rt()
+        .block_on(execute_with(scenario, &opts, handle, &Quiet, |target| {
+            let backend = FakeBackend::new(&target.name, std::env::temp_dir(), scripter.clone());
+            counters.lock().unwrap().push(backend.counters.clone());
+            Box::new(backend)
+        }))
+        .unwrap();
+    (outcome, counters.into_inner().unwrap())
+}
+
+const TWO_TARGETS: &str = "[[target]]\nname = \"a\"\nkind = \"native\"\n[[target]]\nname = \"b\"\nkind = \"native\"\n";
+
+#[test]
+fn targets_are_interleaved_and_every_sample_is_on_disk() {
+    let body = format!("{TWO_TARGETS}[[workload]]\nkind = \"boot\"\n");
+    let (outcome, counters) = run(&scenario(&body, 3), Arc::new(|_, _| Script::good(MS, vec![])));
+    let order: Vec<&str> = outcome.samples.iter().map(|s| s.target.as_str()).collect();
+    assert_eq!(order, ["a", "b", "a", "b", "a", "b"]);
+    assert!(outcome.samples.iter().all(|s| s.ok));
+    let on_disk = crate::rundir::read_samples(&outcome.dir).unwrap();
+    assert_eq!(on_disk, outcome.samples);
+    assert_eq!(outcome.record.status, RunStatus::Complete);
+    // The sweepers (one key) ran once at the end of the run.
+    assert_eq!(counters.iter().map(|c| c.sweeps.load(Ordering::SeqCst)).sum::<usize>(), 1);
+}
+
+#[test]
+fn not_applicable_pairs_get_one_sample_and_the_rest_are_skipped() {
+    let body = format!("{TWO_TARGETS}[[workload]]\nkind = \"boot\"\n[[workload]]\nkind = \"syscall\"\n");
+    let scripter: Scripter = Arc::new(|_, w| Script {
+        not_applicable: (w.kind == WorkloadKind::Syscall).then(|| "no syscalls here".to_string()),
+        ..Script::good(MS, vec![("getppid_ns", 200.0)])
+    });
+    let (outcome, counters) = run(&scenario(&body, 3), scripter);
+    let na: Vec<&Sample> = outcome.samples.iter().filter(|s| s.not_applicable.is_some()).collect();
+    assert_eq!(na.len(), 2, "one per target");
+    assert!(na.iter().all(|s| !s.failed()));
+    assert_eq!(outcome.samples.len(), 6 + 2);
+    assert_eq!(counters.iter().map(|c| c.launches.load(Ordering::SeqCst)).sum::<usize>(), 6);
+    // An agent that says `unsupported` settles its pair the same way.
+    let scripter: Scripter = Arc::new(|_, _| Script {
+        steps: vec![Step::Ready { init_ms: 0.1 }, Step::Unsupported("no O_DIRECT"), Step::Done],
+        ..Default::default()
+    });
+    let (outcome, _) = run(&scenario(&format!("{TWO_TARGETS}[[workload]]\nkind = \"boot\"\n"), 4), scripter);
+    assert_eq!(outcome.samples.len(), 2);
+    assert_eq!(outcome.record.failed_samples, 0);
+}
+
+#[test]
+fn auto_repetitions_stop_a_steady_target_and_run_a_noisy_one_to_the_maximum() {
+    let body = format!(
+        "repetitions = \"auto\"\nmin_repetitions = 3\nmax_repetitions = 6\ntarget_cov = 0.05\n{TWO_TARGETS}[[workload]]\nkind = \"syscall\"\n"
+    );
+    let text = format!("name = \"fake\"\nwarmup = 0\ntimeout_s = 2\n{body}");
+    let scenario = crate::scenario::parse(Path::new("fake.toml"), &text).unwrap();
+    // Target "a" (even launches of its own backend) is steady; "b" alternates 100 / 300.
+    let scripter: Scripter = Arc::new(|n, _| {
+        let value = if n % 2 == 0 { 100.0 } else { 300.0 };
+        Script::good(MS, vec![("getppid_ns", value)])
+    });
+    let steady: Scripter = Arc::new(|_, _| Script::good(MS, vec![("getppid_ns", 200.0)]));
+    let out = tempfile::tempdir().unwrap().keep().join("run");
+    let opts = RunOptions {
+        overrides: Default::default(),
+        out: Some(out),
+        results_root: PathBuf::from("/nonexistent"),
+        label: None,
+    };
+    let outcome = rt()
+        .block_on(execute_with(
+            &scenario,
+            &opts,
+            Arc::new(RunHandle::new("auto".into())),
+            &Quiet,
+            |t| {
+                let s = if t.name == "a" { steady.clone() } else { scripter.clone() };
+                Box::new(FakeBackend::new(&t.name, std::env::temp_dir(), s))
+            },
+        ))
+        .unwrap();
+    let count = |t: &str| outcome.samples.iter().filter(|s| s.target == t).count();
+    assert_eq!((count("a"), count("b")), (3, 6));
+    let auto = outcome.record.scenario.auto.unwrap();
+    let a = auto.outcomes.iter().find(|o| o.target == "a").unwrap();
+    assert!(a.converged && a.repetitions == 3);
+    assert!(!auto.outcomes.iter().find(|o| o.target == "b").unwrap().converged);
+}
+
+#[test]
+fn sweep_after_an_interruption_runs_the_registered_sweepers_and_marks_the_run() {
+    let handle = RunHandle::new("swept".into());
+    let backend = fake(|_, _| Script::default());
+    let counters = backend.counters.clone();
+    handle.register(backend.sweeper().unwrap());
+    handle.register(backend.sweeper().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let record = RunRecord {
+        status: RunStatus::Running,
+        ..crate::compare::tests::run(1.0, 1).record
+    };
+    let mut sink = crate::rundir::Sink::create(dir.path(), record).unwrap();
+    sink.append(&crate::compare::tests::run(1.0, 1).samples[0]).unwrap();
+    *handle.dir.lock().unwrap() = Some(dir.path().to_path_buf());
+    let swept = rt().block_on(sweep(&handle, "interrupted by SIGINT")).unwrap();
+    assert_eq!(swept.as_deref(), Some(dir.path()));
+    assert_eq!(counters.sweeps.load(Ordering::SeqCst), 1, "one sweep per key");
+    let record = crate::rundir::read_run_record(dir.path()).unwrap();
+    assert_eq!(record.status, RunStatus::Interrupted);
+    assert_eq!(record.samples, 1);
+}
