@@ -2,7 +2,7 @@
 //! `summary.json` when it has one (fast for hundreds of runs) and computes
 //! the summary from the raw samples only when it must.
 
-use crate::report::summary::{self, RunSummary, SUMMARY_SCHEMA_VERSION};
+use crate::report::summary::{self, MetricSummary, RunSummary, SUMMARY_SCHEMA_VERSION};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 
@@ -75,26 +75,8 @@ fn load_summary(dir: &Path) -> Result<RunSummary> {
 
 /// `metric` (optionally of one workload) across the runs in `dirs`.
 pub fn collect(dirs: &[PathBuf], metric: &str, workload: Option<&str>) -> Result<History> {
-    let mut summaries = Vec::new();
-    for dir in dirs {
-        summaries.push((
-            dir.clone(),
-            load_summary(dir).with_context(|| format!("reading {}", dir.display()))?,
-        ));
-    }
-    summaries.sort_by(|a, b| a.1.started_at.cmp(&b.1.started_at));
-    let mut targets: Vec<String> = Vec::new();
-    for (_, s) in &summaries {
-        for m in s
-            .metrics
-            .iter()
-            .filter(|m| m.metric == metric && workload.is_none_or(|w| m.workload.as_str() == w))
-        {
-            if !targets.contains(&m.target) {
-                targets.push(m.target.clone());
-            }
-        }
-    }
+    let summaries = load_oldest_first(dirs)?;
+    let targets = targets_with(&summaries, metric, workload);
     if targets.is_empty() {
         bail!(
             "no run has metric `{metric}`{}",
@@ -103,34 +85,7 @@ pub fn collect(dirs: &[PathBuf], metric: &str, workload: Option<&str>) -> Result
     }
     let runs = summaries
         .into_iter()
-        .map(|(dir, s)| {
-            let tag = s
-                .git
-                .as_ref()
-                .map(|g| g.commit.chars().take(8).collect())
-                .or(s.label.clone())
-                .unwrap_or(s.run_id.clone());
-            let values = targets
-                .iter()
-                .map(|t| {
-                    s.metrics
-                        .iter()
-                        .find(|m| &m.target == t && m.metric == metric && workload.is_none_or(|w| m.workload.as_str() == w))
-                        .map(|m| Point {
-                            median: m.median,
-                            low: m.median_low,
-                            high: m.median_high,
-                            n: m.n,
-                        })
-                })
-                .collect();
-            RunPoint {
-                dir,
-                started_at: s.started_at,
-                tag,
-                values,
-            }
-        })
+        .map(|(dir, s)| run_point(dir, s, &targets, metric, workload))
         .collect();
     Ok(History {
         metric: metric.to_string(),
@@ -138,4 +93,65 @@ pub fn collect(dirs: &[PathBuf], metric: &str, workload: Option<&str>) -> Result
         targets,
         runs,
     })
+}
+
+/// The summary of every run in `dirs`, with its directory, oldest first.
+fn load_oldest_first(dirs: &[PathBuf]) -> Result<Vec<(PathBuf, RunSummary)>> {
+    let mut summaries = Vec::new();
+    for dir in dirs {
+        summaries.push((
+            dir.clone(),
+            load_summary(dir).with_context(|| format!("reading {}", dir.display()))?,
+        ));
+    }
+    summaries.sort_by(|a, b| a.1.started_at.cmp(&b.1.started_at));
+    Ok(summaries)
+}
+
+/// Whether `m` is `metric`, of `workload` when one is given.
+fn is_wanted(m: &MetricSummary, metric: &str, workload: Option<&str>) -> bool {
+    m.metric == metric && workload.is_none_or(|w| m.workload.as_str() == w)
+}
+
+/// Every target that has `metric` in some run, in order of first appearance.
+fn targets_with(summaries: &[(PathBuf, RunSummary)], metric: &str, workload: Option<&str>) -> Vec<String> {
+    let mut targets: Vec<String> = Vec::new();
+    for (_, s) in summaries {
+        for m in s.metrics.iter().filter(|m| is_wanted(m, metric, workload)) {
+            if !targets.contains(&m.target) {
+                targets.push(m.target.clone());
+            }
+        }
+    }
+    targets
+}
+
+/// One run on the time axis: its tag and its value of `metric` per target.
+fn run_point(dir: PathBuf, s: RunSummary, targets: &[String], metric: &str, workload: Option<&str>) -> RunPoint {
+    let tag = s
+        .git
+        .as_ref()
+        .map(|g| g.commit.chars().take(8).collect())
+        .or(s.label.clone())
+        .unwrap_or(s.run_id.clone());
+    let values = targets
+        .iter()
+        .map(|t| {
+            s.metrics
+                .iter()
+                .find(|m| &m.target == t && is_wanted(m, metric, workload))
+                .map(|m| Point {
+                    median: m.median,
+                    low: m.median_low,
+                    high: m.median_high,
+                    n: m.n,
+                })
+        })
+        .collect();
+    RunPoint {
+        dir,
+        started_at: s.started_at,
+        tag,
+        values,
+    }
 }

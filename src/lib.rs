@@ -28,6 +28,8 @@ pub mod host;
 #[cfg(feature = "harness")]
 pub mod metric;
 #[cfg(feature = "harness")]
+pub mod output;
+#[cfg(feature = "harness")]
 pub mod plan;
 #[cfg(feature = "harness")]
 pub mod publish;

@@ -34,9 +34,10 @@ pub fn write_all(dir: &Path, names: &[String], templates: &Path) -> Result<Vec<S
         .into_iter()
         .filter(|f| names.is_empty() || names.iter().any(|n| n == f.name()))
     {
-        let bytes = format.render(&input).with_context(|| format!("rendering {}", format.file_name()))?;
-        crate::guest::cache::write_atomic(&dir.join(format.file_name()), &bytes, 0o644)?;
-        written.push(format.file_name().to_string());
+        let file = format.file_name().expect("report formats name their file");
+        let bytes = format.render(&input).with_context(|| format!("rendering {file}"))?;
+        crate::guest::cache::write_atomic(&dir.join(file), &bytes, 0o644)?;
+        written.push(file.to_string());
     }
     Ok(written)
 }

@@ -110,56 +110,113 @@ pub fn write_run(
     samples: &[crate::rundir::Sample],
     summary: &crate::report::summary::RunSummary,
 ) -> Result<Vec<ChartFile>> {
-    use plotters::prelude::*;
     ensure_font()?;
     let targets: Vec<String> = record.targets.iter().map(|t| t.name.clone()).collect();
-    let accel = if record.targets.iter().any(|t| t.accel.as_deref() == Some("tcg")) {
+    let accel = accel_note(record);
+    let mut out = Vec::new();
+    out.extend(boot_ready_chart(dir, &targets, samples, accel)?);
+    out.extend(boot_phases_chart(dir, record, summary, accel)?);
+    out.extend(footprint_chart(dir, record, summary, accel)?);
+    out.extend(overhead_charts(dir, record, summary, &targets, accel)?);
+    Ok(out)
+}
+
+/// The note appended to chart titles saying how the run's VMs were accelerated.
+fn accel_note(record: &crate::rundir::RunRecord) -> &'static str {
+    if record.targets.iter().any(|t| t.accel.as_deref() == Some("tcg")) {
         " (VMs under TCG emulation)"
     } else if record.targets.iter().any(|t| t.accel.as_deref() == Some("kvm")) {
         " (VMs under KVM)"
     } else {
         ""
-    };
-    let mut out = Vec::new();
-    let data = distribution::values(&targets, samples, crate::rundir::WorkloadKind::Boot, "ready_ms");
-    if !data.is_empty() {
-        let title = format!("boot: ready_ms per target, every sample, black = median{accel}");
-        out.push(svg_and_png!(dir, "boot-ready", &title, (960, 540), |area| distribution::draw(
-            area, &title, "ms", &data
-        ))?);
     }
+}
+
+/// `name (how)`: a chart row naming the target and how it ran (accel and
+/// machine, or engine and runtime).
+fn name_and_how(summary: &crate::report::summary::RunSummary, name: &str) -> String {
+    let how = summary
+        .targets
+        .iter()
+        .find(|t| t.name == name)
+        .map(|t| t.how.as_str())
+        .unwrap_or("");
+    format!("{name} ({how})")
+}
+
+/// The distribution of boot `ready_ms` per target; `None` without boot samples.
+fn boot_ready_chart(
+    dir: &std::path::Path,
+    targets: &[String],
+    samples: &[crate::rundir::Sample],
+    accel: &str,
+) -> Result<Option<ChartFile>> {
+    use plotters::prelude::*;
+    let data = distribution::values(targets, samples, crate::rundir::WorkloadKind::Boot, "ready_ms");
+    if data.is_empty() {
+        return Ok(None);
+    }
+    let title = format!("boot: ready_ms per target, every sample, black = median{accel}");
+    let chart = svg_and_png!(dir, "boot-ready", &title, (960, 540), |area| distribution::draw(
+        area, &title, "ms", &data
+    ))?;
+    Ok(Some(chart))
+}
+
+/// Where the time to ready goes, one bar per target; `None` without boot phases.
+fn boot_phases_chart(
+    dir: &std::path::Path,
+    record: &crate::rundir::RunRecord,
+    summary: &crate::report::summary::RunSummary,
+    accel: &str,
+) -> Result<Option<ChartFile>> {
+    use plotters::prelude::*;
     let kinds: Vec<(String, crate::rundir::TargetKind)> = record.targets.iter().map(|t| (t.name.clone(), t.kind)).collect();
-    // Rows name the target and how it ran (accel and machine, or engine and runtime).
-    let how = |name: &str| {
-        let how = summary
-            .targets
-            .iter()
-            .find(|t| t.name == name)
-            .map(|t| t.how.as_str())
-            .unwrap_or("");
-        format!("{name} ({how})")
-    };
     let mut bars = phases::bars(&summary.metrics, &kinds);
-    bars.iter_mut().for_each(|b| b.target = how(&b.target));
-    if !bars.is_empty() {
-        let title = format!("boot: where the time to ready goes (medians){accel}");
-        let height = (160 + 60 * bars.len() as u32).max(360);
-        out.push(svg_and_png!(dir, "boot-phases", &title, (1100, height), |area| phases::draw(
-            area, &title, &bars
-        ))?);
+    bars.iter_mut().for_each(|b| b.target = name_and_how(summary, &b.target));
+    if bars.is_empty() {
+        return Ok(None);
     }
+    let title = format!("boot: where the time to ready goes (medians){accel}");
+    let height = (160 + 60 * bars.len() as u32).max(360);
+    let chart = svg_and_png!(dir, "boot-phases", &title, (1100, height), |area| phases::draw(area, &title, &bars))?;
+    Ok(Some(chart))
+}
+
+/// Artifact size and memory per target; `None` when no target has either.
+fn footprint_chart(
+    dir: &std::path::Path,
+    record: &crate::rundir::RunRecord,
+    summary: &crate::report::summary::RunSummary,
+    accel: &str,
+) -> Result<Option<ChartFile>> {
+    use plotters::prelude::*;
     let mut rows = footprint::collect(record, &summary.metrics);
-    rows.iter_mut().for_each(|r| r.target = how(&r.target));
-    if !rows.is_empty() {
-        let title = format!("size and memory per target{accel}");
-        let height = (160 + 50 * rows.len() as u32).max(360);
-        out.push(svg_and_png!(dir, "footprint", &title, (1100, height), |area| footprint::draw(
-            area, &title, &rows
-        ))?);
+    rows.iter_mut().for_each(|r| r.target = name_and_how(summary, &r.target));
+    if rows.is_empty() {
+        return Ok(None);
     }
+    let title = format!("size and memory per target{accel}");
+    let height = (160 + 50 * rows.len() as u32).max(360);
+    let chart = svg_and_png!(dir, "footprint", &title, (1100, height), |area| footprint::draw(
+        area, &title, &rows
+    ))?;
+    Ok(Some(chart))
+}
+
+/// One chart per workload of the scenario that has a cost against native.
+fn overhead_charts(
+    dir: &std::path::Path,
+    record: &crate::rundir::RunRecord,
+    summary: &crate::report::summary::RunSummary,
+    targets: &[String],
+    accel: &str,
+) -> Result<Vec<ChartFile>> {
+    use plotters::prelude::*;
+    let mut out = Vec::new();
     for workload in &record.scenario.workloads {
         let metrics: Vec<&crate::report::summary::MetricSummary> = summary.metrics.iter().filter(|m| m.workload == *workload).collect();
-        let bars = overhead::bars(&metrics, &targets);
+        let bars = overhead::bars(&metrics, targets);
         if bars.is_empty() {
             continue;
         }

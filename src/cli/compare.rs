@@ -1,6 +1,7 @@
 //! `vmbench compare BASE NEW`: did anything regress?
 
-use crate::compare::{self, baseline, format, Comparison, Options};
+use crate::compare::format::{self, CompareFormat};
+use crate::compare::{self, baseline, Comparison, Options};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -62,12 +63,15 @@ pub fn exec(args: CompareArgs) -> anyhow::Result<i32> {
 /// status: 0 no regression, 1 a regression, 2 an environment change that was
 /// not allowed.
 pub fn report(c: &Comparison, format: Format, allow_env_change: bool) -> i32 {
-    let text = match format {
-        Format::Table => format::text(c),
-        Format::Md => format::markdown(c),
-        Format::Json => format::json(c),
+    let format = match format {
+        Format::Table => CompareFormat::Table,
+        Format::Md => CompareFormat::Markdown,
+        Format::Json => CompareFormat::Json,
     };
-    println!("{text}");
+    match crate::output::text(&format, c) {
+        Ok(text) => println!("{text}"),
+        Err(e) => eprintln!("error: rendering the comparison: {e:#}"),
+    }
     super::step_summary(&format::markdown(c));
     if !c.environment_changes.is_empty() && !allow_env_change {
         eprintln!(

@@ -1,6 +1,7 @@
 //! `vmbench export RUN_DIR --format ...`: a run for CI dashboards.
 
 use crate::compare::{baseline, export};
+use crate::output::text;
 use std::path::PathBuf;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -48,18 +49,23 @@ pub fn exec(args: ExportArgs) -> anyhow::Result<i32> {
 }
 
 fn render(args: &ExportArgs) -> anyhow::Result<String> {
-    let pretty = |v: serde_json::Value| serde_json::to_string_pretty(&v).expect("json") + "\n";
-    Ok(match args.format {
-        ExportFormat::GithubActionBenchmark => pretty(export::github_action_benchmark(&load(args)?, args.bigger_is_better)),
-        ExportFormat::Bencher => pretty(export::bencher(&load(args)?)),
+    let gab = export::GithubActionBenchmark {
+        bigger_is_better: args.bigger_is_better,
+    };
+    match args.format {
+        ExportFormat::GithubActionBenchmark => text(&gab, &load(args)?),
+        ExportFormat::Bencher => text(&export::Bencher, &load(args)?),
         ExportFormat::Junit => {
             let thresholds = args
                 .thresholds
                 .as_ref()
                 .ok_or_else(|| anyhow::anyhow!("--format junit needs --thresholds FILE"))?;
-            export::junit(&super::check::rows(&args.run, thresholds, &args.results_dir)?)
+            text(
+                &export::Junit,
+                super::check::rows(&args.run, thresholds, &args.results_dir)?.as_slice(),
+            )
         }
-    })
+    }
 }
 
 fn load(args: &ExportArgs) -> anyhow::Result<crate::rundir::Run> {

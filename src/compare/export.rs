@@ -2,9 +2,10 @@
 //! JSON, Bencher Metric Format, and JUnit XML of threshold checks.
 
 use super::thresholds::CheckRow;
-use super::Run;
 use crate::metric::{self, Direction};
+use crate::output::Render;
 use crate::report::metric_rows;
+use crate::rundir::Run;
 use serde_json::{json, Value};
 
 /// github-action-benchmark `customSmallerIsBetter` (or, with `bigger`,
@@ -38,6 +39,50 @@ pub fn github_action_benchmark(run: &Run, bigger: bool) -> Value {
         })
         .collect();
     Value::Array(entries)
+}
+
+/// github-action-benchmark's custom JSON, one direction per file.
+pub struct GithubActionBenchmark {
+    pub bigger_is_better: bool,
+}
+
+impl Render<Run> for GithubActionBenchmark {
+    fn name(&self) -> &'static str {
+        "github-action-benchmark"
+    }
+    fn render(&self, run: &Run) -> anyhow::Result<Vec<u8>> {
+        pretty(github_action_benchmark(run, self.bigger_is_better))
+    }
+}
+
+/// Bencher Metric Format JSON.
+pub struct Bencher;
+
+impl Render<Run> for Bencher {
+    fn name(&self) -> &'static str {
+        "bencher"
+    }
+    fn render(&self, run: &Run) -> anyhow::Result<Vec<u8>> {
+        pretty(bencher(run))
+    }
+}
+
+/// JUnit XML of threshold checks.
+pub struct Junit;
+
+impl Render<[CheckRow]> for Junit {
+    fn name(&self) -> &'static str {
+        "junit"
+    }
+    fn render(&self, rows: &[CheckRow]) -> anyhow::Result<Vec<u8>> {
+        Ok(junit(rows).into_bytes())
+    }
+}
+
+fn pretty(value: Value) -> anyhow::Result<Vec<u8>> {
+    let mut bytes = serde_json::to_vec_pretty(&value)?;
+    bytes.push(b'\n');
+    Ok(bytes)
 }
 
 /// Bencher Metric Format: `{benchmark: {measure: {value, lower_value, upper_value}}}`

@@ -77,3 +77,30 @@ pub fn markdown(c: &Comparison) -> String {
 pub fn json(c: &Comparison) -> String {
     serde_json::to_string_pretty(c).expect("comparisons serialize")
 }
+
+/// `--format table`, `md` and `json` of `vmbench compare`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompareFormat {
+    Table,
+    Markdown,
+    Json,
+}
+
+impl crate::output::Render<Comparison> for CompareFormat {
+    fn name(&self) -> &'static str {
+        match self {
+            CompareFormat::Table => "table",
+            CompareFormat::Markdown => "md",
+            CompareFormat::Json => "json",
+        }
+    }
+
+    fn render(&self, c: &Comparison) -> anyhow::Result<Vec<u8>> {
+        let text = match self {
+            CompareFormat::Table => text(c),
+            CompareFormat::Markdown => markdown(c),
+            CompareFormat::Json => json(c),
+        };
+        Ok(text.into_bytes())
+    }
+}

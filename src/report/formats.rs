@@ -2,6 +2,7 @@
 //! them (and drawing the charts they show) is `publish`'s job.
 
 use super::summary::RunSummary;
+use crate::output::Render;
 use crate::rundir::{RunRecord, Sample};
 use anyhow::Result;
 use std::path::Path;
@@ -19,41 +20,36 @@ pub struct Input<'a> {
     pub dir: &'a Path,
 }
 
-pub trait Format {
-    /// The name `--format` uses.
-    fn name(&self) -> &'static str;
-    /// The file it writes in the run directory.
-    fn file_name(&self) -> &'static str;
-    fn render(&self, input: &Input) -> Result<Vec<u8>>;
-}
+/// A report format: renders an [`Input`] into the file it names.
+pub type Format = dyn for<'a> Render<Input<'a>>;
 
 pub struct Json;
 pub struct Csv;
 pub struct Markdown;
 pub struct Html;
 
-impl Format for Json {
+impl Render<Input<'_>> for Json {
     fn name(&self) -> &'static str {
         "json"
     }
-    fn file_name(&self) -> &'static str {
-        "summary.json"
+    fn file_name(&self) -> Option<&'static str> {
+        Some("summary.json")
     }
-    fn render(&self, input: &Input) -> Result<Vec<u8>> {
+    fn render(&self, input: &Input<'_>) -> Result<Vec<u8>> {
         Ok(serde_json::to_vec_pretty(input.summary)?)
     }
 }
 
-impl Format for Csv {
+impl Render<Input<'_>> for Csv {
     fn name(&self) -> &'static str {
         "csv"
     }
-    fn file_name(&self) -> &'static str {
-        "samples.csv"
+    fn file_name(&self) -> Option<&'static str> {
+        Some("samples.csv")
     }
     /// One row per sample and metric; a failed sample without metrics still
     /// has a row, with its error.
-    fn render(&self, input: &Input) -> Result<Vec<u8>> {
+    fn render(&self, input: &Input<'_>) -> Result<Vec<u8>> {
         let mut out = String::from("seq,target,workload,rep,warmup,ok,metric,value,unit,accel,runtime,started_at,error,not_applicable\n");
         for s in input.samples {
             let common = |metric: &str, value: String, unit: &str| {
@@ -100,33 +96,33 @@ pub fn csv_field(s: &str) -> String {
     }
 }
 
-impl Format for Markdown {
+impl Render<Input<'_>> for Markdown {
     fn name(&self) -> &'static str {
         "md"
     }
-    fn file_name(&self) -> &'static str {
-        "report.md"
+    fn file_name(&self) -> Option<&'static str> {
+        Some("report.md")
     }
-    fn render(&self, input: &Input) -> Result<Vec<u8>> {
+    fn render(&self, input: &Input<'_>) -> Result<Vec<u8>> {
         super::template::render("report.md.j2", input).map(String::into_bytes)
     }
 }
 
-impl Format for Html {
+impl Render<Input<'_>> for Html {
     fn name(&self) -> &'static str {
         "html"
     }
-    fn file_name(&self) -> &'static str {
-        "report.html"
+    fn file_name(&self) -> Option<&'static str> {
+        Some("report.html")
     }
     /// One self-contained file: the charts' SVG is inlined, styles are in
     /// the page, nothing is loaded from elsewhere and no script runs.
-    fn render(&self, input: &Input) -> Result<Vec<u8>> {
+    fn render(&self, input: &Input<'_>) -> Result<Vec<u8>> {
         super::template::render("report.html.j2", input).map(String::into_bytes)
     }
 }
 
-pub fn all() -> Vec<Box<dyn Format>> {
+pub fn all() -> Vec<Box<Format>> {
     vec![Box::new(Json), Box::new(Csv), Box::new(Markdown), Box::new(Html)]
 }
 

@@ -2,7 +2,7 @@
 //! `run.json` and `samples.jsonl` alone. The Markdown report is rendered from
 //! the same structure, and `history` reads it instead of raw samples.
 
-use super::{failures, metric_rows, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED};
+use super::{failures, metric_rows, MetricRow, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED};
 use crate::metric::{self, Direction};
 use crate::rundir::{GitFacts, RunRecord, RunStatus, Sample, WorkloadKind};
 use crate::stats::{median_ci, tukey_outliers, Ratio};
@@ -79,52 +79,6 @@ pub struct MetricSummary {
 }
 
 pub fn build(record: &RunRecord, samples: &[Sample]) -> RunSummary {
-    let failed = failures(samples);
-    let targets = record
-        .targets
-        .iter()
-        .map(|t| TargetSummary {
-            name: t.name.clone(),
-            kind: t.kind,
-            how: super::table::how(Some(t)),
-            artifact_bytes: t.artifact_bytes,
-            failed_trials: failed.get(&t.name).copied().unwrap_or(0),
-        })
-        .collect();
-    let metrics = metric_rows(record, samples)
-        .into_iter()
-        .map(|r| {
-            let values: Vec<f64> = samples
-                .iter()
-                .filter(|s| s.ok && !s.warmup && s.target == r.target && s.workload == r.workload)
-                .filter_map(|s| s.metrics.get(&r.metric).copied())
-                .collect();
-            let (median_low, median_high) =
-                median_ci(&values, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED).unwrap_or((r.summary.median, r.summary.median));
-            let s = &r.summary;
-            MetricSummary {
-                unit: metric::unit(&r.metric).to_string(),
-                lower_is_better: metric::info(&r.metric).map(|i| i.direction) != Some(Direction::HigherIsBetter),
-                n: s.n,
-                min: s.min,
-                max: s.max,
-                mean: s.mean,
-                stddev: s.stddev,
-                cov: s.cov(),
-                median: s.median,
-                median_low,
-                median_high,
-                p90: s.p90,
-                p99: s.p99,
-                p999: s.p999,
-                outliers: tukey_outliers(&values),
-                vs_native: r.vs_native,
-                target: r.target,
-                workload: r.workload,
-                metric: r.metric,
-            }
-        })
-        .collect();
     RunSummary {
         schema_version: SUMMARY_SCHEMA_VERSION,
         run_id: record.run_id.clone(),
@@ -136,18 +90,75 @@ pub fn build(record: &RunRecord, samples: &[Sample]) -> RunSummary {
         label: record.label.clone(),
         host_cpu: record.host.cpu_model.clone(),
         host_kernel: record.host.kernel.clone(),
-        targets,
-        metrics,
-        pair_ratios: super::pair_ratios(record, samples),
-        not_applicable: samples
-            .iter()
-            .filter_map(|s| {
-                s.not_applicable.as_ref().map(|reason| NotApplicable {
-                    target: s.target.clone(),
-                    workload: s.workload,
-                    reason: reason.clone(),
-                })
-            })
+        targets: target_summaries(record, samples),
+        metrics: metric_rows(record, samples)
+            .into_iter()
+            .map(|r| metric_summary(r, samples))
             .collect(),
+        pair_ratios: super::pair_ratios(record, samples),
+        not_applicable: not_applicable(samples),
     }
+}
+
+/// One line per target of the run: how it ran, its artifact and its failed trials.
+fn target_summaries(record: &RunRecord, samples: &[Sample]) -> Vec<TargetSummary> {
+    let failed = failures(samples);
+    record
+        .targets
+        .iter()
+        .map(|t| TargetSummary {
+            name: t.name.clone(),
+            kind: t.kind,
+            how: super::table::how(Some(t)),
+            artifact_bytes: t.artifact_bytes,
+            failed_trials: failed.get(&t.name).copied().unwrap_or(0),
+        })
+        .collect()
+}
+
+/// The statistics of one metric row, with the median's bootstrap interval
+/// and the outliers computed from the row's measured (non-warmup) samples.
+fn metric_summary(r: MetricRow, samples: &[Sample]) -> MetricSummary {
+    let values: Vec<f64> = samples
+        .iter()
+        .filter(|s| s.ok && !s.warmup && s.target == r.target && s.workload == r.workload)
+        .filter_map(|s| s.metrics.get(&r.metric).copied())
+        .collect();
+    let (median_low, median_high) = median_ci(&values, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED).unwrap_or((r.summary.median, r.summary.median));
+    let s = &r.summary;
+    MetricSummary {
+        unit: metric::unit(&r.metric).to_string(),
+        lower_is_better: metric::info(&r.metric).map(|i| i.direction) != Some(Direction::HigherIsBetter),
+        n: s.n,
+        min: s.min,
+        max: s.max,
+        mean: s.mean,
+        stddev: s.stddev,
+        cov: s.cov(),
+        median: s.median,
+        median_low,
+        median_high,
+        p90: s.p90,
+        p99: s.p99,
+        p999: s.p999,
+        outliers: tukey_outliers(&values),
+        vs_native: r.vs_native,
+        target: r.target,
+        workload: r.workload,
+        metric: r.metric,
+    }
+}
+
+/// The target × workload pairs the samples mark as not applicable, with why.
+fn not_applicable(samples: &[Sample]) -> Vec<NotApplicable> {
+    samples
+        .iter()
+        .filter_map(|s| {
+            s.not_applicable.as_ref().map(|reason| NotApplicable {
+                target: s.target.clone(),
+                workload: s.workload,
+                reason: reason.clone(),
+            })
+        })
+        .collect()
 }

@@ -93,48 +93,10 @@ fn present_keys(t: &RawTarget) -> Vec<(&'static str, Range<usize>)> {
 
 fn vm_from_raw(loc: &Locator, i: usize, t: &RawTarget, base_dir: &Path) -> Result<VmSpec> {
     let key = |k: &str| format!("target[{i}].{k}");
-    let backend = one_of(
-        loc,
-        t.backend.as_ref(),
-        &key("backend"),
-        &[("qemu", VmBackend::Qemu), ("libvirt", VmBackend::Libvirt)],
-        VmBackend::Qemu,
-    )?;
+    let backend = vm_backend(loc, i, t)?;
     let libvirt = backend == VmBackend::Libvirt;
-    if libvirt && !cfg!(feature = "libvirt") {
-        return Err(loc.error(
-            t.backend.as_ref().map(Spanned::span),
-            &key("backend"),
-            "this vmbench was built without libvirt support; rebuild it with `cargo build --release --features libvirt` \
-             (needs libvirt-dev and pkg-config, which scripts/setup.sh installs)",
-        ));
-    }
-    let machine = one_of(
-        loc,
-        t.machine.as_ref(),
-        &key("machine"),
-        &[("microvm", Machine::Microvm), ("q35", Machine::Q35)],
-        if libvirt { Machine::Q35 } else { Machine::Microvm },
-    )?;
-    if libvirt && machine == Machine::Microvm {
-        return Err(loc.error(
-            t.machine.as_ref().map(Spanned::span),
-            &key("machine"),
-            "libvirt cannot run the microvm machine type; use machine = \"q35\" (the default for backend = \"libvirt\")",
-        ));
-    }
-    let uri = match &t.uri {
-        Some(u) if !libvirt => return Err(loc.error(Some(u.span()), &key("uri"), "`uri` only applies to backend = \"libvirt\"")),
-        Some(u) if !u.get_ref().contains(":/") => {
-            return Err(loc.error(
-                Some(u.span()),
-                &key("uri"),
-                format!("`{}` is not a libvirt URI (like \"qemu:///system\")", u.get_ref()),
-            ))
-        }
-        Some(u) => u.get_ref().clone(),
-        None => super::DEFAULT_LIBVIRT_URI.to_string(),
-    };
+    let machine = vm_machine(loc, i, t, libvirt)?;
+    let uri = vm_uri(loc, i, t, libvirt)?;
     let accel = one_of(
         loc,
         t.accel.as_ref(),
@@ -144,33 +106,8 @@ fn vm_from_raw(loc: &Locator, i: usize, t: &RawTarget, base_dir: &Path) -> Resul
     )?;
     let vcpus = int_in(loc, t.vcpus.as_ref(), &key("vcpus"), 1..=64, 1)? as u32;
     let memory_mib = int_in(loc, t.memory_mib.as_ref(), &key("memory_mib"), 64..=1_048_576, 256)? as u32;
-    let kernel = match &t.kernel {
-        None => KernelChoice::Auto,
-        Some(k) if k.get_ref() == "auto" => KernelChoice::Auto,
-        Some(k) => {
-            let path = base_dir.join(k.get_ref());
-            if !path.is_file() {
-                return Err(loc.error(
-                    Some(k.span()),
-                    &key("kernel"),
-                    format!("kernel `{}` does not exist (looked at {})", k.get_ref(), path.display()),
-                ));
-            }
-            KernelChoice::Path(path)
-        }
-    };
-    let kernel_args = t.kernel_args.as_ref().map(|a| a.get_ref().clone()).unwrap_or_default();
-    if let Some(bad) = kernel_args
-        .iter()
-        .find(|a| a.is_empty() || a.contains(char::is_whitespace) || a.starts_with(crate::protocol::TOKEN_PREFIX))
-    {
-        let span = t.kernel_args.as_ref().map(Spanned::span);
-        return Err(loc.error(
-            span,
-            &key("kernel_args"),
-            format!("`{bad}`: each entry must be one parameter without spaces, not starting with `vmbench.`"),
-        ));
-    }
+    let kernel = vm_kernel(loc, i, t, base_dir)?;
+    let kernel_args = vm_kernel_args(loc, i, t)?;
     let qemu = t.qemu.as_ref().map(|q| PathBuf::from(q.get_ref()));
     Ok(VmSpec {
         backend,
@@ -183,6 +120,98 @@ fn vm_from_raw(loc: &Locator, i: usize, t: &RawTarget, base_dir: &Path) -> Resul
         qemu,
         uri,
     })
+}
+
+/// The VM's `backend` (QEMU by default); libvirt only if this build has it.
+fn vm_backend(loc: &Locator, i: usize, t: &RawTarget) -> Result<VmBackend> {
+    let key = format!("target[{i}].backend");
+    let backend = one_of(
+        loc,
+        t.backend.as_ref(),
+        &key,
+        &[("qemu", VmBackend::Qemu), ("libvirt", VmBackend::Libvirt)],
+        VmBackend::Qemu,
+    )?;
+    if backend == VmBackend::Libvirt && !cfg!(feature = "libvirt") {
+        return Err(loc.error(
+            t.backend.as_ref().map(Spanned::span),
+            &key,
+            "this vmbench was built without libvirt support; rebuild it with `cargo build --release --features libvirt` \
+             (needs libvirt-dev and pkg-config, which scripts/setup.sh installs)",
+        ));
+    }
+    Ok(backend)
+}
+
+/// The VM's `machine`: microvm by default, q35 under libvirt, which cannot run microvm.
+fn vm_machine(loc: &Locator, i: usize, t: &RawTarget, libvirt: bool) -> Result<Machine> {
+    let key = format!("target[{i}].machine");
+    let machine = one_of(
+        loc,
+        t.machine.as_ref(),
+        &key,
+        &[("microvm", Machine::Microvm), ("q35", Machine::Q35)],
+        if libvirt { Machine::Q35 } else { Machine::Microvm },
+    )?;
+    if libvirt && machine == Machine::Microvm {
+        return Err(loc.error(
+            t.machine.as_ref().map(Spanned::span),
+            &key,
+            "libvirt cannot run the microvm machine type; use machine = \"q35\" (the default for backend = \"libvirt\")",
+        ));
+    }
+    Ok(machine)
+}
+
+/// The libvirt connection `uri`, or the default one; set only for backend = "libvirt".
+fn vm_uri(loc: &Locator, i: usize, t: &RawTarget, libvirt: bool) -> Result<String> {
+    let key = format!("target[{i}].uri");
+    match &t.uri {
+        Some(u) if !libvirt => Err(loc.error(Some(u.span()), &key, "`uri` only applies to backend = \"libvirt\"")),
+        Some(u) if !u.get_ref().contains(":/") => Err(loc.error(
+            Some(u.span()),
+            &key,
+            format!("`{}` is not a libvirt URI (like \"qemu:///system\")", u.get_ref()),
+        )),
+        Some(u) => Ok(u.get_ref().clone()),
+        None => Ok(super::DEFAULT_LIBVIRT_URI.to_string()),
+    }
+}
+
+/// The guest `kernel`: "auto" (the default) or a file relative to `base_dir` that must exist.
+fn vm_kernel(loc: &Locator, i: usize, t: &RawTarget, base_dir: &Path) -> Result<KernelChoice> {
+    match &t.kernel {
+        None => Ok(KernelChoice::Auto),
+        Some(k) if k.get_ref() == "auto" => Ok(KernelChoice::Auto),
+        Some(k) => {
+            let path = base_dir.join(k.get_ref());
+            if !path.is_file() {
+                return Err(loc.error(
+                    Some(k.span()),
+                    &format!("target[{i}].kernel"),
+                    format!("kernel `{}` does not exist (looked at {})", k.get_ref(), path.display()),
+                ));
+            }
+            Ok(KernelChoice::Path(path))
+        }
+    }
+}
+
+/// The extra `kernel_args`: each one parameter without spaces, none of them vmbench's own.
+fn vm_kernel_args(loc: &Locator, i: usize, t: &RawTarget) -> Result<Vec<String>> {
+    let kernel_args = t.kernel_args.as_ref().map(|a| a.get_ref().clone()).unwrap_or_default();
+    if let Some(bad) = kernel_args
+        .iter()
+        .find(|a| a.is_empty() || a.contains(char::is_whitespace) || a.starts_with(crate::protocol::TOKEN_PREFIX))
+    {
+        let span = t.kernel_args.as_ref().map(Spanned::span);
+        return Err(loc.error(
+            span,
+            &format!("target[{i}].kernel_args"),
+            format!("`{bad}`: each entry must be one parameter without spaces, not starting with `vmbench.`"),
+        ));
+    }
+    Ok(kernel_args)
 }
 
 fn container_from_raw(loc: &Locator, i: usize, t: &RawTarget) -> Result<ContainerSpec> {
