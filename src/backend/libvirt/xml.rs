@@ -4,6 +4,7 @@
 //! without libvirt.
 
 use crate::backend::qemu::cmdline::{Accel, QemuCommand, DISK_CACHE};
+use crate::xml::escape;
 use std::fmt::Write;
 use std::path::Path;
 
@@ -88,22 +89,6 @@ pub fn domain(cmd: &QemuCommand, name: &str, console: &Path) -> String {
     }
     xml.push_str("</domain>\n");
     xml
-}
-
-/// Text and attribute values, escaped.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '\'' => out.push_str("&apos;"),
-            '"' => out.push_str("&quot;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
