@@ -43,3 +43,5 @@ pub mod runner;
 pub mod scenario;
 #[cfg(feature = "harness")]
 pub mod stats;
+#[cfg(feature = "harness")]
+pub mod xml;

@@ -6,6 +6,7 @@ use crate::metric::{self, Direction};
 use crate::output::Render;
 use crate::report::metric_rows;
 use crate::rundir::Run;
+use crate::xml::escape;
 use serde_json::{json, Value};
 
 /// github-action-benchmark `customSmallerIsBetter` (or, with `bigger`,
@@ -118,13 +119,6 @@ pub fn junit(rows: &[CheckRow]) -> String {
 
 fn bound(b: Option<f64>) -> String {
     b.map(|v| format!("{v:.3}")).unwrap_or_else(|| "-".into())
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 #[cfg(test)]

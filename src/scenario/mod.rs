@@ -254,5 +254,12 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
     validate::validate(path, text)
 }
 
+/// CPUs this process may run on (affinity and cgroup quota applied; 1 when
+/// unknown): the ceiling for a container's `cpus` and for a workload's
+/// threads on containers and native. One definition, so both checks agree.
+fn usable_cpus() -> u64 {
+    std::thread::available_parallelism().map_or(1, |n| n.get() as u64)
+}
+
 #[cfg(test)]
 mod tests;

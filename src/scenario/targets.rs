@@ -236,7 +236,7 @@ fn container_from_raw(loc: &Locator, i: usize, t: &RawTarget) -> Result<Containe
             format!("`{runtime}` is not a runtime name (letters, digits, - and _)"),
         ));
     }
-    let host_cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as f64;
+    let host_cores = usable_cpus() as f64;
     let cpus = float_in(loc, t.cpus.as_ref(), &key("cpus"), 0.01..=host_cores, 1.0f64.min(host_cores))?;
     let memory_mib = int_in(loc, t.memory_mib.as_ref(), &key("memory_mib"), 6..=1_048_576, 256)? as u32;
     let pids_limit = int_in(loc, t.pids_limit.as_ref(), &key("pids_limit"), 1..=1_000_000, 64)?;

@@ -131,8 +131,8 @@ fn cross_check(loc: &Locator, raw: &RawScenario, targets: &[Target], workloads: 
         for target in targets {
             let (cpus, memory_mib) = match &target.spec {
                 TargetSpec::Vm(vm) => (vm.vcpus as u64, Some((vm.memory_mib as u64).saturating_sub(VM_KERNEL_RESERVE_MIB))),
-                TargetSpec::Container(c) => (host_cores().max(c.cpus.ceil() as u64), Some(c.memory_mib as u64)),
-                TargetSpec::Native => (host_cores(), None),
+                TargetSpec::Container(c) => (usable_cpus().max(c.cpus.ceil() as u64), Some(c.memory_mib as u64)),
+                TargetSpec::Native => (usable_cpus(), None),
             };
             if threads > cpus {
                 return Err(loc.error(
@@ -204,10 +204,6 @@ const VM_KERNEL_RESERVE_MIB: u64 = 64;
 fn memory_needed_mib(workload: &Workload) -> Option<u64> {
     (workload.kind == crate::protocol::WorkloadKind::Memory)
         .then(|| 3 * workload.param("stream_mib").unwrap_or(0) + workload.param("chase_mib").unwrap_or(0))
-}
-
-fn host_cores() -> u64 {
-    std::thread::available_parallelism().map(|n| n.get() as u64).unwrap_or(1)
 }
 
 pub(super) fn check_name(loc: &Locator, name: &Spanned<String>, key: &str) -> Result<()> {

@@ -1,9 +1,12 @@
-//! The container a trial creates, as data: the Engine API body and the
-//! equivalent `docker run` line. Pure, tested without a daemon.
+//! The container a trial creates, as data: one [`ContainerPlan`] from which
+//! the Engine API body, the equivalent `docker run` / `podman run` line and
+//! the settings recorded in `run.json` are all rendered. Pure, tested
+//! without a daemon.
 
-use crate::scenario::ContainerSpec;
-use bollard::models::{ContainerCreateBody, HostConfig};
-use std::collections::HashMap;
+use crate::scenario::{ContainerNetwork, ContainerSpec, Engine};
+use bollard::models::{ContainerCreateBody, HostConfig, PortBinding};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
 
 /// Label carried by every container vmbench creates; its value is the run id,
 /// so leftovers of one run (or of all runs) can be found and removed.
@@ -15,134 +18,273 @@ pub const NAME_PREFIX: &str = "vmbench-";
 /// Where disk workloads find the host's scratch directory.
 pub const SCRATCH_MOUNT: &str = "/scratch";
 
-/// Bind-mounts `dir` read-write at [`SCRATCH_MOUNT`]; the root stays read-only.
-pub fn mount_scratch(body: &mut ContainerCreateBody, dir: &std::path::Path) {
-    let host = body.host_config.get_or_insert_with(Default::default);
-    host.binds
-        .get_or_insert_with(Vec::new)
-        .push(format!("{}:{SCRATCH_MOUNT}:rw", dir.display()));
-}
-
-/// Gives the container the network the network workload needs: a bridge
-/// with the agent's port published on 127.0.0.1 (an ephemeral host port), or
-/// the host's own network stack.
-pub fn enable_network(body: &mut ContainerCreateBody, mode: crate::scenario::ContainerNetwork) {
-    use crate::scenario::ContainerNetwork;
-    let port = format!("{}/tcp", crate::agent::workloads::network::GUEST_PORT);
-    body.network_disabled = Some(false);
-    let host = body.host_config.get_or_insert_with(Default::default);
-    match mode {
-        ContainerNetwork::Host => host.network_mode = Some("host".to_string()),
-        ContainerNetwork::Bridge => {
-            host.network_mode = Some("bridge".to_string());
-            let binding = bollard::models::PortBinding {
-                host_ip: Some("127.0.0.1".to_string()),
-                host_port: Some(String::new()),
-            };
-            host.port_bindings = Some(HashMap::from([(port.clone(), Some(vec![binding]))]));
-            body.exposed_ports = Some(vec![port]);
-        }
-    }
-}
-
-/// Where the agent listens in the container for `mode`.
-pub fn listen_address(mode: crate::scenario::ContainerNetwork) -> String {
-    match mode {
-        crate::scenario::ContainerNetwork::Host => "127.0.0.1:0".to_string(),
-        crate::scenario::ContainerNetwork::Bridge => format!("0.0.0.0:{}", crate::agent::workloads::network::GUEST_PORT),
-    }
-}
-
 /// Where the agent sits in the image.
 pub const AGENT_PATH: &str = "/vmbench-agent";
 
 const MIB: i64 = 1024 * 1024;
 
-/// Safe defaults plus the scenario's limits: no network, every capability
-/// dropped, no privilege escalation, read-only root, a pids limit.
-pub fn create_body(spec: &ContainerSpec, image: &str, run_id: &str, target: &str, cmd: Vec<String>) -> ContainerCreateBody {
-    let labels = HashMap::from([
-        (RUN_LABEL.to_string(), run_id.to_string()),
-        (TARGET_LABEL.to_string(), target.to_string()),
-    ]);
-    let memory = i64::from(spec.memory_mib) * MIB;
-    ContainerCreateBody {
-        image: Some(image.to_string()),
-        cmd: Some(cmd),
-        labels: Some(labels),
-        attach_stdout: Some(true),
-        attach_stderr: Some(true),
-        tty: Some(false),
-        network_disabled: Some(true),
-        host_config: Some(HostConfig {
-            runtime: Some(spec.runtime.clone()),
-            network_mode: Some("none".to_string()),
-            cap_drop: Some(vec!["ALL".to_string()]),
-            security_opt: Some(vec!["no-new-privileges".to_string()]),
-            readonly_rootfs: Some(true),
-            pids_limit: Some(spec.pids_limit),
-            nano_cpus: Some((spec.cpus * 1e9).round() as i64),
-            memory: Some(memory),
-            // Same as memory: no swap, so the limit is the limit.
-            memory_swap: Some(memory),
-            auto_remove: Some(false),
-            ..Default::default()
-        }),
-        ..Default::default()
+/// One setting of the container, as a value. Each knows its Engine API
+/// field, its `docker run` flag(s) and its entry in `run.json`'s settings,
+/// so the three renderings cannot drift apart.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ContainerOption {
+    /// `None`: no network at all; else the network workload's mode.
+    Network(Option<ContainerNetwork>),
+    CapDrop(&'static str),
+    SecurityOpt(&'static str),
+    ReadOnlyRoot,
+    PidsLimit(i64),
+    Cpus(f64),
+    /// The memory limit in MiB. Swap is set to the same value (no swap, so
+    /// the limit is the limit); one option keeps the two equal.
+    Memory(u32),
+    Runtime(String),
+    Label(String, String),
+    /// A host directory bind-mounted read-write at [`SCRATCH_MOUNT`].
+    Scratch(PathBuf),
+    /// The agent's port published on 127.0.0.1 at an ephemeral host port.
+    PublishAgentPort,
+}
+
+impl ContainerOption {
+    /// Sets this option's field(s) in the Engine API body.
+    pub fn apply(&self, body: &mut ContainerCreateBody) {
+        fn host(body: &mut ContainerCreateBody) -> &mut HostConfig {
+            body.host_config.get_or_insert_with(HostConfig::default)
+        }
+        match self {
+            ContainerOption::Network(mode) => {
+                host(body).network_mode = Some(network_name(*mode).to_string());
+                body.network_disabled = Some(mode.is_none());
+            }
+            ContainerOption::CapDrop(cap) => host(body).cap_drop = Some(vec![cap.to_string()]),
+            ContainerOption::SecurityOpt(opt) => host(body).security_opt = Some(vec![opt.to_string()]),
+            ContainerOption::ReadOnlyRoot => host(body).readonly_rootfs = Some(true),
+            ContainerOption::PidsLimit(n) => host(body).pids_limit = Some(*n),
+            ContainerOption::Cpus(cpus) => host(body).nano_cpus = Some((cpus * 1e9).round() as i64),
+            ContainerOption::Memory(mib) => {
+                let host = host(body);
+                host.memory = Some(i64::from(*mib) * MIB);
+                host.memory_swap = host.memory;
+            }
+            ContainerOption::Runtime(name) => host(body).runtime = Some(name.clone()),
+            ContainerOption::Label(key, value) => {
+                body.labels.get_or_insert_with(HashMap::new).insert(key.clone(), value.clone());
+            }
+            ContainerOption::Scratch(dir) => host(body).binds.get_or_insert_with(Vec::new).push(scratch_bind(dir)),
+            ContainerOption::PublishAgentPort => {
+                let binding = PortBinding {
+                    host_ip: Some("127.0.0.1".to_string()),
+                    // Empty: the engine picks a free port, read back after start.
+                    host_port: Some(String::new()),
+                };
+                host(body).port_bindings = Some(HashMap::from([(agent_port(), Some(vec![binding]))]));
+                body.exposed_ports = Some(vec![agent_port()]);
+            }
+        }
+    }
+
+    /// The `docker run` / `podman run` flag(s) with their values.
+    pub fn flags(&self) -> Vec<String> {
+        let (flag, value) = match self {
+            ContainerOption::Network(mode) => ("--network", network_name(*mode).to_string()),
+            ContainerOption::CapDrop(cap) => ("--cap-drop", cap.to_string()),
+            ContainerOption::SecurityOpt(opt) => ("--security-opt", opt.to_string()),
+            ContainerOption::ReadOnlyRoot => return vec!["--read-only".to_string()],
+            ContainerOption::PidsLimit(n) => ("--pids-limit", n.to_string()),
+            ContainerOption::Cpus(cpus) => ("--cpus", cpus.to_string()),
+            ContainerOption::Memory(mib) => {
+                return ["--memory", &format!("{mib}m"), "--memory-swap", &format!("{mib}m")]
+                    .map(String::from)
+                    .to_vec();
+            }
+            ContainerOption::Runtime(name) => ("--runtime", name.clone()),
+            ContainerOption::Label(key, value) => ("--label", format!("{key}={value}")),
+            ContainerOption::Scratch(dir) => ("--volume", scratch_bind(dir)),
+            ContainerOption::PublishAgentPort => ("--publish", format!("127.0.0.1::{}", agent_port())),
+        };
+        vec![flag.to_string(), value]
+    }
+
+    /// The entry recorded in `run.json`'s settings.
+    pub fn setting(&self) -> (String, String) {
+        let (key, value) = match self {
+            ContainerOption::Network(mode) => ("network", network_name(*mode).to_string()),
+            ContainerOption::CapDrop(cap) => ("cap_drop", cap.to_string()),
+            ContainerOption::SecurityOpt(opt) => ("security_opt", opt.to_string()),
+            ContainerOption::ReadOnlyRoot => ("read_only_rootfs", "true".to_string()),
+            ContainerOption::PidsLimit(n) => ("pids_limit", n.to_string()),
+            ContainerOption::Cpus(cpus) => ("cpus", cpus.to_string()),
+            ContainerOption::Memory(mib) => ("memory_mib", mib.to_string()),
+            ContainerOption::Runtime(name) => ("runtime", name.clone()),
+            ContainerOption::Label(key, value) => return (format!("label.{key}"), value.clone()),
+            ContainerOption::Scratch(dir) => ("scratch", scratch_bind(dir)),
+            ContainerOption::PublishAgentPort => ("publish", format!("127.0.0.1::{}", agent_port())),
+        };
+        (key.to_string(), value)
     }
 }
 
-/// The `docker run` line that repeats one launch by hand.
-pub fn reproduce(spec: &ContainerSpec, image: &str, cmd: &[String]) -> Vec<String> {
-    let mut argv: Vec<String> = [
-        "docker",
-        "run",
-        "--rm",
-        "--network",
-        "none",
-        "--cap-drop",
-        "ALL",
-        "--security-opt",
-        "no-new-privileges",
-        "--read-only",
-    ]
-    .map(String::from)
-    .to_vec();
-    for (flag, value) in [
-        ("--pids-limit", spec.pids_limit.to_string()),
-        ("--cpus", format!("{}", spec.cpus)),
-        ("--memory", format!("{}m", spec.memory_mib)),
-        ("--memory-swap", format!("{}m", spec.memory_mib)),
-        ("--runtime", spec.runtime.clone()),
-    ] {
-        argv.push(flag.to_string());
-        argv.push(value);
+fn network_name(mode: Option<ContainerNetwork>) -> &'static str {
+    mode.map_or("none", ContainerNetwork::as_str)
+}
+
+fn scratch_bind(dir: &Path) -> String {
+    format!("{}:{SCRATCH_MOUNT}:rw", dir.display())
+}
+
+fn agent_port() -> String {
+    format!("{}/tcp", crate::agent::workloads::network::GUEST_PORT)
+}
+
+/// The options that give a container the network workload's network: a
+/// bridge with the agent's port published, or the host's own stack.
+fn network_options(mode: ContainerNetwork) -> Vec<ContainerOption> {
+    match mode {
+        ContainerNetwork::Host => vec![ContainerOption::Network(Some(mode))],
+        ContainerNetwork::Bridge => vec![ContainerOption::Network(Some(mode)), ContainerOption::PublishAgentPort],
     }
-    argv.push(image.to_string());
-    argv.extend(cmd.iter().cloned());
-    argv
+}
+
+/// One container launch: the engine, image, command and options from which
+/// the API body, the command line and the recorded settings are all drawn.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContainerPlan {
+    pub engine: Engine,
+    pub image: String,
+    pub cmd: Vec<String>,
+    pub options: Vec<ContainerOption>,
+    /// How the network workload's containers get a network (see
+    /// [`ContainerPlan::enable_network`]); recorded with the settings,
+    /// since every other launch has none.
+    pub network_workload: ContainerNetwork,
+}
+
+impl ContainerPlan {
+    /// Safe defaults plus the scenario's limits: no network, every
+    /// capability dropped, no privilege escalation, read-only root, a pids
+    /// limit, the CPU and memory limits and the runtime.
+    pub fn new(spec: &ContainerSpec, image: &str, cmd: Vec<String>) -> Self {
+        let options = vec![
+            ContainerOption::Network(None),
+            ContainerOption::CapDrop("ALL"),
+            ContainerOption::SecurityOpt("no-new-privileges"),
+            ContainerOption::ReadOnlyRoot,
+            ContainerOption::PidsLimit(spec.pids_limit),
+            ContainerOption::Cpus(spec.cpus),
+            ContainerOption::Memory(spec.memory_mib),
+            ContainerOption::Runtime(spec.runtime.clone()),
+        ];
+        ContainerPlan {
+            engine: spec.engine,
+            image: image.to_string(),
+            cmd,
+            options,
+            network_workload: spec.network,
+        }
+    }
+
+    /// Adds the labels by which a run's leftovers are found ([`RUN_LABEL`])
+    /// and people reading `docker ps` see the target ([`TARGET_LABEL`]).
+    pub fn labelled(mut self, run_id: &str, target: &str) -> Self {
+        self.options.push(ContainerOption::Label(RUN_LABEL.to_string(), run_id.to_string()));
+        self.options
+            .push(ContainerOption::Label(TARGET_LABEL.to_string(), target.to_string()));
+        self
+    }
+
+    /// Bind-mounts `dir` read-write at [`SCRATCH_MOUNT`]; the root stays read-only.
+    pub fn mount_scratch(&mut self, dir: &Path) {
+        self.options.push(ContainerOption::Scratch(dir.to_path_buf()));
+    }
+
+    /// Replaces "no network" (or an earlier mode) with the network
+    /// workload's network.
+    pub fn enable_network(&mut self, mode: ContainerNetwork) {
+        self.options
+            .retain(|o| !matches!(o, ContainerOption::Network(_) | ContainerOption::PublishAgentPort));
+        self.options.extend(network_options(mode));
+    }
+
+    /// The Engine API body. vmbench attaches to the output and removes the
+    /// container itself, after reading its exit.
+    pub fn body(&self) -> ContainerCreateBody {
+        let mut body = ContainerCreateBody {
+            image: Some(self.image.clone()),
+            cmd: Some(self.cmd.clone()),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            tty: Some(false),
+            host_config: Some(HostConfig {
+                auto_remove: Some(false),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        for option in &self.options {
+            option.apply(&mut body);
+        }
+        body
+    }
+
+    /// The engine's own `run` line that repeats this launch by hand; `--rm`
+    /// stands for the removal vmbench does itself.
+    pub fn argv(&self) -> Vec<String> {
+        let mut argv: Vec<String> = vec![self.engine.as_str().to_string(), "run".to_string(), "--rm".to_string()];
+        argv.extend(self.options.iter().flat_map(ContainerOption::flags));
+        argv.push(self.image.clone());
+        argv.extend(self.cmd.iter().cloned());
+        argv
+    }
+
+    /// The settings recorded in `run.json` next to the numbers.
+    pub fn settings(&self) -> BTreeMap<String, String> {
+        let mut settings: BTreeMap<String, String> = self.options.iter().map(ContainerOption::setting).collect();
+        settings.insert("network_workload".to_string(), self.network_workload.as_str().to_string());
+        settings
+    }
+}
+
+/// The API body of a labelled launch of `spec` (see [`ContainerPlan::new`]).
+pub fn create_body(spec: &ContainerSpec, image: &str, run_id: &str, target: &str, cmd: Vec<String>) -> ContainerCreateBody {
+    ContainerPlan::new(spec, image, cmd).labelled(run_id, target).body()
+}
+
+/// Bind-mounts `dir` read-write at [`SCRATCH_MOUNT`] in an existing body.
+pub fn mount_scratch(body: &mut ContainerCreateBody, dir: &Path) {
+    ContainerOption::Scratch(dir.to_path_buf()).apply(body);
+}
+
+/// Gives an existing body the network the network workload needs: a bridge
+/// with the agent's port published on 127.0.0.1 (an ephemeral host port), or
+/// the host's own network stack.
+pub fn enable_network(body: &mut ContainerCreateBody, mode: ContainerNetwork) {
+    for option in network_options(mode) {
+        option.apply(body);
+    }
+}
+
+/// Where the agent listens in the container for `mode`.
+pub fn listen_address(mode: ContainerNetwork) -> String {
+    match mode {
+        ContainerNetwork::Host => "127.0.0.1:0".to_string(),
+        ContainerNetwork::Bridge => format!("0.0.0.0:{}", crate::agent::workloads::network::GUEST_PORT),
+    }
+}
+
+/// The `docker run` (or `podman run`) line that repeats one launch by hand.
+pub fn reproduce(spec: &ContainerSpec, image: &str, cmd: &[String]) -> Vec<String> {
+    ContainerPlan::new(spec, image, cmd.to_vec()).argv()
 }
 
 /// The settings recorded in `run.json` next to the numbers.
-pub fn settings(spec: &ContainerSpec) -> std::collections::BTreeMap<String, String> {
-    [
-        ("network", "none".to_string()),
-        ("cap_drop", "ALL".to_string()),
-        ("security_opt", "no-new-privileges".to_string()),
-        ("read_only_rootfs", "true".to_string()),
-        ("pids_limit", spec.pids_limit.to_string()),
-        ("memory_mib", spec.memory_mib.to_string()),
-        ("network_workload", spec.network.as_str().to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect()
+pub fn settings(spec: &ContainerSpec) -> BTreeMap<String, String> {
+    ContainerPlan::new(spec, "", Vec::new()).settings()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scenario::Engine;
 
     fn spec() -> ContainerSpec {
         ContainerSpec {
@@ -178,6 +320,118 @@ mod tests {
             body.host_config.unwrap().binds.unwrap(),
             vec!["/cache/scratch/r/t:/scratch:rw".to_string()]
         );
+    }
+
+    /// Every leaf of `value` that is set, by its path of keys.
+    fn leaves(value: &serde_json::Value, path: Vec<String>, out: &mut BTreeMap<Vec<String>, serde_json::Value>) {
+        match value {
+            serde_json::Value::Null => {}
+            serde_json::Value::Object(map) if !map.is_empty() => {
+                for (key, child) in map {
+                    let mut path = path.clone();
+                    path.push(key.clone());
+                    leaves(child, path, out);
+                }
+            }
+            leaf => {
+                out.insert(path, leaf.clone());
+            }
+        }
+    }
+
+    fn body_leaves(body: &ContainerCreateBody) -> BTreeMap<Vec<String>, serde_json::Value> {
+        let mut out = BTreeMap::new();
+        leaves(&serde_json::to_value(body).unwrap(), Vec::new(), &mut out);
+        out
+    }
+
+    #[test]
+    fn the_body_the_command_line_and_the_settings_agree_option_by_option() {
+        let mut plan = ContainerPlan::new(&spec(), "img:1", vec!["vmbench.nonce=x".into()]).labelled("run1", "c");
+        plan.mount_scratch(Path::new("/cache/scratch/r/c"));
+        plan.enable_network(ContainerNetwork::Bridge);
+        let (body, argv, settings) = (body_leaves(&plan.body()), plan.argv(), plan.settings());
+        // What no option explains: the image, the command and how vmbench
+        // drives the container (attached, no TTY, removed by vmbench).
+        let bare = ContainerPlan {
+            options: Vec::new(),
+            ..plan.clone()
+        };
+        let mut explained = body_leaves(&bare.body());
+        let mut expected_argv = vec!["docker".to_string(), "run".into(), "--rm".into()];
+        let mut expected_keys = vec!["network_workload".to_string()];
+        for option in &plan.options {
+            // Its API fields are set, to the values the whole body carries.
+            let mut alone = ContainerCreateBody::default();
+            option.apply(&mut alone);
+            let fields = body_leaves(&alone);
+            assert!(!fields.is_empty(), "{option:?} sets no API field");
+            for (path, value) in fields {
+                assert_eq!(body.get(&path), Some(&value), "{option:?} at {path:?}");
+                explained.insert(path, value);
+            }
+            // Its flags are on the command line, and its entry in the settings.
+            let flags = option.flags();
+            assert!(flags[0].starts_with("--"), "{option:?} has no flag");
+            assert!(argv.windows(flags.len()).any(|w| w == flags), "{option:?} missing from {argv:?}");
+            expected_argv.extend(flags);
+            let (key, value) = option.setting();
+            assert_eq!(settings.get(&key), Some(&value), "{option:?} not in the settings");
+            expected_keys.push(key);
+        }
+        // Nothing else: no body field, flag or setting that no option owns.
+        assert_eq!(explained, body);
+        expected_argv.extend(["img:1".to_string(), "vmbench.nonce=x".to_string()]);
+        assert_eq!(argv, expected_argv);
+        expected_keys.sort();
+        assert_eq!(settings.into_keys().collect::<Vec<_>>(), expected_keys);
+    }
+
+    #[test]
+    fn podman_targets_reproduce_with_podman() {
+        let podman = ContainerSpec {
+            engine: Engine::Podman,
+            ..spec()
+        };
+        let argv = reproduce(&podman, "img:1", &["vmbench.nonce=repro".to_string()]);
+        assert!(argv.join(" ").starts_with("podman run --rm --network none"), "{argv:?}");
+        assert_eq!(reproduce(&spec(), "img:1", &[])[0], "docker");
+    }
+
+    #[test]
+    fn the_settings_record_the_locked_down_defaults_and_the_limits() {
+        let settings = settings(&spec());
+        for (key, value) in [
+            ("network", "none"),
+            ("cap_drop", "ALL"),
+            ("security_opt", "no-new-privileges"),
+            ("read_only_rootfs", "true"),
+            ("pids_limit", "64"),
+            ("memory_mib", "256"),
+            ("cpus", "1.5"),
+            ("runtime", "runc"),
+            ("network_workload", "bridge"),
+        ] {
+            assert_eq!(settings.get(key).map(String::as_str), Some(value), "{key}");
+        }
+    }
+
+    #[test]
+    fn the_network_workload_gets_its_network_the_same_way_in_body_and_plan() {
+        let mut plan = ContainerPlan::new(&spec(), "img:1", Vec::new());
+        let mut body = plan.body();
+        enable_network(&mut body, ContainerNetwork::Bridge);
+        plan.enable_network(ContainerNetwork::Bridge);
+        assert_eq!(body, plan.body());
+        assert_eq!(body.network_disabled, Some(false));
+        let host = body.host_config.unwrap();
+        assert_eq!(host.network_mode.as_deref(), Some("bridge"));
+        let binding = &host.port_bindings.unwrap()["7777/tcp"].clone().unwrap()[0];
+        assert_eq!(binding.host_ip.as_deref(), Some("127.0.0.1"));
+        assert!(plan.argv().join(" ").contains("--network bridge --publish 127.0.0.1::7777/tcp"));
+        plan.enable_network(ContainerNetwork::Host);
+        assert_eq!(plan.body().host_config.unwrap().network_mode.as_deref(), Some("host"));
+        assert!(!plan.argv().iter().any(|a| a == "--publish"));
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! command line, CPU model, vCPUs, memory, disk and network devices. Tested
 //! without libvirt.
 
-use crate::backend::qemu::cmdline::{Accel, QemuCommand, DISK_CACHE};
+use crate::backend::qemu::cmdline::{user_netdev, virtio_device, Accel, QemuCommand, Virtio, DISK_CACHE};
+use crate::xml::escape;
 use std::fmt::Write;
 use std::path::Path;
 
@@ -74,13 +75,15 @@ pub fn domain(cmd: &QemuCommand, name: &str, console: &Path) -> String {
         // libvirt's own user-mode interface forwards ports only through
         // passt; QEMU's slirp with hostfwd is passed through instead, the
         // same network the qemu backend gives its guests.
-        let guest = crate::agent::workloads::network::GUEST_PORT;
+        // `bus=pcie.0` holds because libvirt targets are always q35 (the
+        // scenario refuses microvm for them).
+        let device = virtio_device(Virtio::Net, cmd.machine);
         let _ = writeln!(xml, "  <qemu:commandline>");
         for arg in [
             "-netdev".to_string(),
-            format!("user,id=vmbnet0,hostfwd=tcp:127.0.0.1:{port}-:{guest}"),
+            user_netdev("vmbnet0", port),
             "-device".to_string(),
-            "virtio-net-pci,netdev=vmbnet0,bus=pcie.0,addr=0x10".to_string(),
+            format!("{device},netdev=vmbnet0,bus=pcie.0,addr=0x10"),
         ] {
             let _ = writeln!(xml, "    <qemu:arg value='{}'/>", escape(&arg));
         }
@@ -88,22 +91,6 @@ pub fn domain(cmd: &QemuCommand, name: &str, console: &Path) -> String {
     }
     xml.push_str("</domain>\n");
     xml
-}
-
-/// Text and attribute values, escaped.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '\'' => out.push_str("&apos;"),
-            '"' => out.push_str("&quot;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -169,5 +156,8 @@ mod tests {
         assert!(xml.contains("<target dev='vda' bus='virtio'/>"));
         assert!(xml.contains("xmlns:qemu="));
         assert!(xml.contains("hostfwd=tcp:127.0.0.1:40123-:"));
+        // The same user network the qemu backend gives its guests.
+        assert!(xml.contains(&format!("<qemu:arg value='{}'/>", user_netdev("vmbnet0", 40123))));
+        assert!(xml.contains("<qemu:arg value='virtio-net-pci,netdev=vmbnet0,bus=pcie.0,addr=0x10'/>"));
     }
 }

@@ -59,6 +59,33 @@ pub struct QemuCommand {
 /// host's page cache does not flatter the guest's I/O.
 pub const DISK_CACHE: &str = "none";
 
+/// The virtio devices vmbench attaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Virtio {
+    Blk,
+    Net,
+}
+
+/// The QEMU device model for `kind` on `machine`. A microvm has no PCI bus,
+/// only virtio-mmio (`-device` models); q35 has PCI. The qemu backend and
+/// the libvirt domain both ask here, so their guests see the same devices.
+pub fn virtio_device(kind: Virtio, machine: Machine) -> &'static str {
+    match (kind, machine) {
+        (Virtio::Blk, Machine::Microvm) => "virtio-blk-device",
+        (Virtio::Blk, Machine::Q35) => "virtio-blk-pci",
+        (Virtio::Net, Machine::Microvm) => "virtio-net-device",
+        (Virtio::Net, Machine::Q35) => "virtio-net-pci",
+    }
+}
+
+/// The `-netdev` value of QEMU's user network (slirp) named `id`, with
+/// `host_port` on 127.0.0.1 forwarded to the agent's port in the guest: the
+/// network workload's path in, for the qemu and libvirt backends alike.
+pub fn user_netdev(id: &str, host_port: u16) -> String {
+    let guest = crate::agent::workloads::network::GUEST_PORT;
+    format!("user,id={id},hostfwd=tcp:127.0.0.1:{host_port}-:{guest}")
+}
+
 impl QemuCommand {
     /// Arguments after the binary.
     pub fn args(&self) -> Vec<String> {
@@ -82,20 +109,11 @@ impl QemuCommand {
                 "-drive",
                 format!("file={},format=raw,if=none,id=disk0,cache={DISK_CACHE},aio=threads", disk.display()),
             );
-            let device = match self.machine {
-                Machine::Microvm => "virtio-blk-device",
-                Machine::Q35 => "virtio-blk-pci",
-            };
-            pair("-device", format!("{device},drive=disk0"));
+            pair("-device", format!("{},drive=disk0", virtio_device(Virtio::Blk, self.machine)));
         }
         if let Some(port) = self.forward_port {
-            let guest = crate::agent::workloads::network::GUEST_PORT;
-            pair("-netdev", format!("user,id=net0,hostfwd=tcp:127.0.0.1:{port}-:{guest}"));
-            let device = match self.machine {
-                Machine::Microvm => "virtio-net-device",
-                Machine::Q35 => "virtio-net-pci",
-            };
-            pair("-device", format!("{device},netdev=net0"));
+            pair("-netdev", user_netdev("net0", port));
+            pair("-device", format!("{},netdev=net0", virtio_device(Virtio::Net, self.machine)));
         }
         // The guest's serial port is QEMU's stdout: a pipe vmbench reads as
         // bytes arrive.
