@@ -8,12 +8,11 @@ use common::*;
 use std::time::{Duration, Instant};
 use vmbench::backend::qemu::{accel, find_qemu};
 use vmbench::guest;
-use vmbench::scenario::KernelChoice;
 
 fn verdict() -> (accel::Verdict, Duration) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let qemu = find_qemu(None).unwrap();
-    let kernel = guest::kernel::find(&KernelChoice::Auto).unwrap();
+    let kernel = guest::kernel::find(None).unwrap();
     let initramfs = guest::initramfs::for_kernel(&kernel.path, false).unwrap();
     let started = Instant::now();
     let verdict = rt.block_on(accel::probe(&qemu, &kernel.path, &initramfs.path));

@@ -2,7 +2,7 @@
 
 use crate::backend::{docker, qemu};
 use crate::guest;
-use crate::scenario::{Engine, KernelChoice};
+use crate::scenario::Engine;
 
 #[derive(Debug, clap::Args)]
 pub struct DoctorArgs {}
@@ -72,7 +72,7 @@ async fn check_qemu(report: &mut Report) -> Option<std::path::PathBuf> {
 }
 
 fn check_kernel(report: &mut Report) -> Option<std::path::PathBuf> {
-    match guest::kernel::find(&KernelChoice::Auto) {
+    match guest::kernel::find(None) {
         Ok(k) => {
             report.ok("kernel", format!("{} (from {}, {} bytes)", k.path.display(), k.source, k.bytes));
             Some(k.path)

@@ -3,7 +3,6 @@
 //! `/boot/vmlinuz-$(uname -r)`.
 
 use super::{cache, sha256_file};
-use crate::scenario::KernelChoice;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 
@@ -19,11 +18,12 @@ pub struct Kernel {
 pub const HOW_TO_GET_ONE: &str = "run scripts/setup.sh (it unpacks Debian's cloud kernel into the vmbench cache), \
 export VMBENCH_KERNEL=/path/to/bzImage, or set kernel = \"/path/to/bzImage\" on the target";
 
-/// Resolves `choice` to a kernel file, or explains how to get one.
-pub fn find(choice: &KernelChoice) -> Result<Kernel> {
-    let (path, source) = match choice {
-        KernelChoice::Path(path) => (path.clone(), "scenario"),
-        KernelChoice::Auto => candidates()
+/// The kernel the scenario names (`configured`), or else the first that
+/// exists of `$VMBENCH_KERNEL`, the cache and the host's own; or how to get one.
+pub fn find(configured: Option<&Path>) -> Result<Kernel> {
+    let (path, source) = match configured {
+        Some(path) => (path.to_path_buf(), "scenario"),
+        None => candidates()
             .into_iter()
             .find(|(p, _)| p.is_file())
             .ok_or_else(|| anyhow::anyhow!("no guest kernel found; {HOW_TO_GET_ONE}"))?,

@@ -138,7 +138,7 @@ mod tests {
     use super::*;
 
     fn cached_kernel_modules() -> Option<PathBuf> {
-        let kernel = crate::guest::kernel::find(&crate::scenario::KernelChoice::Auto).ok()?;
+        let kernel = crate::guest::kernel::find(None).ok()?;
         dir_for(&kernel.path)
     }
 

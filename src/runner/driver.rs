@@ -368,7 +368,7 @@ pub fn with_console_tail(message: &str, console: &Console) -> String {
 }
 
 /// A guest's boot: `first_byte_ms` on the console, and `ready_ms` split into
-/// the part before the guest kernel's clock starts (`pre_kernel_ms`: QEMU,
+/// the part before the guest kernel's clock starts (`pre_kernel_ms`: the VMM,
 /// firmware, decompression), `kernel_ms` (guest `CLOCK_BOOTTIME` when the
 /// agent started) and the agent's `init_ms`.
 fn boot_phases(console: &Console, launched: Instant, metrics: &mut BTreeMap<String, f64>) {

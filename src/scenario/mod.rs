@@ -152,6 +152,16 @@ pub enum KernelChoice {
     Path(PathBuf),
 }
 
+impl KernelChoice {
+    /// The kernel file the scenario names, `None` for `auto`.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            KernelChoice::Auto => None,
+            KernelChoice::Path(path) => Some(path),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ContainerSpec {
     pub engine: Engine,

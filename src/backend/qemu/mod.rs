@@ -82,7 +82,7 @@ pub struct PreparedVm {
 pub async fn prepare_vm(name: &str, spec: &VmSpec, ctx: &RunContext) -> Result<PreparedVm> {
     let qemu = find_qemu(spec.qemu.as_deref())?;
     let version = qemu_version(&qemu).await?;
-    let kernel = guest::kernel::find(&spec.kernel).with_context(|| format!("target `{name}`"))?;
+    let kernel = guest::kernel::find(spec.kernel.path()).with_context(|| format!("target `{name}`"))?;
     let agent_sha = guest::agent::sha256();
     let initramfs = guest::initramfs::for_kernel(&kernel.path, false).context("building the initramfs")?;
     let with_drivers = guest::initramfs::for_kernel(&kernel.path, true).context("building the initramfs with drivers")?;
