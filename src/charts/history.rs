@@ -3,6 +3,7 @@
 
 use crate::history::History;
 use anyhow::{anyhow, Result};
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::Path;
@@ -16,6 +17,9 @@ pub fn write(history: &History, dir: &Path, stem: &str) -> Result<Vec<std::path:
     draw(history, BitMapBackend::new(&png, (960, 540)).into_drawing_area())?;
     Ok(vec![svg, png])
 }
+
+/// The chart's plotting area: run index across, the metric's value up.
+type Chart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 
 fn draw<DB: DrawingBackend>(history: &History, root: DrawingArea<DB, Shift>) -> Result<()>
 where
@@ -34,6 +38,22 @@ where
         .y_label_area_size(72)
         .build_cartesian_2d(-0.2f64..x_max + 0.2, 0f64..y_max)
         .map_err(err)?;
+    draw_axes(&mut chart, history).map_err(err)?;
+    for (i, target) in history.targets.iter().enumerate() {
+        draw_target(&mut chart, history, i, target).map_err(err)?;
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(err)?;
+    root.present().map_err(err)?;
+    Ok(())
+}
+
+/// The mesh and axis labels: each run is labelled with its tag.
+fn draw_axes<DB: DrawingBackend>(chart: &mut Chart<'_, DB>, history: &History) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
     let tags: Vec<String> = history.runs.iter().map(|r| r.tag.clone()).collect();
     chart
         .configure_mesh()
@@ -47,38 +67,33 @@ where
                 .unwrap_or_default()
         })
         .draw()
-        .map_err(err)?;
-    for (i, target) in history.targets.iter().enumerate() {
-        let colour = super::colour(i);
-        let points: Vec<(f64, f64, f64, f64)> = history
-            .runs
-            .iter()
-            .enumerate()
-            .filter_map(|(x, r)| r.values[i].as_ref().map(|p| (x as f64, p.median, p.low, p.high)))
-            .collect();
-        let band: Vec<(f64, f64)> = points
-            .iter()
-            .map(|p| (p.0, p.3))
-            .chain(points.iter().rev().map(|p| (p.0, p.2)))
-            .collect();
-        chart
-            .draw_series(std::iter::once(Polygon::new(band, colour.mix(0.18))))
-            .map_err(err)?;
-        chart
-            .draw_series(LineSeries::new(points.iter().map(|p| (p.0, p.1)), colour.stroke_width(2)))
-            .map_err(err)?
-            .label(target.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
-        chart
-            .draw_series(points.iter().map(|p| Circle::new((p.0, p.1), 3, colour.filled())))
-            .map_err(err)?;
-    }
+}
+
+/// Target `i`'s band of 95% intervals, its line through the medians (with
+/// a legend entry) and a dot on each median.
+fn draw_target<DB: DrawingBackend>(
+    chart: &mut Chart<'_, DB>,
+    history: &History,
+    i: usize,
+    target: &str,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    let colour = super::colour(i);
+    let points: Vec<(f64, f64, f64, f64)> = history
+        .runs
+        .iter()
+        .enumerate()
+        .filter_map(|(x, r)| r.values[i].as_ref().map(|p| (x as f64, p.median, p.low, p.high)))
+        .collect();
+    let band: Vec<(f64, f64)> = points
+        .iter()
+        .map(|p| (p.0, p.3))
+        .chain(points.iter().rev().map(|p| (p.0, p.2)))
+        .collect();
+    chart.draw_series(std::iter::once(Polygon::new(band, colour.mix(0.18))))?;
     chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(err)?;
-    root.present().map_err(err)?;
+        .draw_series(LineSeries::new(points.iter().map(|p| (p.0, p.1)), colour.stroke_width(2)))?
+        .label(target)
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
+    chart.draw_series(points.iter().map(|p| Circle::new((p.0, p.1), 3, colour.filled())))?;
     Ok(())
 }

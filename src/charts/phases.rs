@@ -8,6 +8,7 @@
 
 use crate::report::summary::MetricSummary;
 use anyhow::{anyhow, Result};
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -87,14 +88,21 @@ pub fn bars(metrics: &[MetricSummary], targets: &[(String, crate::rundir::Target
     out
 }
 
+/// The chart's plotting area: milliseconds across, one row per bar.
+type Chart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// The length of `bar`: the sum of its phases' medians.
+fn total_ms(bar: &PhaseBar) -> f64 {
+    bar.segments.iter().map(|s| s.1).sum::<f64>()
+}
+
 pub fn draw<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, title: &str, bars: &[PhaseBar]) -> Result<()>
 where
     DB::ErrorType: 'static,
 {
     let err = |e: DrawingAreaErrorKind<DB::ErrorType>| anyhow!("drawing {title}: {e}");
     root.fill(&WHITE).map_err(err)?;
-    let total = |b: &PhaseBar| b.segments.iter().map(|s| s.1).sum::<f64>();
-    let longest = bars.iter().map(total).fold(1e-3, f64::max);
+    let longest = bars.iter().map(total_ms).fold(1e-3, f64::max);
     let n = bars.len() as f64;
     let labels: Vec<String> = bars.iter().map(|b| b.target.clone()).collect();
     let mut chart = ChartBuilder::on(&root)
@@ -112,33 +120,10 @@ where
         .x_desc("milliseconds (medians of each phase)")
         .draw()
         .map_err(err)?;
-    let mut legend_done: Vec<&str> = Vec::new();
+    let mut legend_done: Vec<&'static str> = Vec::new();
     for (i, bar) in bars.iter().enumerate() {
         let y = n - 1.0 - i as f64;
-        let mut x = 0.0;
-        for &(phase, ms) in &bar.segments {
-            let colour = phase_colour(phase);
-            let series = chart
-                .draw_series(std::iter::once(Rectangle::new([(x, y - 0.3), (x + ms, y + 0.3)], colour.filled())))
-                .map_err(err)?;
-            if !legend_done.contains(&phase) {
-                legend_done.push(phase);
-                series
-                    .label(phase)
-                    .legend(move |(lx, ly)| Rectangle::new([(lx, ly - 6), (lx + 12, ly + 6)], colour.filled()));
-            }
-            x += ms;
-        }
-        chart
-            .draw_series(std::iter::once(Text::new(
-                match bar.ready_ms {
-                    Some(ready) => format!("ready {} ms", crate::report::table::number(ready)),
-                    None => format!("{} ms", crate::report::table::number(total(bar))),
-                },
-                (x + longest * 0.01, y + 0.1),
-                ("sans-serif", 15),
-            )))
-            .map_err(err)?;
+        draw_bar(&mut chart, bar, y, longest, &mut legend_done).map_err(err)?;
     }
     chart
         .configure_series_labels()
@@ -149,6 +134,38 @@ where
         .draw()
         .map_err(err)?;
     root.present().map_err(err)?;
+    Ok(())
+}
+
+/// One bar at row `y`: a rectangle per phase (the first of each phase gets
+/// the legend entry, recorded in `legend_done`), then its `ready_ms` label.
+fn draw_bar<DB: DrawingBackend>(
+    chart: &mut Chart<'_, DB>,
+    bar: &PhaseBar,
+    y: f64,
+    longest: f64,
+    legend_done: &mut Vec<&'static str>,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    let mut x = 0.0;
+    for &(phase, ms) in &bar.segments {
+        let colour = phase_colour(phase);
+        let series = chart.draw_series(std::iter::once(Rectangle::new([(x, y - 0.3), (x + ms, y + 0.3)], colour.filled())))?;
+        if !legend_done.contains(&phase) {
+            legend_done.push(phase);
+            series
+                .label(phase)
+                .legend(move |(lx, ly)| Rectangle::new([(lx, ly - 6), (lx + 12, ly + 6)], colour.filled()));
+        }
+        x += ms;
+    }
+    chart.draw_series(std::iter::once(Text::new(
+        match bar.ready_ms {
+            Some(ready) => format!("ready {} ms", crate::report::table::number(ready)),
+            None => format!("{} ms", crate::report::table::number(total_ms(bar))),
+        },
+        (x + longest * 0.01, y + 0.1),
+        ("sans-serif", 15),
+    )))?;
     Ok(())
 }
 

@@ -76,7 +76,7 @@ pub struct ImageFacts {
 pub struct TargetFacts {
     pub name: String,
     pub kind: TargetKind,
-    /// `qemu`, `docker` or `native`.
+    /// `qemu`, `libvirt`, `docker`, `podman` or `native`.
     pub backend: String,
     /// `kvm` or `tcg` (VMs): TCG numbers are emulation, not virtualisation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
