@@ -197,44 +197,7 @@ impl Backend for LibvirtBackend {
         template.kernel = stage(&template.kernel, &kernel_sha)?;
         template.initrd = stage(&template.initrd, &initrd_sha)?;
         let initrd_drivers = stage(&prepared.initrd_drivers, &drivers_sha)?;
-        let repro = qemu::with_instructions(&template, &crate::protocol::Instructions::new("repro", "boot"));
-        let domain_xml = xml::domain(&repro, &format!("{DOMAIN_PREFIX}repro"), Path::new("/tmp/vmbench-repro.console"));
-        facts.backend = "libvirt".into();
-        facts.qemu_version = Some(format!(
-            "{} (through libvirt {}, which reports QEMU {})",
-            facts.qemu_version.unwrap_or_default(),
-            versions.library,
-            versions.hypervisor
-        ));
-        facts.reproduce = vec![
-            "virsh".into(),
-            "-c".into(),
-            self.spec.uri.clone(),
-            "create".into(),
-            "domain.xml  # the `domain_xml` setting".into(),
-        ];
-        let settings = &mut facts.settings;
-        settings.insert("libvirt_uri".into(), self.spec.uri.clone());
-        settings.insert("libvirt_version".into(), versions.library);
-        settings.insert("domain_xml".into(), domain_xml);
-        settings.insert(
-            "console".into(),
-            format!(
-                "serial port to a file, read as it grows (checked every {} ms when idle)",
-                POLL_CONSOLE.as_millis()
-            ),
-        );
-        settings.insert(
-            "teardown".into(),
-            format!(
-                "from the agent's done line until libvirt no longer lists the domain (asked every {} ms)",
-                POLL_DOMAIN.as_millis()
-            ),
-        );
-        settings.insert(
-            "network_workload".into(),
-            "virtio-net on QEMU's user network (slirp) passed through <qemu:commandline>, a forwarded 127.0.0.1 port".into(),
-        );
+        describe(&mut facts, &template, &self.spec.uri, versions);
         self.conn = Some(conn);
         self.template = Some(template);
         self.initrd_drivers = Some(initrd_drivers);
@@ -271,6 +234,46 @@ impl Backend for LibvirtBackend {
         Some(Arc::new(DomainSweeper {
             uri: self.spec.uri.clone(),
         }))
+    }
+}
+
+/// What `run.json` says about a libvirt target beyond the guest itself:
+/// versions, the domain XML of one launch, how console and teardown are read.
+fn describe(facts: &mut TargetFacts, template: &QemuCommand, uri: &str, versions: Versions) {
+    let repro = qemu::with_instructions(template, &crate::protocol::Instructions::new("repro", "boot"));
+    let domain_xml = xml::domain(&repro, &format!("{DOMAIN_PREFIX}repro"), Path::new("/tmp/vmbench-repro.console"));
+    facts.backend = "libvirt".into();
+    facts.qemu_version = Some(format!(
+        "{} (through libvirt {}, which reports QEMU {})",
+        facts.qemu_version.take().unwrap_or_default(),
+        versions.library,
+        versions.hypervisor
+    ));
+    facts.reproduce = vec![
+        "virsh".into(),
+        "-c".into(),
+        uri.to_string(),
+        "create".into(),
+        "domain.xml  # the `domain_xml` setting".into(),
+    ];
+    let console = format!(
+        "serial port to a file, read as it grows (checked every {} ms when idle)",
+        POLL_CONSOLE.as_millis()
+    );
+    let teardown = format!(
+        "from the agent's done line until libvirt no longer lists the domain (asked every {} ms)",
+        POLL_DOMAIN.as_millis()
+    );
+    let network = "virtio-net on QEMU's user network (slirp) passed through <qemu:commandline>, a forwarded 127.0.0.1 port";
+    for (key, value) in [
+        ("libvirt_uri", uri.to_string()),
+        ("libvirt_version", versions.library),
+        ("domain_xml", domain_xml),
+        ("console", console),
+        ("teardown", teardown),
+        ("network_workload", network.to_string()),
+    ] {
+        facts.settings.insert(key.into(), value);
     }
 }
 

@@ -27,6 +27,23 @@ pub fn domain(cmd: &QemuCommand, name: &str, console: &Path) -> String {
     let _ = writeln!(xml, "  <name>{}</name>", escape(name));
     let _ = writeln!(xml, "  <memory unit='MiB'>{}</memory>", cmd.memory_mib);
     let _ = writeln!(xml, "  <vcpu>{}</vcpu>", cmd.vcpus);
+    os(&mut xml, cmd);
+    cpu(&mut xml, cmd.accel);
+    // The agent reboots or powers off when it is done: either ends the
+    // domain, which, being transient, then disappears.
+    for event in ["on_poweroff", "on_reboot", "on_crash"] {
+        let _ = writeln!(xml, "  <{event}>destroy</{event}>");
+    }
+    devices(&mut xml, cmd, console);
+    if let Some(port) = cmd.forward_port {
+        user_network(&mut xml, cmd, port);
+    }
+    xml.push_str("</domain>\n");
+    xml
+}
+
+/// Direct kernel boot of the same kernel, initramfs and command line.
+fn os(xml: &mut String, cmd: &QemuCommand) {
     let _ = writeln!(xml, "  <os>");
     let _ = writeln!(xml, "    <type arch='x86_64' machine='{}'>hvm</type>", cmd.machine.as_str());
     let _ = writeln!(xml, "    <kernel>{}</kernel>", escape(&cmd.kernel.display().to_string()));
@@ -35,7 +52,11 @@ pub fn domain(cmd: &QemuCommand, name: &str, console: &Path) -> String {
     let _ = writeln!(xml, "  </os>");
     // Without ACPI the guest cannot power the machine off.
     let _ = writeln!(xml, "  <features><acpi/></features>");
-    match cmd.accel {
+}
+
+/// The CPU model QEMU is given under `accel`.
+fn cpu(xml: &mut String, accel: Accel) {
+    match accel {
         Accel::Kvm => {
             let _ = writeln!(xml, "  <cpu mode='host-passthrough'/>");
         }
@@ -43,15 +64,15 @@ pub fn domain(cmd: &QemuCommand, name: &str, console: &Path) -> String {
             let _ = writeln!(
                 xml,
                 "  <cpu mode='custom' match='exact' check='none'><model fallback='forbid'>{}</model></cpu>",
-                cmd.accel.cpu_model()
+                accel.cpu_model()
             );
         }
     }
-    // The agent reboots or powers off when it is done: either ends the
-    // domain, which, being transient, then disappears.
-    for event in ["on_poweroff", "on_reboot", "on_crash"] {
-        let _ = writeln!(xml, "  <{event}>destroy</{event}>");
-    }
+}
+
+/// The emulator, the serial console file, the disk workload's image, and
+/// nothing else.
+fn devices(xml: &mut String, cmd: &QemuCommand, console: &Path) {
     let _ = writeln!(xml, "  <devices>");
     let _ = writeln!(xml, "    <emulator>{}</emulator>", escape(&cmd.binary.display().to_string()));
     let _ = writeln!(
@@ -71,26 +92,24 @@ pub fn domain(cmd: &QemuCommand, name: &str, console: &Path) -> String {
     let _ = writeln!(xml, "    <controller type='usb' model='none'/>");
     let _ = writeln!(xml, "    <memballoon model='none'/>");
     let _ = writeln!(xml, "  </devices>");
-    if let Some(port) = cmd.forward_port {
-        // libvirt's own user-mode interface forwards ports only through
-        // passt; QEMU's slirp with hostfwd is passed through instead, the
-        // same network the qemu backend gives its guests.
-        // `bus=pcie.0` holds because libvirt targets are always q35 (the
-        // scenario refuses microvm for them).
-        let device = virtio_device(Virtio::Net, cmd.machine);
-        let _ = writeln!(xml, "  <qemu:commandline>");
-        for arg in [
-            "-netdev".to_string(),
-            user_netdev("vmbnet0", port),
-            "-device".to_string(),
-            format!("{device},netdev=vmbnet0,bus=pcie.0,addr=0x10"),
-        ] {
-            let _ = writeln!(xml, "    <qemu:arg value='{}'/>", escape(&arg));
-        }
-        let _ = writeln!(xml, "  </qemu:commandline>");
+}
+
+/// libvirt's own user-mode interface forwards ports only through passt;
+/// QEMU's slirp with hostfwd is passed through instead, the same network the
+/// qemu backend gives its guests. `bus=pcie.0` holds because libvirt
+/// targets are always q35 (the scenario refuses microvm for them).
+fn user_network(xml: &mut String, cmd: &QemuCommand, port: u16) {
+    let device = virtio_device(Virtio::Net, cmd.machine);
+    let _ = writeln!(xml, "  <qemu:commandline>");
+    for arg in [
+        "-netdev".to_string(),
+        user_netdev("vmbnet0", port),
+        "-device".to_string(),
+        format!("{device},netdev=vmbnet0,bus=pcie.0,addr=0x10"),
+    ] {
+        let _ = writeln!(xml, "    <qemu:arg value='{}'/>", escape(&arg));
     }
-    xml.push_str("</domain>\n");
-    xml
+    let _ = writeln!(xml, "  </qemu:commandline>");
 }
 
 #[cfg(test)]
