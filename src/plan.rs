@@ -1,11 +1,16 @@
 //! Scenario → the ordered list of trials. Pure.
 //!
-//! Targets are interleaved (rep 0 of every target, then rep 1, ...) rather
-//! than run one after the other, so slow drift on the host (thermal state,
-//! page cache, a background job) lands on every target alike instead of on
-//! whichever ran last.
+//! Targets are interleaved in rounds (rep 0 of every target, then rep 1,
+//! ...) rather than run one after the other, so slow drift on the host
+//! (thermal state, page cache, a background job) lands on every target alike
+//! instead of on whichever ran last. Within each round the targets run in a
+//! seeded random order, so the carry-over of one trial (an engine's
+//! asynchronous cleanup, unlinking a large image) does not always land on
+//! the same successor; the seed is recorded, so the order can be repeated.
 
 use crate::scenario::Scenario;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
 
 /// One launch of one target running one workload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +33,8 @@ pub struct Overrides {
     pub warmup: Option<u32>,
     /// Run only these targets (by name); empty means all.
     pub only: Vec<String>,
+    /// The seed of the order within rounds; `None` draws one.
+    pub order_seed: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -39,6 +46,8 @@ pub struct Plan {
     /// `repetitions = "auto"` (unless `--reps` fixed the count): the runner
     /// may stop a target × workload before `repetitions`.
     pub auto: Option<crate::scenario::AutoRepetitions>,
+    /// The seed of the order of targets within each round.
+    pub order_seed: u64,
     pub trials: Vec<Trial>,
 }
 
@@ -56,11 +65,15 @@ pub fn build(scenario: &Scenario, overrides: &Overrides) -> Result<Plan, String>
     let repetitions = overrides.repetitions.unwrap_or(scenario.repetitions);
     let auto = scenario.auto.filter(|_| overrides.repetitions.is_none());
     let warmup = overrides.warmup.unwrap_or(scenario.warmup);
+    let order_seed = overrides.order_seed.unwrap_or_else(rand::random);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(order_seed);
     let mut trials = Vec::new();
     for workload in 0..scenario.workloads.len() {
         let passes = (0..warmup).map(|r| (r, true)).chain((0..repetitions).map(|r| (r, false)));
         for (rep, is_warmup) in passes {
-            for &target in &targets {
+            let mut round = targets.clone();
+            round.shuffle(&mut rng);
+            for target in round {
                 trials.push(Trial {
                     seq: trials.len(),
                     target,
@@ -76,6 +89,7 @@ pub fn build(scenario: &Scenario, overrides: &Overrides) -> Result<Plan, String>
         repetitions,
         warmup,
         auto,
+        order_seed,
         trials,
     })
 }
@@ -103,21 +117,35 @@ kind = "boot"
     }
 
     #[test]
-    fn warmups_come_first_and_targets_interleave() {
+    fn warmups_come_first_and_every_round_has_every_target() {
         let plan = build(&scenario(), &Overrides::default()).unwrap();
-        let order: Vec<(usize, u32, bool)> = plan.trials.iter().map(|t| (t.target, t.rep, t.warmup)).collect();
-        assert_eq!(
-            order,
-            vec![
-                (0, 0, true),
-                (1, 0, true),
-                (0, 0, false),
-                (1, 0, false),
-                (0, 1, false),
-                (1, 1, false)
-            ]
-        );
+        let rounds: Vec<(u32, bool)> = plan.trials.chunks(2).map(|r| (r[0].rep, r[0].warmup)).collect();
+        assert_eq!(rounds, vec![(0, true), (0, false), (1, false)]);
+        for round in plan.trials.chunks(2) {
+            let mut targets: Vec<usize> = round.iter().map(|t| t.target).collect();
+            targets.sort();
+            assert_eq!(targets, vec![0, 1]);
+            assert!(round.iter().all(|t| (t.rep, t.warmup) == (round[0].rep, round[0].warmup)));
+        }
         assert!(plan.trials.iter().enumerate().all(|(i, t)| t.seq == i));
+    }
+
+    #[test]
+    fn the_order_within_rounds_follows_the_seed() {
+        let order = |seed: u64| {
+            let o = Overrides {
+                repetitions: Some(40),
+                order_seed: Some(seed),
+                ..Default::default()
+            };
+            let plan = build(&scenario(), &o).unwrap();
+            assert_eq!(plan.order_seed, seed);
+            plan.trials.iter().map(|t| t.target).collect::<Vec<_>>()
+        };
+        assert_eq!(order(7), order(7), "the same seed repeats the order");
+        assert_ne!(order(7), order(8));
+        let firsts: Vec<usize> = order(7).chunks(2).map(|r| r[0]).collect();
+        assert!(firsts.contains(&0) && firsts.contains(&1), "both targets lead some rounds");
     }
 
     #[test]
@@ -126,6 +154,7 @@ kind = "boot"
             repetitions: Some(3),
             warmup: Some(0),
             only: vec!["b".into()],
+            ..Default::default()
         };
         let plan = build(&scenario(), &o).unwrap();
         assert_eq!(plan.targets, vec![1]);

@@ -7,14 +7,13 @@
 //!   RSS of the runtime shim that keeps it.
 //! - Native: the agent's own RSS (it reports it at ready and its peak at the end).
 //!
-//! Sampling runs in its own task every [`INTERVAL`], started by the trial
-//! driver at the ready line, so it never delays the console reading that
-//! times the ready line. Backends only say where their target's memory is.
+//! Sampling runs on a thread of its own every [`INTERVAL`], started by the
+//! trial driver at the ready line, so it never delays the console reading
+//! that times the ready line or the network workload's round trips.
+//! Backends only say where their target's memory is.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 pub const INTERVAL: Duration = Duration::from_millis(20);
 
@@ -26,6 +25,10 @@ pub struct Reading {
     pub peak_bytes: Option<u64>,
     /// Proportional set size (QEMU only).
     pub pss_bytes: Option<u64>,
+    /// The process's own resident set, when the bytes above are a cgroup's.
+    pub rss_bytes: Option<u64>,
+    /// Host CPU time used since the target started, in ns.
+    pub cpu_ns: Option<u64>,
 }
 
 /// Readings of one trial.
@@ -43,16 +46,31 @@ impl Series {
         self.0.iter().map(|r| r.bytes.max(r.peak_bytes.unwrap_or(0))).max()
     }
 
-    /// Adds `mem_ready_bytes`, `mem_peak_bytes` (and `pss_ready_bytes`) to `metrics`.
+    /// Adds `mem_ready_bytes`, `mem_peak_bytes` (and `pss_ready_bytes`,
+    /// `rss_ready_bytes`, `host_cpu_ms` where the source has them) to `metrics`.
     pub fn record(&self, ready_at: Option<Instant>, metrics: &mut std::collections::BTreeMap<String, f64>) {
         if let Some(r) = ready_at.and_then(|t| self.at_or_after(t)) {
             metrics.insert("mem_ready_bytes".into(), r.bytes as f64);
             if let Some(pss) = r.pss_bytes {
                 metrics.insert("pss_ready_bytes".into(), pss as f64);
             }
+            if let Some(rss) = r.rss_bytes {
+                metrics.insert("rss_ready_bytes".into(), rss as f64);
+            }
         }
         if let Some(peak) = self.peak() {
             metrics.insert("mem_peak_bytes".into(), peak as f64);
+        }
+        // The last reading is taken when the agent is done: everything the
+        // target's work cost the host's CPUs, start-up included.
+        let last_cpu = self.0.iter().rev().find_map(|r| r.cpu_ns);
+        if let Some(cpu_ns) = last_cpu {
+            metrics.insert("host_cpu_ms".into(), cpu_ns as f64 / 1e6);
+        }
+        // From the ready line to the end: what the workload itself cost.
+        let ready_cpu = ready_at.and_then(|t| self.at_or_after(t)).and_then(|r| r.cpu_ns);
+        if let (Some(from), Some(to)) = (ready_cpu, last_cpu) {
+            metrics.insert("host_cpu_workload_ms".into(), to.saturating_sub(from) as f64 / 1e6);
         }
     }
 }
@@ -60,47 +78,53 @@ impl Series {
 /// Takes one reading of a target's memory; `None` once the source is gone.
 pub type Reader = Box<dyn FnMut() -> Option<Reading> + Send>;
 
+/// Finds a target's memory source (its process, its cgroup) and returns the
+/// reader; runs on the sampler's own thread.
+pub type Finder = Box<dyn FnOnce() -> Option<Reader> + Send>;
+
 /// A running sampler; `stop` ends it and returns what it saw.
 pub struct Sampler {
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<Series>,
+    stop: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<Series>,
 }
 
 impl Sampler {
-    /// Finds the source with `init` (a container's cgroup needs an API
-    /// call), then reads it now and every [`INTERVAL`] until stopped; stops
-    /// early once the source is gone after having answered. `init` runs in
-    /// the sampling task, so it never delays the caller.
-    pub fn start<I>(init: I) -> Sampler
-    where
-        I: std::future::Future<Output = Option<Reader>> + Send + 'static,
-    {
-        let (stop, mut stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
+    /// Finds the source with `find`, then reads it now and every
+    /// [`INTERVAL`] until stopped; stops early once the source is gone after
+    /// having answered. All of it runs on a thread of its own, so the
+    /// `/proc` and cgroup reads (walking a VM's page tables for PSS, say)
+    /// never delay the thread that stamps console lines or times network
+    /// round trips.
+    pub fn start(find: Finder) -> Sampler {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
             let mut series = Series::default();
-            let Some(mut read) = init.await else { return series };
+            let Some(mut read) = find() else { return series };
             loop {
                 match read() {
                     Some(r) => series.0.push(r),
                     None if !series.0.is_empty() => return series,
                     None => {}
                 }
-                tokio::select! {
-                    _ = tokio::time::sleep(INTERVAL) => {}
-                    _ = &mut stopped => break,
+                match stopped.recv_timeout(INTERVAL) {
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    _ => break,
                 }
             }
             // One last reading at the moment the caller asked to stop.
             series.0.extend(read());
             series
         });
-        Sampler { stop, task }
+        Sampler { stop, thread }
     }
 
     /// Takes a last reading and returns everything seen.
     pub async fn stop(self) -> Series {
         let _ = self.stop.send(());
-        self.task.await.unwrap_or_default()
+        let thread = self.thread;
+        tokio::task::spawn_blocking(move || thread.join().unwrap_or_default())
+            .await
+            .unwrap_or_default()
     }
 }
 
@@ -130,47 +154,47 @@ pub fn process(pid: u32) -> Option<Reading> {
         bytes: rollup[0]?,
         pss_bytes: rollup[1],
         peak_bytes: status.first().copied().flatten(),
+        rss_bytes: None,
+        cpu_ns: process_cpu_ns(pid),
     })
 }
 
-/// A reader of one process's memory (QEMU).
+/// A reader of one process: its memory and CPU time (a target that could
+/// not be given a cgroup of its own).
 pub fn process_reader(pid: u32) -> Reader {
     Box::new(move || process(pid))
 }
 
-/// The memory cgroup directory of a process (cgroup v1 `memory` controller,
-/// or the unified hierarchy).
-pub fn cgroup_dir(pid: u32) -> Option<PathBuf> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-    for line in text.lines() {
-        let mut parts = line.splitn(3, ':');
-        let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
-        if controllers.split(',').any(|c| c == "memory") {
-            return Some(PathBuf::from(format!("/sys/fs/cgroup/memory{path}")));
+/// A reader of a cgroup's memory and CPU (the same accounting as a
+/// container's), with its main process's RSS and PSS beside it.
+pub fn cgroup_reader(memory: PathBuf, cpu: PathBuf, pid: Option<u32>) -> Reader {
+    Box::new(move || {
+        let mut reading = super::cgroup::counters(&memory, &cpu, None)?;
+        if let Some(own) = pid.and_then(process) {
+            reading.rss_bytes = Some(own.bytes);
+            reading.pss_bytes = own.pss_bytes;
         }
-    }
-    let unified = text.lines().find_map(|l| l.strip_prefix("0::"))?;
-    ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
-        .iter()
-        .map(|root| PathBuf::from(format!("{root}{unified}")))
-        .find(|p| p.join("memory.current").exists())
+        Some(reading)
+    })
 }
 
-/// Usage and peak of a memory cgroup, plus `extra_pid`'s RSS (the shim).
-pub fn cgroup(dir: &Path, extra_pid: Option<u32>) -> Option<Reading> {
-    let at = Instant::now();
-    let read = |name: &str| std::fs::read_to_string(dir.join(name)).ok()?.trim().parse::<u64>().ok();
-    let (bytes, peak) = match read("memory.usage_in_bytes") {
-        Some(usage) => (usage, read("memory.max_usage_in_bytes")),
-        None => (read("memory.current")?, read("memory.peak")),
-    };
-    let shim = extra_pid.and_then(process).map(|r| r.bytes).unwrap_or(0);
-    Some(Reading {
-        at,
-        bytes: bytes + shim,
-        peak_bytes: peak.map(|p| p + shim),
-        pss_bytes: None,
-    })
+/// The first process of a cgroup (a container's init).
+pub fn first_process(cgroup: &Path) -> Option<u32> {
+    std::fs::read_to_string(cgroup.join("cgroup.procs"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.trim().parse().ok())
+}
+
+/// CPU time (user + system, all threads) a process has used, in ns.
+pub fn process_cpu_ns(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which may itself hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Some(ticks * 1_000_000_000 / hz)
 }
 
 /// The parent of a process (the runtime shim of a container's init).
@@ -195,11 +219,12 @@ mod tests {
     }
 
     #[test]
-    fn this_process_has_a_memory_cgroup_that_reads() {
-        if let Some(dir) = cgroup_dir(std::process::id()) {
-            let reading = cgroup(&dir, None).unwrap();
-            assert!(reading.bytes > 0, "{dir:?}");
+    fn this_process_has_used_cpu_time() {
+        let spin = Instant::now();
+        while spin.elapsed() < Duration::from_millis(30) {
+            std::hint::black_box(0u64);
         }
+        assert!(process_cpu_ns(std::process::id()).unwrap() > 0);
     }
 
     #[test]
@@ -210,6 +235,8 @@ mod tests {
             bytes,
             peak_bytes: peak,
             pss_bytes: None,
+            rss_bytes: None,
+            cpu_ns: Some(ms * 1_000_000),
         };
         let s = Series(vec![r(0, 10, None), r(20, 50, Some(70)), r(40, 30, None)]);
         assert_eq!(s.at_or_after(t0 + Duration::from_millis(15)).unwrap().bytes, 50);
@@ -217,5 +244,7 @@ mod tests {
         let mut m = Default::default();
         s.record(Some(t0 + Duration::from_millis(30)), &mut m);
         assert_eq!((m["mem_ready_bytes"], m["mem_peak_bytes"]), (30.0, 70.0));
+        assert_eq!(m["host_cpu_ms"], 40.0, "CPU time from the last reading");
+        assert_eq!(m["host_cpu_workload_ms"], 0.0, "the reading at ready is the last one");
     }
 }

@@ -12,6 +12,7 @@
 //! Nothing here assumes one launch at a time: a backend hands out
 //! independent [`Launch`] values, each owning what it started.
 
+pub mod cgroup;
 pub mod docker;
 #[cfg(test)]
 pub mod fake;
@@ -23,7 +24,7 @@ pub mod qemu;
 
 use crate::protocol::Instructions;
 use crate::rundir::TargetFacts;
-use crate::scenario::{Target, TargetSpec, Workload};
+use crate::scenario::{CpuSet, Target, TargetSpec, Workload};
 use anyhow::Result;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -45,14 +46,17 @@ pub struct RunContext {
     /// Where disk workloads put their files and images; removed when the
     /// run ends, however it ends.
     pub scratch: PathBuf,
+    /// The host CPUs every target runs on; `None`: no pinning.
+    pub cpuset: Option<CpuSet>,
 }
 
 impl RunContext {
-    pub fn new(run_id: &str) -> Arc<Self> {
+    pub fn new(run_id: &str, cpuset: Option<CpuSet>) -> Arc<Self> {
         Arc::new(RunContext {
             run_id: run_id.to_string(),
             kvm: Default::default(),
             scratch: scratch_root(run_id),
+            cpuset,
         })
     }
 
@@ -87,9 +91,9 @@ pub enum Footprint {
     None,
     /// The agent is the whole target and reports its own RSS (native).
     AgentReported,
-    /// Sampled from the ready line on: a future (run off the timed path)
-    /// that finds the source and returns its reader.
-    Sampled(BoxFuture<'static, Option<footprint::Reader>>),
+    /// Sampled from the ready line on, on the sampler's own thread: the
+    /// finder locates the source (a process, a cgroup) and returns its reader.
+    Sampled(footprint::Finder),
 }
 
 /// A launch whose target is starting: its console, and the phases timed so far.
@@ -265,6 +269,48 @@ pub fn ms_between(from: Instant, to: Instant) -> f64 {
 /// network stack (native, a container with host networking).
 pub fn loopback(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// A cgroup of its own for one launch of a target vmbench starts itself, so
+/// its memory and CPU are accounted as a container's are; `None` (with a
+/// warning once per process) where the host's cgroups cannot be used, and the
+/// target's own process is then read instead.
+pub fn launch_cgroup(ctx: &RunContext, target: &str, nonce: &str) -> Option<cgroup::LaunchCgroup> {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    let made = cgroup::Hierarchies::of_host()
+        .ok_or_else(|| "no cgroup v1 memory + cpuacct or v2 memory controller found".to_string())
+        .and_then(|h| cgroup::LaunchCgroup::create(&h, &ctx.run_id, &format!("{target}-{nonce}")).map_err(|e| e.to_string()));
+    made.map_err(|e| {
+        WARNED.call_once(|| eprintln!("warning: no cgroup of vmbench's own for its targets ({e}); reading their processes instead"))
+    })
+    .ok()
+}
+
+/// Removes the cgroups vmbench made for a run's launches.
+pub struct CgroupSweeper;
+
+#[async_trait]
+impl Sweeper for CgroupSweeper {
+    fn key(&self) -> String {
+        "vmbench cgroups".into()
+    }
+    async fn sweep(&self, run_id: &str, _interrupted: bool) -> Result<()> {
+        if let Some(h) = cgroup::Hierarchies::of_host() {
+            cgroup::remove_run(&h, run_id);
+        }
+        Ok(())
+    }
+}
+
+/// Runs the child on `cpuset` (if any): set between fork and exec, so the
+/// process and every thread it starts are placed before they run.
+pub fn pin_child(command: &mut tokio::process::Command, cpuset: Option<CpuSet>) {
+    let Some(cpuset) = cpuset else { return };
+    // SAFETY: sched_setaffinity is async-signal-safe; the set was built
+    // before the fork and is only read.
+    unsafe {
+        command.pre_exec(move || cpuset.apply_to_current_thread());
+    }
 }
 
 /// Stderr of a child, read in the background, at most 64 KiB.

@@ -60,6 +60,10 @@ impl Backend for NativeBackend {
             agent_sha256: guest::agent::sha256(),
             artifact_bytes: guest::agent::bytes().len() as u64,
             reproduce: argv(&agent, &example),
+            cpuset: self.ctx.cpuset.as_ref().map(ToString::to_string),
+            settings: [("accounting".to_string(), super::cgroup::accounting("the agent"))]
+                .into_iter()
+                .collect(),
             ..Default::default()
         };
         self.agent = Some(agent);
@@ -74,30 +78,43 @@ impl Backend for NativeBackend {
         let agent = self.agent.as_ref().ok_or("native target used before prepare")?;
         Ok(Box::new(NativeLaunch {
             argv: argv(agent, &spec),
+            cpuset: self.ctx.cpuset.clone(),
+            cgroup: super::launch_cgroup(&self.ctx, &self.name, &spec.instructions.nonce),
             child: None,
         }))
     }
-    // Children are killed on drop; nothing to sweep.
+
+    // Children are killed on drop; what is left is their cgroups.
+    fn sweeper(&self) -> Option<Arc<dyn super::Sweeper>> {
+        Some(Arc::new(super::CgroupSweeper))
+    }
 }
 
 /// The agent as a child process, its stdout as the console.
 struct NativeLaunch {
     argv: Vec<String>,
+    cpuset: Option<crate::scenario::CpuSet>,
+    /// The agent's own cgroup, where the host lets vmbench make one.
+    cgroup: Option<super::cgroup::LaunchCgroup>,
     child: Option<Child>,
 }
 
 #[async_trait]
 impl Launch for NativeLaunch {
     async fn start(&mut self) -> Result<Started, String> {
-        let spawning = Instant::now();
-        let mut child = Command::new(&self.argv[0])
+        let mut command = Command::new(&self.argv[0]);
+        command
             .args(&self.argv[1..])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", self.argv[0]))?;
+            .kill_on_drop(true);
+        super::pin_child(&mut command, self.cpuset.clone());
+        if let Some(cgroup) = &self.cgroup {
+            cgroup.join_in_child(&mut command);
+        }
+        let spawning = Instant::now();
+        let mut child = command.spawn().map_err(|e| format!("cannot start {}: {e}", self.argv[0]))?;
         let spawn_ms = super::ms_between(spawning, Instant::now());
         let stdout = child.stdout.take().expect("stdout is piped");
         self.child = Some(child);
@@ -112,8 +129,16 @@ impl Launch for NativeLaunch {
         Ok(super::loopback(port))
     }
 
+    /// The agent's cgroup, as a container's; without one, the agent's own
+    /// report of its RSS.
     fn footprint(&self) -> Footprint {
-        Footprint::AgentReported
+        match (&self.cgroup, self.child.as_ref().and_then(Child::id)) {
+            (Some(cgroup), pid) => {
+                let (memory, cpu) = (cgroup.memory.clone(), cgroup.cpu.clone());
+                Footprint::Sampled(Box::new(move || Some(super::footprint::cgroup_reader(memory, cpu, pid))))
+            }
+            (None, _) => Footprint::AgentReported,
+        }
     }
 
     async fn wait_gone(&mut self, deadline: tokio::time::Instant, _cleanly: bool) -> Gone {
@@ -139,6 +164,9 @@ impl Launch for NativeLaunch {
     async fn remove(&mut self) -> Result<(), String> {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill().await;
+        }
+        if let Some(cgroup) = &self.cgroup {
+            cgroup.remove();
         }
         Ok(())
     }

@@ -24,6 +24,10 @@ pub struct RunArgs {
     /// Run only this target (repeatable).
     #[arg(long = "only", value_name = "TARGET")]
     pub only: Vec<String>,
+    /// The seed of the order of targets within each round (default: a fresh
+    /// one, recorded in run.json as `order_seed`; pass it to repeat an order).
+    #[arg(long)]
+    pub seed: Option<u64>,
     /// Free text recorded in run.json (a build number, a description).
     #[arg(long)]
     pub label: Option<String>,
@@ -68,6 +72,7 @@ pub fn exec(args: RunArgs) -> anyhow::Result<i32> {
             repetitions: args.reps,
             warmup: args.warmup,
             only: args.only,
+            order_seed: args.seed,
         },
         out: args.out,
         results_root: args.results_dir,

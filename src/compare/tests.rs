@@ -29,6 +29,9 @@ pub(crate) fn run(scale: f64, reps: usize) -> Run {
             timeout_s: 1.0,
             workloads: vec![WorkloadKind::Boot],
             only: vec![],
+            order_seed: None,
+            cpuset: None,
+            harness_cpuset: None,
         },
         host: HostFacts {
             cpu_model: "cpu".into(),

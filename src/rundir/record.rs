@@ -127,6 +127,9 @@ pub struct TargetFacts {
     pub artifact_bytes: u64,
     /// The exact argv that repeats one launch by hand.
     pub reproduce: Vec<String>,
+    /// The host CPUs the target ran on (Linux list format); `None`: not pinned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpuset: Option<String>,
     /// Other settings that change results (security options, limits, ...).
     #[serde(default)]
     pub settings: BTreeMap<String, String>,
@@ -236,4 +239,14 @@ pub struct ScenarioFacts {
     pub workloads: Vec<WorkloadKind>,
     /// `--only` filter, empty when all targets ran.
     pub only: Vec<String>,
+    /// The seed of the order of targets within each round (`--seed`
+    /// repeats it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_seed: Option<u64>,
+    /// The host CPUs every target ran on; `None`: not pinned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpuset: Option<String>,
+    /// The CPUs vmbench itself ran on (the others).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub harness_cpuset: Option<String>,
 }

@@ -291,7 +291,11 @@ pub async fn read_console(
         return end;
     };
     if let Some((client, launch)) = network {
-        let measured = async { client.run(launch.address(port).await?).await };
+        let measured = async {
+            let addr = launch.address(port).await?;
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            client.run_on_own_thread(addr, left).await
+        };
         match tokio::time::timeout_at(deadline, measured).await {
             Ok(Ok(metrics)) => host_side.metrics.extend(metrics),
             Ok(Err(e)) => host_side.fail(format!("network workload: {e}")),

@@ -8,7 +8,7 @@ use crate::backend::{self, Backend, RunContext, Sweeper};
 use crate::plan::{self, Overrides, Plan};
 use crate::rundir::Sink;
 use crate::rundir::{AutoOutcome, RunRecord, RunStatus, Sample, ScenarioFacts, TargetFacts, SCHEMA_VERSION};
-use crate::scenario::{AutoRepetitions, Scenario, Target, TargetSpec, WorkloadKind};
+use crate::scenario::{AutoRepetitions, CpuSet, Scenario, Target, TargetSpec, WorkloadKind};
 use anyhow::Result;
 use driver::TrialResult;
 use std::collections::HashSet;
@@ -124,7 +124,7 @@ pub struct PreparedTarget {
 /// Runs `scenario`: preflight, then every trial. Input and preflight
 /// problems come back as [`InputError`] before any directory is created.
 pub async fn execute(scenario: &Scenario, opts: &RunOptions, handle: Arc<RunHandle>, observer: &dyn Observer) -> Result<RunOutcome> {
-    let ctx = RunContext::new(&handle.run_id);
+    let ctx = RunContext::new(&handle.run_id, scenario.cpuset.clone());
     execute_with(scenario, opts, handle, observer, |target| backend::for_target(target, ctx.clone())).await
 }
 
@@ -139,6 +139,7 @@ pub async fn execute_with(
 ) -> Result<RunOutcome> {
     let plan = plan::build(scenario, &opts.overrides).map_err(|e| InputError(anyhow::anyhow!(e)))?;
     let dir = run_dir(scenario, opts, &handle.run_id)?;
+    let harness = pin_harness(scenario.cpuset.as_ref())?;
     let backends = plan
         .targets
         .iter()
@@ -152,7 +153,9 @@ pub async fn execute_with(
         }
     };
     let facts = targets.iter().map(|t| t.facts.clone()).collect();
-    let record = new_record(scenario, &plan, opts, &handle.run_id, facts);
+    let mut record = new_record(scenario, &plan, opts, &handle.run_id, facts);
+    record.scenario.cpuset = scenario.cpuset.as_ref().map(ToString::to_string);
+    record.scenario.harness_cpuset = harness.map(|h| h.to_string());
     let mut sink = Sink::create(&dir, record)?;
     *handle.dir.lock().expect("run handle lock") = Some(dir.clone());
     observer.prepared(plan.trials.len());
@@ -169,6 +172,21 @@ pub async fn execute_with(
         record: sink.record.clone(),
         samples,
     })
+}
+
+/// Keeps vmbench's own thread (and what it starts later: the blocking pool,
+/// the sampler and network threads) off the targets' CPUs. Returns where
+/// vmbench runs, `None` when nothing is pinned.
+fn pin_harness(targets: Option<&CpuSet>) -> Result<Option<CpuSet>> {
+    let Some(targets) = targets else { return Ok(None) };
+    let harness = targets.complement_in(&CpuSet::allowed());
+    if harness.is_empty() {
+        return Ok(None);
+    }
+    harness
+        .apply_to_current_thread()
+        .map_err(|e| InputError(anyhow::anyhow!("pinning vmbench to CPU {harness}: {e}")))?;
+    Ok(Some(harness))
 }
 
 /// Preflight of every target, in order. Each backend's sweeper is
@@ -238,12 +256,42 @@ async fn run_trials(
             settled.insert(pair);
         }
         samples.push(sample);
-        if let (Some(auto), false, false) = (plan.auto, trial.warmup, settled.contains(&pair)) {
-            if let Some(outcome) = auto_outcome(&auto, plan.repetitions, &target.target.name, workload.kind, samples) {
-                settled.insert(pair);
-                sink.record_auto(auto, outcome)?;
-            }
+        if let (Some(auto), false) = (plan.auto, trial.warmup) {
+            settle_auto(&auto, plan, targets, trial.workload, workload.kind, &mut settled, samples, sink)?;
         }
+    }
+    Ok(())
+}
+
+/// `repetitions = "auto"` ends a workload's rounds only once every target
+/// still running it may stop: a target that is steady early keeps running
+/// beside the others, so every round stays complete (paired across targets)
+/// and none is measured over a shorter stretch of the host's drift.
+#[allow(clippy::too_many_arguments)]
+fn settle_auto(
+    auto: &AutoRepetitions,
+    plan: &Plan,
+    targets: &[PreparedTarget],
+    workload: usize,
+    kind: WorkloadKind,
+    settled: &mut HashSet<(usize, usize)>,
+    samples: &[Sample],
+    sink: &mut Sink,
+) -> Result<()> {
+    let open: Vec<(usize, &PreparedTarget)> = plan
+        .targets
+        .iter()
+        .zip(targets)
+        .filter(|(t, _)| !settled.contains(&(**t, workload)))
+        .map(|(t, p)| (*t, p))
+        .collect();
+    let outcomes: Option<Vec<AutoOutcome>> = open
+        .iter()
+        .map(|(_, p)| auto_outcome(auto, plan.repetitions, &p.target.name, kind, samples))
+        .collect();
+    for ((t, _), outcome) in open.iter().zip(outcomes.unwrap_or_default()) {
+        settled.insert((*t, workload));
+        sink.record_auto(*auto, outcome)?;
     }
     Ok(())
 }
@@ -331,6 +379,9 @@ fn new_record(scenario: &Scenario, plan: &Plan, opts: &RunOptions, run_id: &str,
             timeout_s: scenario.timeout.as_secs_f64(),
             workloads: scenario.workloads.iter().map(|w| w.kind).collect(),
             only: opts.overrides.only.clone(),
+            order_seed: Some(plan.order_seed),
+            cpuset: None,
+            harness_cpuset: None,
             auto: None,
         },
         host: crate::host::facts(),

@@ -26,6 +26,26 @@ impl NetworkClient {
         })
     }
 
+    /// [`NetworkClient::run`] on an OS thread of its own with its own
+    /// runtime, within `timeout`, so the round trips it times never share a
+    /// thread with console reading or footprint sampling.
+    pub async fn run_on_own_thread(self, addr: SocketAddr, timeout: Duration) -> Result<BTreeMap<String, f64>, String> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
+            let result = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt.block_on(async {
+                    tokio::time::timeout(timeout, self.run(addr))
+                        .await
+                        .unwrap_or_else(|_| Err("timed out".into()))
+                }),
+                Err(e) => Err(format!("starting the client's runtime: {e}")),
+            };
+            let _ = tx.send(result);
+        });
+        rx.await
+            .map_err(|_| "the network client's thread ended without an answer".to_string())?
+    }
+
     /// Connects to the agent at `addr` (a forwarded or published port on the
     /// host) and measures; metrics in µs and Gbit/s.
     pub async fn run(self, addr: SocketAddr) -> Result<BTreeMap<String, f64>, String> {

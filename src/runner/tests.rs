@@ -149,11 +149,16 @@ fn run(scenario: &Scenario, scripter: Scripter) -> (RunOutcome, Vec<Arc<crate::b
 const TWO_TARGETS: &str = "[[target]]\nname = \"a\"\nkind = \"native\"\n[[target]]\nname = \"b\"\nkind = \"native\"\n";
 
 #[test]
-fn targets_are_interleaved_and_every_sample_is_on_disk() {
+fn targets_run_in_complete_rounds_and_every_sample_is_on_disk() {
     let body = format!("{TWO_TARGETS}[[workload]]\nkind = \"boot\"\n");
     let (outcome, counters) = run(&scenario(&body, 3), Arc::new(|_, _| Script::good(MS, vec![])));
-    let order: Vec<&str> = outcome.samples.iter().map(|s| s.target.as_str()).collect();
-    assert_eq!(order, ["a", "b", "a", "b", "a", "b"]);
+    for round in outcome.samples.chunks(2) {
+        let mut targets: Vec<&str> = round.iter().map(|s| s.target.as_str()).collect();
+        targets.sort();
+        assert_eq!(targets, ["a", "b"], "every round has every target");
+        assert_eq!(round[0].rep, round[1].rep);
+    }
+    assert!(outcome.record.scenario.order_seed.is_some(), "the order's seed is recorded");
     assert!(outcome.samples.iter().all(|s| s.ok));
     // serde_json may round a float's last bit: compare what identifies each sample.
     let key = |s: &Sample| (s.seq, s.target.clone(), s.ok, s.metrics.keys().cloned().collect::<Vec<_>>());
@@ -191,7 +196,7 @@ fn not_applicable_pairs_get_one_sample_and_the_rest_are_skipped() {
 }
 
 #[test]
-fn auto_repetitions_stop_a_steady_target_and_run_a_noisy_one_to_the_maximum() {
+fn auto_repetitions_keep_rounds_whole_until_every_target_may_stop() {
     let body = format!(
         "repetitions = \"auto\"\nmin_repetitions = 3\nmax_repetitions = 6\ntarget_cov = 0.05\n{TWO_TARGETS}[[workload]]\nkind = \"syscall\"\n"
     );
@@ -223,11 +228,24 @@ fn auto_repetitions_stop_a_steady_target_and_run_a_noisy_one_to_the_maximum() {
         ))
         .unwrap();
     let count = |t: &str| outcome.samples.iter().filter(|s| s.target == t).count();
-    assert_eq!((count("a"), count("b")), (3, 6));
+    assert_eq!((count("a"), count("b")), (6, 6), "the steady target keeps the noisy one company");
     let auto = outcome.record.scenario.auto.unwrap();
     let a = auto.outcomes.iter().find(|o| o.target == "a").unwrap();
-    assert!(a.converged && a.repetitions == 3);
+    assert!(a.converged && a.repetitions == 6);
     assert!(!auto.outcomes.iter().find(|o| o.target == "b").unwrap().converged);
+    // Two steady targets stop together at the minimum.
+    let out = tempfile::tempdir().unwrap().keep().join("run");
+    let opts = RunOptions { out: Some(out), ..opts };
+    let outcome = rt()
+        .block_on(execute_with(
+            &scenario,
+            &opts,
+            Arc::new(RunHandle::new("auto2".into())),
+            &Quiet,
+            |t| Box::new(FakeBackend::new(&t.name, std::env::temp_dir(), steady.clone())),
+        ))
+        .unwrap();
+    assert_eq!(outcome.samples.len(), 2 * 3);
 }
 
 #[test]

@@ -1,11 +1,13 @@
 //! Scenario files: TOML in, a typed [`Scenario`] out, or an error that names
 //! the file, line and key. See `scenarios/README.md` for every key.
 
+mod cpuset;
 mod error;
 mod raw;
 mod targets;
 mod validate;
 
+pub use cpuset::CpuSet;
 pub use error::{line_column, ScenarioError};
 
 pub use crate::protocol::WorkloadKind;
@@ -26,6 +28,9 @@ pub struct Scenario {
     pub warmup: u32,
     /// Limit for one repetition, launch to teardown.
     pub timeout: Duration,
+    /// The host CPUs every target runs on (vmbench keeps the others);
+    /// `None`: no pinning (`cpuset = "all"`, or a one-CPU host).
+    pub cpuset: Option<CpuSet>,
     pub targets: Vec<Target>,
     pub workloads: Vec<Workload>,
     /// Where the scenario came from and its exact text, kept with the results.
@@ -180,9 +185,16 @@ pub struct ContainerSpec {
     pub network: ContainerNetwork,
 }
 
+/// The path the network workload's traffic takes into a container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ContainerNetwork {
+    /// To the container's own address on the engine's bridge: the
+    /// isolation's data path (veth, bridge), no proxy.
     Bridge,
+    /// To a port published on 127.0.0.1 (`-p`): through the engine's
+    /// userland proxy where it runs one (docker-proxy), then the bridge.
+    Published,
+    /// The host's own network stack.
     Host,
 }
 
@@ -190,6 +202,15 @@ impl ContainerNetwork {
     pub fn as_str(self) -> &'static str {
         match self {
             ContainerNetwork::Bridge => "bridge",
+            ContainerNetwork::Published => "published",
+            ContainerNetwork::Host => "host",
+        }
+    }
+
+    /// The engine's network mode for this path.
+    pub fn engine_mode(self) -> &'static str {
+        match self {
+            ContainerNetwork::Bridge | ContainerNetwork::Published => "bridge",
             ContainerNetwork::Host => "host",
         }
     }
@@ -269,6 +290,14 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
 /// threads on containers and native. One definition, so both checks agree.
 fn usable_cpus() -> u64 {
     std::thread::available_parallelism().map_or(1, |n| n.get() as u64)
+}
+
+impl Scenario {
+    /// How many CPUs a native process or a container may use: the cpuset's,
+    /// or the host's without one.
+    pub fn target_cpus(&self) -> u64 {
+        self.cpuset.as_ref().map_or_else(usable_cpus, |s| s.len() as u64)
+    }
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ pub struct RawScenario {
     pub max_repetitions: Option<Spanned<toml::Value>>,
     pub target_cov: Option<Spanned<toml::Value>>,
     pub timeout_s: Option<Spanned<toml::Value>>,
+    pub cpuset: Option<Spanned<String>>,
     #[serde(default)]
     pub target: Vec<Spanned<RawTarget>>,
     #[serde(default)]

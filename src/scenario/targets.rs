@@ -245,7 +245,11 @@ fn container_from_raw(loc: &Locator, i: usize, t: &RawTarget) -> Result<Containe
         loc,
         t.network.as_ref(),
         &key("network"),
-        &[("bridge", ContainerNetwork::Bridge), ("host", ContainerNetwork::Host)],
+        &[
+            ("bridge", ContainerNetwork::Bridge),
+            ("published", ContainerNetwork::Published),
+            ("host", ContainerNetwork::Host),
+        ],
         ContainerNetwork::Bridge,
     )?;
     Ok(ContainerSpec {

@@ -49,7 +49,10 @@ pub fn validate(path: &Path, text: &str) -> Result<Scenario> {
         .enumerate()
         .map(|(i, w)| workload_from_raw(&loc, i, w))
         .collect::<Result<Vec<_>>>()?;
-    cross_check(&loc, &raw, &targets, &workloads)?;
+    let cpuset = cpuset_from_raw(&loc, raw.cpuset.as_ref())?;
+    let target_cpus = cpuset.as_ref().map_or_else(usable_cpus, |s| s.len() as u64);
+    check_cpus(&loc, &raw, &targets, target_cpus)?;
+    cross_check(&loc, &raw, &targets, &workloads, target_cpus)?;
     check_disk_space(&loc, &raw, &workloads)?;
     Ok(Scenario {
         name: name.get_ref().clone(),
@@ -58,6 +61,7 @@ pub fn validate(path: &Path, text: &str) -> Result<Scenario> {
         auto,
         warmup: warmup as u32,
         timeout: Duration::from_secs_f64(timeout_s),
+        cpuset,
         targets,
         workloads,
         path: path.to_path_buf(),
@@ -121,9 +125,58 @@ fn workload_from_raw(loc: &Locator, i: usize, w: &Spanned<RawWorkload>) -> Resul
     })
 }
 
+/// `cpuset`: a CPU list of this host, `"all"` for no pinning, or (absent)
+/// every CPU but the first, which vmbench keeps for itself.
+fn cpuset_from_raw(loc: &Locator, raw: Option<&Spanned<String>>) -> Result<Option<CpuSet>> {
+    let host = CpuSet::allowed();
+    let Some(raw) = raw else {
+        return Ok(CpuSet::default_for(&host));
+    };
+    if raw.get_ref() == "all" {
+        return Ok(None);
+    }
+    let set = CpuSet::parse(raw.get_ref()).map_err(|e| loc.error(Some(raw.span()), "cpuset", e))?;
+    let missing = CpuSet::new(set.cpus().iter().copied().filter(|c| !host.cpus().contains(c)).collect());
+    if !missing.is_empty() {
+        return Err(loc.error(
+            Some(raw.span()),
+            "cpuset",
+            format!("CPU {missing} is not one vmbench may use on this host (it has {host})"),
+        ));
+    }
+    if set == host && host.len() > 1 {
+        return Err(loc.error(
+            Some(raw.span()),
+            "cpuset",
+            format!("cpuset {set} leaves no CPU for vmbench's own measuring; leave one out, or say cpuset = \"all\" for no pinning"),
+        ));
+    }
+    Ok(Some(set))
+}
+
+/// A container's CPU quota must fit the CPUs it is pinned to.
+fn check_cpus(loc: &Locator, raw: &RawScenario, targets: &[Target], target_cpus: u64) -> Result<()> {
+    for (i, target) in targets.iter().enumerate() {
+        if let TargetSpec::Container(c) = &target.spec {
+            if c.cpus > target_cpus as f64 {
+                let span = loc.find_key(raw.target[i].span(), "cpus").or(Some(raw.target[i].span()));
+                return Err(loc.error(
+                    span,
+                    &format!("target[{i}].cpus"),
+                    format!(
+                        "cpus = {} is more than the {target_cpus} CPU(s) every target is pinned to (`cpuset`)",
+                        c.cpus
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Checks that need both targets and workloads: threads against vCPUs and
 /// memory workloads against the memory a target has.
-fn cross_check(loc: &Locator, raw: &RawScenario, targets: &[Target], workloads: &[Workload]) -> Result<()> {
+fn cross_check(loc: &Locator, raw: &RawScenario, targets: &[Target], workloads: &[Workload], target_cpus: u64) -> Result<()> {
     for (i, workload) in workloads.iter().enumerate() {
         let span_of = |param: &str| loc.find_key(raw.workload[i].span(), param).or(Some(raw.workload[i].span()));
         let threads = workload.param("threads").unwrap_or(0);
@@ -131,8 +184,8 @@ fn cross_check(loc: &Locator, raw: &RawScenario, targets: &[Target], workloads: 
         for target in targets {
             let (cpus, memory_mib) = match &target.spec {
                 TargetSpec::Vm(vm) => (vm.vcpus as u64, Some((vm.memory_mib as u64).saturating_sub(VM_KERNEL_RESERVE_MIB))),
-                TargetSpec::Container(c) => (usable_cpus().max(c.cpus.ceil() as u64), Some(c.memory_mib as u64)),
-                TargetSpec::Native => (usable_cpus(), None),
+                TargetSpec::Container(c) => (target_cpus, Some(c.memory_mib as u64)),
+                TargetSpec::Native => (target_cpus, None),
             };
             if threads > cpus {
                 return Err(loc.error(

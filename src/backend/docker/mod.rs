@@ -5,7 +5,9 @@
 pub mod image;
 pub mod spec;
 
-use super::{footprint, ms_between, Backend, ExitStyle, Footprint, Gone, Launch, LaunchSpec, Pending, RunContext, Started, Sweeper};
+use super::{
+    cgroup, footprint, ms_between, Backend, ExitStyle, Footprint, Gone, Launch, LaunchSpec, Pending, RunContext, Started, Sweeper,
+};
 use crate::guest;
 use crate::protocol::Instructions;
 use crate::rundir::{TargetFacts, TargetKind};
@@ -40,6 +42,13 @@ pub struct DockerBackend {
 }
 
 impl DockerBackend {
+    /// A labelled, pinned launch of this target running `cmd`.
+    fn plan(&self, image: &str, cmd: Vec<String>) -> spec::ContainerPlan {
+        spec::ContainerPlan::new(&self.spec, image, cmd)
+            .labelled(&self.ctx.run_id, &self.name)
+            .pinned(self.ctx.cpuset.as_ref())
+    }
+
     pub fn new(name: &str, spec: ContainerSpec, ctx: Arc<RunContext>) -> Self {
         DockerBackend {
             name: name.to_string(),
@@ -142,7 +151,7 @@ impl Backend for DockerBackend {
         probe_runtime(&docker, &self.spec, &image.tag, &self.ctx.run_id, &self.name)
             .await
             .with_context(|| format!("target `{}`", self.name))?;
-        let cmd = Instructions::new("repro", "boot").to_tokens();
+        let example = self.plan(&image.tag, Instructions::new("repro", "boot").to_tokens());
         let facts = TargetFacts {
             name: self.name.clone(),
             kind: TargetKind::Container,
@@ -154,10 +163,18 @@ impl Backend for DockerBackend {
             engine_version: version.version,
             engine_api_version: version.api_version,
             artifact_bytes: image.size_bytes,
-            reproduce: spec::reproduce(&self.spec, &image.tag, &cmd),
+            reproduce: example.argv(),
             image: Some(image.clone()),
             agent_sha256: agent_sha,
-            settings: spec::settings(&self.spec),
+            settings: example
+                .settings()
+                .into_iter()
+                .chain([(
+                    "accounting".to_string(),
+                    "the container's cgroup (memory usage + the shim's RSS, cpuacct), found by the container's id".to_string(),
+                )])
+                .collect(),
+            cpuset: self.ctx.cpuset.as_ref().map(ToString::to_string),
             ..Default::default()
         };
         self.image = Some(image.tag);
@@ -186,17 +203,19 @@ impl Backend for DockerBackend {
         if network {
             instructions.listen = Some(spec::listen_address(self.spec.network));
         }
-        let mut body = spec::create_body(&self.spec, image, &self.ctx.run_id, &self.name, instructions.to_tokens());
+        let mut plan = self.plan(image, instructions.to_tokens());
         if let Some(dir) = &scratch_dir {
-            spec::mount_scratch(&mut body, dir);
+            plan.mount_scratch(dir);
         }
         if network {
-            spec::enable_network(&mut body, self.spec.network);
+            plan.enable_network(self.spec.network);
         }
+        let body = plan.body();
         Ok(Box::new(ContainerLaunch {
             docker: docker.clone(),
             name,
             body: Some(body),
+            id: None,
             network: self.spec.network,
         }))
     }
@@ -258,6 +277,8 @@ struct ContainerLaunch {
     name: String,
     /// The create body, until the start uses it.
     body: Option<bollard::models::ContainerCreateBody>,
+    /// The engine's id, once created.
+    id: Option<String>,
     network: ContainerNetwork,
 }
 
@@ -271,10 +292,11 @@ impl Launch for ContainerLaunch {
         let creating = Instant::now();
         let options = CreateContainerOptionsBuilder::default().name(name).build();
         let body = self.body.take().ok_or("the container was started twice")?;
-        docker
+        let response = docker
             .create_container(Some(options), body)
             .await
             .map_err(|e| format!("creating the container: {e}"))?;
+        self.id = Some(response.id);
         let created = Instant::now();
         crate::fault::point("docker-after-create");
         let attach = AttachContainerOptionsBuilder::default()
@@ -322,12 +344,23 @@ impl Launch for ContainerLaunch {
     async fn address(&self, port: u16) -> Result<SocketAddr, String> {
         match self.network {
             ContainerNetwork::Host => Ok(super::loopback(port)),
-            ContainerNetwork::Bridge => published_port(&self.docker, &self.name).await,
+            ContainerNetwork::Published => published_port(&self.docker, &self.name).await,
+            ContainerNetwork::Bridge => bridge_address(&self.docker, &self.name).await,
         }
     }
 
     fn footprint(&self) -> Footprint {
-        Footprint::Sampled(Box::pin(cgroup_reader(self.docker.clone(), self.name.clone())))
+        let Some(id) = self.id.clone() else {
+            return Footprint::None;
+        };
+        // Found by the container's id, so a container that has just exited
+        // cannot make its init's leftover pid point at the root cgroup (the
+        // whole host's memory).
+        Footprint::Sampled(Box::new(move || {
+            let (memory, cpu) = cgroup::of_container(&cgroup::Hierarchies::of_host()?, &id)?;
+            let shim = footprint::first_process(&memory).and_then(footprint::parent);
+            Some(Box::new(move || cgroup::counters(&memory, &cpu, shim)) as footprint::Reader)
+        }))
     }
 
     fn exit_style(&self) -> ExitStyle {
@@ -385,6 +418,24 @@ pub async fn probe_runtime(docker: &Docker, spec: &ContainerSpec, image: &str, r
     })
 }
 
+/// The container's own address on the engine's bridge, at the agent's port:
+/// reached from the host through the bridge, with no proxy in between.
+async fn bridge_address(docker: &Docker, name: &str) -> Result<std::net::SocketAddr, String> {
+    let inspect = docker
+        .inspect_container(name, None)
+        .await
+        .map_err(|e| format!("inspecting the container: {e}"))?;
+    let settings = inspect.network_settings.ok_or("the engine reported no network settings")?;
+    let ip = settings
+        .networks
+        .unwrap_or_default()
+        .into_values()
+        .find_map(|n| n.ip_address.filter(|ip| !ip.is_empty()))
+        .ok_or("the container has no address on the bridge")?;
+    let ip: std::net::IpAddr = ip.parse().map_err(|e| format!("the container's address `{ip}`: {e}"))?;
+    Ok(std::net::SocketAddr::new(ip, crate::agent::workloads::network::GUEST_PORT))
+}
+
 /// The host port Docker published for the agent's port.
 async fn published_port(docker: &Docker, name: &str) -> Result<std::net::SocketAddr, String> {
     let key = format!("{}/tcp", crate::agent::workloads::network::GUEST_PORT);
@@ -401,20 +452,6 @@ async fn published_port(docker: &Docker, name: &str) -> Result<std::net::SocketA
         .and_then(|p| p.parse::<u16>().ok())
         .ok_or_else(|| format!("Docker published no host port for {key}"))?;
     Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
-}
-
-/// Finds the container's cgroup (an inspect call, made in the sampling
-/// task) and reads its memory plus its shim's RSS.
-async fn cgroup_reader(docker: Docker, name: String) -> Option<footprint::Reader> {
-    let inspect = docker.inspect_container(&name, None).await.ok()?;
-    let id = inspect.id?;
-    let pid = u32::try_from(inspect.state?.pid?).ok().filter(|p| *p > 0)?;
-    // A container that has just exited leaves a pid whose cgroup reads as
-    // the root (the whole host's memory, gigabytes): only a cgroup named
-    // after this container counts.
-    let dir = footprint::cgroup_dir(pid).filter(|d| d.to_string_lossy().contains(&id))?;
-    let shim = footprint::parent(pid);
-    Some(Box::new(move || footprint::cgroup(&dir, shim)))
 }
 
 async fn remove(docker: &Docker, name: &str) -> Result<()> {

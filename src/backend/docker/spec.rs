@@ -44,6 +44,8 @@ pub enum ContainerOption {
     Scratch(PathBuf),
     /// The agent's port published on 127.0.0.1 at an ephemeral host port.
     PublishAgentPort,
+    /// The host CPUs the container may run on (`--cpuset-cpus`).
+    CpuSet(String),
 }
 
 impl ContainerOption {
@@ -81,6 +83,7 @@ impl ContainerOption {
                 host(body).port_bindings = Some(HashMap::from([(agent_port(), Some(vec![binding]))]));
                 body.exposed_ports = Some(vec![agent_port()]);
             }
+            ContainerOption::CpuSet(cpus) => host(body).cpuset_cpus = Some(cpus.clone()),
         }
     }
 
@@ -102,6 +105,7 @@ impl ContainerOption {
             ContainerOption::Label(key, value) => ("--label", format!("{key}={value}")),
             ContainerOption::Scratch(dir) => ("--volume", scratch_bind(dir)),
             ContainerOption::PublishAgentPort => ("--publish", format!("127.0.0.1::{}", agent_port())),
+            ContainerOption::CpuSet(cpus) => ("--cpuset-cpus", cpus.clone()),
         };
         vec![flag.to_string(), value]
     }
@@ -120,13 +124,14 @@ impl ContainerOption {
             ContainerOption::Label(key, value) => return (format!("label.{key}"), value.clone()),
             ContainerOption::Scratch(dir) => ("scratch", scratch_bind(dir)),
             ContainerOption::PublishAgentPort => ("publish", format!("127.0.0.1::{}", agent_port())),
+            ContainerOption::CpuSet(cpus) => ("cpuset", cpus.clone()),
         };
         (key.to_string(), value)
     }
 }
 
 fn network_name(mode: Option<ContainerNetwork>) -> &'static str {
-    mode.map_or("none", ContainerNetwork::as_str)
+    mode.map_or("none", ContainerNetwork::engine_mode)
 }
 
 fn scratch_bind(dir: &Path) -> String {
@@ -142,7 +147,8 @@ fn agent_port() -> String {
 fn network_options(mode: ContainerNetwork) -> Vec<ContainerOption> {
     match mode {
         ContainerNetwork::Host => vec![ContainerOption::Network(Some(mode))],
-        ContainerNetwork::Bridge => vec![ContainerOption::Network(Some(mode)), ContainerOption::PublishAgentPort],
+        ContainerNetwork::Bridge => vec![ContainerOption::Network(Some(mode))],
+        ContainerNetwork::Published => vec![ContainerOption::Network(Some(mode)), ContainerOption::PublishAgentPort],
     }
 }
 
@@ -190,6 +196,12 @@ impl ContainerPlan {
         self.options.push(ContainerOption::Label(RUN_LABEL.to_string(), run_id.to_string()));
         self.options
             .push(ContainerOption::Label(TARGET_LABEL.to_string(), target.to_string()));
+        self
+    }
+
+    /// Pins the container to `cpuset` (the run's target CPUs), if any.
+    pub fn pinned(mut self, cpuset: Option<&crate::scenario::CpuSet>) -> Self {
+        self.options.extend(cpuset.map(|s| ContainerOption::CpuSet(s.to_string())));
         self
     }
 
@@ -268,7 +280,9 @@ pub fn enable_network(body: &mut ContainerCreateBody, mode: ContainerNetwork) {
 pub fn listen_address(mode: ContainerNetwork) -> String {
     match mode {
         ContainerNetwork::Host => "127.0.0.1:0".to_string(),
-        ContainerNetwork::Bridge => format!("0.0.0.0:{}", crate::agent::workloads::network::GUEST_PORT),
+        ContainerNetwork::Bridge | ContainerNetwork::Published => {
+            format!("0.0.0.0:{}", crate::agent::workloads::network::GUEST_PORT)
+        }
     }
 }
 
@@ -294,7 +308,7 @@ mod tests {
             memory_mib: 256,
             host: None,
             pids_limit: 64,
-            network: crate::scenario::ContainerNetwork::Bridge,
+            network: crate::scenario::ContainerNetwork::Published,
         }
     }
 
@@ -349,7 +363,7 @@ mod tests {
     fn the_body_the_command_line_and_the_settings_agree_option_by_option() {
         let mut plan = ContainerPlan::new(&spec(), "img:1", vec!["vmbench.nonce=x".into()]).labelled("run1", "c");
         plan.mount_scratch(Path::new("/cache/scratch/r/c"));
-        plan.enable_network(ContainerNetwork::Bridge);
+        plan.enable_network(ContainerNetwork::Published);
         let (body, argv, settings) = (body_leaves(&plan.body()), plan.argv(), plan.settings());
         // What no option explains: the image, the command and how vmbench
         // drives the container (attached, no TTY, removed by vmbench).
@@ -410,7 +424,7 @@ mod tests {
             ("memory_mib", "256"),
             ("cpus", "1.5"),
             ("runtime", "runc"),
-            ("network_workload", "bridge"),
+            ("network_workload", "published"),
         ] {
             assert_eq!(settings.get(key).map(String::as_str), Some(value), "{key}");
         }
@@ -420,8 +434,8 @@ mod tests {
     fn the_network_workload_gets_its_network_the_same_way_in_body_and_plan() {
         let mut plan = ContainerPlan::new(&spec(), "img:1", Vec::new());
         let mut body = plan.body();
-        enable_network(&mut body, ContainerNetwork::Bridge);
-        plan.enable_network(ContainerNetwork::Bridge);
+        enable_network(&mut body, ContainerNetwork::Published);
+        plan.enable_network(ContainerNetwork::Published);
         assert_eq!(body, plan.body());
         assert_eq!(body.network_disabled, Some(false));
         let host = body.host_config.unwrap();

@@ -272,6 +272,10 @@ fn describe(facts: &mut TargetFacts, template: &QemuCommand, uri: &str, versions
         ("console", console),
         ("teardown", teardown),
         ("network_workload", network.to_string()),
+        (
+            "accounting",
+            "the cgroup libvirt gives the domain (memory, cpuacct), else the QEMU process from /proc; its RSS and PSS as rss_ready_bytes, pss_ready_bytes".to_string(),
+        ),
     ] {
         facts.settings.insert(key.into(), value);
     }
@@ -350,9 +354,13 @@ impl Launch for DomainLaunch {
 
     fn footprint(&self) -> Footprint {
         let pid_file = Path::new("/run/libvirt/qemu").join(format!("{}.pid", self.name));
-        Footprint::Sampled(Box::pin(async move {
+        Footprint::Sampled(Box::new(move || {
             let pid = std::fs::read_to_string(&pid_file).ok()?.trim().parse::<u32>().ok()?;
-            Some(footprint::process_reader(pid))
+            // The cgroup libvirt gave the domain, when it gave it one.
+            Some(match super::cgroup::of_process(pid) {
+                Some((memory, cpu)) => footprint::cgroup_reader(memory, cpu, Some(pid)),
+                None => footprint::process_reader(pid),
+            })
         }))
     }
 

@@ -26,7 +26,17 @@ pub fn domain(cmd: &QemuCommand, name: &str, console: &Path) -> String {
     let _ = writeln!(xml, "<domain type='{kind}'{qemu_ns}>");
     let _ = writeln!(xml, "  <name>{}</name>", escape(name));
     let _ = writeln!(xml, "  <memory unit='MiB'>{}</memory>", cmd.memory_mib);
-    let _ = writeln!(xml, "  <vcpu>{}</vcpu>", cmd.vcpus);
+    match &cmd.cpuset {
+        // vCPU threads by <vcpu cpuset>, QEMU's other threads by
+        // <emulatorpin>: the whole process, as the qemu backend pins it.
+        Some(set) => {
+            let _ = writeln!(xml, "  <vcpu cpuset='{set}'>{}</vcpu>", cmd.vcpus);
+            let _ = writeln!(xml, "  <cputune><emulatorpin cpuset='{set}'/></cputune>");
+        }
+        None => {
+            let _ = writeln!(xml, "  <vcpu>{}</vcpu>", cmd.vcpus);
+        }
+    }
     os(&mut xml, cmd);
     cpu(&mut xml, cmd.accel);
     // The agent reboots or powers off when it is done: either ends the
@@ -129,6 +139,7 @@ mod tests {
             append: vec!["console=ttyS0".into(), "vmbench.nonce=a<b".into()],
             disk: None,
             forward_port: None,
+            cpuset: None,
         }
     }
 

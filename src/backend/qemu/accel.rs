@@ -81,6 +81,7 @@ pub async fn probe(qemu: &Path, kernel: &Path, initrd: &Path) -> Verdict {
         append,
         disk: None,
         forward_port: None,
+        cpuset: None,
     };
     let launched = Instant::now();
     let mut launch = QemuLaunch::new(cmd);

@@ -53,6 +53,9 @@ pub struct QemuCommand {
     /// A virtio-net NIC on QEMU's user network, with this host port on
     /// 127.0.0.1 forwarded to the agent's port (the network workload).
     pub forward_port: Option<u16>,
+    /// The host CPUs the whole QEMU process (vCPU and helper threads) runs
+    /// on; not an argument: applied by affinity, or by libvirt's `<cputune>`.
+    pub cpuset: Option<crate::scenario::CpuSet>,
 }
 
 /// How the disk image is opened on the host: `cache=none` is O_DIRECT, so the
@@ -145,6 +148,7 @@ mod tests {
             append: vec!["console=ttyS0".into(), "vmbench.nonce=ab".into()],
             disk: None,
             forward_port: None,
+            cpuset: None,
         }
     }
 

@@ -91,6 +91,12 @@ pub async fn prepare_vm(name: &str, spec: &VmSpec, ctx: &RunContext) -> Result<P
     if accel == Accel::Tcg {
         // See host::tsc_khz: without it TCG microVMs sometimes hang.
         append.extend(crate::host::tsc_khz().map(|khz| format!("tsc_early_khz={khz}")));
+        // Under emulation the clocksource watchdog sees the TSC drift against
+        // the (equally emulated) HPET or PM timer and demotes it; a microvm
+        // has neither, so the guest fell back to 4 ms jiffies and every
+        // duration the agent measured was quantised to 4 ms. The agent checks
+        // its clock's resolution anyway (a coarse clock fails the sample).
+        append.push("tsc=reliable".into());
     }
     append.extend(spec.kernel_args.iter().cloned());
     let template = QemuCommand {
@@ -104,6 +110,7 @@ pub async fn prepare_vm(name: &str, spec: &VmSpec, ctx: &RunContext) -> Result<P
         append,
         disk: None,
         forward_port: None,
+        cpuset: ctx.cpuset.clone(),
     };
     let reproduce = with_instructions(&template, &Instructions::new("repro", "boot")).argv();
     let mut facts = facts(name, &template, &kernel, &initramfs, version, accel_reason, reproduce, agent_sha);
@@ -184,10 +191,15 @@ impl Backend for QemuBackend {
             return Err("VM target used before prepare".into());
         };
         let cmd = launch_command(template, drivers, &spec)?;
-        Ok(Box::new(QemuLaunch::new(cmd)))
+        let mut launch = QemuLaunch::new(cmd);
+        launch.cgroup = super::launch_cgroup(&self.ctx, &self.name, &spec.instructions.nonce);
+        Ok(Box::new(launch))
     }
     // QEMU children are killed when their handle drops and, should vmbench
-    // itself die, by PR_SET_PDEATHSIG: nothing to sweep.
+    // itself die, by PR_SET_PDEATHSIG; what is left is their cgroups.
+    fn sweeper(&self) -> Option<Arc<dyn super::Sweeper>> {
+        Some(Arc::new(super::CgroupSweeper))
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -211,6 +223,7 @@ fn facts(
         cpu_model: Some(cmd.accel.cpu_model().into()),
         vcpus: Some(cmd.vcpus),
         memory_mib: Some(cmd.memory_mib),
+        cpuset: cmd.cpuset.as_ref().map(ToString::to_string),
         qemu_path: Some(cmd.binary.display().to_string()),
         qemu_version: Some(qemu_version),
         kernel: Some(kernel.clone()),
@@ -233,6 +246,7 @@ fn facts(
                 "network_workload".to_string(),
                 "virtio-net on QEMU's user network (slirp), a forwarded 127.0.0.1 port".to_string(),
             ),
+            ("accounting".to_string(), super::cgroup::accounting("the QEMU process")),
         ]
         .into_iter()
         .collect(),
@@ -283,6 +297,8 @@ pub async fn qemu_version(qemu: &Path) -> Result<String> {
 /// One QEMU process: spawned with its serial console on a pipe.
 pub struct QemuLaunch {
     cmd: QemuCommand,
+    /// The process's own cgroup, where the host lets vmbench make one.
+    cgroup: Option<super::cgroup::LaunchCgroup>,
     child: Option<Child>,
     stderr: Option<tokio::task::JoinHandle<String>>,
 }
@@ -291,6 +307,7 @@ impl QemuLaunch {
     pub fn new(cmd: QemuCommand) -> Self {
         QemuLaunch {
             cmd,
+            cgroup: None,
             child: None,
             stderr: None,
         }
@@ -300,7 +317,7 @@ impl QemuLaunch {
 #[async_trait]
 impl Launch for QemuLaunch {
     async fn start(&mut self) -> Result<Started, String> {
-        let mut child = spawn(&self.cmd).map_err(|e| format!("could not start QEMU: {e}"))?;
+        let mut child = spawn(&self.cmd, self.cgroup.as_ref()).map_err(|e| format!("could not start QEMU: {e}"))?;
         crate::fault::point("qemu-after-spawn");
         let stdout = child.stdout.take().expect("stdout is piped");
         self.stderr = child.stderr.take().map(super::collect_stderr);
@@ -317,10 +334,16 @@ impl Launch for QemuLaunch {
     }
 
     fn footprint(&self) -> Footprint {
-        match self.child.as_ref().and_then(Child::id) {
-            Some(pid) => Footprint::Sampled(Box::pin(async move { Some(footprint::process_reader(pid)) })),
-            None => Footprint::None,
-        }
+        let Some(pid) = self.child.as_ref().and_then(Child::id) else {
+            return Footprint::None;
+        };
+        let cgroup = self.cgroup.as_ref().map(|c| (c.memory.clone(), c.cpu.clone()));
+        Footprint::Sampled(Box::new(move || {
+            Some(match cgroup {
+                Some((memory, cpu)) => footprint::cgroup_reader(memory, cpu, Some(pid)),
+                None => footprint::process_reader(pid),
+            })
+        }))
     }
 
     fn boots_a_kernel(&self) -> bool {
@@ -362,12 +385,16 @@ impl Launch for QemuLaunch {
             // Gone already, or killed now; either way reaped.
             let _ = child.kill().await;
         }
+        if let Some(cgroup) = &self.cgroup {
+            cgroup.remove();
+        }
         Ok(())
     }
 }
 
-/// Spawns QEMU with its console on a pipe; it dies with vmbench.
-fn spawn(cmd: &QemuCommand) -> std::io::Result<Child> {
+/// Spawns QEMU with its console on a pipe, on the run's CPUs and in its
+/// launch's cgroup; it dies with vmbench.
+fn spawn(cmd: &QemuCommand, cgroup: Option<&super::cgroup::LaunchCgroup>) -> std::io::Result<Child> {
     let mut command = Command::new(&cmd.binary);
     command
         .args(cmd.args())
@@ -375,6 +402,10 @@ fn spawn(cmd: &QemuCommand) -> std::io::Result<Child> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
+    super::pin_child(&mut command, cmd.cpuset.clone());
+    if let Some(cgroup) = cgroup {
+        cgroup.join_in_child(&mut command);
+    }
     // SAFETY: prctl is async-signal-safe and touches no memory of ours.
     unsafe {
         command.pre_exec(|| {
