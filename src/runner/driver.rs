@@ -343,7 +343,14 @@ pub fn collect_agent_report(console: &Console, launched: Instant, end: ConsoleEn
         result.agent_kernel = Some(kernel.clone());
     }
     if let Some(metrics) = &report.metrics {
-        result.metrics.extend(metrics.iter().map(|(k, v)| (k.clone(), *v)));
+        // A guest is not trusted: every metric is a duration, a size, a
+        // count or a rate, so a negative or non-finite value is a broken (or
+        // hostile) agent, never a number to report.
+        let (good, bad): (Vec<_>, Vec<_>) = metrics.iter().partition(|(_, v)| v.is_finite() && **v >= 0.0);
+        result.metrics.extend(good.into_iter().map(|(k, v)| (k.clone(), *v)));
+        if let Some((name, value)) = bad.first() {
+            result.fail(format!("the agent reported an impossible {name} = {value}"));
+        }
     }
     if let Some(reason) = &report.unsupported {
         result.not_applicable = Some(reason.clone());

@@ -285,6 +285,17 @@ fn settle_auto(
         .filter(|(t, _)| !settled.contains(&(**t, workload)))
         .map(|(t, p)| (*t, p))
         .collect();
+    let measured = |name: &str| {
+        samples
+            .iter()
+            .filter(|s| !s.warmup && s.target == name && s.workload == kind)
+            .count()
+    };
+    let counts: HashSet<usize> = open.iter().map(|(_, p)| measured(&p.target.name)).collect();
+    if counts.len() > 1 {
+        // The round is not over: decide only between rounds.
+        return Ok(());
+    }
     let outcomes: Option<Vec<AutoOutcome>> = open
         .iter()
         .map(|(_, p)| auto_outcome(auto, plan.repetitions, &p.target.name, kind, samples))

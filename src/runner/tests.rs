@@ -116,6 +116,17 @@ fn agent_errors_and_late_exits_fail_the_sample() {
 }
 
 #[test]
+fn impossible_values_from_the_agent_fail_the_sample() {
+    let backend = fake(|_, _| Script::good(MS, vec![("x_ms", -1.0), ("y_ms", 2.0)]));
+    let result = rt().block_on(run_trial(&backend, &workload("boot"), Duration::from_secs(2)));
+    assert_eq!(result.error.as_deref(), Some("the agent reported an impossible x_ms = -1"));
+    assert!(!result.metrics.contains_key("x_ms") && result.metrics["y_ms"] == 2.0);
+    let backend = fake(|_, _| Script::good(MS, vec![("big_ms", 1e308)]));
+    let result = rt().block_on(run_trial(&backend, &workload("boot"), Duration::from_secs(2)));
+    assert_eq!(result.error, None, "large but finite is a number");
+}
+
+#[test]
 fn disk_trials_get_a_scratch_file_that_is_gone_afterwards() {
     let backend = fake(|_, _| Script::good(MS, vec![("rand_read_iops", 1.0)]));
     let result = rt().block_on(run_trial(&backend, &workload("disk"), Duration::from_secs(2)));
