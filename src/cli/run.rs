@@ -193,9 +193,30 @@ struct Progress {
 impl Progress {
     fn new() -> Self {
         let bar = ProgressBar::hidden();
-        bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} {elapsed} {msg}").expect("static template"));
+        bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} {elapsed} (eta {eta}) {msg}").expect("static template"));
         let interactive = std::io::IsTerminal::is_terminal(&std::io::stderr());
         Progress { bar, interactive }
+    }
+}
+
+impl Progress {
+    /// `[12/48] native boot rep 3: ready_ms 0.71` for a log.
+    fn done_line(&self, sample: &Sample) -> String {
+        let phase = if sample.warmup { "warmup" } else { "rep" };
+        let metric = crate::metric::headline(sample.workload);
+        let value = sample
+            .metrics
+            .get(metric)
+            .map(|v| format!(": {metric} {}", crate::report::table::number(*v)))
+            .unwrap_or_default();
+        format!(
+            "[{}/{}] {} {} {phase} {}{value}",
+            self.bar.position(),
+            self.bar.length().unwrap_or(0),
+            sample.target,
+            sample.workload,
+            sample.rep
+        )
     }
 }
 
@@ -224,6 +245,9 @@ impl Observer for Progress {
                 Some(format!("failed: {} {} rep {}: {first}", sample.target, sample.workload, sample.rep))
             }
             (None, Some(reason)) => Some(format!("not applicable: {} {}: {reason}", sample.target, sample.workload)),
+            // A CI log has no progress bar: one line per trial instead of
+            // silence for the length of the run.
+            (None, None) if !self.interactive => Some(self.done_line(sample)),
             (None, None) => None,
         };
         if let Some(line) = line {
