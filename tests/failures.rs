@@ -19,7 +19,7 @@ fn a_timed_out_vm_is_a_failed_sample_with_console_lines_and_the_run_goes_on() {
     let scenario = write(tmp.path(), "t.toml", &text);
     let out = tmp.path().join("run");
     let result = run_in(tmp.path(), &["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap()]);
-    assert_eq!(result.status.code(), Some(1), "{}", stderr(&result));
+    assert_eq!(result.status.code(), Some(3), "failed samples: {}", stderr(&result));
     let samples = samples(&out);
     assert_eq!(samples.len(), 6, "every trial is recorded");
     for s in samples.iter().filter(|s| s.target == "vm") {
@@ -148,7 +148,7 @@ fn seed_with_vm_first(path: &std::path::Path, text: &str) -> u64 {
 fn a_panic_while_a_vm_runs_leaves_no_qemu_behind() {
     let _guard = serial();
     let (result, record) = run_with_fault("qemu-after-spawn");
-    assert_eq!(result.status.code(), Some(1));
+    assert_eq!(result.status.code(), Some(4), "an internal error");
     let err = stderr(&result);
     assert!(
         err.contains("injected fault at qemu-after-spawn") && err.contains("vmbench panicked"),
@@ -162,7 +162,7 @@ fn a_panic_while_a_vm_runs_leaves_no_qemu_behind() {
 fn a_panic_after_a_container_was_created_leaves_no_container_behind() {
     let _guard = serial();
     let (result, record) = run_with_fault("docker-after-create");
-    assert_eq!(result.status.code(), Some(1));
+    assert_eq!(result.status.code(), Some(4), "an internal error");
     assert!(
         stderr(&result).contains("injected fault at docker-after-create"),
         "{}",

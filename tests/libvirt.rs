@@ -88,7 +88,7 @@ fn a_panic_after_the_create_call_leaves_no_domain_behind() {
         .args(["run", file.to_str().unwrap(), "--out", out.to_str().unwrap()])
         .output()
         .unwrap();
-    assert_eq!(result.status.code(), Some(1), "{}", stderr(&result));
+    assert_eq!(result.status.code(), Some(4), "an internal error: {}", stderr(&result));
     assert!(stderr(&result).contains("injected fault at libvirt-after-create"));
     let record = record(&out);
     assert_eq!(record.status, vmbench::rundir::RunStatus::Interrupted);

@@ -53,5 +53,5 @@ pub fn exec(args: CheckArgs) -> anyhow::Result<i32> {
         "### vmbench check\n\n```\n{table}```\n\n{failed} of {} check(s) failed\n",
         rows.len()
     ));
-    Ok(if failed > 0 { 1 } else { 0 })
+    Ok(if failed > 0 { super::EXIT_REGRESSION } else { 0 })
 }

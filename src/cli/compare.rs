@@ -81,7 +81,7 @@ pub fn report(c: &Comparison, format: Format, allow_env_change: bool) -> i32 {
         return super::EXIT_INPUT;
     }
     if c.regressions() > 0 {
-        1
+        super::EXIT_REGRESSION
     } else {
         0
     }

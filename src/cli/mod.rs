@@ -1,5 +1,5 @@
 //! The command line: one file per subcommand. Each returns the process exit
-//! status: 0 fine, 1 something measured failed, 2 bad input (nothing ran).
+//! status; the statuses are listed in `--help` ([`EXIT_STATUSES`]).
 
 mod check;
 mod clean;
@@ -17,7 +17,8 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "vmbench",
     version,
-    about = "What does a VM cost compared with a container, and both compared with the bare host?"
+    about = "What does a VM cost compared with a container, and both compared with the bare host?",
+    after_help = EXIT_STATUSES
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -46,8 +47,19 @@ pub enum Command {
     Report(report::ReportArgs),
 }
 
+/// A regression (`compare`, `run --baseline`) or a failed threshold check.
+pub const EXIT_REGRESSION: i32 = 1;
 /// Exit status for bad input: the scenario, the flags or a preflight check.
 pub const EXIT_INPUT: i32 = 2;
+/// A run that finished and kept everything, but some samples failed.
+pub const EXIT_FAILED_SAMPLES: i32 = 3;
+/// vmbench itself failed (a bug, a panic, a file it could not write).
+pub const EXIT_INTERNAL: i32 = 4;
+
+/// What `--help` says about exit statuses.
+pub const EXIT_STATUSES: &str = "Exit status: 0 fine; 1 a regression or a failed check; 2 bad input (scenario, flags, \
+preflight: nothing ran); 3 the run finished but some samples failed; 4 an internal error; 130/143 interrupted by \
+SIGINT/SIGTERM (finished samples kept).";
 
 /// Parses the command line and runs it; returns the exit status.
 pub fn main() -> i32 {
@@ -67,7 +79,7 @@ pub fn main() -> i32 {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
-            1
+            EXIT_INTERNAL
         }
     }
 }

@@ -151,7 +151,11 @@ async fn finish(
                 "### vmbench run `{}`\n\n```\n{summary}```\n",
                 outcome.record.scenario.name
             ));
-            let mut status = if outcome.record.failed_samples > 0 { 1 } else { 0 };
+            let mut status = if outcome.record.failed_samples > 0 {
+                super::EXIT_FAILED_SAMPLES
+            } else {
+                0
+            };
             if let Some(name) = &after.save_baseline {
                 let saved = crate::compare::baseline::save(&outcome.dir, name, &after.results_dir)?;
                 println!("saved as baseline `{name}`: {}", saved.display());
