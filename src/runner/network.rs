@@ -95,9 +95,12 @@ async fn stream(mut conn: TcpStream, bytes: u64) -> Result<f64, String> {
     Ok(secs)
 }
 
+/// The `q` percentile of the round trips by nearest rank, the definition the
+/// agent's own percentiles and the summaries use too; 0 without round trips.
 fn pick(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
-    crate::stats::quantile_sorted(sorted, q)
+    crate::stats::percentile::nearest_rank(sorted, q)
 }
+

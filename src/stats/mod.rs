@@ -2,6 +2,8 @@
 //! vmbench, so the terminal table, the reports and comparisons all use the
 //! same numbers.
 
+pub mod percentile;
+
 use serde::{Deserialize, Serialize};
 
 /// Summary of one metric of one target over its measured repetitions.
