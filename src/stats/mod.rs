@@ -183,20 +183,6 @@ fn percentile_interval(value: f64, sorted_replicates: &[f64], paired: bool) -> R
     }
 }
 
-/// 95% percentile-bootstrap interval of the median of `values`.
-pub fn median_ci(values: &[f64], resamples: usize, seed: u64) -> Option<(f64, f64)> {
-    median(values)?;
-    let mut rng = SplitMix(seed);
-    let mut medians = Vec::with_capacity(resamples);
-    let mut sample = vec![0.0; values.len()];
-    for _ in 0..resamples {
-        resample(values, &mut sample, &mut rng);
-        medians.push(median(&sample)?);
-    }
-    medians.sort_by(f64::total_cmp);
-    Some((nearest_rank(&medians, 0.025), nearest_rank(&medians, 0.975)))
-}
-
 /// Values outside Tukey's fences (below Q1 − 1.5·IQR or above Q3 + 1.5·IQR).
 /// They are reported, never dropped: summaries include them.
 pub fn tukey_outliers(values: &[f64]) -> Vec<f64> {
