@@ -1,6 +1,8 @@
 //! Comparing two runs: per target, workload and metric, the change of the
-//! median with a bootstrap interval, a permutation test on the raw samples,
-//! and a verdict against a noise threshold. Works on run directories alone.
+//! median with a bootstrap interval, a permutation test on the raw samples
+//! (its p-values Holm-adjusted over all rows, since a comparison tests many
+//! metrics at once), and a verdict against a noise threshold. Works on run
+//! directories alone.
 
 pub mod baseline;
 pub mod export;
@@ -9,7 +11,7 @@ pub mod thresholds;
 
 use crate::metric::{self, Direction};
 use crate::rundir::{Run, RunRecord};
-use crate::stats::{permutation_p_value, ratio_of_medians, Summary};
+use crate::stats::{holm, permutation_p_value, ratio_of_medians, Summary};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -18,7 +20,8 @@ use std::collections::BTreeMap;
 pub struct Options {
     /// Changes of the median smaller than this, in percent, are noise.
     pub threshold_pct: f64,
-    /// Significance level of the permutation test.
+    /// Significance level of the permutation test, for the Holm-adjusted
+    /// p-values: the chance of any false "significant" in the comparison.
     pub alpha: f64,
     /// Resamples for the interval and permutations for the test.
     pub resamples: usize,
@@ -68,8 +71,11 @@ pub struct Row {
     /// 95% bootstrap interval of `change_pct`.
     pub change_low_pct: f64,
     pub change_high_pct: f64,
-    /// Two-sided permutation test of the difference of medians.
+    /// Two-sided permutation test of the difference of medians, this row alone.
     pub p_value: f64,
+    /// `p_value` adjusted by Holm–Bonferroni over every row of the
+    /// comparison; what the verdict compares with alpha.
+    pub p_adjusted: f64,
     pub verdict: Verdict,
 }
 
@@ -123,6 +129,7 @@ pub fn compare(base: &Run, new: &Run, base_name: &str, new_name: &str, opts: Opt
             rows.push(row);
         }
     }
+    judge(&mut rows, opts);
     Comparison {
         base: base_name.to_string(),
         new: new_name.to_string(),
@@ -134,23 +141,14 @@ pub fn compare(base: &Run, new: &Run, base_name: &str, new_name: &str, opts: Opt
     }
 }
 
+/// One row with its raw p-value; the verdict waits for [`judge`].
 fn compare_one(key: &Key, base: &[f64], new: &[f64], opts: Options) -> Option<Row> {
-    let direction = metric::info(&key.2)?.direction;
+    metric::info(&key.2)?;
     let (bs, ns) = (Summary::of(base)?, Summary::of(new)?);
     let ratio = ratio_of_medians(new, base, opts.resamples, crate::report::BOOTSTRAP_SEED)?;
     let p_value = permutation_p_value(base, new, opts.resamples, crate::report::BOOTSTRAP_SEED)?;
     let pct = |r: f64| (r - 1.0) * 100.0;
     let change = pct(ratio.value);
-    let significant = p_value < opts.alpha && change.abs() >= opts.threshold_pct;
-    let worse = match direction {
-        Direction::LowerIsBetter => change > 0.0,
-        Direction::HigherIsBetter => change < 0.0,
-    };
-    let verdict = match (significant, worse) {
-        (false, _) => Verdict::NoChange,
-        (true, true) => Verdict::Regressed,
-        (true, false) => Verdict::Improved,
-    };
     Some(Row {
         target: key.0.clone(),
         workload: key.1.clone(),
@@ -164,8 +162,31 @@ fn compare_one(key: &Key, base: &[f64], new: &[f64], opts: Options) -> Option<Ro
         change_low_pct: pct(ratio.low),
         change_high_pct: pct(ratio.high),
         p_value,
-        verdict,
+        p_adjusted: p_value,
+        verdict: Verdict::NoChange,
     })
+}
+
+/// Adjusts every row's p-value for the others (Holm–Bonferroni: a
+/// comparison of dozens of metrics at α = 0.05 would otherwise call a few
+/// of them "changed" by chance alone) and gives each its verdict: changed
+/// when the adjusted p is under alpha and the change is at least the
+/// threshold, a regression when the change is for the worse.
+fn judge(rows: &mut [Row], opts: Options) {
+    let adjusted = holm(&rows.iter().map(|r| r.p_value).collect::<Vec<_>>());
+    for (row, p_adjusted) in rows.iter_mut().zip(adjusted) {
+        row.p_adjusted = p_adjusted;
+        let significant = p_adjusted < opts.alpha && row.change_pct.abs() >= opts.threshold_pct;
+        let worse = match metric::info(&row.metric).map(|i| i.direction) {
+            Some(Direction::HigherIsBetter) => row.change_pct < 0.0,
+            _ => row.change_pct > 0.0,
+        };
+        row.verdict = match (significant, worse) {
+            (false, _) => Verdict::NoChange,
+            (true, true) => Verdict::Regressed,
+            (true, false) => Verdict::Improved,
+        };
+    }
 }
 
 /// What differs between two runs' environments in ways that change results.

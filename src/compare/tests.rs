@@ -90,6 +90,8 @@ fn thirty_percent_slower_boot_is_a_regression_of_that_target() {
     assert_eq!(vm.verdict, Verdict::Regressed);
     assert!((vm.change_pct - 30.0).abs() < 0.5, "{vm:?}");
     assert!(vm.change_low_pct > 20.0 && vm.p_value < 0.01, "{vm:?}");
+    // Two rows: the smaller p doubles under Holm.
+    assert!((vm.p_adjusted - 2.0 * vm.p_value).abs() < 1e-12, "{vm:?}");
     assert_eq!(row(&c, "native").verdict, Verdict::NoChange);
     assert_eq!(c.regressions(), 1);
     assert!(format::text(&c).contains("REGRESSED"));
@@ -168,4 +170,41 @@ fn runs_of_another_schema_version_are_refused() {
     std::fs::write(dir.path().join("samples.jsonl"), "").unwrap();
     let err = load(dir.path()).unwrap_err().to_string();
     assert!(err.contains("schema_version Some(99)") && err.contains("reads 1"), "{err}");
+}
+
+fn judged(p_values: &[f64]) -> Vec<Verdict> {
+    let mut rows: Vec<Row> = p_values
+        .iter()
+        .enumerate()
+        .map(|(i, &p_value)| Row {
+            target: format!("t{i}"),
+            workload: "boot".into(),
+            metric: "ready_ms".into(),
+            unit: "ms".into(),
+            base_median: 100.0,
+            new_median: 130.0,
+            base_n: 10,
+            new_n: 10,
+            change_pct: 30.0,
+            change_low_pct: 20.0,
+            change_high_pct: 40.0,
+            p_value,
+            p_adjusted: p_value,
+            verdict: Verdict::NoChange,
+        })
+        .collect();
+    judge(&mut rows, Options::default());
+    rows.iter().map(|r| r.verdict).collect()
+}
+
+#[test]
+fn verdicts_use_holm_adjusted_p_values() {
+    // Alone, 0.02 and 0.03 are under α = 0.05; among four tests they are
+    // not (Holm: 0.01 × 4 = 0.04, 0.02 × 3 = 0.06, 0.03 × 2 = 0.06).
+    let verdicts = judged(&[0.02, 0.01, 0.5, 0.03]);
+    assert_eq!(
+        verdicts,
+        [Verdict::NoChange, Verdict::Regressed, Verdict::NoChange, Verdict::NoChange]
+    );
+    assert_eq!(judged(&[0.02]), [Verdict::Regressed], "one test: no adjustment");
 }
