@@ -10,7 +10,7 @@ pub mod format;
 pub mod thresholds;
 
 use crate::metric::{self, Direction};
-use crate::rundir::{Run, RunRecord};
+use crate::rundir::{Run, RunRecord, TargetFacts};
 use crate::stats::{holm, permutation_p_value, ratio_of_medians, Summary};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -90,7 +90,8 @@ pub struct Comparison {
     pub only_in_base: Vec<String>,
     pub only_in_new: Vec<String>,
     /// Differences between the runs' environments that make the numbers
-    /// incomparable (accel, CPU model, kernel, scenario text).
+    /// incomparable: vmbench version, host, scenario text and every target
+    /// fact that changes results (see [`environment_changes`]).
     pub environment_changes: Vec<String>,
 }
 
@@ -189,7 +190,9 @@ fn judge(rows: &mut [Row], opts: Options) {
     }
 }
 
-/// What differs between two runs' environments in ways that change results.
+/// What differs between two runs' environments in ways that change results:
+/// vmbench's version, the host, the scenario text, and per target (by name)
+/// every fact `run.json` records that the numbers depend on.
 pub fn environment_changes(base: &RunRecord, new: &RunRecord) -> Vec<String> {
     let mut out = Vec::new();
     let mut differ = |what: &str, a: &str, b: &str| {
@@ -197,28 +200,68 @@ pub fn environment_changes(base: &RunRecord, new: &RunRecord) -> Vec<String> {
             out.push(format!("{what}: {a} → {b}"));
         }
     };
+    differ("vmbench version", &base.vmbench_version, &new.vmbench_version);
     differ("CPU model", &base.host.cpu_model, &new.host.cpu_model);
     differ("host kernel", &base.host.kernel, &new.host.kernel);
-    differ(
-        "scenario",
-        &base.scenario.sha256[..12.min(base.scenario.sha256.len())],
-        &new.scenario.sha256[..12.min(new.scenario.sha256.len())],
-    );
+    differ("scenario", short(&base.scenario.sha256), short(&new.scenario.sha256));
     for t in &base.targets {
-        if let Some(n) = new.targets.iter().find(|n| n.name == t.name) {
-            differ(
-                &format!("{} accel", t.name),
-                t.accel.as_deref().unwrap_or("-"),
-                n.accel.as_deref().unwrap_or("-"),
-            );
-            differ(
-                &format!("{} runtime", t.name),
-                t.runtime.as_deref().unwrap_or("-"),
-                n.runtime.as_deref().unwrap_or("-"),
-            );
+        let Some(n) = new.targets.iter().find(|n| n.name == t.name) else {
+            continue;
+        };
+        for ((what, a), (_, b)) in target_facts(t).into_iter().zip(target_facts(n)) {
+            differ(&format!("{} {what}", t.name), &a, &b);
+        }
+        // Settings: security options, limits, how disk and network are
+        // attached. libvirt's domain XML names the run's own files, so it
+        // always differs; what it is made of is compared above.
+        let keys: std::collections::BTreeSet<&String> = t.settings.keys().chain(n.settings.keys()).collect();
+        for key in keys.into_iter().filter(|k| k.as_str() != "domain_xml") {
+            let value = |f: &TargetFacts| f.settings.get(key).cloned().unwrap_or_else(|| "-".to_string());
+            differ(&format!("{} {key}", t.name), &value(t), &value(n));
         }
     }
     out
+}
+
+/// The facts of one target that change its numbers, as (name, value) in a
+/// fixed order, `-` where the target has none; its settings are compared
+/// apart. Paths, cache reuse and `reproduce` are left out: they differ
+/// between machines and runs without changing what is measured (a file's
+/// content is compared by its sha256).
+fn target_facts(t: &TargetFacts) -> Vec<(&'static str, String)> {
+    let text = |v: Option<&str>| v.unwrap_or("-").to_string();
+    let number = |v: Option<String>| v.unwrap_or_else(|| "-".to_string());
+    vec![
+        ("backend", t.backend.clone()),
+        ("accel", text(t.accel.as_deref())),
+        ("machine", text(t.machine.as_deref())),
+        ("CPU model", text(t.cpu_model.as_deref())),
+        ("vCPUs", number(t.vcpus.map(|v| v.to_string()))),
+        ("memory MiB", number(t.memory_mib.map(|v| v.to_string()))),
+        ("QEMU version", text(t.qemu_version.as_deref())),
+        ("guest kernel sha256", text(t.kernel.as_ref().map(|k| short(&k.sha256)))),
+        (
+            "kernel command line",
+            text(t.kernel_cmdline.as_deref().map(without_measured).as_deref()),
+        ),
+        ("engine", text(t.engine.map(|e| e.as_str()))),
+        ("engine version", text(t.engine_version.as_deref())),
+        ("runtime", text(t.runtime.as_deref())),
+        ("CPU limit", number(t.cpus.map(|v| v.to_string()))),
+        ("agent sha256", short(&t.agent_sha256).to_string()),
+        ("available here", if t.unavailable.is_some() { "no" } else { "yes" }.to_string()),
+    ]
+}
+
+/// A kernel command line without `tsc_early_khz=`, which vmbench measures
+/// on the host for every run (a few kHz of jitter) rather than chooses.
+fn without_measured(cmdline: &str) -> String {
+    let words: Vec<&str> = cmdline.split_whitespace().filter(|w| !w.starts_with("tsc_early_khz=")).collect();
+    words.join(" ")
+}
+
+fn short(sha256: &str) -> &str {
+    &sha256[..12.min(sha256.len())]
 }
 
 #[cfg(test)]

@@ -208,3 +208,40 @@ fn verdicts_use_holm_adjusted_p_values() {
     );
     assert_eq!(judged(&[0.02]), [Verdict::Regressed], "one test: no adjustment");
 }
+
+#[test]
+fn every_recorded_fact_that_changes_numbers_is_an_environment_change() {
+    let base = run(1.0, 3);
+    let mut new = run(1.0, 3);
+    new.record.vmbench_version = "0.2.0".into();
+    let vm = &mut new.record.targets[0];
+    vm.agent_sha256 = "ffff".into();
+    vm.qemu_version = Some("QEMU emulator version 9.0.0".into());
+    vm.kernel = Some(crate::guest::kernel::Kernel {
+        path: "/k".into(),
+        source: "cache".into(),
+        sha256: "0123456789abcdef".into(),
+        bytes: 1,
+    });
+    vm.settings.insert("domain_xml".into(), "<domain/>".into());
+    new.record.targets[1].runtime = Some("runsc".into());
+    let changes = environment_changes(&base.record, &new.record);
+    for want in [
+        "vmbench version: test → 0.2.0",
+        "vm agent sha256:  → ffff",
+        "vm QEMU version: - → QEMU emulator version 9.0.0",
+        "vm guest kernel sha256: - → 0123456789ab",
+        "native runtime: - → runsc",
+    ] {
+        assert!(changes.iter().any(|c| c == want), "{want:?} not in {changes:?}");
+    }
+    assert_eq!(changes.len(), 5, "the domain XML names run files: {changes:?}");
+    // The TSC frequency vmbench measures per run is not a change of command line.
+    let mut a = run(1.0, 1);
+    let mut b = run(1.0, 1);
+    a.record.targets[0].kernel_cmdline = Some("console=ttyS0 tsc_early_khz=2400001".into());
+    b.record.targets[0].kernel_cmdline = Some("console=ttyS0 tsc_early_khz=2399996".into());
+    assert!(environment_changes(&a.record, &b.record).is_empty());
+    b.record.targets[0].kernel_cmdline = Some("console=ttyS0 mitigations=off".into());
+    assert_eq!(environment_changes(&a.record, &b.record).len(), 1);
+}
