@@ -20,6 +20,7 @@ fn main() {
     for path in [
         "src/agent",
         "src/protocol.rs",
+        "src/stats/percentile.rs",
         "src/bin/vmbench-agent.rs",
         "Cargo.toml",
         "Cargo.lock",

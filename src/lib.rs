@@ -7,6 +7,16 @@
 pub mod agent;
 pub mod protocol;
 
+// The one percentile definition, shared by the agent and the harness. The
+// agent is built without the harness and so without the rest of `stats`: it
+// compiles the file alone. With the harness it is `stats::percentile`, so
+// both paths name the same function.
+#[cfg(not(feature = "harness"))]
+#[path = "stats/percentile.rs"]
+pub mod percentile;
+#[cfg(feature = "harness")]
+pub use stats::percentile;
+
 #[cfg(feature = "harness")]
 pub mod backend;
 #[cfg(feature = "harness")]

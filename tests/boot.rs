@@ -105,7 +105,7 @@ fn boot_run_measures_all_three_targets_and_records_everything() {
         assert!(first.contains(&format!("]({chart}.png)")), "report.md links {chart}.png");
     }
     let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
-    assert_eq!(summary["schema_version"], 1);
+    assert_eq!(summary["schema_version"], 2);
     assert_eq!(summary["incomplete"], false);
 
     // A second run reuses the cached initramfs and image.

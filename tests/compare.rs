@@ -5,8 +5,13 @@ mod common;
 use common::*;
 use std::path::Path;
 
+// 12 repetitions: verdicts use p-values Holm-adjusted over every row (about
+// 17 boot metrics of the two targets here), and the smallest p a permutation
+// test of medians of 6 against 6 samples can reach is 12/924 ≈ 0.013, which
+// no adjustment for 17 rows leaves under 0.05. With 12 against 12 it is
+// about 0.0002.
 const SCENARIO: &str = r#"name = "cmp"
-repetitions = 6
+repetitions = 12
 warmup = 0
 [[target]]
 name = "vm"
@@ -125,7 +130,7 @@ fn compare_finds_exactly_the_regression_that_is_there() {
 fn baselines_are_saved_and_compared_against() {
     let _guard = serial();
     let tmp = tempfile::tempdir().unwrap();
-    let scenario = write(tmp.path(), "cmp.toml", &SCENARIO.replace("repetitions = 6", "repetitions = 3"));
+    let scenario = write(tmp.path(), "cmp.toml", &SCENARIO.replace("repetitions = 12", "repetitions = 3"));
     let first = run_in(
         tmp.path(),
         &["run", scenario.to_str().unwrap(), "--only", "native", "--save-baseline", "main"],
@@ -228,7 +233,7 @@ fn thresholds_and_exports_work_on_a_real_run() {
         .expect("ready_ms exported");
     assert_eq!(ready["unit"], "ms");
     assert!(ready["value"].as_f64().unwrap() > 0.0);
-    assert!(ready["range"].is_string() && ready["extra"].as_str().unwrap().contains("n=6"));
+    assert!(ready["range"].is_string() && ready["extra"].as_str().unwrap().contains("n=12"));
 
     // Bencher Metric Format, written to a file.
     let file = tmp.path().join("bmf.json");
@@ -258,7 +263,7 @@ fn thresholds_and_exports_work_on_a_real_run() {
 fn history_follows_a_metric_across_runs_and_draws_it() {
     let _guard = serial();
     let tmp = tempfile::tempdir().unwrap();
-    let scenario = write(tmp.path(), "h.toml", &SCENARIO.replace("repetitions = 6", "repetitions = 3"));
+    let scenario = write(tmp.path(), "h.toml", &SCENARIO.replace("repetitions = 12", "repetitions = 3"));
     for label in ["first", "second", "third"] {
         let out = run_in(
             tmp.path(),

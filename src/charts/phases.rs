@@ -189,11 +189,13 @@ mod tests {
             median,
             median_low: median,
             median_high: median,
-            p90: median,
-            p99: median,
-            p999: median,
+            median_ci_coverage: 0.75,
+            p90: None,
+            p99: None,
+            p999: None,
             outliers: vec![],
             vs_native: None,
+            trend: None,
         }
     }
 

@@ -35,11 +35,16 @@ pub fn github_action_benchmark(run: &Run, bigger: bool) -> Value {
                 "unit": metric::unit(&r.metric),
                 "value": s.median,
                 "range": format!("± {:.3}", s.stddev),
-                "extra": format!("n={} p90={:.3} min={:.3} max={:.3} {}", s.n, s.p90, s.min, s.max, accel(&r.target).unwrap_or_default()),
+                "extra": format!("n={} p90={} min={:.3} max={:.3} {}", s.n, p90(s), s.min, s.max, accel(&r.target).unwrap_or_default()),
             })
         })
         .collect();
     Value::Array(entries)
+}
+
+/// p90 to three decimals, or `–` below the 10 samples it needs.
+fn p90(s: &crate::stats::Summary) -> String {
+    s.supported_tails()[0].map_or(crate::report::table::WITHHELD.to_string(), |p| format!("{p:.3}"))
 }
 
 /// github-action-benchmark's custom JSON, one direction per file.

@@ -11,12 +11,24 @@ fn cells(r: &Row) -> Vec<String> {
         number(r.new_median),
         format!("{:+.1}%", r.change_pct),
         format!("[{:+.1}, {:+.1}]", r.change_low_pct, r.change_high_pct),
-        format!("{:.3}", r.p_value),
+        p_cell(r.p_value),
+        p_cell(r.p_adjusted),
         r.verdict.as_str().to_string(),
     ]
 }
 
-const HEADER: [&str; 8] = ["target", "metric", "base", "new", "change", "95% CI", "p", "verdict"];
+/// Three decimals, or `<0.001` rather than a 0 no permutation test gives.
+fn p_cell(p: f64) -> String {
+    if p < 0.001 {
+        "<0.001".to_string()
+    } else {
+        format!("{p:.3}")
+    }
+}
+
+const HEADER: [&str; 9] = ["target", "metric", "base", "new", "change", "95% CI", "p", "p (Holm)", "verdict"];
+/// Where the verdict is in [`HEADER`].
+const VERDICT: usize = 8;
 
 fn footer(c: &Comparison) -> Vec<String> {
     let mut lines = Vec::new();
@@ -31,10 +43,16 @@ fn footer(c: &Comparison) -> Vec<String> {
     }
     let regressions = c.regressions();
     lines.push(format!(
-        "{regressions} regression(s) beyond {}% at p < {} ({} metrics compared)",
+        "{regressions} regression(s) beyond {}% at Holm-adjusted p < {} ({} metrics compared)",
         c.options.threshold_pct,
         c.options.alpha,
         c.rows.len()
+    ));
+    lines.push(format!(
+        "p: permutation test of the medians, per row; p (Holm): adjusted for all {} rows (Holm–Bonferroni), \
+         so that the chance of any false verdict in this comparison stays under {}; verdicts use it",
+        c.rows.len(),
+        c.options.alpha
     ));
     lines
 }
@@ -63,7 +81,7 @@ pub fn markdown(c: &Comparison) -> String {
     for r in &c.rows {
         let mut row = cells(r);
         if r.verdict == Verdict::Regressed {
-            row[7] = format!("**{}**", row[7]);
+            row[VERDICT] = format!("**{}**", row[VERDICT]);
         }
         out.push_str(&format!("| {} |\n", row.join(" | ")));
     }

@@ -93,6 +93,8 @@ fn thirty_percent_slower_boot_is_a_regression_of_that_target() {
     assert_eq!(vm.verdict, Verdict::Regressed);
     assert!((vm.change_pct - 30.0).abs() < 0.5, "{vm:?}");
     assert!(vm.change_low_pct > 20.0 && vm.p_value < 0.01, "{vm:?}");
+    // Two rows: the smaller p doubles under Holm.
+    assert!((vm.p_adjusted - 2.0 * vm.p_value).abs() < 1e-12, "{vm:?}");
     assert_eq!(row(&c, "native").verdict, Verdict::NoChange);
     assert_eq!(c.regressions(), 1);
     assert!(format::text(&c).contains("REGRESSED"));
@@ -171,4 +173,78 @@ fn runs_of_another_schema_version_are_refused() {
     std::fs::write(dir.path().join("samples.jsonl"), "").unwrap();
     let err = load(dir.path()).unwrap_err().to_string();
     assert!(err.contains("schema_version Some(99)") && err.contains("reads 1"), "{err}");
+}
+
+fn judged(p_values: &[f64]) -> Vec<Verdict> {
+    let mut rows: Vec<Row> = p_values
+        .iter()
+        .enumerate()
+        .map(|(i, &p_value)| Row {
+            target: format!("t{i}"),
+            workload: "boot".into(),
+            metric: "ready_ms".into(),
+            unit: "ms".into(),
+            base_median: 100.0,
+            new_median: 130.0,
+            base_n: 10,
+            new_n: 10,
+            change_pct: 30.0,
+            change_low_pct: 20.0,
+            change_high_pct: 40.0,
+            p_value,
+            p_adjusted: p_value,
+            verdict: Verdict::NoChange,
+        })
+        .collect();
+    judge(&mut rows, Options::default());
+    rows.iter().map(|r| r.verdict).collect()
+}
+
+#[test]
+fn verdicts_use_holm_adjusted_p_values() {
+    // Alone, 0.02 and 0.03 are under α = 0.05; among four tests they are
+    // not (Holm: 0.01 × 4 = 0.04, 0.02 × 3 = 0.06, 0.03 × 2 = 0.06).
+    let verdicts = judged(&[0.02, 0.01, 0.5, 0.03]);
+    assert_eq!(
+        verdicts,
+        [Verdict::NoChange, Verdict::Regressed, Verdict::NoChange, Verdict::NoChange]
+    );
+    assert_eq!(judged(&[0.02]), [Verdict::Regressed], "one test: no adjustment");
+}
+
+#[test]
+fn every_recorded_fact_that_changes_numbers_is_an_environment_change() {
+    let base = run(1.0, 3);
+    let mut new = run(1.0, 3);
+    new.record.vmbench_version = "0.2.0".into();
+    let vm = &mut new.record.targets[0];
+    vm.agent_sha256 = "ffff".into();
+    vm.qemu_version = Some("QEMU emulator version 9.0.0".into());
+    vm.kernel = Some(crate::guest::kernel::Kernel {
+        path: "/k".into(),
+        source: "cache".into(),
+        sha256: "0123456789abcdef".into(),
+        bytes: 1,
+    });
+    vm.settings.insert("domain_xml".into(), "<domain/>".into());
+    new.record.targets[1].runtime = Some("runsc".into());
+    let changes = environment_changes(&base.record, &new.record);
+    for want in [
+        "vmbench version: test → 0.2.0",
+        "vm agent sha256:  → ffff",
+        "vm QEMU version: - → QEMU emulator version 9.0.0",
+        "vm guest kernel sha256: - → 0123456789ab",
+        "native runtime: - → runsc",
+    ] {
+        assert!(changes.iter().any(|c| c == want), "{want:?} not in {changes:?}");
+    }
+    assert_eq!(changes.len(), 5, "the domain XML names run files: {changes:?}");
+    // The TSC frequency vmbench measures per run is not a change of command line.
+    let mut a = run(1.0, 1);
+    let mut b = run(1.0, 1);
+    a.record.targets[0].kernel_cmdline = Some("console=ttyS0 tsc_early_khz=2400001".into());
+    b.record.targets[0].kernel_cmdline = Some("console=ttyS0 tsc_early_khz=2399996".into());
+    assert!(environment_changes(&a.record, &b.record).is_empty());
+    b.record.targets[0].kernel_cmdline = Some("console=ttyS0 mitigations=off".into());
+    assert_eq!(environment_changes(&a.record, &b.record).len(), 1);
 }

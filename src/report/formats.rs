@@ -223,11 +223,56 @@ mod tests {
 
     #[test]
     fn summary_has_intervals_and_native_ratios() {
-        let (_, _, summary) = render_all(RunStatus::Complete);
+        let (md, _, summary) = render_all(RunStatus::Complete);
         let vm = summary.metrics.iter().find(|m| m.target == "vm").unwrap();
         assert!(vm.median_low <= vm.median && vm.median <= vm.median_high);
-        assert!(vm.vs_native.unwrap().value > 1000.0);
+        // 5 good samples: [min, max] is the best there is, at 93.75%.
+        assert_eq!((vm.n, vm.median_low, vm.median_high), (5, vm.min, vm.max));
+        assert_eq!(vm.median_ci_coverage, 0.9375, "exact for small n");
+        assert!(md.contains("(93.8%)"), "{md}");
+        // Too few samples for any tail percentile: null, and – in the report.
+        assert_eq!((vm.p90, vm.p99, vm.p999), (None, None, None));
+        assert!(md.contains("| – | – | – |"), "{md}");
+        // The failed trial leaves the VM without repetition 0: no rounds to
+        // pair, so a ratio of medians, marked.
+        let ratio = vm.vs_native.unwrap();
+        assert!(ratio.value > 1000.0 && !ratio.paired);
+        assert!(md.contains(" \\* |"), "{md}");
         assert_eq!(summary.targets[0].failed_trials, 1);
         assert_eq!(summary.schema_version, crate::report::summary::SUMMARY_SCHEMA_VERSION);
+        let json: serde_json::Value = serde_json::from_slice(
+            &Json
+                .render(&input(&crate::compare::tests::run(1.0, 6), &summary, &[], Path::new("/x")))
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(json["tail_min_n"], serde_json::json!({"p90": 10, "p99": 100, "p999": 1000}));
+        assert!(json["metrics"][0]["p90"].is_null() && json["metrics"][0]["vs_native"]["paired"] == false);
+    }
+
+    #[test]
+    fn drift_is_listed_in_the_summary_and_warned_about_in_the_reports() {
+        let mut run = crate::compare::tests::run(1.0, 12);
+        for s in run.samples.iter_mut().filter(|s| s.target == "native") {
+            *s.metrics.get_mut("ready_ms").unwrap() = 1.0 + s.seq as f64 * 0.1;
+        }
+        let summary = crate::report::summary::build(&run.record, &run.samples);
+        assert_eq!(summary.drift.len(), 1);
+        let native = summary.metrics.iter().find(|m| m.target == "native").unwrap();
+        assert_eq!(native.trend.unwrap().rho, 1.0);
+        let vm = summary.metrics.iter().find(|m| m.target == "vm").unwrap();
+        // 12 rounds, every one complete: the ratio is paired.
+        assert!(vm.vs_native.unwrap().paired);
+        assert!(vm.p90.is_some() && vm.p99.is_none(), "12 samples support p90 only");
+        let input = input(&run, &summary, &[], Path::new("/nonexistent"));
+        let md = String::from_utf8(Markdown.render(&input).unwrap()).unwrap();
+        assert!(
+            md.contains("> **warning**: native boot ready_ms trends with run order (Spearman ρ = 1.0"),
+            "{md}"
+        );
+        let html = String::from_utf8(Html.render(&input).unwrap()).unwrap();
+        assert!(html.contains("<strong>warning</strong>: native boot ready_ms trends with run order"));
+        let table = crate::report::table::summary(&run.record, &run.samples);
+        assert!(table.contains("warning: native boot ready_ms trends with run order"), "{table}");
     }
 }

@@ -2,14 +2,16 @@
 //! `run.json` and `samples.jsonl` alone. The Markdown report is rendered from
 //! the same structure, and `history` reads it instead of raw samples.
 
-use super::{failures, metric_rows, MetricRow, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED};
+use super::{failures, metric_rows, Drift, MetricRow};
 use crate::metric::{self, Direction};
 use crate::rundir::{GitFacts, RunRecord, RunStatus, Sample, WorkloadKind};
-use crate::stats::{median_ci, tukey_outliers, Ratio};
+use crate::stats::{median_interval, tukey_outliers, Ratio, Trend, CONFIDENCE, TAIL_MIN_N};
 use serde::{Deserialize, Serialize};
 
-/// Bumped on any change that an older reader would misread.
-pub const SUMMARY_SCHEMA_VERSION: u32 = 1;
+/// Bumped on any change that an older reader would misread. 2: the median's
+/// interval is the exact order-statistic one (with `median_ci_coverage`),
+/// p90/p99/p999 are exact nearest ranks and null below `tail_min_n`.
+pub const SUMMARY_SCHEMA_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunSummary {
@@ -32,6 +34,35 @@ pub struct RunSummary {
     /// Every target against every other on each workload's headline metric.
     #[serde(default)]
     pub pair_ratios: Vec<super::PairRatio>,
+    /// Why a metric's `p90`, `p99` or `p999` is null: it has fewer samples
+    /// than this, and its nearest-rank percentile would be the maximum.
+    #[serde(default)]
+    pub tail_min_n: TailMinN,
+    /// Metrics whose values trend with run order (Spearman's ρ against
+    /// `seq`, p < [`super::DRIFT_ALPHA`]): the host drifted during the run.
+    #[serde(default)]
+    pub drift: Vec<Drift>,
+}
+
+/// The fewest samples each tail percentile needs (see `stats::TAIL_MIN_N`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TailMinN {
+    pub p90: usize,
+    pub p99: usize,
+    pub p999: usize,
+}
+
+impl TailMinN {
+    pub fn new() -> Self {
+        let [p90, p99, p999] = TAIL_MIN_N;
+        TailMinN { p90, p99, p999 }
+    }
+}
+
+impl Default for TailMinN {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -65,20 +96,33 @@ pub struct MetricSummary {
     pub stddev: f64,
     pub cov: f64,
     pub median: f64,
-    /// 95% bootstrap interval of the median.
+    /// The median's exact distribution-free interval: order statistics
+    /// chosen from the Binomial(n, ½) distribution to cover the median with
+    /// at least 95% probability (`stats::median_interval`).
     pub median_low: f64,
     pub median_high: f64,
-    pub p90: f64,
-    pub p99: f64,
-    /// p90, p99 and p99.9 come from an HDR histogram (3 significant digits).
-    #[serde(default)]
-    pub p999: f64,
+    /// The probability that `[median_low, median_high]` holds the median:
+    /// at least 0.95 from 6 samples on, less below (0.9375 for 5, [min, max]).
+    pub median_ci_coverage: f64,
+    /// Nearest-rank percentiles; null with fewer samples than
+    /// [`RunSummary::tail_min_n`] (10, 100, 1000), where they would be the
+    /// maximum.
+    pub p90: Option<f64>,
+    pub p99: Option<f64>,
+    pub p999: Option<f64>,
     /// Values outside Tukey's fences; included in every statistic above.
     pub outliers: Vec<f64>,
+    /// See `report::cost_ratio`; `paired` says whether it is the median of
+    /// per-round ratios or a ratio of medians.
     pub vs_native: Option<Ratio>,
+    /// The values against run order: Spearman's ρ with `seq` and its
+    /// permutation p-value; null below 6 values or when all are equal.
+    #[serde(default)]
+    pub trend: Option<Trend>,
 }
 
 pub fn build(record: &RunRecord, samples: &[Sample]) -> RunSummary {
+    let rows = metric_rows(record, samples);
     RunSummary {
         schema_version: SUMMARY_SCHEMA_VERSION,
         run_id: record.run_id.clone(),
@@ -91,12 +135,11 @@ pub fn build(record: &RunRecord, samples: &[Sample]) -> RunSummary {
         host_cpu: record.host.cpu_model.clone(),
         host_kernel: record.host.kernel.clone(),
         targets: target_summaries(record, samples),
-        metrics: metric_rows(record, samples)
-            .into_iter()
-            .map(|r| metric_summary(r, samples))
-            .collect(),
+        drift: super::drifts(&rows),
+        metrics: rows.into_iter().map(metric_summary).collect(),
         pair_ratios: super::pair_ratios(record, samples),
         not_applicable: not_applicable(samples),
+        tail_min_n: TailMinN::new(),
     }
 }
 
@@ -116,16 +159,13 @@ fn target_summaries(record: &RunRecord, samples: &[Sample]) -> Vec<TargetSummary
         .collect()
 }
 
-/// The statistics of one metric row, with the median's bootstrap interval
-/// and the outliers computed from the row's measured (non-warmup) samples.
-fn metric_summary(r: MetricRow, samples: &[Sample]) -> MetricSummary {
-    let values: Vec<f64> = samples
-        .iter()
-        .filter(|s| s.ok && !s.warmup && s.target == r.target && s.workload == r.workload)
-        .filter_map(|s| s.metrics.get(&r.metric).copied())
-        .collect();
-    let (median_low, median_high) = median_ci(&values, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED).unwrap_or((r.summary.median, r.summary.median));
+/// The statistics of one metric row, with the median's exact interval, the
+/// tail percentiles its n supports, and the outliers.
+fn metric_summary(r: MetricRow) -> MetricSummary {
     let s = &r.summary;
+    let interval = median_interval(&r.values, CONFIDENCE);
+    let (median_low, median_high, median_ci_coverage) = interval.map_or((s.median, s.median, 0.0), |i| (i.low, i.high, i.coverage));
+    let [p90, p99, p999] = s.supported_tails();
     MetricSummary {
         unit: metric::unit(&r.metric).to_string(),
         lower_is_better: metric::info(&r.metric).map(|i| i.direction) != Some(Direction::HigherIsBetter),
@@ -138,11 +178,13 @@ fn metric_summary(r: MetricRow, samples: &[Sample]) -> MetricSummary {
         median: s.median,
         median_low,
         median_high,
-        p90: s.p90,
-        p99: s.p99,
-        p999: s.p999,
-        outliers: tukey_outliers(&values),
+        median_ci_coverage,
+        p90,
+        p99,
+        p999,
+        outliers: tukey_outliers(&r.values),
         vs_native: r.vs_native,
+        trend: r.trend,
         target: r.target,
         workload: r.workload,
         metric: r.metric,

@@ -1,6 +1,6 @@
 //! The plain-text tables printed at the end of a run.
 
-use super::{failures, metric_rows};
+use super::{drifts, failures, metric_rows};
 use crate::rundir::{RunRecord, Sample, TargetFacts};
 
 /// Left-aligned first column, right-aligned numbers, two spaces between.
@@ -67,12 +67,13 @@ pub fn how(facts: Option<&TargetFacts>) -> String {
     .to_string()
 }
 
-/// The end-of-run summary: one row per target and metric, failures, and
-/// artifact sizes.
+/// The end-of-run summary: one row per target and metric, failures, drift
+/// warnings, and artifact sizes.
 pub fn summary(record: &RunRecord, samples: &[Sample]) -> String {
     let facts = |name: &str| record.targets.iter().find(|t| t.name == name);
-    let rows: Vec<Vec<String>> = metric_rows(record, samples)
-        .into_iter()
+    let metrics = metric_rows(record, samples);
+    let rows: Vec<Vec<String>> = metrics
+        .iter()
         .map(|r| {
             let s = &r.summary;
             let (label, scale) = display(&r.metric);
@@ -81,7 +82,7 @@ pub fn summary(record: &RunRecord, samples: &[Sample]) -> String {
                 format!("{} {label}", r.workload),
                 s.n.to_string(),
                 number(s.median / scale),
-                number(s.p90 / scale),
+                s.supported_tails()[0].map_or(WITHHELD.to_string(), |p90| number(p90 / scale)),
                 number(s.min / scale),
                 number(s.max / scale),
                 r.vs_native.map(|v| ratio(&v)).unwrap_or_default(),
@@ -106,6 +107,10 @@ pub fn summary(record: &RunRecord, samples: &[Sample]) -> String {
     for (target, failed) in failures(samples) {
         out.push_str(&format!("{target}: {failed} failed trial(s); see samples.jsonl for the errors\n"));
     }
+    for drift in drifts(&metrics) {
+        out.push_str(&drift.warning());
+        out.push('\n');
+    }
     out.push('\n');
     let artifacts: Vec<Vec<String>> = record
         .targets
@@ -119,11 +124,27 @@ pub fn summary(record: &RunRecord, samples: &[Sample]) -> String {
         })
         .collect();
     out.push_str(&render(&["target", "artifact", "MiB"], &artifacts));
-    if record.targets.iter().any(|t| t.kind == crate::rundir::TargetKind::Native) && record.targets.len() > 1 {
-        out.push_str("\nvs native: ratio of medians against the native target, > 1 = costs more (slower or less throughput).\n");
-    }
+    out.push_str(&notes(record, &metrics));
     if record.targets.iter().any(|t| t.accel.as_deref() == Some("tcg")) {
         out.push_str("\nTCG: QEMU emulated the guest CPU (no KVM); VM numbers measure emulation, not hardware virtualisation.\n");
+    }
+    out
+}
+
+/// What a withheld statistic shows as: a tail percentile n does not support.
+pub const WITHHELD: &str = "–";
+
+/// The notes under the table that explain its marks.
+fn notes(record: &RunRecord, rows: &[super::MetricRow]) -> String {
+    let mut out = String::new();
+    if rows.iter().any(|r| r.summary.n < crate::stats::TAIL_MIN_N[0]) {
+        out.push_str("\np90 –: fewer than 10 samples, where the nearest-rank p90 would be the maximum.\n");
+    }
+    if record.targets.iter().any(|t| t.kind == crate::rundir::TargetKind::Native) && record.targets.len() > 1 {
+        out.push_str("\nvs native: median of the per-round ratios against the native target (rounds = repetitions, run interleaved), > 1 = costs more (slower or less throughput).\n");
+        if rows.iter().any(|r| r.vs_native.is_some_and(|v| !v.paired)) {
+            out.push_str("*: ratio of medians instead: the two targets do not have values for the same repetitions.\n");
+        }
     }
     out
 }
@@ -136,9 +157,10 @@ pub fn display(metric: &str) -> (String, f64) {
     }
 }
 
-/// `2.31× [2.10, 2.55]`.
+/// `2.31× [2.10, 2.55]`, with a `*` when the ratio is not paired by round.
 pub fn ratio(r: &crate::stats::Ratio) -> String {
-    format!("{}× [{}, {}]", number(r.value), number(r.low), number(r.high))
+    let mark = if r.paired { "" } else { " *" };
+    format!("{}× [{}, {}]{mark}", number(r.value), number(r.low), number(r.high))
 }
 
 fn artifact_label(t: &TargetFacts) -> String {

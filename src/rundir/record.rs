@@ -202,6 +202,8 @@ pub struct GitFacts {
 pub struct AutoFacts {
     pub min_repetitions: u32,
     pub max_repetitions: u32,
+    /// The target relative half-width of the median's exact 95% interval
+    /// (see `scenarios/README.md`); the name is kept from the CoV rule.
     pub target_cov: f64,
     pub outcomes: Vec<AutoOutcome>,
 }
@@ -211,12 +213,19 @@ pub struct AutoFacts {
 pub struct AutoOutcome {
     pub target: String,
     pub workload: WorkloadKind,
-    /// The metric whose coefficient of variation decided.
+    /// The metric whose median's interval decided.
     pub metric: String,
     pub repetitions: u32,
-    /// Its coefficient of variation over those repetitions.
+    /// Its coefficient of variation over those repetitions (informative;
+    /// runs before the interval rule stopped on it).
     pub cov: Option<f64>,
-    /// True when it fell under the target; false when the maximum was reached first.
+    /// The width of its exact 95% median interval over those repetitions,
+    /// relative to the median: (high − low) / |median|. What the stopping
+    /// rule compares with 2 × `target_cov`.
+    #[serde(default)]
+    pub median_ci_rel_width: Option<f64>,
+    /// True when the stopping rule was met; false when the maximum was
+    /// reached first.
     pub converged: bool,
 }
 

@@ -327,9 +327,15 @@ fn sample_of(target: &PreparedTarget, workload: WorkloadKind, trial: &plan::Tria
 }
 
 /// Whether `repetitions = "auto"` ends this target × workload now: the
-/// coefficient of variation of its headline metric over the good measured
-/// samples so far is under the target (after at least `min` of them), or
-/// every planned repetition has run.
+/// exact 95% interval of the median of its headline metric (good measured
+/// samples, in run order) is at most 2 × `target_cov` of the median wide,
+/// i.e. the median is known to ±`target_cov`, both with every sample so far
+/// and without the latest one; or every planned repetition has run. Never
+/// before `min` good samples. Each of the two sizes must have a real 95%
+/// interval (n ≥ 6), so the earliest stop is at 7. Why not the CoV: stopping
+/// at its first dip under a target picks the luckiest moment and leaves the
+/// reported intervals too narrow; a width asked of the interval itself, twice
+/// in a row, cannot be met by one lucky value.
 fn auto_outcome(auto: &AutoRepetitions, max: u32, target: &str, workload: WorkloadKind, samples: &[Sample]) -> Option<AutoOutcome> {
     let mine: Vec<&Sample> = samples
         .iter()
@@ -341,14 +347,23 @@ fn auto_outcome(auto: &AutoRepetitions, max: u32, target: &str, workload: Worklo
         .filter(|s| s.ok)
         .filter_map(|s| s.metrics.get(metric).copied())
         .collect();
-    let cov = crate::stats::Summary::of(&values).map(|s| s.cov());
-    let converged = values.len() as u32 >= auto.min && cov.is_some_and(|c| c <= auto.target_cov);
+    let confidence = crate::stats::CONFIDENCE;
+    // (high − low) / |median| of the exact interval, and whether it reaches 95%.
+    let width = |v: &[f64]| {
+        let interval = crate::stats::median_interval(v, confidence)?;
+        let median = crate::stats::median(v).filter(|m| *m != 0.0)?;
+        Some(((interval.high - interval.low) / median.abs(), interval.coverage >= confidence))
+    };
+    let narrow = |v: &[f64]| width(v).is_some_and(|(w, exact)| exact && w <= 2.0 * auto.target_cov);
+    let n = values.len();
+    let converged = n as u32 >= auto.min && n >= 2 && narrow(&values) && narrow(&values[..n - 1]);
     (converged || mine.len() as u32 >= max).then(|| AutoOutcome {
         target: target.to_string(),
         workload,
         metric: metric.to_string(),
         repetitions: mine.len() as u32,
-        cov,
+        cov: crate::stats::Summary::of(&values).map(|s| s.cov()),
+        median_ci_rel_width: width(&values).map(|(w, _)| w),
         converged,
     })
 }

@@ -115,9 +115,34 @@ async fn stream(mut conn: TcpStream, bytes: u64) -> Result<f64, String> {
     Ok(secs)
 }
 
+/// The `q` percentile of the round trips by nearest rank, the definition the
+/// agent's own percentiles and the summaries use too; 0 without round trips.
 fn pick(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
-    crate::stats::quantile_sorted(sorted, q)
+    crate::stats::percentile::nearest_rank(sorted, q)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The host's round-trip percentiles, the agent's (which reaches the
+    /// definition as `crate::percentile`, being built without `stats`) and
+    /// the summaries' tail percentiles are one function: they agree exactly.
+    #[test]
+    fn host_agent_and_summary_percentiles_agree() {
+        for n in [1usize, 2, 7, 10, 99, 100, 101, 1000, 1234] {
+            let mut values: Vec<f64> = (0..n).map(|i| ((i * 7919) % 1009) as f64 * 0.37 + 3.0).collect();
+            let summary = crate::stats::Summary::of(&values).unwrap();
+            values.sort_by(f64::total_cmp);
+            for (q, tail) in [(0.9, summary.p90), (0.99, summary.p99), (0.999, summary.p999)] {
+                assert_eq!(pick(&values, q), tail, "n = {n}, q = {q}");
+                assert_eq!(crate::percentile::nearest_rank(&values, q), tail, "n = {n}, q = {q}");
+            }
+            assert_eq!(pick(&values, 0.5), crate::percentile::nearest_rank(&values, 0.5));
+        }
+        assert_eq!(pick(&[], 0.5), 0.0);
+    }
 }

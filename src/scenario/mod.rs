@@ -108,9 +108,10 @@ pub struct VmSpec {
     pub uri: String,
 }
 
-/// `repetitions = "auto"`: repeat each target × workload until the
-/// coefficient of variation of its headline metric falls under
-/// `target_cov` (after at least `min` repetitions), or `max` is reached.
+/// `repetitions = "auto"`: repeat each target × workload until the exact 95%
+/// interval of the median of its headline metric is within ±`target_cov` of
+/// the median at two consecutive sample sizes of at least 6 (and at least
+/// `min` repetitions), or `max` is reached. The key keeps its old name.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AutoRepetitions {
     pub min: u32,

@@ -1,8 +1,19 @@
 //! Statistics over raw samples. A leaf module: it imports nothing else of
 //! vmbench, so the terminal table, the reports and comparisons all use the
-//! same numbers.
+//! same numbers. Every percentile is [`percentile::nearest_rank`], the one
+//! definition the agent uses too.
 
+mod order;
+pub mod percentile;
+mod trend;
+
+pub use order::{median_interval, median_ranks, MedianInterval, MedianRanks};
+use percentile::nearest_rank;
 use serde::{Deserialize, Serialize};
+pub use trend::{spearman_trend, Trend, TREND_MIN_N};
+
+/// Confidence level of every interval vmbench reports.
+pub const CONFIDENCE: f64 = 0.95;
 
 /// Summary of one metric of one target over its measured repetitions.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -13,13 +24,19 @@ pub struct Summary {
     pub mean: f64,
     /// Sample standard deviation (n − 1); 0 for a single value.
     pub stddev: f64,
+    /// The middle value, or the mean of the middle two for an even count.
     pub median: f64,
-    /// Tail percentiles, read from an HDR histogram (see [`tail_percentiles`]).
+    /// Tail percentiles by nearest rank, whatever n is: with too few samples
+    /// they are the maximum (see [`Summary::supported_tails`]).
     pub p90: f64,
     pub p99: f64,
     #[serde(default)]
     pub p999: f64,
 }
+
+/// The fewest samples for which p90, p99 and p99.9 are more than the
+/// maximum: by nearest rank, rank ⌈q·n⌉ < n needs n ≥ 1/(1 − q).
+pub const TAIL_MIN_N: [usize; 3] = [10, 100, 1000];
 
 impl Summary {
     /// Summarises `values`; `None` when there are none. NaN values are a bug
@@ -29,7 +46,7 @@ impl Summary {
             return None;
         }
         let mut sorted = values.to_vec();
-        sorted.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
+        sorted.sort_by(f64::total_cmp);
         let n = sorted.len();
         let mean = sorted.iter().sum::<f64>() / n as f64;
         let stddev = if n > 1 {
@@ -37,14 +54,14 @@ impl Summary {
         } else {
             0.0
         };
-        let [p90, p99, p999] = tail_percentiles(&sorted);
+        let [p90, p99, p999] = [0.9, 0.99, 0.999].map(|q| nearest_rank(&sorted, q));
         Some(Summary {
             n,
             min: sorted[0],
             max: sorted[n - 1],
             mean,
             stddev,
-            median: quantile_sorted(&sorted, 0.5),
+            median: (sorted[(n - 1) / 2] + sorted[n / 2]) / 2.0,
             p90,
             p99,
             p999,
@@ -59,40 +76,18 @@ impl Summary {
             self.stddev / self.mean.abs()
         }
     }
+
+    /// p90, p99 and p99.9 where n supports them ([`TAIL_MIN_N`]), else
+    /// `None`: below that a "p99" would only be the maximum under another name.
+    pub fn supported_tails(&self) -> [Option<f64>; 3] {
+        let values = [self.p90, self.p99, self.p999];
+        std::array::from_fn(|i| (self.n >= TAIL_MIN_N[i]).then_some(values[i]))
+    }
 }
 
-/// Values are recorded into the histogram in millionths of their unit, so a
-/// 13 µs `init_ms` of 0.013 is 13 000 counts, not rounded to 0.
-pub const HDR_SCALE: f64 = 1e6;
-/// Significant digits the histogram keeps: at most 0.1% quantisation error.
-pub const HDR_SIGFIG: u8 = 3;
-
-/// p90, p99 and p99.9 of `sorted` (non-negative values, as every metric is)
-/// from an HDR histogram with [`HDR_SIGFIG`] significant digits, each
-/// clamped into [min, max] so quantisation never reports a value no sample
-/// had. Falls back to exact quantiles for values the histogram cannot hold.
-pub fn tail_percentiles(sorted: &[f64]) -> [f64; 3] {
-    let exact = || [0.9, 0.99, 0.999].map(|q| quantile_sorted(sorted, q));
-    let (Some(&lo), Some(&hi)) = (sorted.first(), sorted.last()) else {
-        return [f64::NAN; 3];
-    };
-    if lo < 0.0 || hi * HDR_SCALE >= u64::MAX as f64 / 4.0 {
-        return exact();
-    }
-    let Ok(mut hist) = hdrhistogram::Histogram::<u64>::new(HDR_SIGFIG) else {
-        return exact();
-    };
-    for v in sorted {
-        if hist.record((v * HDR_SCALE).round() as u64).is_err() {
-            return exact();
-        }
-    }
-    [90.0, 99.0, 99.9].map(|p| (hist.value_at_percentile(p) as f64 / HDR_SCALE).clamp(lo, hi))
-}
-
-/// The median alone (interpolated between the middle two for an even
-/// count): what resampling loops need, without the histogram of
-/// [`Summary::of`]. `None` when empty or when a value is NaN.
+/// The median alone (the mean of the middle two for an even count, as in
+/// [`Summary::of`]): what resampling loops need, without a full sort.
+/// `None` when empty or when a value is NaN.
 pub fn median(values: &[f64]) -> Option<f64> {
     if values.is_empty() || values.iter().any(|v| v.is_nan()) {
         return None;
@@ -117,6 +112,10 @@ pub struct Ratio {
     pub high: f64,
     /// Confidence level of `[low, high]`, e.g. 0.95.
     pub confidence: f64,
+    /// True when computed from paired rounds ([`paired_ratio`]), false for
+    /// a ratio of two independent medians ([`ratio_of_medians`]).
+    #[serde(default)]
+    pub paired: bool,
 }
 
 /// median(numerator) / median(denominator), with a 95% percentile-bootstrap
@@ -140,26 +139,48 @@ pub fn ratio_of_medians(numerator: &[f64], denominator: &[f64], resamples: usize
         return None;
     }
     ratios.sort_by(f64::total_cmp);
-    Some(Ratio {
-        value,
-        low: quantile_sorted(&ratios, 0.025),
-        high: quantile_sorted(&ratios, 0.975),
-        confidence: 0.95,
-    })
+    Some(percentile_interval(value, &ratios, false))
 }
 
-/// 95% percentile-bootstrap interval of the median of `values`.
-pub fn median_ci(values: &[f64], resamples: usize, seed: u64) -> Option<(f64, f64)> {
-    median(values)?;
-    let mut rng = SplitMix(seed);
-    let mut medians = Vec::with_capacity(resamples);
-    let mut sample = vec![0.0; values.len()];
-    for _ in 0..resamples {
-        resample(values, &mut sample, &mut rng);
-        medians.push(median(&sample)?);
+/// The ratio of paired samples: `numerator[i]` and `denominator[i]` were
+/// measured in the same round, so whatever the host did during that round
+/// weighs on both and cancels in their ratio. The value is the median of the
+/// per-round ratios, taken on their logarithms (for an even count the
+/// geometric mean of the middle two) so that A against B is exactly the
+/// inverse of B against A. The 95% percentile-bootstrap interval resamples
+/// whole rounds. `None` unless both sides have the same, non-zero number of
+/// values, all of them positive (a ratio with 0 is meaningless).
+pub fn paired_ratio(numerator: &[f64], denominator: &[f64], resamples: usize, seed: u64) -> Option<Ratio> {
+    if numerator.len() != denominator.len() || numerator.is_empty() || resamples == 0 {
+        return None;
     }
-    medians.sort_by(f64::total_cmp);
-    Some((quantile_sorted(&medians, 0.025), quantile_sorted(&medians, 0.975)))
+    let logs: Vec<f64> = numerator
+        .iter()
+        .zip(denominator)
+        .map(|(a, b)| (*a > 0.0 && *b > 0.0).then(|| (a / b).ln()))
+        .collect::<Option<_>>()?;
+    let value = median(&logs)?.exp();
+    let mut rng = SplitMix(seed);
+    let mut sample = vec![0.0; logs.len()];
+    let mut ratios = Vec::with_capacity(resamples);
+    for _ in 0..resamples {
+        resample(&logs, &mut sample, &mut rng);
+        ratios.push(median(&sample)?.exp());
+    }
+    ratios.sort_by(f64::total_cmp);
+    Some(percentile_interval(value, &ratios, true))
+}
+
+/// `value` with the 2.5% and 97.5% points of its sorted bootstrap replicates.
+fn percentile_interval(value: f64, sorted_replicates: &[f64], paired: bool) -> Ratio {
+    let tail = (1.0 - CONFIDENCE) / 2.0;
+    Ratio {
+        value,
+        low: nearest_rank(sorted_replicates, tail),
+        high: nearest_rank(sorted_replicates, 1.0 - tail),
+        confidence: CONFIDENCE,
+        paired,
+    }
 }
 
 /// Values outside Tukey's fences (below Q1 − 1.5·IQR or above Q3 + 1.5·IQR).
@@ -170,7 +191,7 @@ pub fn tukey_outliers(values: &[f64]) -> Vec<f64> {
     }
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
-    let (q1, q3) = (quantile_sorted(&sorted, 0.25), quantile_sorted(&sorted, 0.75));
+    let (q1, q3) = (nearest_rank(&sorted, 0.25), nearest_rank(&sorted, 0.75));
     let (low, high) = (q1 - 1.5 * (q3 - q1), q3 + 1.5 * (q3 - q1));
     values.iter().copied().filter(|v| *v < low || *v > high).collect()
 }
@@ -198,6 +219,24 @@ pub fn permutation_p_value(a: &[f64], b: &[f64], permutations: usize, seed: u64)
     Some(at_least as f64 / (permutations + 1) as f64)
 }
 
+/// Holm–Bonferroni adjusted p-values, in the order given: the i-th smallest
+/// p times (m − i + 1), made non-decreasing, at most 1. Rejecting where the
+/// adjusted p is under α keeps the chance of any false "significant" among
+/// all m tests under α, whatever their dependence; unlike plain Bonferroni
+/// it does not pay the full factor m for every test after the first.
+pub fn holm(p_values: &[f64]) -> Vec<f64> {
+    let m = p_values.len();
+    let mut order: Vec<usize> = (0..m).collect();
+    order.sort_by(|&a, &b| p_values[a].total_cmp(&p_values[b]));
+    let mut adjusted = vec![1.0; m];
+    let mut running = 0.0f64;
+    for (i, &index) in order.iter().enumerate() {
+        running = running.max(((m - i) as f64 * p_values[index]).min(1.0));
+        adjusted[index] = running;
+    }
+    adjusted
+}
+
 fn nonzero(v: f64) -> Option<f64> {
     (v != 0.0).then_some(v)
 }
@@ -222,18 +261,6 @@ impl SplitMix {
     }
 }
 
-/// The `q` quantile (0 ≤ q ≤ 1) of sorted values, interpolating linearly
-/// between closest ranks (Hyndman & Fan type 7, as R and numpy default to).
-pub fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
-    assert!(!sorted.is_empty(), "quantile of nothing");
-    let q = q.clamp(0.0, 1.0);
-    let pos = q * (sorted.len() - 1) as f64;
-    let lo = pos.floor() as usize;
-    let hi = pos.ceil() as usize;
-    let frac = pos - lo as f64;
-    sorted[lo] + (sorted[hi] - sorted[lo]) * frac
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,8 +270,10 @@ mod tests {
         let s = Summary::of(&[4.0, 1.0, 3.0, 2.0, 5.0]).unwrap();
         assert_eq!((s.n, s.min, s.max, s.mean, s.median), (5, 1.0, 5.0, 3.0, 3.0));
         assert!((s.stddev - 2.5f64.sqrt()).abs() < 1e-12);
-        // Tail percentiles are nearest-rank (the histogram's definition).
+        // Nearest rank: with 5 samples every tail percentile is the maximum …
         assert_eq!((s.p90, s.p99, s.p999), (5.0, 5.0, 5.0));
+        // … so none of them is supported.
+        assert_eq!(s.supported_tails(), [None, None, None]);
         assert!((s.cov() - 2.5f64.sqrt() / 3.0).abs() < 1e-12);
     }
 
@@ -263,20 +292,29 @@ mod tests {
     }
 
     #[test]
-    fn even_count_median_interpolates() {
+    fn even_count_median_is_the_mean_of_the_middle_two() {
         let s = Summary::of(&[10.0, 20.0]).unwrap();
         assert_eq!(s.median, 15.0);
         assert_eq!(s.p90, 20.0);
     }
 
     #[test]
-    fn tail_percentiles_of_a_known_distribution() {
-        let values: Vec<f64> = (1..=1000).map(f64::from).collect();
+    fn tail_percentiles_are_exact_nearest_ranks() {
+        let values: Vec<f64> = (1..=1000).rev().map(f64::from).collect();
         let s = Summary::of(&values).unwrap();
-        for (got, want) in [(s.p90, 900.0), (s.p99, 990.0), (s.p999, 999.0)] {
-            // 3 significant digits: within 0.1%, plus at most one rank.
-            assert!((got - want).abs() <= want * 1e-3 + 1.0, "{got} vs {want}");
-        }
+        assert_eq!((s.p90, s.p99, s.p999), (900.0, 990.0, 999.0));
+        assert_eq!(s.supported_tails(), [Some(900.0), Some(990.0), Some(999.0)]);
+    }
+
+    #[test]
+    fn tail_percentiles_appear_only_from_their_minimum_n() {
+        let of = |n: usize| Summary::of(&(1..=n).map(|i| i as f64).collect::<Vec<_>>()).unwrap();
+        assert_eq!(of(9).supported_tails(), [None, None, None]);
+        assert_eq!(of(10).supported_tails(), [Some(9.0), None, None], "rank 9 of 10");
+        assert_eq!(of(99).supported_tails()[1], None);
+        assert_eq!(of(100).supported_tails()[1], Some(99.0));
+        assert_eq!(of(999).supported_tails()[2], None);
+        assert_eq!(of(1000).supported_tails()[2], Some(999.0));
     }
 
     #[test]
@@ -284,16 +322,14 @@ mod tests {
         // 13.000 µs .. 13.999 µs as milliseconds, like the agent's init_ms.
         let values: Vec<f64> = (0..1000).map(|i| 0.013 + i as f64 * 1e-6).collect();
         let s = Summary::of(&values).unwrap();
-        assert!(s.p999 > 0.0139 && s.p999 <= 0.013999, "{}", s.p999);
-        assert!((s.p90 - 0.013899).abs() / 0.013899 <= 1e-3, "{}", s.p90);
-        assert!(s.p90 < s.p99 && s.p99 <= s.p999);
+        assert_eq!((s.p90, s.p99, s.p999), (values[899], values[989], values[998]));
     }
 
     #[test]
     fn ratio_of_identical_samples_is_one_with_a_tight_interval() {
         let a = [10.0, 11.0, 9.0, 10.5, 9.5];
         let r = ratio_of_medians(&a, &a, 2000, 7).unwrap();
-        assert_eq!(r.value, 1.0);
+        assert_eq!((r.value, r.paired), (1.0, false));
         assert!(r.low <= 1.0 && r.high >= 1.0 && r.high / r.low < 1.5, "{r:?}");
     }
 
@@ -310,6 +346,41 @@ mod tests {
     }
 
     #[test]
+    fn paired_ratio_is_the_median_of_per_round_ratios() {
+        // Round ratios 2, 3, 1.5, 2.5, 2: median 2.
+        let a = [20.0, 30.0, 15.0, 25.0, 40.0];
+        let b = [10.0, 10.0, 10.0, 10.0, 20.0];
+        let r = paired_ratio(&a, &b, 2000, 3).unwrap();
+        assert!((r.value - 2.0).abs() < 1e-12 && r.paired, "{r:?}");
+        assert!(
+            r.low >= 1.5 - 1e-12 && r.high <= 3.0 + 1e-12 && r.low <= 2.0 && r.high >= 2.0,
+            "{r:?}"
+        );
+        // Even count (2, 3, 1.5, 2.5): the geometric mean of the middle two
+        // (2 and 2.5), so that the other way round is exactly the inverse.
+        let r = paired_ratio(&a[..4], &b[..4], 100, 3).unwrap();
+        let back = paired_ratio(&b[..4], &a[..4], 100, 3).unwrap();
+        assert!((r.value - 5f64.sqrt()).abs() < 1e-12 && (r.value * back.value - 1.0).abs() < 1e-12);
+        assert_eq!(paired_ratio(&a, &b, 2000, 3), paired_ratio(&a, &b, 2000, 3));
+        assert_eq!(paired_ratio(&a, &b[..4], 10, 1), None, "unequal lengths are not pairs");
+        assert_eq!(paired_ratio(&[1.0], &[0.0], 10, 1), None);
+        assert_eq!(paired_ratio(&[], &[], 10, 1), None);
+    }
+
+    #[test]
+    fn pairing_removes_drift_shared_by_both_sides() {
+        // Both sides drift by the same factor round after round: the paired
+        // ratio sees a constant 2, independent medians a wide interval.
+        let drift: Vec<f64> = (0..10).map(|i| 1.0 + i as f64 * 0.2).collect();
+        let a: Vec<f64> = drift.iter().map(|d| 20.0 * d).collect();
+        let b: Vec<f64> = drift.iter().map(|d| 10.0 * d).collect();
+        let paired = paired_ratio(&a, &b, 2000, 1).unwrap();
+        assert!((paired.low - 2.0).abs() < 1e-12 && (paired.high - 2.0).abs() < 1e-12, "{paired:?}");
+        let unpaired = ratio_of_medians(&a, &b, 2000, 1).unwrap();
+        assert!(unpaired.high - unpaired.low > 0.5, "{unpaired:?}");
+    }
+
+    #[test]
     fn permutation_test_separates_shifted_samples_from_equal_ones() {
         let a = [10.0, 10.2, 9.9, 10.1, 10.0, 9.8, 10.3, 10.1];
         let b: Vec<f64> = a.iter().map(|v| v * 1.3).collect();
@@ -322,14 +393,17 @@ mod tests {
     }
 
     #[test]
-    fn median_interval_contains_the_median_and_narrows_with_agreement() {
-        let tight = [10.0, 10.1, 9.9, 10.0, 10.05, 9.95, 10.0];
-        let (lo, hi) = median_ci(&tight, 2000, 5).unwrap();
-        assert!(lo <= 10.0 && hi >= 10.0 && hi - lo <= 0.2, "{lo} {hi}");
-        let loose = [5.0, 15.0, 8.0, 12.0, 10.0, 3.0, 17.0];
-        let (lo2, hi2) = median_ci(&loose, 2000, 5).unwrap();
-        assert!(hi2 - lo2 > hi - lo);
-        assert_eq!(median_ci(&tight, 100, 1), median_ci(&tight, 100, 1));
+    fn holm_adjusts_known_values() {
+        // Sorted: 0.005 × 4 = 0.02, 0.01 × 3 = 0.03, 0.03 × 2 = 0.06,
+        // 0.04 × 1 = 0.04 → raised to 0.06 to stay monotone.
+        let adjusted = holm(&[0.01, 0.04, 0.03, 0.005]);
+        let want = [0.03, 0.06, 0.06, 0.02];
+        for (got, want) in adjusted.iter().zip(want) {
+            assert!((got - want).abs() < 1e-12, "{adjusted:?}");
+        }
+        assert_eq!(holm(&[0.5, 0.9]), vec![1.0, 1.0], "capped at 1");
+        assert_eq!(holm(&[0.02]), vec![0.02], "one test: unchanged");
+        assert!(holm(&[]).is_empty());
     }
 
     #[test]

@@ -7,6 +7,7 @@
 
 use super::params::{read, ParamSpec, XorShift};
 use super::{Env, Metrics, Params, Workload};
+use crate::percentile::nearest_rank;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::time::{Duration, Instant};
@@ -98,8 +99,9 @@ impl Workload for Disk {
         m.insert("rand_write_iops".into(), rand_ops as f64 / secs);
         let mut latencies = fsync_latencies(&file, blocks, fsync_ops, &mut rng)?;
         latencies.sort_by(f64::total_cmp);
-        m.insert("fsync_p50_us".into(), percentile(&latencies, 0.50));
-        m.insert("fsync_p99_us".into(), percentile(&latencies, 0.99));
+        // Nearest rank, the one definition the host and the summaries use.
+        m.insert("fsync_p50_us".into(), nearest_rank(&latencies, 0.50));
+        m.insert("fsync_p99_us".into(), nearest_rank(&latencies, 0.99));
         Ok(m)
     }
 }
@@ -155,11 +157,6 @@ fn fsync_latencies(file: &File, blocks: u64, ops: u64, rng: &mut XorShift) -> Re
         out.push(t.elapsed().as_secs_f64() * 1e6);
     }
     Ok(out)
-}
-
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    let pos = (q * (sorted.len() - 1) as f64).round() as usize;
-    sorted[pos.min(sorted.len() - 1)]
 }
 
 /// A page-aligned buffer, as O_DIRECT requires.
