@@ -162,6 +162,8 @@ mod tests {
                 pid: 1,
                 rss_bytes: 0,
                 kernel: "k".into(),
+                clocksource: None,
+                clock_getres_ns: None,
             },
         )
     }

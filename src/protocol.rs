@@ -87,6 +87,17 @@ pub enum AgentMessage {
         /// The kernel the agent sees (`uname -r`): the guest's in a VM,
         /// gVisor's own in runsc, the host's in a container.
         kernel: String,
+        /// The clocksource behind `CLOCK_MONOTONIC` (`tsc`, `kvm-clock`,
+        /// `jiffies`, ...) as sysfs shows it; `None` where sysfs has none
+        /// (gVisor) and from older agents. Under `jiffies` every duration the
+        /// agent measures, `init_ns` included, is quantised to a timer tick.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        clocksource: Option<String>,
+        /// `clock_getres(CLOCK_MONOTONIC)` in ns: 1 whenever high-resolution
+        /// timers run (whatever the clocksource resolves), the tick length
+        /// without them. The measured resolution is the `clock_res_ns` metric.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        clock_getres_ns: Option<u64>,
     },
     /// The network workload listens on this port (inside the target).
     Listening { port: u16 },
@@ -251,10 +262,26 @@ mod tests {
             pid: 1,
             rss_bytes: 4096,
             kernel: "6.1.0".into(),
+            clocksource: Some("tsc".into()),
+            clock_getres_ns: Some(1),
         };
         let line = encode_line("abc123", &msg);
         assert!(line.ends_with('\n'));
         assert_eq!(decode_line(line.trim_end(), "abc123"), Ok(msg));
+    }
+
+    #[test]
+    fn a_ready_line_from_an_older_agent_still_parses() {
+        let old = r#"VMBENCH1 n {"type":"ready","boottime_ns":1,"init_ns":2,"pid":1,"kernel":"6.1"}"#;
+        let Ok(AgentMessage::Ready {
+            clocksource,
+            clock_getres_ns,
+            ..
+        }) = decode_line(old, "n")
+        else {
+            panic!("an old ready line must parse")
+        };
+        assert_eq!((clocksource, clock_getres_ns), (None, None));
     }
 
     #[test]
