@@ -7,6 +7,7 @@
 //! Everything it prints that the host acts on goes through [`crate::protocol`].
 
 pub mod clock;
+pub mod facts;
 pub mod modules;
 mod pid1;
 pub mod workloads;
@@ -63,6 +64,9 @@ fn serve(instructions: &Instructions, boottime_ns: u64, started: Instant, vm_ini
     };
     emit(nonce, &ready);
     let clock = clock::Clock::measure();
+    if instructions.workload != "boot" {
+        emit(nonce, &AgentMessage::Facts(facts::gather(clock.res_ns)));
+    }
     let announce_nonce = nonce.to_string();
     let announce: workloads::Announce = Box::new(move |port| emit(&announce_nonce, &AgentMessage::Listening { port }));
     let env = workloads::Env {
