@@ -3,7 +3,7 @@
 mod boot;
 mod cpu;
 mod disk;
-mod memory;
+pub mod memory;
 pub mod network;
 pub mod params;
 pub mod sha256;
