@@ -25,6 +25,8 @@ fn boot_log(kernel_lines: usize) -> Vec<u8> {
             pid: 1,
             rss_bytes: 1 << 20,
             kernel: "6.1.0".into(),
+            clocksource: Some("tsc".into()),
+            clock_getres_ns: Some(1),
         },
     ));
     log.push_str(&encode_line("0123456789abcdef", &AgentMessage::Done));

@@ -4,7 +4,7 @@
 //! each chunk with the instant it arrived, so the time a line was read is the
 //! time its last byte came in, not the time someone looked.
 
-use crate::protocol::{decode_line, AgentMessage, LineError};
+use crate::protocol::{decode_line, AgentFacts, AgentMessage, LineError};
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
 
@@ -20,6 +20,8 @@ pub struct AgentReport {
     pub first_byte_at: Option<Instant>,
     pub ready_at: Option<Instant>,
     pub ready: Option<AgentMessage>,
+    /// What the agent saw of the target (not sent by the boot workload).
+    pub facts: Option<AgentFacts>,
     pub metrics: Option<BTreeMap<String, f64>>,
     /// The port the agent's network workload listens on, once it says so.
     pub listening: Option<u16>,
@@ -121,6 +123,7 @@ impl Console {
                     self.report.ready = Some(msg);
                 }
             }
+            AgentMessage::Facts(facts) => self.report.facts = Some(facts.clone()),
             AgentMessage::Result { metrics, .. } => self.report.metrics = Some(metrics.clone()),
             AgentMessage::Listening { port } => self.report.listening = Some(*port),
             AgentMessage::Error { message } => self.report.error = Some(message.clone()),
@@ -162,6 +165,8 @@ mod tests {
                 pid: 1,
                 rss_bytes: 0,
                 kernel: "k".into(),
+                clocksource: None,
+                clock_getres_ns: None,
             },
         )
     }

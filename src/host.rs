@@ -1,6 +1,8 @@
 //! Facts about the host, recorded next to every run's numbers.
 
+use crate::agent::facts::{self as agent_facts, read_trimmed};
 use crate::rundir::HostFacts;
+use std::path::Path;
 use sysinfo::{CpuRefreshKind, MemoryRefreshKind, RefreshKind, System};
 
 pub fn facts() -> HostFacts {
@@ -20,6 +22,39 @@ pub fn facts() -> HostFacts {
         boot_id: std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
             .map(|s| s.trim().to_string())
             .unwrap_or_default(),
+        cpu_governor: read_trimmed("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
+        smt: read_trimmed("/sys/devices/system/cpu/smt/control"),
+        mitigations: agent_facts::vulnerabilities(Path::new(agent_facts::VULNERABILITIES)).unwrap_or_default(),
+        thp: read_trimmed(agent_facts::THP_ENABLED).and_then(|t| agent_facts::selected_mode(&t)),
+        load_avg: read_trimmed("/proc/loadavg").and_then(|t| load_avg(&t)),
+        steal_s: std::fs::read_to_string("/proc/stat")
+            .ok()
+            .and_then(|t| steal_ticks(&t))
+            .map(|ticks| ticks as f64 / clock_ticks_per_s()),
+    }
+}
+
+/// The three load averages of `/proc/loadavg`.
+pub fn load_avg(text: &str) -> Option<[f64; 3]> {
+    let mut fields = text.split_whitespace().map(str::parse::<f64>);
+    Some([fields.next()?.ok()?, fields.next()?.ok()?, fields.next()?.ok()?])
+}
+
+/// Steal time of all CPUs since boot, in clock ticks: the eighth number of
+/// `/proc/stat`'s `cpu` line (user nice system idle iowait irq softirq steal).
+pub fn steal_ticks(stat: &str) -> Option<u64> {
+    let line = stat.lines().find(|l| l.split_whitespace().next() == Some("cpu"))?;
+    line.split_whitespace().nth(8)?.parse().ok()
+}
+
+/// `USER_HZ`, the unit of `/proc/stat`.
+fn clock_ticks_per_s() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if hz > 0 {
+        hz as f64
+    } else {
+        100.0
     }
 }
 
@@ -79,4 +114,24 @@ pub fn git(dir: &std::path::Path) -> Option<crate::rundir::GitFacts> {
                 .map(str::to_string)
         })?;
     Some(crate::rundir::GitFacts { commit, branch })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn load_and_steal_parse() {
+        assert_eq!(load_avg("0.52 0.58 0.59 2/345 12345\n"), Some([0.52, 0.58, 0.59]));
+        assert_eq!(load_avg("garbage"), None);
+        let stat = "cpu  10132153 290696 3084719 46828483 16683 0 25195 1750 0 0\ncpu0 1 2 3 4 5 6 7 8 9 10\n";
+        assert_eq!(steal_ticks(stat), Some(1750));
+        assert_eq!(steal_ticks("cpu0 1 2 3\n"), None);
+    }
+
+    #[test]
+    fn facts_of_this_host_are_read() {
+        let f = facts();
+        assert!(f.load_avg.is_some(), "{f:?}");
+    }
 }

@@ -32,6 +32,8 @@ const SUFFIXES: &[(&str, &str, Direction)] = &[
     ("_ops_per_s", "ops/s", Direction::HigherIsBetter),
     ("_iops", "IOPS", Direction::HigherIsBetter),
     ("_mflops", "MFLOP/s", Direction::HigherIsBetter),
+    // Dimensionless spreads (a coefficient of variation): steadier is better.
+    ("_ratio", "ratio", Direction::LowerIsBetter),
 ];
 
 /// Unit and direction of `name`, or `None` for a name without a known unit
@@ -97,5 +99,6 @@ mod tests {
         assert_eq!(info("sha256_ops_per_s").unwrap().direction, Direction::HigherIsBetter);
         assert_eq!(info("ready"), None);
         assert_eq!(unit("image_bytes"), "bytes");
+        assert_eq!(info("sha256_1t_cov_ratio").unwrap().direction, Direction::LowerIsBetter);
     }
 }

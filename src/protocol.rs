@@ -87,7 +87,23 @@ pub enum AgentMessage {
         /// The kernel the agent sees (`uname -r`): the guest's in a VM,
         /// gVisor's own in runsc, the host's in a container.
         kernel: String,
+        /// The clocksource behind `CLOCK_MONOTONIC` (`tsc`, `kvm-clock`,
+        /// `jiffies`, ...) as sysfs shows it; `None` where sysfs has none
+        /// (gVisor) and from older agents. Under `jiffies` every duration the
+        /// agent measures, `init_ns` included, is quantised to a timer tick.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        clocksource: Option<String>,
+        /// `clock_getres(CLOCK_MONOTONIC)` in ns: 1 whenever high-resolution
+        /// timers run (whatever the clocksource resolves), the tick length
+        /// without them. The measured resolution follows in [`AgentFacts`].
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        clock_getres_ns: Option<u64>,
     },
+    /// What the agent sees of its target, sent right after `ready` (not in
+    /// it: reading these files before the ready line would lengthen the
+    /// boot being measured). Not sent by the boot workload, whose `exit_ms`
+    /// covers the agent's whole life.
+    Facts(AgentFacts),
     /// The network workload listens on this port (inside the target).
     Listening { port: u16 },
     /// Measurements of one workload; metric names carry their unit.
@@ -98,6 +114,56 @@ pub enum AgentMessage {
     Unsupported { reason: String },
     /// Nothing more will follow.
     Done,
+}
+
+/// The target as the agent sees it from inside: its clock, CPU, caches,
+/// memory and kernel settings. Every field is optional on reading, so lines
+/// from older or newer agents still parse.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AgentFacts {
+    /// Measured resolution of `CLOCK_MONOTONIC` in ns: the smallest non-zero
+    /// step between successive readings (also the `clock_res_ns` metric).
+    /// `None`: the clock did not advance.
+    pub clock_res_ns: Option<u64>,
+    /// `model name` of the first CPU in `/proc/cpuinfo`.
+    pub cpu_model: Option<String>,
+    /// How many flags `/proc/cpuinfo` lists for the first CPU.
+    pub cpu_flags: usize,
+    /// Those of a few flags that change results (TSC reliability, vector
+    /// units, crypto, hypervisor) that are present.
+    pub cpu_key_flags: Vec<String>,
+    /// CPUs the agent may run on.
+    pub cpus: usize,
+    /// cpu0's caches as sysfs lists them.
+    pub caches: Vec<CacheFact>,
+    /// Transparent huge pages: the selected mode of
+    /// `/sys/kernel/mm/transparent_hugepage/enabled` (`always`, `madvise`, `never`).
+    pub thp: Option<String>,
+    /// `/sys/devices/system/cpu/vulnerabilities`, summarised; `None` when
+    /// the directory is missing.
+    pub mitigations: Option<MitigationSummary>,
+    /// Memory the agent may still use, in bytes: `MemAvailable`, or less
+    /// when a cgroup limit leaves less room.
+    pub memory_available_bytes: Option<u64>,
+}
+
+/// One CPU cache.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheFact {
+    pub level: u8,
+    /// `Data`, `Instruction` or `Unified`.
+    pub kind: String,
+    pub size_bytes: u64,
+}
+
+/// The CPU vulnerability files, compactly: how many there are and which
+/// say `Vulnerable` (unmitigated).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MitigationSummary {
+    pub listed: usize,
+    pub vulnerable: Vec<String>,
 }
 
 /// How the agent leaves when it runs as PID 1.
@@ -251,10 +317,52 @@ mod tests {
             pid: 1,
             rss_bytes: 4096,
             kernel: "6.1.0".into(),
+            clocksource: Some("tsc".into()),
+            clock_getres_ns: Some(1),
         };
         let line = encode_line("abc123", &msg);
         assert!(line.ends_with('\n'));
         assert_eq!(decode_line(line.trim_end(), "abc123"), Ok(msg));
+    }
+
+    #[test]
+    fn a_ready_line_from_an_older_agent_still_parses() {
+        let old = r#"VMBENCH1 n {"type":"ready","boottime_ns":1,"init_ns":2,"pid":1,"kernel":"6.1"}"#;
+        let Ok(AgentMessage::Ready {
+            clocksource,
+            clock_getres_ns,
+            ..
+        }) = decode_line(old, "n")
+        else {
+            panic!("an old ready line must parse")
+        };
+        assert_eq!((clocksource, clock_getres_ns), (None, None));
+    }
+
+    #[test]
+    fn facts_round_trip_and_tolerate_missing_fields() {
+        let facts = AgentFacts {
+            clock_res_ns: Some(4_000_000),
+            cpu_model: Some("QEMU Virtual CPU".into()),
+            cpu_flags: 40,
+            caches: vec![CacheFact {
+                level: 3,
+                kind: "Unified".into(),
+                size_bytes: 16 << 20,
+            }],
+            mitigations: Some(MitigationSummary {
+                listed: 2,
+                vulnerable: vec!["mds".into()],
+            }),
+            ..Default::default()
+        };
+        let line = encode_line("n", &AgentMessage::Facts(facts.clone()));
+        assert_eq!(decode_line(line.trim_end(), "n"), Ok(AgentMessage::Facts(facts)));
+        let sparse = r#"VMBENCH1 n {"type":"facts","thp":"madvise"}"#;
+        let Ok(AgentMessage::Facts(f)) = decode_line(sparse, "n") else {
+            panic!("sparse facts must parse")
+        };
+        assert_eq!((f.thp.as_deref(), f.cpu_flags), (Some("madvise"), 0));
     }
 
     #[test]

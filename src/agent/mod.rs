@@ -6,6 +6,8 @@
 //! result, and leaves (as PID 1 by rebooting, which QEMU turns into an exit).
 //! Everything it prints that the host acts on goes through [`crate::protocol`].
 
+pub mod clock;
+pub mod facts;
 pub mod modules;
 mod pid1;
 pub mod workloads;
@@ -46,14 +48,25 @@ pub fn run() -> i32 {
 
 fn serve(instructions: &Instructions, boottime_ns: u64, started: Instant, vm_init: bool) -> i32 {
     let nonce = instructions.nonce.as_str();
+    // Two cheap reads (a sysfs file, one system call) that say whether the
+    // numbers below can be trusted; anything slower waits until after the
+    // ready line, which is the boot measurement.
+    let (clocksource, clock_getres_ns) = (clock::clocksource(), clock::getres_ns());
+    let init_ns = started.elapsed().as_nanos() as u64;
     let ready = AgentMessage::Ready {
         boottime_ns,
-        init_ns: started.elapsed().as_nanos() as u64,
+        init_ns,
         pid: std::process::id(),
         rss_bytes: pid1::rss_bytes(),
         kernel: pid1::kernel_release(),
+        clocksource,
+        clock_getres_ns,
     };
     emit(nonce, &ready);
+    let clock = clock::Clock::measure();
+    if instructions.workload != "boot" {
+        emit(nonce, &AgentMessage::Facts(facts::gather(clock.res_ns)));
+    }
     let announce_nonce = nonce.to_string();
     let announce: workloads::Announce = Box::new(move |port| emit(&announce_nonce, &AgentMessage::Listening { port }));
     let env = workloads::Env {
@@ -61,15 +74,48 @@ fn serve(instructions: &Instructions, boottime_ns: u64, started: Instant, vm_ini
         listen: instructions.listen.clone(),
         vm_init,
         announce: std::sync::Arc::new(announce),
+        clock,
+        // Outside a VM the start-up is ~20-40 µs, within a factor of two of
+        // 1000 × a TSC's measured ~20 ns, so checking it would fail good
+        // samples at random; a VM's init mounts file systems first and is
+        // where a guest's clock can be coarse.
+        startup: vm_init.then_some(workloads::Startup { init_ns, boottime_ns }),
     };
-    let status = match workloads::run(&instructions.workload, &instructions.params, &env) {
+    let status = report(nonce, instructions, &env);
+    emit(nonce, &AgentMessage::Done);
+    status
+}
+
+/// Runs the workload and prints its result, error or unsupported line;
+/// returns the exit status.
+fn report(nonce: &str, instructions: &Instructions, env: &workloads::Env) -> i32 {
+    let outcome = workloads::run(&instructions.workload, &instructions.params, env).and_then(|metrics| {
+        // The kernel's watchdog may demote an unstable TSC while the workload
+        // runs (seen under TCG); then durations it timed mix two clocks.
+        let now = clock::clocksource();
+        if now != env.clock.source {
+            let name = |s: &Option<String>| s.clone().unwrap_or_else(|| "none".into());
+            return Err(workloads::WorkloadError::Failed(format!(
+                "the clocksource changed from {} to {} while the workload ran",
+                name(&env.clock.source),
+                name(&now)
+            )));
+        }
+        Ok(metrics)
+    });
+    match outcome {
         Ok(mut metrics) => {
             // The agent's own peak memory is the host's cost natively and part
             // of it in a container. Inside a VM the guest's accounting of an
             // init running from the initramfs says nothing about the host
             // (QEMU's footprint does), so it is not reported there.
-            if !vm_init {
+            if !env.vm_init {
                 metrics.insert("agent_peak_rss_bytes".into(), pid1::peak_rss_bytes() as f64);
+            }
+            // Recorded with every sample, so a coarse clock is visible next
+            // to the numbers it produced.
+            if let Some(res) = env.clock.res_ns {
+                metrics.insert("clock_res_ns".into(), res as f64);
             }
             emit(
                 nonce,
@@ -88,9 +134,7 @@ fn serve(instructions: &Instructions, boottime_ns: u64, started: Instant, vm_ini
             emit(nonce, &AgentMessage::Unsupported { reason });
             0
         }
-    };
-    emit(nonce, &AgentMessage::Done);
-    status
+    }
 }
 
 /// Writes one protocol line in a single write and flushes it, so the host

@@ -185,6 +185,8 @@ fn ready(init_ms: f64) -> AgentMessage {
         pid: 1,
         rss_bytes: 4096,
         kernel: "fake".into(),
+        clocksource: None,
+        clock_getres_ns: None,
     }
 }
 

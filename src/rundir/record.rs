@@ -151,6 +151,28 @@ pub struct HostFacts {
     pub memory_bytes: u64,
     /// `/proc/sys/kernel/random/boot_id`: tells runs on the same boot apart.
     pub boot_id: String,
+    /// cpu0's frequency governor (`performance`, `powersave`, `schedutil`);
+    /// `None` without cpufreq (most VMs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_governor: Option<String>,
+    /// `/sys/devices/system/cpu/smt/control`: `on`, `off`, `forceoff`, `notsupported`, `notimplemented`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smt: Option<String>,
+    /// Every file of `/sys/devices/system/cpu/vulnerabilities`: name → the
+    /// kernel's text (`Not affected`, `Mitigation: ...`, `Vulnerable ...`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub mitigations: BTreeMap<String, String>,
+    /// Transparent huge pages: the selected mode of
+    /// `/sys/kernel/mm/transparent_hugepage/enabled`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thp: Option<String>,
+    /// `/proc/loadavg` when the run started: 1, 5 and 15 minute averages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_avg: Option<[f64; 3]>,
+    /// CPU time stolen by the hypervisor from this host (itself a VM) since
+    /// it booted, all CPUs together, in seconds (`/proc/stat`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steal_s: Option<f64>,
 }
 
 /// `running` while samples are being written; `complete`, `interrupted` or

@@ -221,11 +221,17 @@ fn threads_above_a_vms_vcpus_are_rejected() {
 
 #[test]
 fn a_memory_workload_must_fit_in_the_target() {
-    // 3 × 128 + 128 MiB does not fit in a 512 MiB VM (64 MiB kept for the guest kernel).
-    let e = bad("kind = \"boot\"", "kind = \"memory\"");
+    // 3 × 160 MiB of STREAM arrays do not fit in a 512 MiB VM (64 MiB kept for the guest kernel).
+    let e = bad("kind = \"boot\"", "kind = \"memory\"\nstream_mib = 160");
     assert_eq!(e.key, "workload[0].stream_mib");
     assert!(
-        e.message.contains("needs about 512 MiB") && e.message.contains("target `vm`"),
+        e.message.contains("needs about 480 MiB") && e.message.contains("target `vm`"),
+        "{e}"
+    );
+    // The defaults (arrays fitted by the agent, a 128 MiB chase) need 144 MiB.
+    let e = bad("kind = \"boot\"", "kind = \"memory\"");
+    assert!(
+        e.message.contains("needs about 144 MiB") && e.message.contains("target `ctr`"),
         "{e}"
     );
     assert!(parse_str(&GOOD.replace("kind = \"boot\"", "kind = \"memory\"\nstream_mib = 16\nchase_mib = 16")).is_ok());

@@ -200,7 +200,7 @@ fn cross_check(loc: &Locator, raw: &RawScenario, targets: &[Target], workloads: 
                         span_of("stream_mib"),
                         &format!("workload[{i}].stream_mib"),
                         format!(
-                            "the memory workload needs about {need} MiB (3 × stream_mib + chase_mib) but target `{}` can give it only {have} MiB; lower the sizes or raise memory_mib",
+                            "the memory workload needs about {need} MiB (the larger of 3 × stream_mib and 9/8 × chase_mib) but target `{}` can give it only {have} MiB; lower the sizes or raise memory_mib",
                             target.name
                         ),
                     ));
@@ -254,9 +254,13 @@ fn free_bytes(path: &Path) -> Option<u64> {
 /// Guest memory the kernel and the agent's initramfs keep for themselves.
 const VM_KERNEL_RESERVE_MIB: u64 = 64;
 
+/// The memory workload's peak, as the agent will allocate it (with
+/// `stream_mib = 0` the agent fits its arrays to the memory it sees, so only
+/// its smallest choice counts here).
 fn memory_needed_mib(workload: &Workload) -> Option<u64> {
-    (workload.kind == crate::protocol::WorkloadKind::Memory)
-        .then(|| 3 * workload.param("stream_mib").unwrap_or(0) + workload.param("chase_mib").unwrap_or(0))
+    (workload.kind == crate::protocol::WorkloadKind::Memory).then(|| {
+        crate::agent::workloads::memory::needed_mib(workload.param("stream_mib").unwrap_or(0), workload.param("chase_mib").unwrap_or(0))
+    })
 }
 
 pub(super) fn check_name(loc: &Locator, name: &Spanned<String>, key: &str) -> Result<()> {

@@ -3,12 +3,13 @@
 mod boot;
 mod cpu;
 mod disk;
-mod memory;
+pub mod memory;
 pub mod network;
 pub mod params;
 pub mod sha256;
 mod syscall;
 
+use super::clock::Clock;
 use std::collections::BTreeMap;
 
 /// Metric name (with its unit as suffix, e.g. `ops_per_s`) to value.
@@ -30,6 +31,20 @@ pub struct Env {
     pub vm_init: bool,
     /// How the network workload announces its port.
     pub announce: std::sync::Arc<Announce>,
+    /// The clock every timed region is measured on; workloads check their
+    /// regions against its resolution with [`Clock::check`].
+    pub clock: Clock,
+    /// A VM's boot as the agent's ready line reported it; `None` elsewhere.
+    pub startup: Option<Startup>,
+}
+
+/// The durations a VM's ready line reported, which the boot workload checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Startup {
+    /// `init_ns` of the ready line.
+    pub init_ns: u64,
+    /// `boottime_ns`: the guest kernel's boot up to init.
+    pub boottime_ns: u64,
 }
 
 impl Default for Env {
@@ -39,6 +54,8 @@ impl Default for Env {
             listen: None,
             vm_init: false,
             announce: std::sync::Arc::new(Box::new(|_| {})),
+            clock: Clock::measure(),
+            startup: None,
         }
     }
 }
