@@ -65,6 +65,16 @@ pub const LAUNCH_METRICS: &[&str] = &[
     "remove_ms",
 ];
 
+/// Metrics that describe the machine a target ran on rather than how well
+/// it did (the clock's resolution, the array size the memory workload chose,
+/// huge pages it got): summarised and reported, but never a regression.
+pub const DESCRIPTIVE_METRICS: &[&str] = &["clock_res_ns", "stream_array_bytes", "chase_anon_huge_bytes"];
+
+/// Whether a change of `metric` between two runs can be a regression.
+pub fn judged(metric: &str) -> bool {
+    info(metric).is_some() && !DESCRIPTIVE_METRICS.contains(&metric)
+}
+
 /// Whether `metric` belongs in the summary of `workload`.
 pub fn summarised(workload: WorkloadKind, metric: &str) -> bool {
     workload == WorkloadKind::Boot || !LAUNCH_METRICS.contains(&metric)

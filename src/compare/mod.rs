@@ -109,7 +109,7 @@ fn values(run: &Run) -> BTreeMap<Key, Vec<f64>> {
         for (m, v) in s
             .metrics
             .iter()
-            .filter(|(m, _)| metric::summarised(s.workload, m) && metric::info(m).is_some())
+            .filter(|(m, _)| metric::summarised(s.workload, m) && metric::judged(m))
         {
             out.entry((s.target.clone(), s.workload.to_string(), m.clone()))
                 .or_default()

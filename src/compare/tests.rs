@@ -66,6 +66,8 @@ pub(crate) fn run(scale: f64, reps: usize) -> Run {
                 runtime: None,
                 agent_kernel: None,
                 started_at: String::new(),
+                clocksource: None,
+                agent_facts: None,
                 not_applicable: None,
             });
         }

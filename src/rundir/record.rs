@@ -37,6 +37,14 @@ pub struct Sample {
     pub agent_kernel: Option<String>,
     /// UTC time the trial started, RFC 3339.
     pub started_at: String,
+    /// The clock source of the kernel the agent ran on (`tsc`, `kvm-clock`,
+    /// `jiffies`): every duration the agent measured came from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clocksource: Option<String>,
+    /// What the agent saw of its machine: measured clock resolution, CPU
+    /// model, flags and caches, huge pages, mitigations, available memory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_facts: Option<crate::protocol::AgentFacts>,
     /// Set when the target cannot run this workload at all (one such sample
     /// stands for the whole target × workload pair): why. Not a failure.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -24,6 +24,11 @@ pub struct TrialResult {
     pub metrics: BTreeMap<String, f64>,
     pub error: Option<String>,
     pub agent_kernel: Option<String>,
+    /// The clock source the agent's kernel used (`tsc`, `kvm-clock`, `jiffies`).
+    pub clocksource: Option<String>,
+    /// What the agent saw of its machine (measured clock resolution, CPU
+    /// model and caches, huge pages, mitigations).
+    pub agent_facts: Option<crate::protocol::AgentFacts>,
     /// The target cannot run this workload at all (not a failure): why.
     pub not_applicable: Option<String>,
 }
@@ -337,11 +342,22 @@ async fn read_until(
 /// and its kernel, and the failure to record, if any.
 pub fn collect_agent_report(console: &Console, launched: Instant, end: ConsoleEnd, result: &mut TrialResult) {
     let report = &console.report;
-    if let (Some(ready_at), Some(AgentMessage::Ready { init_ns, kernel, .. })) = (report.ready_at, &report.ready) {
+    if let (
+        Some(ready_at),
+        Some(AgentMessage::Ready {
+            init_ns,
+            kernel,
+            clocksource,
+            ..
+        }),
+    ) = (report.ready_at, &report.ready)
+    {
         result.metrics.insert("ready_ms".into(), ms_between(launched, ready_at));
         result.metrics.insert("init_ms".into(), *init_ns as f64 / 1e6);
         result.agent_kernel = Some(kernel.clone());
+        result.clocksource = clocksource.clone();
     }
+    result.agent_facts = report.facts.clone();
     if let Some(metrics) = &report.metrics {
         // A guest is not trusted: every metric is a duration, a size, a
         // count or a rate, so a negative or non-finite value is a broken (or

@@ -321,6 +321,8 @@ fn sample_of(target: &PreparedTarget, workload: WorkloadKind, trial: &plan::Tria
         accel: target.facts.accel.clone(),
         runtime: target.facts.runtime.clone(),
         agent_kernel: result.agent_kernel,
+        clocksource: result.clocksource,
+        agent_facts: result.agent_facts,
         started_at,
         not_applicable: result.not_applicable,
     }
