@@ -16,7 +16,7 @@ const MEMORY: &[&str] = &[
     "stream_triad_gb_per_s",
     "chase_latency_ns",
 ];
-const SYSCALL: &[&str] = &["getppid_ns", "pipe_round_trip_ns"];
+const SYSCALL: &[&str] = &["getppid_ns", "pipe_same_cpu_ns"];
 const NETWORK: &[&str] = &["tcp_rr_p50_us", "tcp_rr_p99_us", "tcp_stream_gbps"];
 const DISK: &[&str] = &[
     "seq_write_mb_per_s",
@@ -97,7 +97,7 @@ fn quick_overhead_scenario_measures_every_workload_everywhere() {
         .find(|l| l.starts_with("native") && l.contains("cpu matmul_1t_mflops"))
         .unwrap();
     assert!(!native_row.contains("×"), "native is the baseline: {native_row}");
-    assert!(table.contains("memory stream_triad_gb_per_s") && table.contains("syscall pipe_round_trip_ns"));
+    assert!(table.contains("memory stream_triad_gb_per_s") && table.contains("syscall pipe_same_cpu_ns"));
 
     // Overheads are also computable from the files alone.
     let record = record(&out);

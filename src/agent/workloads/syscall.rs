@@ -44,10 +44,21 @@ impl Workload for Syscall {
         let secs = getppid_secs(calls);
         env.clock.check("getppid", &format!("all {calls} calls"), secs * 1e9)?;
         m.insert("getppid_ns".into(), secs * 1e9 / calls as f64);
-        let secs = pipe_round_trip_secs(round_trips)?;
-        env.clock
-            .check("pipe round trips", &format!("all {round_trips} round trips"), secs * 1e9)?;
-        m.insert("pipe_round_trip_ns".into(), secs * 1e9 / round_trips as f64);
+        // The ping-pong in two named placements: both threads on one CPU (a
+        // switch on that CPU) and on two CPUs (a cross-CPU wake-up), set by
+        // the agent itself so every target measures the same thing; the
+        // second only where the target has two CPUs to give.
+        let cpus = allowed_cpus();
+        let placements = [
+            ("pipe_same_cpu_ns", cpus.first().map(|&c| (c, c))),
+            ("pipe_cross_cpu_ns", cpus.get(1).map(|&c| (cpus[0], c))),
+        ];
+        for (name, placement) in placements {
+            let Some((main, echo)) = placement else { continue };
+            let secs = pipe_round_trip_secs(round_trips, main, echo)?;
+            env.clock.check(name, &format!("all {round_trips} round trips"), secs * 1e9)?;
+            m.insert(name.into(), secs * 1e9 / round_trips as f64);
+        }
         Ok(m)
     }
 }
@@ -78,18 +89,71 @@ fn transfer(read_fd: i32, write_fd: i32) -> bool {
 }
 
 /// Seconds for `round_trips` one-byte ping-pongs between two threads.
-fn pipe_round_trip_secs(round_trips: u64) -> Result<f64, String> {
+/// The CPUs this process may run on, in order.
+fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; the call writes at
+    // most its size.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    if unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) } != 0 {
+        return Vec::new();
+    }
+    (0..libc::CPU_SETSIZE as usize)
+        .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+        .collect()
+}
+
+/// Pins the calling thread to `cpu`.
+fn pin(cpu: usize) -> Result<(), String> {
+    // SAFETY: as in `allowed_cpus`; CPU_SET writes inside the set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    match unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) } {
+        0 => Ok(()),
+        _ => Err(format!("pinning a thread to CPU {cpu}: {}", std::io::Error::last_os_error())),
+    }
+}
+
+/// Seconds for `round_trips` one-byte ping-pongs between this thread, pinned
+/// to `main_cpu`, and an echo thread pinned to `echo_cpu`. This thread's
+/// placement is restored afterwards.
+fn pipe_round_trip_secs(round_trips: u64, main_cpu: usize, echo_cpu: usize) -> Result<f64, String> {
+    let before = allowed_cpus();
+    pin(main_cpu)?;
+    let result = ping_pong(round_trips, echo_cpu);
+    restore(&before);
+    result
+}
+
+/// Puts the calling thread back on `cpus`.
+fn restore(cpus: &[usize]) {
+    // SAFETY: as in `pin`.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    for &c in cpus {
+        unsafe { libc::CPU_SET(c, &mut set) };
+    }
+    unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+}
+
+fn ping_pong(round_trips: u64, echo_cpu: usize) -> Result<f64, String> {
     let (ping_r, ping_w) = pipe()?;
     let (pong_r, pong_w) = pipe()?;
+    // The echo thread owns its two ends and closes them however it ends, so
+    // a failure there ends this side's reads instead of blocking them.
     let echo = std::thread::spawn(move || {
         let mut byte = [0u8; 1];
-        for _ in 0..round_trips {
-            // SAFETY: as in `transfer`.
-            unsafe {
-                if libc::read(ping_r, byte.as_mut_ptr().cast(), 1) != 1 || libc::write(pong_w, byte.as_ptr().cast(), 1) != 1 {
-                    return;
+        if pin(echo_cpu).is_ok() {
+            for _ in 0..round_trips {
+                // SAFETY: as in `transfer`.
+                unsafe {
+                    if libc::read(ping_r, byte.as_mut_ptr().cast(), 1) != 1 || libc::write(pong_w, byte.as_ptr().cast(), 1) != 1 {
+                        break;
+                    }
                 }
             }
+        }
+        for fd in [ping_r, pong_w] {
+            // SAFETY: closing the descriptors this thread owns.
+            unsafe { libc::close(fd) };
         }
     });
     let t = Instant::now();
@@ -101,13 +165,14 @@ fn pipe_round_trip_secs(round_trips: u64) -> Result<f64, String> {
         }
     }
     let secs = t.elapsed().as_secs_f64();
-    let _ = echo.join();
-    for fd in [ping_r, ping_w, pong_r, pong_w] {
-        // SAFETY: closing descriptors this function opened.
+    let error = std::io::Error::last_os_error();
+    for fd in [ping_w, pong_r] {
+        // SAFETY: closing the descriptors this side owns.
         unsafe { libc::close(fd) };
     }
+    let _ = echo.join();
     if !ok {
-        return Err(format!("pipe ping-pong failed: {}", std::io::Error::last_os_error()));
+        return Err(format!("pipe ping-pong (echo on CPU {echo_cpu}) failed: {error}"));
     }
     Ok(secs)
 }
@@ -123,6 +188,14 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         let m = Syscall.run(&params, &Default::default()).unwrap();
-        assert!(m["getppid_ns"] > 0.0 && m["pipe_round_trip_ns"] > m["getppid_ns"], "{m:?}");
+        assert!(m["getppid_ns"] > 0.0 && m["pipe_same_cpu_ns"] > m["getppid_ns"], "{m:?}");
+        if allowed_cpus().len() >= 2 {
+            assert!(m["pipe_cross_cpu_ns"] > 0.0, "{m:?}");
+        }
+        assert_eq!(
+            allowed_cpus().len(),
+            std::thread::available_parallelism().unwrap().get(),
+            "placement restored"
+        );
     }
 }
