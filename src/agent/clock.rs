@@ -84,6 +84,15 @@ pub fn getres_ns() -> Option<u64> {
     (rc == 0).then(|| ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
 }
 
+/// Whether two clocksources read the same counter: the kernel replaces
+/// `tsc-early` with `tsc` once it has calibrated the TSC (about a second
+/// after boot, so often while a VM's first workload runs); that changes the
+/// name, not the clock.
+pub fn same_counter(a: Option<&str>, b: Option<&str>) -> bool {
+    let counter = |s: Option<&str>| s.map(|s| s.strip_suffix("-early").unwrap_or(s).to_string());
+    counter(a) == counter(b)
+}
+
 /// The current clocksource from sysfs; `None` without `/sys` (gVisor shows
 /// none, and the file may simply be absent).
 pub fn clocksource() -> Option<String> {
@@ -137,6 +146,14 @@ pub fn ns(d: Duration) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_early_tsc_and_the_tsc_are_one_counter() {
+        assert!(same_counter(Some("tsc-early"), Some("tsc")));
+        assert!(same_counter(Some("kvm-clock"), Some("kvm-clock")));
+        assert!(!same_counter(Some("tsc"), Some("jiffies")));
+        assert!(!same_counter(None, Some("tsc")));
+    }
 
     #[test]
     fn a_fine_clock_resolves_its_step() {
