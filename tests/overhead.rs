@@ -52,10 +52,11 @@ fn quick_overhead_scenario_measures_every_workload_everywhere() {
         ("network", NETWORK),
     ] {
         for s in samples.iter().filter(|s| s.workload.as_str() == workload) {
+            // Every target's memory and host CPU, however it is accounted.
             let own_memory: &[&str] = if s.target == "qemu-microvm" {
-                &["mem_peak_bytes"]
+                &["mem_peak_bytes", "host_cpu_ms"]
             } else {
-                &["mem_peak_bytes", "agent_peak_rss_bytes"]
+                &["mem_peak_bytes", "agent_peak_rss_bytes", "host_cpu_ms"]
             };
             for m in metrics.iter().chain(own_memory) {
                 let v = s.metrics.get(*m).unwrap_or_else(|| panic!("{m} missing in {s:?}"));

@@ -52,7 +52,7 @@ fn targets_run_on_the_cpuset_and_are_accounted_by_cgroups() {
     let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let text = three_targets("placement", 2, 0, 120.0)
-        .replace("timeout_s = 120", "timeout_s = 120\ncpuset = \"1\"")
+        .replace("timeout_s = 120", "timeout_s = 120\ncpuset = \"1\"\naccounting = \"cgroup\"")
         .replace(
             "[[workload]]\nkind = \"boot\"\n",
             "[[workload]]\nkind = \"cpu\"\nsha_mib = 32\nmatrix_n = 64\nmatrix_reps = 1\nthreads = 1\n\

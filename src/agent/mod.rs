@@ -111,6 +111,7 @@ fn report(nonce: &str, instructions: &Instructions, env: &workloads::Env) -> i32
             // (QEMU's footprint does), so it is not reported there.
             if !env.vm_init {
                 metrics.insert("agent_peak_rss_bytes".into(), pid1::peak_rss_bytes() as f64);
+                metrics.insert("agent_cpu_ms".into(), pid1::cpu_ms());
             }
             // Recorded with every sample, so a coarse clock is visible next
             // to the numbers it produced.

@@ -58,6 +58,15 @@ pub fn rss_bytes() -> u64 {
 /// The agent's peak resident set so far (`VmHWM`). Not `getrusage`, whose
 /// `ru_maxrss` survives `fork` and `exec` and so reports the parent's peak
 /// (vmbench's, or runc's) for a process as small as the agent.
+/// CPU time (user + system, every thread) the agent has used, in ms.
+pub fn cpu_ms() -> f64 {
+    // SAFETY: getrusage fills the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let ms = |t: libc::timeval| t.tv_sec as f64 * 1e3 + t.tv_usec as f64 / 1e3;
+    ms(usage.ru_utime) + ms(usage.ru_stime)
+}
+
 pub fn peak_rss_bytes() -> u64 {
     status_kib("VmHWM") * 1024
 }

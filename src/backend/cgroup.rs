@@ -58,7 +58,12 @@ impl Hierarchies {
 
 /// How the memory and CPU of a target vmbench starts itself are accounted
 /// on this host, for `run.json` (`settings.accounting`).
-pub fn accounting(what: &str) -> String {
+pub fn accounting(what: &str, mode: crate::scenario::Accounting) -> String {
+    if mode == crate::scenario::Accounting::Process {
+        return format!(
+            "{what}'s own process (accounting = \"process\"): RSS, VmHWM and CPU time from /proc, or as the agent reports them"
+        );
+    }
     match Hierarchies::of_host() {
         Some(h) if h.unified() => format!("{what} in a cgroup of its own made by vmbench (cgroup v2: memory.current/peak, cpu.stat); the process's own RSS and PSS as rss_ready_bytes, pss_ready_bytes"),
         Some(_) => format!("{what} in a cgroup of its own made by vmbench (cgroup v1: memory usage and max usage, cpuacct.usage); the process's own RSS and PSS as rss_ready_bytes, pss_ready_bytes"),

@@ -24,7 +24,7 @@ pub mod qemu;
 
 use crate::protocol::Instructions;
 use crate::rundir::TargetFacts;
-use crate::scenario::{CpuSet, Target, TargetSpec, Workload};
+use crate::scenario::{Accounting, CpuSet, Target, TargetSpec, Workload};
 use anyhow::Result;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -48,15 +48,18 @@ pub struct RunContext {
     pub scratch: PathBuf,
     /// The host CPUs every target runs on; `None`: no pinning.
     pub cpuset: Option<CpuSet>,
+    /// Cgroups of vmbench's own for QEMU and the native agent, or their processes.
+    pub accounting: Accounting,
 }
 
 impl RunContext {
-    pub fn new(run_id: &str, cpuset: Option<CpuSet>) -> Arc<Self> {
+    pub fn new(run_id: &str, cpuset: Option<CpuSet>, accounting: Accounting) -> Arc<Self> {
         Arc::new(RunContext {
             run_id: run_id.to_string(),
             kvm: Default::default(),
             scratch: scratch_root(run_id),
             cpuset,
+            accounting,
         })
     }
 
@@ -276,6 +279,9 @@ pub fn loopback(port: u16) -> SocketAddr {
 /// warning once per process) where the host's cgroups cannot be used, and the
 /// target's own process is then read instead.
 pub fn launch_cgroup(ctx: &RunContext, target: &str, nonce: &str) -> Option<cgroup::LaunchCgroup> {
+    if ctx.accounting != Accounting::Cgroup {
+        return None;
+    }
     static WARNED: std::sync::Once = std::sync::Once::new();
     let made = cgroup::Hierarchies::of_host()
         .ok_or_else(|| "no cgroup v1 memory + cpuacct or v2 memory controller found".to_string())

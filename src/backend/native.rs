@@ -61,9 +61,12 @@ impl Backend for NativeBackend {
             artifact_bytes: guest::agent::bytes().len() as u64,
             reproduce: argv(&agent, &example),
             cpuset: self.ctx.cpuset.as_ref().map(ToString::to_string),
-            settings: [("accounting".to_string(), super::cgroup::accounting("the agent"))]
-                .into_iter()
-                .collect(),
+            settings: [(
+                "accounting".to_string(),
+                super::cgroup::accounting("the agent", self.ctx.accounting),
+            )]
+            .into_iter()
+            .collect(),
             ..Default::default()
         };
         self.agent = Some(agent);

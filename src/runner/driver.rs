@@ -218,6 +218,9 @@ fn record_footprint(console: &Console, series: &Series, agent_reported: bool, me
     if let Some(peak) = metrics.get("agent_peak_rss_bytes").copied() {
         metrics.insert("mem_peak_bytes".into(), peak);
     }
+    if let Some(cpu) = metrics.get("agent_cpu_ms").copied() {
+        metrics.insert("host_cpu_ms".into(), cpu);
+    }
 }
 
 /// Waits for the target to end and records when, as its backend reports it.

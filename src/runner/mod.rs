@@ -124,7 +124,7 @@ pub struct PreparedTarget {
 /// Runs `scenario`: preflight, then every trial. Input and preflight
 /// problems come back as [`InputError`] before any directory is created.
 pub async fn execute(scenario: &Scenario, opts: &RunOptions, handle: Arc<RunHandle>, observer: &dyn Observer) -> Result<RunOutcome> {
-    let ctx = RunContext::new(&handle.run_id, scenario.cpuset.clone());
+    let ctx = RunContext::new(&handle.run_id, scenario.cpuset.clone(), scenario.accounting);
     execute_with(scenario, opts, handle, observer, |target| backend::for_target(target, ctx.clone())).await
 }
 

@@ -31,6 +31,9 @@ pub struct Scenario {
     /// The host CPUs every target runs on (vmbench keeps the others);
     /// `None`: no pinning (`cpuset = "all"`, or a one-CPU host).
     pub cpuset: Option<CpuSet>,
+    /// How the memory and CPU of the targets vmbench starts itself (QEMU,
+    /// the native agent) are accounted.
+    pub accounting: Accounting,
     pub targets: Vec<Target>,
     pub workloads: Vec<Workload>,
     /// Where the scenario came from and its exact text, kept with the results.
@@ -184,6 +187,29 @@ pub struct ContainerSpec {
     /// published on 127.0.0.1) or `host` (the host's network stack). Every
     /// other workload runs with no network at all.
     pub network: ContainerNetwork,
+}
+
+/// How vmbench accounts the memory and CPU of the targets it starts itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Accounting {
+    /// The process: QEMU's RSS, PSS and CPU time from /proc, the native
+    /// agent's own RSS and CPU time. Nothing on the launch path.
+    #[default]
+    Process,
+    /// A cgroup of its own per launch, as a container has. Joining it is a
+    /// cgroup migration, which on cgroup v1 hosts waits for an RCU grace
+    /// period: 10-16 ms measured at each launch here, inside `spawn_ms`
+    /// and `ready_ms`.
+    Cgroup,
+}
+
+impl Accounting {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Accounting::Process => "process",
+            Accounting::Cgroup => "cgroup",
+        }
+    }
 }
 
 /// The path the network workload's traffic takes into a container.

@@ -17,6 +17,7 @@ pub struct RawScenario {
     pub target_cov: Option<Spanned<toml::Value>>,
     pub timeout_s: Option<Spanned<toml::Value>>,
     pub cpuset: Option<Spanned<String>>,
+    pub accounting: Option<Spanned<String>>,
     #[serde(default)]
     pub target: Vec<Spanned<RawTarget>>,
     #[serde(default)]

@@ -50,6 +50,13 @@ pub fn validate(path: &Path, text: &str) -> Result<Scenario> {
         .map(|(i, w)| workload_from_raw(&loc, i, w))
         .collect::<Result<Vec<_>>>()?;
     let cpuset = cpuset_from_raw(&loc, raw.cpuset.as_ref())?;
+    let accounting = one_of(
+        &loc,
+        raw.accounting.as_ref(),
+        "accounting",
+        &[("process", Accounting::Process), ("cgroup", Accounting::Cgroup)],
+        Accounting::Process,
+    )?;
     let target_cpus = cpuset.as_ref().map_or_else(usable_cpus, |s| s.len() as u64);
     check_cpus(&loc, &raw, &targets, target_cpus)?;
     cross_check(&loc, &raw, &targets, &workloads, target_cpus)?;
@@ -62,6 +69,7 @@ pub fn validate(path: &Path, text: &str) -> Result<Scenario> {
         warmup: warmup as u32,
         timeout: Duration::from_secs_f64(timeout_s),
         cpuset,
+        accounting,
         targets,
         workloads,
         path: path.to_path_buf(),

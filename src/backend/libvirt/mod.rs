@@ -227,6 +227,7 @@ impl Backend for LibvirtBackend {
             gone: Arc::new(AtomicBool::new(false)),
             console_ended: Arc::new(tokio::sync::Notify::new()),
             watcher: None,
+            accounting: self.ctx.accounting,
         }))
     }
 
@@ -274,7 +275,7 @@ fn describe(facts: &mut TargetFacts, template: &QemuCommand, uri: &str, versions
         ("network_workload", network.to_string()),
         (
             "accounting",
-            "the cgroup libvirt gives the domain (memory, cpuacct), else the QEMU process from /proc; its RSS and PSS as rss_ready_bytes, pss_ready_bytes".to_string(),
+            "accounting = \"cgroup\": the cgroup libvirt gives the domain (memory, cpuacct), else the QEMU process from /proc (RSS, PSS, CPU time)".to_string(),
         ),
     ] {
         facts.settings.insert(key.into(), value);
@@ -323,6 +324,8 @@ struct DomainLaunch {
     /// Told when the agent's console has ended: the watcher then asks often.
     console_ended: Arc<tokio::sync::Notify>,
     watcher: Option<tokio::task::JoinHandle<Instant>>,
+    /// Whether libvirt's domain cgroup or the QEMU process is read.
+    accounting: crate::scenario::Accounting,
 }
 
 #[async_trait]
@@ -354,10 +357,11 @@ impl Launch for DomainLaunch {
 
     fn footprint(&self) -> Footprint {
         let pid_file = Path::new("/run/libvirt/qemu").join(format!("{}.pid", self.name));
+        let by_cgroup = self.accounting == crate::scenario::Accounting::Cgroup;
         Footprint::Sampled(Box::new(move || {
             let pid = std::fs::read_to_string(&pid_file).ok()?.trim().parse::<u32>().ok()?;
             // The cgroup libvirt gave the domain, when it gave it one.
-            Some(match super::cgroup::of_process(pid) {
+            Some(match super::cgroup::of_process(pid).filter(|_| by_cgroup) {
                 Some((memory, cpu)) => footprint::cgroup_reader(memory, cpu, Some(pid)),
                 None => footprint::process_reader(pid),
             })

@@ -114,6 +114,9 @@ pub async fn prepare_vm(name: &str, spec: &VmSpec, ctx: &RunContext) -> Result<P
     };
     let reproduce = with_instructions(&template, &Instructions::new("repro", "boot")).argv();
     let mut facts = facts(name, &template, &kernel, &initramfs, version, accel_reason, reproduce, agent_sha);
+    facts
+        .settings
+        .insert("accounting".into(), super::cgroup::accounting("the QEMU process", ctx.accounting));
     facts.initramfs_drivers = Some(ArtifactFacts {
         path: with_drivers.path.display().to_string(),
         sha256: with_drivers.sha256.clone(),
@@ -246,7 +249,6 @@ fn facts(
                 "network_workload".to_string(),
                 "virtio-net on QEMU's user network (slirp), a forwarded 127.0.0.1 port".to_string(),
             ),
-            ("accounting".to_string(), super::cgroup::accounting("the QEMU process")),
         ]
         .into_iter()
         .collect(),
