@@ -252,11 +252,16 @@ fn stream(len: usize, reps: usize, huge: HugePages, clock: &Clock) -> Result<Met
     let (mask, scalar) = (black_box(0u64), black_box(3.0f64));
     // A pass runs each kernel `inner` times back to back, enough for the
     // clock to time it (1 on a fine clock; more where a clock read is slow,
-    // as under gVisor); the untimed copy here is also the warm-up.
-    let one = timed(|| copy(&mut c, &a, mask));
-    let inner = clock
-        .res_ns
-        .map_or(1, |res| ((res * 1000) as f64 / (one * 1e9)).ceil().max(1.0) as usize);
+    // as under gVisor). The untimed copies that find it are the warm-up;
+    // doubling with a margin, since the first passes are slower than later ones.
+    let threshold = clock.res_ns.map_or(0.0, |res| (res * 1000) as f64 / 1e9);
+    // Two untimed passes first: under gVisor the first ones over fresh
+    // arrays take four times as long as the rest.
+    (0..2).for_each(|_| copy(&mut c, &a, mask));
+    let mut inner = 1;
+    while inner < 1024 && timed(|| (0..inner).for_each(|_| copy(&mut c, &a, mask))) < 1.5 * threshold {
+        inner *= 2;
+    }
     let mut best = [f64::MAX; 4];
     for _ in 0..reps {
         best[0] = best[0].min(timed(|| (0..inner).for_each(|_| copy(&mut c, &a, mask))) / inner as f64);
