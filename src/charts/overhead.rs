@@ -10,6 +10,8 @@ use plotters::prelude::*;
 pub fn bars(metrics: &[&MetricSummary], targets: &[String]) -> Vec<(String, f64, f64, f64, usize)> {
     metrics
         .iter()
+        // What describes the machine (the clock's resolution, say) is no cost.
+        .filter(|m| !crate::metric::DESCRIPTIVE_METRICS.contains(&m.metric.as_str()))
         .filter_map(|m| {
             let r = m.vs_native?;
             let t = targets.iter().position(|t| t == &m.target)?;
