@@ -112,18 +112,7 @@ pub fn summary(record: &RunRecord, samples: &[Sample]) -> String {
         out.push('\n');
     }
     out.push('\n');
-    let artifacts: Vec<Vec<String>> = record
-        .targets
-        .iter()
-        .map(|t| {
-            vec![
-                t.name.clone(),
-                artifact_label(t),
-                format!("{:.1}", t.artifact_bytes as f64 / (1024.0 * 1024.0)),
-            ]
-        })
-        .collect();
-    out.push_str(&render(&["target", "artifact", "MiB"], &artifacts));
+    out.push_str(&artifacts(record));
     out.push_str(&notes(record, &metrics));
     if record.targets.iter().any(|t| t.accel.as_deref() == Some("tcg")) {
         out.push_str("\nTCG: QEMU emulated the guest CPU (no KVM); VM numbers measure emulation, not hardware virtualisation.\n");
@@ -135,6 +124,22 @@ pub fn summary(record: &RunRecord, samples: &[Sample]) -> String {
 pub const WITHHELD: &str = "–";
 
 /// The notes under the table that explain its marks.
+/// What has to be stored to launch each target, as a table.
+fn artifacts(record: &RunRecord) -> String {
+    let rows: Vec<Vec<String>> = record
+        .targets
+        .iter()
+        .map(|t| {
+            vec![
+                t.name.clone(),
+                artifact_label(t),
+                format!("{:.1}", t.artifact_bytes as f64 / (1024.0 * 1024.0)),
+            ]
+        })
+        .collect();
+    render(&["target", "artifact", "MiB"], &rows)
+}
+
 fn notes(record: &RunRecord, rows: &[super::MetricRow]) -> String {
     let mut out = String::new();
     if rows.iter().any(|r| r.summary.n < crate::stats::TAIL_MIN_N[0]) {

@@ -29,17 +29,7 @@ pub fn validate(path: &Path, text: &str) -> Result<Scenario> {
     if raw.target.is_empty() {
         return Err(loc.error(whole, "target", "no `[[target]]`: a scenario needs at least one target"));
     }
-    let base_dir = path.parent().unwrap_or(Path::new("."));
-    let mut targets = Vec::new();
-    let mut seen = HashSet::new();
-    for (i, target) in raw.target.iter().enumerate() {
-        let t = super::targets::target_from_raw(&loc, i, target, base_dir)?;
-        if !seen.insert(t.name.clone()) {
-            let span = target.get_ref().name.as_ref().map(|n| n.span());
-            return Err(loc.error(span, &format!("target[{i}].name"), format!("duplicate target name `{}`", t.name)));
-        }
-        targets.push(t);
-    }
+    let targets = targets_from_raw(&loc, &raw, path.parent().unwrap_or(Path::new(".")))?;
     if raw.workload.is_empty() {
         return Err(loc.error(whole, "workload", "no `[[workload]]`: add `[[workload]]` with `kind = \"boot\"`"));
     }
@@ -75,6 +65,21 @@ pub fn validate(path: &Path, text: &str) -> Result<Scenario> {
         path: path.to_path_buf(),
         text: text.to_string(),
     })
+}
+
+/// Every `[[target]]`, each name once.
+fn targets_from_raw(loc: &Locator, raw: &RawScenario, base_dir: &Path) -> Result<Vec<Target>> {
+    let mut targets = Vec::new();
+    let mut seen = HashSet::new();
+    for (i, target) in raw.target.iter().enumerate() {
+        let t = super::targets::target_from_raw(loc, i, target, base_dir)?;
+        if !seen.insert(t.name.clone()) {
+            let span = target.get_ref().name.as_ref().map(|n| n.span());
+            return Err(loc.error(span, &format!("target[{i}].name"), format!("duplicate target name `{}`", t.name)));
+        }
+        targets.push(t);
+    }
+    Ok(targets)
 }
 
 fn workload_from_raw(loc: &Locator, i: usize, w: &Spanned<RawWorkload>) -> Result<Workload> {
