@@ -238,10 +238,14 @@ fn find_named(dir: &Path, id: &str, depth: u32) -> Option<PathBuf> {
         .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
         .map(|e| e.path())
         .collect();
-    if let Some(found) = subdirs
-        .iter()
-        .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().contains(id)))
-    {
+    // Podman may put a container's monitor in `libpod-conmon-<id>` beside
+    // the container's `libpod-<id>`: that one is not the container.
+    let is_container = |p: &&PathBuf| {
+        p.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .is_some_and(|n| n.contains(id) && !n.contains("conmon"))
+    };
+    if let Some(found) = subdirs.iter().find(is_container) {
         return Some(found.clone());
     }
     (depth > 0)
