@@ -165,6 +165,15 @@ pub fn process_reader(pid: u32) -> Reader {
     Box::new(move || process(pid))
 }
 
+/// The reader of a VM's QEMU process: its cgroup's counters when it has a
+/// cgroup to read (`(memory, cpu)` directories), else the process itself.
+pub fn qemu_reader(cgroup: Option<(PathBuf, PathBuf)>, pid: u32) -> Reader {
+    match cgroup {
+        Some((memory, cpu)) => cgroup_reader(memory, cpu, Some(pid)),
+        None => process_reader(pid),
+    }
+}
+
 /// A reader of a cgroup's memory and CPU (the same accounting as a
 /// container's), with its main process's RSS and PSS beside it.
 pub fn cgroup_reader(memory: PathBuf, cpu: PathBuf, pid: Option<u32>) -> Reader {

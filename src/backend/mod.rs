@@ -308,6 +308,18 @@ impl Sweeper for CgroupSweeper {
     }
 }
 
+/// Kills and reaps a child that may still run, then removes its launch
+/// cgroup (which must be empty by then).
+pub async fn end_child(child: Option<tokio::process::Child>, cgroup: Option<&cgroup::LaunchCgroup>) {
+    if let Some(mut child) = child {
+        // Gone already, or killed now; either way reaped.
+        let _ = child.kill().await;
+    }
+    if let Some(cgroup) = cgroup {
+        cgroup.remove();
+    }
+}
+
 /// Runs the child on `cpuset` (if any): set between fork and exec, so the
 /// process and every thread it starts are placed before they run.
 pub fn pin_child(command: &mut tokio::process::Command, cpuset: Option<CpuSet>) {

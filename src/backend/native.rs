@@ -165,12 +165,7 @@ impl Launch for NativeLaunch {
     }
 
     async fn remove(&mut self) -> Result<(), String> {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill().await;
-        }
-        if let Some(cgroup) = &self.cgroup {
-            cgroup.remove();
-        }
+        super::end_child(self.child.take(), self.cgroup.as_ref()).await;
         Ok(())
     }
 }

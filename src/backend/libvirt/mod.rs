@@ -361,10 +361,7 @@ impl Launch for DomainLaunch {
         Footprint::Sampled(Box::new(move || {
             let pid = std::fs::read_to_string(&pid_file).ok()?.trim().parse::<u32>().ok()?;
             // The cgroup libvirt gave the domain, when it gave it one.
-            Some(match super::cgroup::of_process(pid).filter(|_| by_cgroup) {
-                Some((memory, cpu)) => footprint::cgroup_reader(memory, cpu, Some(pid)),
-                None => footprint::process_reader(pid),
-            })
+            Some(footprint::qemu_reader(super::cgroup::of_process(pid).filter(|_| by_cgroup), pid))
         }))
     }
 

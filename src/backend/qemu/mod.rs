@@ -340,12 +340,7 @@ impl Launch for QemuLaunch {
             return Footprint::None;
         };
         let cgroup = self.cgroup.as_ref().map(|c| (c.memory.clone(), c.cpu.clone()));
-        Footprint::Sampled(Box::new(move || {
-            Some(match cgroup {
-                Some((memory, cpu)) => footprint::cgroup_reader(memory, cpu, Some(pid)),
-                None => footprint::process_reader(pid),
-            })
-        }))
+        Footprint::Sampled(Box::new(move || Some(footprint::qemu_reader(cgroup, pid))))
     }
 
     fn boots_a_kernel(&self) -> bool {
@@ -383,13 +378,7 @@ impl Launch for QemuLaunch {
     }
 
     async fn remove(&mut self) -> Result<(), String> {
-        if let Some(mut child) = self.child.take() {
-            // Gone already, or killed now; either way reaped.
-            let _ = child.kill().await;
-        }
-        if let Some(cgroup) = &self.cgroup {
-            cgroup.remove();
-        }
+        super::end_child(self.child.take(), self.cgroup.as_ref()).await;
         Ok(())
     }
 }
