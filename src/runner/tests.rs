@@ -136,15 +136,19 @@ fn disk_trials_get_a_scratch_file_that_is_gone_afterwards() {
     assert!(!seen[0].exists(), "and was removed after the trial");
 }
 
-/// A run of `scenario` against fakes made by `scripter`, in a fresh directory.
-fn run(scenario: &Scenario, scripter: Scripter) -> (RunOutcome, Vec<Arc<crate::backend::fake::Counters>>) {
-    let out = tempfile::tempdir().unwrap().keep().join("run");
-    let opts = RunOptions {
+/// Options that write the run into a fresh directory.
+fn fresh_out() -> RunOptions {
+    RunOptions {
         overrides: Default::default(),
-        out: Some(out),
+        out: Some(tempfile::tempdir().unwrap().keep().join("run")),
         results_root: PathBuf::from("/nonexistent"),
         label: None,
-    };
+    }
+}
+
+/// A run of `scenario` against fakes made by `scripter`, in a fresh directory.
+fn run(scenario: &Scenario, scripter: Scripter) -> (RunOutcome, Vec<Arc<crate::backend::fake::Counters>>) {
+    let opts = fresh_out();
     let counters = Mutex::new(Vec::new());
     let handle = Arc::new(RunHandle::new("fake-run".into()));
     let outcome = rt()
@@ -219,13 +223,7 @@ fn auto_repetitions_keep_rounds_whole_until_every_target_may_stop() {
         Script::good(MS, vec![("getppid_ns", value)])
     });
     let steady: Scripter = Arc::new(|_, _| Script::good(MS, vec![("getppid_ns", 200.0)]));
-    let out = tempfile::tempdir().unwrap().keep().join("run");
-    let opts = RunOptions {
-        overrides: Default::default(),
-        out: Some(out),
-        results_root: PathBuf::from("/nonexistent"),
-        label: None,
-    };
+    let opts = fresh_out();
     let outcome = rt()
         .block_on(execute_with(
             &scenario,
@@ -249,8 +247,7 @@ fn auto_repetitions_keep_rounds_whole_until_every_target_may_stop() {
     let b = auto.outcomes.iter().find(|o| o.target == "b").unwrap();
     assert!(!b.converged && b.median_ci_rel_width.unwrap() > 0.1, "{b:?}");
     // Two steady targets stop together at the earliest the rule allows.
-    let out = tempfile::tempdir().unwrap().keep().join("run");
-    let opts = RunOptions { out: Some(out), ..opts };
+    let opts = fresh_out();
     let outcome = rt()
         .block_on(execute_with(
             &scenario,
