@@ -181,6 +181,26 @@ fn enable_controllers(root: &Path, leaf: &Path) -> std::io::Result<()> {
     std::fs::write(dir.join("cgroup.subtree_control"), "+memory +cpu")
 }
 
+/// Removes every run's cgroups that no process uses any more (`vmbench
+/// clean`, after a run was killed before its own cleanup); returns how many
+/// run directories went.
+pub fn remove_all(hierarchies: &Hierarchies) -> usize {
+    let mut roots = vec![hierarchies.memory.join("vmbench")];
+    if !hierarchies.unified() {
+        roots.push(hierarchies.cpu.join("vmbench"));
+    }
+    let mut removed = 0;
+    for root in roots {
+        let runs = std::fs::read_dir(&root).into_iter().flatten().flatten();
+        for run in runs.filter(|e| e.file_type().is_ok_and(|t| t.is_dir())) {
+            let run_id = run.file_name().to_string_lossy().into_owned();
+            remove_run(hierarchies, &run_id);
+            removed += usize::from(!run.path().exists());
+        }
+    }
+    removed
+}
+
 /// Removes what is left of a run's cgroups: leaf directories first.
 pub fn remove_run(hierarchies: &Hierarchies, run_id: &str) {
     for dir in hierarchies.run_dirs(run_id) {
@@ -256,6 +276,19 @@ fn find_named(dir: &Path, id: &str, depth: u32) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clean_removes_the_cgroups_a_killed_run_left() {
+        let Some(hierarchies) = Hierarchies::of_host() else {
+            eprintln!("no usable cgroup hierarchy here; skipped");
+            return;
+        };
+        let run = format!("left-{}", std::process::id());
+        let cgroup = LaunchCgroup::create(&hierarchies, &run, "vm-0").unwrap();
+        assert!(cgroup.memory.exists());
+        assert!(remove_all(&hierarchies) >= 1);
+        assert!(hierarchies.run_dirs(&run).iter().all(|d| !d.exists()));
+    }
 
     #[test]
     fn v2_cpu_usage_is_read_from_cpu_stat() {

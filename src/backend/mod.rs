@@ -300,7 +300,12 @@ impl Sweeper for CgroupSweeper {
     fn key(&self) -> String {
         "vmbench cgroups".into()
     }
-    async fn sweep(&self, run_id: &str, _interrupted: bool) -> Result<()> {
+    async fn sweep(&self, run_id: &str, interrupted: bool) -> Result<()> {
+        if interrupted {
+            // A cgroup is removed only once its processes are reaped; a QEMU
+            // killed as the run task was dropped may still be on its way out.
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        }
         if let Some(h) = cgroup::Hierarchies::of_host() {
             cgroup::remove_run(&h, run_id);
         }

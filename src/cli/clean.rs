@@ -37,6 +37,10 @@ pub fn exec(args: CleanArgs) -> anyhow::Result<i32> {
             }
         }
         clean_libvirt(&args.libvirt_uri).await;
+        if let Some(hierarchies) = crate::backend::cgroup::Hierarchies::of_host() {
+            let removed = crate::backend::cgroup::remove_all(&hierarchies);
+            println!("removed {removed} cgroup directory(ies) of vmbench runs");
+        }
         Ok(0)
     })
 }
