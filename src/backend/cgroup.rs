@@ -277,8 +277,12 @@ fn find_named(dir: &Path, id: &str, depth: u32) -> Option<PathBuf> {
 mod tests {
     use super::*;
 
+    /// `remove_all` sweeps every run's cgroups, the other test's too.
+    static HOST_CGROUPS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     #[test]
     fn clean_removes_the_cgroups_a_killed_run_left() {
+        let _alone = HOST_CGROUPS.lock().unwrap_or_else(|e| e.into_inner());
         let Some(hierarchies) = Hierarchies::of_host() else {
             eprintln!("no usable cgroup hierarchy here; skipped");
             return;
@@ -298,6 +302,7 @@ mod tests {
 
     #[test]
     fn a_launch_cgroup_accounts_a_child_and_is_removed() {
+        let _alone = HOST_CGROUPS.lock().unwrap_or_else(|e| e.into_inner());
         let Some(hierarchies) = Hierarchies::of_host() else {
             eprintln!("no usable cgroup hierarchy here; skipped");
             return;
