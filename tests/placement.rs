@@ -26,20 +26,22 @@ fn thread_cpus(pid: &str) -> Vec<String> {
         .collect()
 }
 
-/// What kind of target process `pid` is, if it is one of a vmbench trial.
-fn target_kind(pid: &str) -> Option<&'static str> {
+/// What kind of target process `pid` is, if it is one started by vmbench
+/// (a trial or the container runtime's probe), and its command line.
+fn target_kind(pid: &str) -> Option<(&'static str, String)> {
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
     let cmdline = String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).ok()?).replace('\0', " ");
     if !cmdline.contains("vmbench.nonce=") {
         return None;
     }
     let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
-    match comm.trim() {
-        c if c.starts_with("qemu-system") => Some("vm"),
-        "vmbench-agent" if cgroup.contains("docker") => Some("ctr"),
-        "vmbench-agent" => Some("native"),
-        _ => None,
-    }
+    let kind = match comm.trim() {
+        c if c.starts_with("qemu-system") => "vm",
+        "vmbench-agent" if cgroup.contains("docker") => "ctr",
+        "vmbench-agent" => "native",
+        _ => return None,
+    };
+    Some((kind, cmdline))
 }
 
 #[test]
@@ -66,13 +68,18 @@ fn targets_run_on_the_cpuset_and_are_accounted_by_cgroups() {
     let out = tmp.path().join("run");
     let mut child = spawn_run(tmp.path(), &scenario, &out);
     let mut seen: std::collections::BTreeMap<&str, BTreeSet<String>> = Default::default();
+    let mut strays = Vec::new();
     let mut proxies = false;
     let started = Instant::now();
     while child.try_wait().unwrap().is_none() && started.elapsed() < Duration::from_secs(300) {
         for entry in std::fs::read_dir("/proc").unwrap().flatten() {
             let pid = entry.file_name().to_string_lossy().into_owned();
-            if let Some(kind) = target_kind(&pid) {
-                seen.entry(kind).or_default().extend(thread_cpus(&pid));
+            if let Some((kind, cmdline)) = target_kind(&pid) {
+                let cpus = thread_cpus(&pid);
+                if cpus.iter().any(|c| c != "1") {
+                    strays.push(format!("{kind} {cpus:?}: {cmdline}"));
+                }
+                seen.entry(kind).or_default().extend(cpus);
             }
             let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
             proxies |= comm.trim() == "docker-proxy";
@@ -84,7 +91,11 @@ fn targets_run_on_the_cpuset_and_are_accounted_by_cgroups() {
         let cpus = seen
             .get(kind)
             .unwrap_or_else(|| panic!("never saw a {kind} target running: {seen:?}"));
-        assert_eq!(cpus.iter().collect::<Vec<_>>(), ["1"], "{kind}: every thread on CPU 1");
+        assert_eq!(
+            cpus.iter().collect::<Vec<_>>(),
+            ["1"],
+            "{kind}: every thread on CPU 1; off it: {strays:#?}"
+        );
     }
     let record = record(&out);
     assert_eq!(record.scenario.cpuset.as_deref(), Some("1"));

@@ -2,6 +2,7 @@
 
 use crate::backend::{docker, qemu};
 use crate::guest;
+use crate::protocol::Instructions;
 use crate::scenario::Engine;
 
 #[derive(Debug, clap::Args)]
@@ -179,7 +180,10 @@ async fn check_runtimes(report: &mut Report, engine: Engine, client: &bollard::D
             network: crate::scenario::ContainerNetwork::Bridge,
         };
         let run_id = format!("doctor-{}", std::process::id());
-        match docker::probe_runtime(client, &spec, &image.tag, &run_id, runtime).await {
+        let plan =
+            docker::spec::ContainerPlan::new(&spec, &image.tag, Instructions::new("probe", "boot").to_tokens()).labelled(&run_id, runtime);
+        let name = format!("{}{run_id}-{runtime}-probe", docker::spec::NAME_PREFIX);
+        match docker::probe_runtime(client, &plan, &name).await {
             Ok(()) => report.ok("runtime", format!("{engine} {runtime} starts containers")),
             Err(e) => report.warn("runtime", format!("{engine}: {e:#}")),
         }

@@ -148,7 +148,9 @@ impl Backend for DockerBackend {
         let image = image::ensure(&docker, guest::agent::bytes(), &agent_sha)
             .await
             .with_context(|| format!("target `{}`", self.name))?;
-        probe_runtime(&docker, &self.spec, &image.tag, &self.ctx.run_id, &self.name)
+        let probe_name = format!("{}{}-{}-probe", spec::NAME_PREFIX, self.ctx.run_id, self.name);
+        let probe = self.plan(&image.tag, Instructions::new("probe", "boot").to_tokens());
+        probe_runtime(&docker, &probe, &probe_name)
             .await
             .with_context(|| format!("target `{}`", self.name))?;
         let example = self.plan(&image.tag, Instructions::new("repro", "boot").to_tokens());
@@ -395,26 +397,26 @@ impl Launch for ContainerLaunch {
     }
 }
 
-/// Starts one throwaway container with the target's runtime and settings, so
-/// a runtime that is registered but cannot run here (crun on a cgroup v1 +
-/// unified host, say) is a preflight error carrying the daemon's own reason,
-/// not a run full of failed samples.
-pub async fn probe_runtime(docker: &Docker, spec: &ContainerSpec, image: &str, run_id: &str, target: &str) -> Result<()> {
-    let name = format!("{}{run_id}-{target}-probe", spec::NAME_PREFIX);
-    let body = spec::create_body(spec, image, run_id, target, Instructions::new("probe", "boot").to_tokens());
-    let options = CreateContainerOptionsBuilder::default().name(&name).build();
+/// Starts one throwaway container from `plan` (the target's runtime, limits
+/// and CPUs, a `probe` nonce), so a runtime that is registered but cannot run
+/// here (crun on a cgroup v1 + unified host, say) is a preflight error
+/// carrying the daemon's own reason, not a run full of failed samples. It
+/// runs with the target's settings, pinned like the trials, so it neither
+/// lands on the harness's CPU nor hides a setting the runtime refuses.
+pub async fn probe_runtime(docker: &Docker, plan: &spec::ContainerPlan, name: &str) -> Result<()> {
+    let options = CreateContainerOptionsBuilder::default().name(name).build();
     let outcome = async {
-        docker.create_container(Some(options), body).await?;
-        docker.start_container(&name, None).await
+        docker.create_container(Some(options), plan.body()).await?;
+        docker.start_container(name, None).await
     }
     .await;
-    let _ = remove(docker, &name).await;
+    let _ = remove(docker, name).await;
     outcome.map_err(|e| {
         let reason = match &e {
             bollard::errors::Error::DockerResponseServerError { message, .. } => message.clone(),
             other => other.to_string(),
         };
-        anyhow!("runtime `{}` cannot start a container on this host: {reason}", spec.runtime)
+        anyhow!("runtime `{}` cannot start a container on this host: {reason}", plan.runtime())
     })
 }
 

@@ -249,6 +249,17 @@ impl ContainerPlan {
         argv
     }
 
+    /// The OCI runtime the container runs under.
+    pub fn runtime(&self) -> &str {
+        self.options
+            .iter()
+            .find_map(|o| match o {
+                ContainerOption::Runtime(name) => Some(name.as_str()),
+                _ => None,
+            })
+            .unwrap_or("the default runtime")
+    }
+
     /// The settings recorded in `run.json` next to the numbers.
     pub fn settings(&self) -> BTreeMap<String, String> {
         let mut settings: BTreeMap<String, String> = self.options.iter().map(ContainerOption::setting).collect();
