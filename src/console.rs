@@ -22,6 +22,8 @@ pub struct AgentReport {
     pub ready: Option<AgentMessage>,
     /// What the agent saw of the target (not sent by the boot workload).
     pub facts: Option<AgentFacts>,
+    /// The guest init's own boot phases ([`AgentMessage::Phases`]).
+    pub phases: Option<BTreeMap<String, f64>>,
     pub metrics: Option<BTreeMap<String, f64>>,
     /// The port the agent's network workload listens on, once it says so.
     pub listening: Option<u16>,
@@ -124,6 +126,7 @@ impl Console {
                 }
             }
             AgentMessage::Facts(facts) => self.report.facts = Some(facts.clone()),
+            AgentMessage::Phases(phases) => self.report.phases = Some(phases.clone()),
             AgentMessage::Result { metrics, .. } => self.report.metrics = Some(metrics.clone()),
             AgentMessage::Listening { port } => self.report.listening = Some(*port),
             AgentMessage::Error { message } => self.report.error = Some(message.clone()),

@@ -20,6 +20,8 @@ pub use stats::percentile;
 #[cfg(feature = "harness")]
 pub mod backend;
 #[cfg(feature = "harness")]
+pub mod cache;
+#[cfg(feature = "harness")]
 pub mod charts;
 #[cfg(feature = "harness")]
 pub mod cli;

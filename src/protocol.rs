@@ -18,6 +18,12 @@ use std::collections::BTreeMap;
 pub const MAGIC: &str = "VMBENCH1";
 /// Prefix of instruction tokens on the kernel command line or argv.
 pub const TOKEN_PREFIX: &str = "vmbench.";
+/// The token that opens every set of instructions (`vmbench.nonce=...`).
+pub const NONCE_TOKEN: &str = "vmbench.nonce=";
+/// The environment variable that carries the instructions to an agent run
+/// as a service of a container's own init (the init's environment, which
+/// services do not inherit, is read from `/proc/1/environ`).
+pub const INSTRUCTIONS_ENV: &str = "VMBENCH_INSTRUCTIONS";
 
 /// What a trial measures. The scenario, the agent, the samples and the
 /// reports all speak of workloads by this type; its lowercase name is what
@@ -104,6 +110,12 @@ pub enum AgentMessage {
     /// boot being measured). Not sent by the boot workload, whose `exit_ms`
     /// covers the agent's whole life.
     Facts(AgentFacts),
+    /// The boot before the agent started, as the guest's own init measured
+    /// it, in ms: systemd's `kernel`, `initrd` and `userspace` (up to
+    /// `multi-user.target`), as `systemd-analyze` reports them. Sent after
+    /// `ready` by an agent run as a systemd unit; the phases a guest cannot
+    /// know (a container has no kernel or initrd of its own) are absent.
+    Phases(BTreeMap<String, f64>),
     /// The network workload listens on this port (inside the target).
     Listening { port: u16 },
     /// Measurements of one workload; metric names carry their unit.

@@ -10,11 +10,35 @@ pub mod clock;
 pub mod facts;
 pub mod modules;
 mod pid1;
+pub mod service;
 pub mod workloads;
 
 use crate::protocol::{encode_line, AgentMessage, Instructions};
 use std::io::Write;
 use std::time::Instant;
+
+/// How the agent was started, which decides where its instructions come
+/// from, where it writes and how it leaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A VM's init (`/init` of vmbench's initramfs, or `init=` on a root
+    /// file system): instructions on the kernel command line, leaves by
+    /// rebooting.
+    VmInit,
+    /// A unit of the guest's own init (`--service`, started by systemd after
+    /// `multi-user.target`) in a VM or a container; see [`service`].
+    Service(service::Place),
+    /// A container's entrypoint or a native child: instructions as
+    /// arguments, leaves by exiting.
+    Process,
+}
+
+impl Role {
+    /// The agent runs inside a VM's guest kernel.
+    pub fn in_vm(self) -> bool {
+        matches!(self, Role::VmInit | Role::Service(service::Place::Vm))
+    }
+}
 
 /// Runs the agent and returns the process exit status. As a VM's init it
 /// does not return.
@@ -24,29 +48,42 @@ pub fn run() -> i32 {
     let boottime_ns = pid1::boottime_ns();
     let started = Instant::now();
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let vm_init = pid1::is_vm_init();
-    if vm_init {
+    let role = if args.first().map(String::as_str) == Some(service::FLAG) {
+        Role::Service(service::place())
+    } else if pid1::is_vm_init() {
+        Role::VmInit
+    } else {
+        Role::Process
+    };
+    if role == Role::VmInit {
         pid1::mount_basics();
     }
-    // A VM's init gets its instructions on the kernel command line; a
-    // container's entrypoint and a native child get them as arguments.
-    let tokens = if vm_init { pid1::kernel_cmdline() } else { args };
+    let tokens = match role {
+        Role::VmInit => pid1::kernel_cmdline(),
+        Role::Service(place) => service::instructions(place),
+        Role::Process => args,
+    };
+    if let Role::Service(_) = role {
+        service::take_console();
+    }
     let parsed = Instructions::from_tokens(tokens.iter().map(String::as_str));
     let exit = parsed.as_ref().map(|i| i.exit).unwrap_or(crate::protocol::ExitMode::Reboot);
     let status = match parsed {
-        Ok(instructions) => serve(&instructions, boottime_ns, started, vm_init),
+        Ok(instructions) => serve(&instructions, boottime_ns, started, role),
         Err(err) => {
             eprintln!("vmbench-agent: {err}");
             2
         }
     };
-    if vm_init {
-        pid1::leave(exit, status);
+    match role {
+        Role::VmInit | Role::Service(service::Place::Vm) => pid1::leave(exit, status),
+        Role::Service(service::Place::Container) => service::stop_container(status),
+        Role::Process => status,
     }
-    status
 }
 
-fn serve(instructions: &Instructions, boottime_ns: u64, started: Instant, vm_init: bool) -> i32 {
+fn serve(instructions: &Instructions, boottime_ns: u64, started: Instant, role: Role) -> i32 {
+    let vm_init = role.in_vm();
     let nonce = instructions.nonce.as_str();
     // Two cheap reads (a sysfs file, one system call) that say whether the
     // numbers below can be trusted; anything slower waits until after the
@@ -63,6 +100,13 @@ fn serve(instructions: &Instructions, boottime_ns: u64, started: Instant, vm_ini
         clock_getres_ns,
     };
     emit(nonce, &ready);
+    if let Role::Service(place) = role {
+        // Read after the ready line: asking systemd takes milliseconds.
+        let phases = service::systemd_phases(place);
+        if !phases.is_empty() {
+            emit(nonce, &AgentMessage::Phases(phases));
+        }
+    }
     let clock = clock::Clock::measure();
     if instructions.workload != "boot" {
         emit(nonce, &AgentMessage::Facts(facts::gather(clock.res_ns)));
@@ -79,7 +123,7 @@ fn serve(instructions: &Instructions, boottime_ns: u64, started: Instant, vm_ini
         // 1000 × a TSC's measured ~20 ns, so checking it would fail good
         // samples at random; a VM's init mounts file systems first and is
         // where a guest's clock can be coarse.
-        startup: vm_init.then_some(workloads::Startup { init_ns, boottime_ns }),
+        startup: (role == Role::VmInit).then_some(workloads::Startup { init_ns, boottime_ns }),
     };
     let status = report(nonce, instructions, &env);
     emit(nonce, &AgentMessage::Done);
@@ -139,11 +183,16 @@ fn report(nonce: &str, instructions: &Instructions, env: &workloads::Env) -> i32
 }
 
 /// Writes one protocol line in a single write and flushes it, so the host
-/// sees it the moment it exists.
+/// sees it the moment it exists. A console hung up under a service is
+/// reopened and the line written again.
 fn emit(nonce: &str, message: &AgentMessage) {
     let line = encode_line(nonce, message);
-    let mut out = std::io::stdout().lock();
+    let write = |line: &str| {
+        let mut out = std::io::stdout().lock();
+        out.write_all(line.as_bytes()).and_then(|()| out.flush())
+    };
     // A closed console leaves nothing to report to; the exit status remains.
-    let _ = out.write_all(line.as_bytes());
-    let _ = out.flush();
+    if write(&line).is_err() && service::reopen_console() {
+        let _ = write(&line);
+    }
 }

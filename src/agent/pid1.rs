@@ -15,10 +15,14 @@ pub fn boottime_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-/// True when the agent is a VM's init: PID 1 with no `/proc` yet. A
-/// container's entrypoint is PID 1 too, but its runtime has mounted `/proc`.
+/// True when the agent is a VM's init: PID 1 with no `/proc` yet (vmbench's
+/// initramfs), or PID 1 on a root file system an initramfs has already
+/// mounted `/proc` for, whose kernel command line carries vmbench's
+/// instructions. A container's entrypoint is PID 1 too, but its `/proc`
+/// shows the host's command line, which never carries them.
 pub fn is_vm_init() -> bool {
-    std::process::id() == 1 && !std::path::Path::new("/proc/self").exists()
+    std::process::id() == 1
+        && (!std::path::Path::new("/proc/self").exists() || kernel_cmdline().iter().any(|t| t.starts_with(crate::protocol::NONCE_TOKEN)))
 }
 
 /// Mounts `/proc`, `/sys` and `/dev` when they are missing. Failures are

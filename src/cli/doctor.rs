@@ -178,6 +178,7 @@ async fn check_runtimes(report: &mut Report, engine: Engine, client: &bollard::D
             host: None,
             pids_limit: 64,
             network: crate::scenario::ContainerNetwork::Bridge,
+            guest: None,
         };
         let run_id = format!("doctor-{}", std::process::id());
         let plan =

@@ -3,11 +3,12 @@
 //! The container image is built from the same agent by the docker backend.
 
 pub mod agent;
-pub mod cache;
+pub use crate::cache;
 pub mod cpio;
 pub mod initramfs;
 pub mod kernel;
 pub mod modules;
+pub mod rootfs;
 
 use sha2::{Digest, Sha256};
 use std::path::Path;

@@ -145,6 +145,60 @@ pub struct TargetFacts {
     /// of it is then not applicable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unavailable: Option<String>,
+    /// The `[[guest]]` system the target ran, with its sizes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guest: Option<GuestFacts>,
+}
+
+/// A guest system as a target ran it: its definition, what "ready" meant,
+/// and the same root file system's sizes as a tree, a disk and an image.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct GuestFacts {
+    pub name: String,
+    /// `agent` or `systemd`: PID 1 of the guest.
+    pub init: String,
+    /// What the ready line marks: `agent` (the agent started as PID 1) or
+    /// `systemd` (the agent's unit started after `multi-user.target`).
+    pub ready: String,
+    pub distro: String,
+    pub suite: String,
+    pub packages: Vec<String>,
+    pub mirror: String,
+    /// The root file system's cache key (hash of its definition).
+    pub rootfs_key: String,
+    /// Bytes of the files in the tree.
+    pub tree_bytes: u64,
+    /// The VM disk image: apparent size and allocated blocks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_allocated_bytes: Option<u64>,
+    /// mmdebstrap's time, when this run built the tree (`None`: cached).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_ms: Option<f64>,
+    /// Time to add the agent and make the disk image, when this run did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_build_ms: Option<f64>,
+}
+
+impl GuestFacts {
+    pub fn new(guest: &crate::scenario::Guest, built: &crate::guest::rootfs::Built) -> Self {
+        GuestFacts {
+            name: guest.name.clone(),
+            init: guest.init.as_str().to_string(),
+            ready: guest.init.as_str().to_string(),
+            distro: guest.rootfs.distro.as_str().to_string(),
+            suite: guest.rootfs.suite.clone(),
+            packages: guest.rootfs.packages.clone(),
+            mirror: guest.rootfs.mirror.clone(),
+            rootfs_key: built.key.clone(),
+            tree_bytes: built.tree_bytes,
+            disk_bytes: None,
+            disk_allocated_bytes: None,
+            build_ms: built.build_ms,
+            disk_build_ms: built.disk_build_ms,
+        }
+    }
 }
 
 /// The host the run happened on.

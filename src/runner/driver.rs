@@ -361,6 +361,12 @@ pub fn collect_agent_report(console: &Console, launched: Instant, end: ConsoleEn
         result.clocksource = clocksource.clone();
     }
     result.agent_facts = report.facts.clone();
+    // The guest init's own phases (systemd's kernel, initrd, userspace).
+    for (phase, ms) in report.phases.iter().flatten() {
+        if ms.is_finite() && *ms >= 0.0 {
+            result.metrics.insert(format!("{phase}_ms"), *ms);
+        }
+    }
     if let Some(metrics) = &report.metrics {
         // A guest is not trusted: every metric is a duration, a size, a
         // count or a rate, so a negative or non-finite value is a broken (or
@@ -399,15 +405,17 @@ pub fn with_console_tail(message: &str, console: &Console) -> String {
 
 /// A guest's boot: `first_byte_ms` on the console, and `ready_ms` split into
 /// the part before the guest kernel's clock starts (`pre_kernel_ms`: the VMM,
-/// firmware, decompression), `kernel_ms` (guest `CLOCK_BOOTTIME` when the
-/// agent started) and the agent's `init_ms`.
+/// firmware, decompression), the guest's time up to the agent (`kernel_ms`:
+/// guest `CLOCK_BOOTTIME` when the agent started, or where the guest's init
+/// reported its own phases, systemd's `kernel_ms`, `initrd_ms` and
+/// `userspace_ms`) and the agent's `init_ms`.
 fn boot_phases(console: &Console, launched: Instant, metrics: &mut BTreeMap<String, f64>) {
     if let Some(at) = console.report.first_byte_at {
         metrics.insert("first_byte_ms".into(), ms_between(launched, at));
     }
     if let Some(AgentMessage::Ready { boottime_ns, .. }) = &console.report.ready {
         let kernel_ms = *boottime_ns as f64 / 1e6;
-        metrics.insert("kernel_ms".into(), kernel_ms);
+        metrics.entry("kernel_ms".into()).or_insert(kernel_ms);
         if let (Some(ready), Some(init)) = (metrics.get("ready_ms"), metrics.get("init_ms")) {
             metrics.insert("pre_kernel_ms".into(), (ready - kernel_ms - init).max(0.0));
         }

@@ -3,12 +3,14 @@
 
 mod cpuset;
 mod error;
+mod guests;
 mod raw;
 mod targets;
 mod validate;
 
 pub use cpuset::CpuSet;
 pub use error::{line_column, ScenarioError};
+pub use guests::DEFAULT_DEBIAN_MIRROR;
 
 pub use crate::protocol::WorkloadKind;
 use std::collections::BTreeMap;
@@ -34,6 +36,8 @@ pub struct Scenario {
     /// How the memory and CPU of the targets vmbench starts itself (QEMU,
     /// the native agent) are accounted.
     pub accounting: Accounting,
+    /// The `[[guest]]` systems; targets carry a copy of the one they name.
+    pub guests: Vec<Guest>,
     pub targets: Vec<Target>,
     pub workloads: Vec<Workload>,
     /// Where the scenario came from and its exact text, kept with the results.
@@ -95,6 +99,62 @@ impl std::fmt::Display for TargetKind {
     }
 }
 
+/// A guest system vmbench builds (a `[[guest]]` table): VM and container
+/// targets that name it run it instead of vmbench's minimal guest (the
+/// agent alone). The same root file system becomes the container image and
+/// the VM disk.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Guest {
+    pub name: String,
+    pub rootfs: Rootfs,
+    pub init: GuestInit,
+}
+
+/// A distribution's root file system, built with `mmdebstrap`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Rootfs {
+    pub distro: Distro,
+    /// The release (`bookworm`).
+    pub suite: String,
+    /// Packages beyond vmbench's recipe, sorted and without duplicates.
+    pub packages: Vec<String>,
+    /// The package archive.
+    pub mirror: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Distro {
+    Debian,
+}
+
+impl Distro {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Distro::Debian => "debian",
+        }
+    }
+}
+
+/// What runs as the guest's PID 1, and so what "ready" means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GuestInit {
+    /// The agent itself (`init=` in the VM, the entrypoint in the
+    /// container): ready when the agent starts.
+    Agent,
+    /// systemd, with the agent as a unit ordered after `multi-user.target`:
+    /// ready when the system has reached it, with systemd's own phases.
+    Systemd,
+}
+
+impl GuestInit {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GuestInit::Agent => "agent",
+            GuestInit::Systemd => "systemd",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct VmSpec {
     pub backend: VmBackend,
@@ -109,6 +169,8 @@ pub struct VmSpec {
     pub qemu: Option<PathBuf>,
     /// libvirt's connection URI (libvirt backend only).
     pub uri: String,
+    /// The guest system to boot from a disk; `None`: vmbench's initramfs.
+    pub guest: Option<Guest>,
 }
 
 /// `repetitions = "auto"`: repeat each target × workload until the exact 95%
@@ -187,6 +249,8 @@ pub struct ContainerSpec {
     /// published on 127.0.0.1) or `host` (the host's network stack). Every
     /// other workload runs with no network at all.
     pub network: ContainerNetwork,
+    /// The guest system's image to run; `None`: vmbench's agent-only image.
+    pub guest: Option<Guest>,
 }
 
 /// How vmbench accounts the memory and CPU of the targets it starts itself.

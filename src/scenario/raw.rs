@@ -19,9 +19,30 @@ pub struct RawScenario {
     pub cpuset: Option<Spanned<String>>,
     pub accounting: Option<Spanned<String>>,
     #[serde(default)]
+    pub guest: Vec<Spanned<RawGuest>>,
+    #[serde(default)]
     pub target: Vec<Spanned<RawTarget>>,
     #[serde(default)]
     pub workload: Vec<Spanned<RawWorkload>>,
+}
+
+/// One `[[guest]]`: a guest system vmbench builds.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGuest {
+    pub name: Option<Spanned<String>>,
+    pub rootfs: Option<Spanned<RawRootfs>>,
+    pub init: Option<Spanned<String>>,
+}
+
+/// `rootfs = { distro = ..., suite = ..., packages = [...] }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRootfs {
+    pub distro: Option<Spanned<String>>,
+    pub suite: Option<Spanned<String>>,
+    pub packages: Option<Spanned<Vec<String>>>,
+    pub mirror: Option<Spanned<String>>,
 }
 
 /// One `[[target]]`: a flat table; which keys apply depends on `kind`.
@@ -31,6 +52,8 @@ pub struct RawTarget {
     pub name: Option<Spanned<String>>,
     pub kind: Option<Spanned<String>>,
     pub optional: Option<Spanned<bool>>,
+    // vm and container
+    pub guest: Option<Spanned<String>>,
     // vm
     pub backend: Option<Spanned<String>>,
     pub machine: Option<Spanned<String>>,

@@ -8,7 +8,7 @@ use super::*;
 use std::ops::Range;
 use toml::Spanned;
 
-pub(super) fn target_from_raw(loc: &Locator, i: usize, target: &Spanned<RawTarget>, base_dir: &Path) -> Result<Target> {
+pub(super) fn target_from_raw(loc: &Locator, i: usize, target: &Spanned<RawTarget>, base_dir: &Path, guests: &[Guest]) -> Result<Target> {
     let key = |k: &str| format!("target[{i}].{k}");
     let t = target.get_ref();
     let table = Some(target.span());
@@ -24,9 +24,10 @@ pub(super) fn target_from_raw(loc: &Locator, i: usize, target: &Spanned<RawTarge
             "missing: set `kind` to \"vm\", \"container\" or \"native\"",
         )
     })?;
+    let guest = guest_of(loc, i, t, guests)?;
     let (spec, allowed): (TargetSpec, &[&str]) = match kind.get_ref().as_str() {
-        "vm" => (TargetSpec::Vm(vm_from_raw(loc, i, t, base_dir)?), VM_KEYS),
-        "container" => (TargetSpec::Container(container_from_raw(loc, i, t)?), CONTAINER_KEYS),
+        "vm" => (TargetSpec::Vm(vm_from_raw(loc, i, t, base_dir, guest)?), VM_KEYS),
+        "container" => (TargetSpec::Container(container_from_raw(loc, i, t, guest)?), CONTAINER_KEYS),
         "native" => (TargetSpec::Native, &[]),
         other => {
             return Err(loc.error(
@@ -52,7 +53,30 @@ pub(super) fn target_from_raw(loc: &Locator, i: usize, target: &Spanned<RawTarge
     })
 }
 
+/// The `[[guest]]` a target names with `guest = "NAME"`, if any.
+fn guest_of(loc: &Locator, i: usize, t: &RawTarget, guests: &[Guest]) -> Result<Option<Guest>> {
+    let Some(name) = &t.guest else {
+        return Ok(None);
+    };
+    let found = guests.iter().find(|g| &g.name == name.get_ref()).cloned();
+    if found.is_none() {
+        let known: Vec<String> = guests.iter().map(|g| format!("`{}`", g.name)).collect();
+        let hint = if known.is_empty() {
+            "the scenario has no [[guest]] table".to_string()
+        } else {
+            format!("the scenario's guests are {}", known.join(", "))
+        };
+        return Err(loc.error(
+            Some(name.span()),
+            &format!("target[{i}].guest"),
+            format!("no guest named `{}`; {hint}", name.get_ref()),
+        ));
+    }
+    Ok(found)
+}
+
 const VM_KEYS: &[&str] = &[
+    "guest",
     "backend",
     "machine",
     "accel",
@@ -63,7 +87,7 @@ const VM_KEYS: &[&str] = &[
     "qemu",
     "uri",
 ];
-const CONTAINER_KEYS: &[&str] = &["engine", "runtime", "cpus", "memory_mib", "host", "pids_limit", "network"];
+const CONTAINER_KEYS: &[&str] = &["guest", "engine", "runtime", "cpus", "memory_mib", "host", "pids_limit", "network"];
 
 /// The kind-specific keys a target sets, with the span of each value.
 fn present_keys(t: &RawTarget) -> Vec<(&'static str, Range<usize>)> {
@@ -73,6 +97,7 @@ fn present_keys(t: &RawTarget) -> Vec<(&'static str, Range<usize>)> {
             keys.push((k, span));
         }
     };
+    add("guest", t.guest.as_ref().map(Spanned::span));
     add("backend", t.backend.as_ref().map(Spanned::span));
     add("machine", t.machine.as_ref().map(Spanned::span));
     add("accel", t.accel.as_ref().map(Spanned::span));
@@ -91,10 +116,13 @@ fn present_keys(t: &RawTarget) -> Vec<(&'static str, Range<usize>)> {
     keys
 }
 
-fn vm_from_raw(loc: &Locator, i: usize, t: &RawTarget, base_dir: &Path) -> Result<VmSpec> {
+fn vm_from_raw(loc: &Locator, i: usize, t: &RawTarget, base_dir: &Path, guest: Option<Guest>) -> Result<VmSpec> {
     let key = |k: &str| format!("target[{i}].{k}");
     let backend = vm_backend(loc, i, t)?;
     let libvirt = backend == VmBackend::Libvirt;
+    if let Some(guest) = &guest {
+        check_vm_guest(loc, i, t, guest, libvirt)?;
+    }
     let machine = vm_machine(loc, i, t, libvirt)?;
     let uri = vm_uri(loc, i, t, libvirt)?;
     let accel = one_of(
@@ -119,6 +147,7 @@ fn vm_from_raw(loc: &Locator, i: usize, t: &RawTarget, base_dir: &Path) -> Resul
         kernel_args,
         qemu,
         uri,
+        guest,
     })
 }
 
@@ -141,6 +170,34 @@ fn vm_backend(loc: &Locator, i: usize, t: &RawTarget) -> Result<VmBackend> {
         ));
     }
     Ok(backend)
+}
+
+/// What a VM that boots a `[[guest]]` cannot combine it with: the libvirt
+/// backend (which boots vmbench's initramfs only, for now) and a `kernel` of
+/// its own (the guest boots the kernel installed in its root file system).
+fn check_vm_guest(loc: &Locator, i: usize, t: &RawTarget, guest: &Guest, libvirt: bool) -> Result<()> {
+    if libvirt {
+        return Err(loc.error(
+            t.guest.as_ref().map(Spanned::span),
+            &format!("target[{i}].guest"),
+            format!(
+                "guest `{}` boots from a disk, which only backend = \"qemu\" does so far; \
+                 drop `backend` or the guest",
+                guest.name
+            ),
+        ));
+    }
+    if let Some(kernel) = &t.kernel {
+        return Err(loc.error(
+            Some(kernel.span()),
+            &format!("target[{i}].kernel"),
+            format!(
+                "guest `{}` boots the kernel installed in its own root file system; remove `kernel`",
+                guest.name
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The VM's `machine`: microvm by default, q35 under libvirt, which cannot run microvm.
@@ -214,7 +271,7 @@ fn vm_kernel_args(loc: &Locator, i: usize, t: &RawTarget) -> Result<Vec<String>>
     Ok(kernel_args)
 }
 
-fn container_from_raw(loc: &Locator, i: usize, t: &RawTarget) -> Result<ContainerSpec> {
+fn container_from_raw(loc: &Locator, i: usize, t: &RawTarget, guest: Option<Guest>) -> Result<ContainerSpec> {
     let key = |k: &str| format!("target[{i}].{k}");
     let engine = one_of(
         loc,
@@ -260,5 +317,6 @@ fn container_from_raw(loc: &Locator, i: usize, t: &RawTarget) -> Result<Containe
         host,
         pids_limit,
         network,
+        guest,
     })
 }

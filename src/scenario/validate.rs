@@ -29,7 +29,8 @@ pub fn validate(path: &Path, text: &str) -> Result<Scenario> {
     if raw.target.is_empty() {
         return Err(loc.error(whole, "target", "no `[[target]]`: a scenario needs at least one target"));
     }
-    let targets = targets_from_raw(&loc, &raw, path.parent().unwrap_or(Path::new(".")))?;
+    let guests = super::guests::guests_from_raw(&loc, &raw.guest)?;
+    let targets = targets_from_raw(&loc, &raw, path.parent().unwrap_or(Path::new(".")), &guests)?;
     if raw.workload.is_empty() {
         return Err(loc.error(whole, "workload", "no `[[workload]]`: add `[[workload]]` with `kind = \"boot\"`"));
     }
@@ -60,6 +61,7 @@ pub fn validate(path: &Path, text: &str) -> Result<Scenario> {
         timeout: Duration::from_secs_f64(timeout_s),
         cpuset,
         accounting,
+        guests,
         targets,
         workloads,
         path: path.to_path_buf(),
@@ -68,11 +70,11 @@ pub fn validate(path: &Path, text: &str) -> Result<Scenario> {
 }
 
 /// Every `[[target]]`, each name once.
-fn targets_from_raw(loc: &Locator, raw: &RawScenario, base_dir: &Path) -> Result<Vec<Target>> {
+fn targets_from_raw(loc: &Locator, raw: &RawScenario, base_dir: &Path, guests: &[Guest]) -> Result<Vec<Target>> {
     let mut targets = Vec::new();
     let mut seen = HashSet::new();
     for (i, target) in raw.target.iter().enumerate() {
-        let t = super::targets::target_from_raw(loc, i, target, base_dir)?;
+        let t = super::targets::target_from_raw(loc, i, target, base_dir, guests)?;
         if !seen.insert(t.name.clone()) {
             let span = target.get_ref().name.as_ref().map(|n| n.span());
             return Err(loc.error(span, &format!("target[{i}].name"), format!("duplicate target name `{}`", t.name)));
@@ -234,7 +236,7 @@ fn check_disk_space(loc: &Locator, raw: &RawScenario, workloads: &[Workload]) ->
         else {
             continue;
         };
-        let scratch = crate::guest::cache::dir();
+        let scratch = crate::cache::dir();
         let Some(free) = free_bytes(&scratch) else { continue };
         if mib * 1024 * 1024 > free {
             let span = loc.find_key(raw.workload[i].span(), "file_mib").or(Some(raw.workload[i].span()));

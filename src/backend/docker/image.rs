@@ -70,6 +70,52 @@ pub async fn ensure(docker: &Docker, agent: &[u8], agent_sha256: &str) -> Result
     Ok(facts(tag, built, false))
 }
 
+/// Repository of imported guest root file systems; the tag is the tree's
+/// cache key and the agent's hash.
+pub const ROOTFS_REPOSITORY: &str = "vmbench/rootfs";
+
+pub fn rootfs_tag(built: &crate::guest::rootfs::Built, agent_sha256: &str) -> String {
+    format!("{ROOTFS_REPOSITORY}:{}-{}", &built.key[..16], &agent_sha256[..12])
+}
+
+/// Returns the image of a guest's root file system (the same tree the VM
+/// disk is made of), importing it through the Engine API (`docker import`)
+/// if the engine lacks it.
+pub async fn ensure_rootfs(docker: &Docker, built: &crate::guest::rootfs::Built, agent_sha256: &str) -> Result<ImageFacts> {
+    let tag = rootfs_tag(built, agent_sha256);
+    if let Ok(found) = docker.inspect_image(&tag).await {
+        return Ok(facts(tag, found, true));
+    }
+    let tree = built.tree.clone();
+    let archive = tokio::task::spawn_blocking(move || -> Result<Vec<u8>> {
+        let mut tar = tar::Builder::new(Vec::new());
+        tar.follow_symlinks(false);
+        // Docker's importer rejects GNU sparse entries (header type S).
+        tar.sparse(false);
+        tar.append_dir_all(".", &tree)
+            .with_context(|| format!("archiving {}", tree.display()))?;
+        Ok(tar.into_inner()?)
+    })
+    .await
+    .context("archiving the guest tree")??;
+    let (repo, version) = tag.split_once(':').expect("the tag has a version");
+    let options = bollard::query_parameters::CreateImageOptionsBuilder::default()
+        .from_src("-")
+        .repo(repo)
+        .tag(version)
+        .changes(vec![format!("LABEL vmbench.rootfs.key=\"{}\"", built.key)])
+        .build();
+    let mut stream = docker.create_image(Some(options), Some(bollard::body_full(archive.into())), None);
+    while let Some(item) = stream.next().await {
+        item.with_context(|| format!("importing image {tag}"))?;
+    }
+    let imported = docker
+        .inspect_image(&tag)
+        .await
+        .with_context(|| format!("image {tag} was not there after its import"))?;
+    Ok(facts(tag, imported, false))
+}
+
 fn facts(tag: String, image: bollard::models::ImageInspect, reused: bool) -> ImageFacts {
     ImageFacts {
         tag,

@@ -42,9 +42,10 @@ pub struct DockerBackend {
 }
 
 impl DockerBackend {
-    /// A labelled, pinned launch of this target running `cmd`.
-    fn plan(&self, image: &str, cmd: Vec<String>) -> spec::ContainerPlan {
-        spec::ContainerPlan::new(&self.spec, image, cmd)
+    /// A labelled, pinned launch of this target with the agent's
+    /// instruction `tokens`.
+    fn plan(&self, image: &str, tokens: Vec<String>) -> spec::ContainerPlan {
+        spec::ContainerPlan::for_guest(&self.spec, image, tokens)
             .labelled(&self.ctx.run_id, &self.name)
             .pinned(self.ctx.cpuset.as_ref())
     }
@@ -132,6 +133,30 @@ pub async fn check_runtime(docker: &Docker, engine: Engine, runtime: &str) -> Re
     bail!("{engine} has no runtime `{runtime}` (it offers: {}); {how}", offered.join(", "))
 }
 
+impl DockerBackend {
+    /// vmbench's agent image, or the image of the target's guest root file
+    /// system (built into the cache first if need be), with the guest's facts.
+    async fn ensure_image(
+        &self,
+        docker: &Docker,
+        agent_sha: &str,
+    ) -> Result<(crate::rundir::ImageFacts, Option<crate::rundir::GuestFacts>)> {
+        let Some(guest) = &self.spec.guest else {
+            return Ok((image::ensure(docker, guest::agent::bytes(), agent_sha).await?, None));
+        };
+        let rootfs = guest.rootfs.clone();
+        let sha = agent_sha.to_string();
+        let built = tokio::task::spawn_blocking(move || guest::rootfs::ensure(&rootfs, guest::agent::bytes(), &sha))
+            .await
+            .context("building the guest root file system")?
+            .with_context(|| format!("guest `{}`", guest.name))?;
+        let image = image::ensure_rootfs(docker, &built, agent_sha)
+            .await
+            .with_context(|| format!("guest `{}`", guest.name))?;
+        Ok((image, Some(crate::rundir::GuestFacts::new(guest, &built))))
+    }
+}
+
 #[async_trait]
 impl Backend for DockerBackend {
     async fn prepare(&mut self) -> Result<TargetFacts> {
@@ -145,7 +170,8 @@ impl Backend for DockerBackend {
         self.no_network = runtime.runtime_args.unwrap_or_default().iter().any(|a| a == "--network=none");
         self.gvisor = self.spec.runtime == "runsc" || runtime.path.is_some_and(|p| p.ends_with("/runsc"));
         let agent_sha = guest::agent::sha256();
-        let image = image::ensure(&docker, guest::agent::bytes(), &agent_sha)
+        let (image, guest_facts) = self
+            .ensure_image(&docker, &agent_sha)
             .await
             .with_context(|| format!("target `{}`", self.name))?;
         let probe_name = format!("{}{}-{}-probe", spec::NAME_PREFIX, self.ctx.run_id, self.name);
@@ -177,6 +203,7 @@ impl Backend for DockerBackend {
                 )])
                 .collect(),
             cpuset: self.ctx.cpuset.as_ref().map(ToString::to_string),
+            guest: guest_facts,
             ..Default::default()
         };
         self.image = Some(image.tag);

@@ -18,6 +18,9 @@ pub const NAME_PREFIX: &str = "vmbench-";
 /// Where disk workloads find the host's scratch directory.
 pub const SCRATCH_MOUNT: &str = "/scratch";
 
+/// systemd in a guest tree, started as PID 1 for `init = "systemd"`.
+pub const SYSTEMD_PATH: &str = "/lib/systemd/systemd";
+
 /// Where the agent sits in the image.
 pub const AGENT_PATH: &str = "/vmbench-agent";
 
@@ -46,6 +49,22 @@ pub enum ContainerOption {
     PublishAgentPort,
     /// The host CPUs the container may run on (`--cpuset-cpus`).
     CpuSet(String),
+    /// The program the container starts, replacing the image's entrypoint.
+    Entrypoint(String),
+    /// An environment variable of the container's first process.
+    Env(String, String),
+    /// Capabilities given back after `CapDrop("ALL")`: what systemd as PID 1
+    /// needs (mounting its own cgroup file system and the API file systems).
+    CapAdd(Vec<&'static str>),
+    /// A cgroup namespace of the container's own, in which systemd mounts
+    /// a cgroup hierarchy it may write.
+    CgroupnsPrivate,
+    /// Empty tmpfs file systems mounted at these paths.
+    Tmpfs(Vec<&'static str>),
+    /// A terminal as the container's console: systemd as PID 1 points its
+    /// own standard output at /dev/null and writes to `/dev/console`, which
+    /// only exists, and reaches the engine's stream, with a terminal.
+    Tty,
 }
 
 impl ContainerOption {
@@ -84,6 +103,12 @@ impl ContainerOption {
                 body.exposed_ports = Some(vec![agent_port()]);
             }
             ContainerOption::CpuSet(cpus) => host(body).cpuset_cpus = Some(cpus.clone()),
+            ContainerOption::Entrypoint(path) => body.entrypoint = Some(vec![path.clone()]),
+            ContainerOption::Env(key, value) => body.env.get_or_insert_with(Vec::new).push(format!("{key}={value}")),
+            ContainerOption::CapAdd(caps) => host(body).cap_add = Some(caps.iter().map(|c| c.to_string()).collect()),
+            ContainerOption::CgroupnsPrivate => host(body).cgroupns_mode = Some(bollard::models::HostConfigCgroupnsModeEnum::PRIVATE),
+            ContainerOption::Tmpfs(paths) => host(body).tmpfs = Some(paths.iter().map(|p| (p.to_string(), String::new())).collect()),
+            ContainerOption::Tty => body.tty = Some(true),
         }
     }
 
@@ -106,6 +131,12 @@ impl ContainerOption {
             ContainerOption::Scratch(dir) => ("--volume", scratch_bind(dir)),
             ContainerOption::PublishAgentPort => ("--publish", format!("127.0.0.1::{}", agent_port())),
             ContainerOption::CpuSet(cpus) => ("--cpuset-cpus", cpus.clone()),
+            ContainerOption::Entrypoint(path) => ("--entrypoint", path.clone()),
+            ContainerOption::Env(key, value) => ("--env", format!("{key}={value}")),
+            ContainerOption::CapAdd(caps) => return repeated("--cap-add", caps),
+            ContainerOption::CgroupnsPrivate => ("--cgroupns", "private".to_string()),
+            ContainerOption::Tmpfs(paths) => return repeated("--tmpfs", paths),
+            ContainerOption::Tty => return vec!["--tty".to_string()],
         };
         vec![flag.to_string(), value]
     }
@@ -125,9 +156,19 @@ impl ContainerOption {
             ContainerOption::Scratch(dir) => ("scratch", scratch_bind(dir)),
             ContainerOption::PublishAgentPort => ("publish", format!("127.0.0.1::{}", agent_port())),
             ContainerOption::CpuSet(cpus) => ("cpuset", cpus.clone()),
+            ContainerOption::Entrypoint(path) => ("entrypoint", path.clone()),
+            ContainerOption::Env(key, value) => return (format!("env.{key}"), value.clone()),
+            ContainerOption::CapAdd(caps) => ("cap_add", caps.join(",")),
+            ContainerOption::CgroupnsPrivate => ("cgroupns", "private".to_string()),
+            ContainerOption::Tmpfs(paths) => ("tmpfs", paths.join(",")),
+            ContainerOption::Tty => ("tty", "true".to_string()),
         };
         (key.to_string(), value)
     }
+}
+
+fn repeated(flag: &str, values: &[&str]) -> Vec<String> {
+    values.iter().flat_map(|v| [flag.to_string(), v.to_string()]).collect()
 }
 
 fn network_name(mode: Option<ContainerNetwork>) -> &'static str {
@@ -197,6 +238,39 @@ impl ContainerPlan {
         self.options
             .push(ContainerOption::Label(TARGET_LABEL.to_string(), target.to_string()));
         self
+    }
+
+    /// A launch of `spec`'s guest carrying the agent's instruction `tokens`:
+    /// vmbench's agent image takes them as its command; a guest tree whose
+    /// init is the agent starts the agent with them; a guest booting systemd
+    /// gets them in PID 1's environment (the agent's unit reads them there)
+    /// and only what systemd needs beyond the default hardening: two
+    /// capabilities, a cgroup namespace, tmpfs mounts and a terminal for
+    /// its console.
+    pub fn for_guest(spec: &ContainerSpec, image: &str, tokens: Vec<String>) -> Self {
+        use crate::scenario::GuestInit;
+        match spec.guest.as_ref().map(|g| g.init) {
+            None => ContainerPlan::new(spec, image, tokens),
+            Some(GuestInit::Agent) => {
+                let mut plan = ContainerPlan::new(spec, image, tokens);
+                plan.options
+                    .push(ContainerOption::Entrypoint(crate::guest::rootfs::AGENT_PATH.to_string()));
+                plan
+            }
+            Some(GuestInit::Systemd) => {
+                let mut plan = ContainerPlan::new(spec, image, Vec::new());
+                plan.options.extend([
+                    ContainerOption::Entrypoint(SYSTEMD_PATH.to_string()),
+                    ContainerOption::Env("container".into(), spec.engine.as_str().into()),
+                    ContainerOption::Env(crate::protocol::INSTRUCTIONS_ENV.into(), tokens.join(" ")),
+                    ContainerOption::CapAdd(vec!["SYS_ADMIN", "DAC_OVERRIDE"]),
+                    ContainerOption::CgroupnsPrivate,
+                    ContainerOption::Tmpfs(vec!["/run", "/run/lock", "/tmp", "/sys/fs/cgroup"]),
+                    ContainerOption::Tty,
+                ]);
+                plan
+            }
+        }
     }
 
     /// Pins the container to `cpuset` (the run's target CPUs), if any.
@@ -320,7 +394,53 @@ mod tests {
             host: None,
             pids_limit: 64,
             network: crate::scenario::ContainerNetwork::Published,
+            guest: None,
         }
+    }
+
+    fn guest(init: crate::scenario::GuestInit) -> ContainerSpec {
+        ContainerSpec {
+            guest: Some(crate::scenario::Guest {
+                name: "debian".into(),
+                rootfs: crate::scenario::Rootfs {
+                    distro: crate::scenario::Distro::Debian,
+                    suite: "bookworm".into(),
+                    packages: vec![],
+                    mirror: crate::scenario::DEFAULT_DEBIAN_MIRROR.into(),
+                },
+                init,
+            }),
+            ..spec()
+        }
+    }
+
+    #[test]
+    fn a_systemd_guest_gets_its_instructions_in_the_environment_and_only_what_systemd_needs() {
+        let tokens = vec!["vmbench.nonce=ab".to_string(), "vmbench.workload=boot".to_string()];
+        let plan = ContainerPlan::for_guest(&guest(crate::scenario::GuestInit::Systemd), "img", tokens.clone());
+        let body = plan.body();
+        assert_eq!(body.entrypoint, Some(vec![SYSTEMD_PATH.to_string()]));
+        assert_eq!(body.cmd, Some(vec![]));
+        let env = body.env.clone().unwrap();
+        assert!(env.contains(&"VMBENCH_INSTRUCTIONS=vmbench.nonce=ab vmbench.workload=boot".to_string()));
+        assert!(env.contains(&"container=docker".to_string()));
+        let host = body.host_config.unwrap();
+        assert_eq!(host.cap_drop, Some(vec!["ALL".to_string()]));
+        assert_eq!(host.cap_add, Some(vec!["SYS_ADMIN".to_string(), "DAC_OVERRIDE".to_string()]));
+        assert_eq!(host.readonly_rootfs, Some(true));
+        assert!(host.tmpfs.unwrap().contains_key("/sys/fs/cgroup"));
+        assert_eq!(body.tty, Some(true));
+        let settings = plan.settings();
+        assert_eq!(settings["cap_add"], "SYS_ADMIN,DAC_OVERRIDE");
+        assert_eq!(settings["cgroupns"], "private");
+        let argv = plan.argv();
+        assert!(argv.windows(2).any(|w| w == ["--cap-add", "DAC_OVERRIDE"]));
+        assert!(argv.iter().any(|a| a == "--tty"));
+        // The agent as the guest's init: the agent image's command line, from the tree's path.
+        let agent = ContainerPlan::for_guest(&guest(crate::scenario::GuestInit::Agent), "img", tokens.clone()).body();
+        assert_eq!(agent.entrypoint, Some(vec![crate::guest::rootfs::AGENT_PATH.to_string()]));
+        assert_eq!(agent.cmd, Some(tokens));
+        assert!(agent.host_config.unwrap().cap_add.is_none());
     }
 
     #[test]

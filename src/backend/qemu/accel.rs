@@ -79,6 +79,7 @@ pub async fn probe(qemu: &Path, kernel: &Path, initrd: &Path) -> Verdict {
         kernel: kernel.to_path_buf(),
         initrd: initrd.to_path_buf(),
         append,
+        root_disk: None,
         disk: None,
         forward_port: None,
         cpuset: None,

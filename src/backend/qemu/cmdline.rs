@@ -48,6 +48,10 @@ pub struct QemuCommand {
     pub initrd: PathBuf,
     /// Kernel command line, one parameter per entry.
     pub append: Vec<String>,
+    /// A guest's root file system image, attached first as virtio-blk with
+    /// writes going to a temporary overlay QEMU discards (`snapshot=on`), so
+    /// every boot starts from the same disk.
+    pub root_disk: Option<PathBuf>,
     /// A raw image attached as virtio-blk (the disk workload's `/dev/vda`).
     pub disk: Option<PathBuf>,
     /// A virtio-net NIC on QEMU's user network, with this host port on
@@ -107,6 +111,19 @@ impl QemuCommand {
         pair("-kernel", self.kernel.display().to_string());
         pair("-initrd", self.initrd.display().to_string());
         pair("-append", self.append.join(" "));
+        if let Some(root) = &self.root_disk {
+            pair(
+                "-drive",
+                format!(
+                    "file={},format=raw,if=none,id=root,cache={DISK_CACHE},aio=threads,snapshot=on",
+                    root.display()
+                ),
+            );
+            pair(
+                "-device",
+                format!("{},drive=root,serial=vmbench-root", virtio_device(Virtio::Blk, self.machine)),
+            );
+        }
         if let Some(disk) = &self.disk {
             pair(
                 "-drive",
@@ -146,6 +163,7 @@ mod tests {
             kernel: "/k/vmlinuz".into(),
             initrd: "/k/initrd.cpio".into(),
             append: vec!["console=ttyS0".into(), "vmbench.nonce=ab".into()],
+            root_disk: None,
             disk: None,
             forward_port: None,
             cpuset: None,
@@ -185,6 +203,18 @@ mod tests {
         assert_eq!(value_after(&args, "-device"), "virtio-blk-device,drive=disk0");
         cmd.machine = Machine::Q35;
         assert_eq!(value_after(&cmd.args(), "-device"), "virtio-blk-pci,drive=disk0");
+    }
+
+    #[test]
+    fn a_guest_disk_comes_first_and_every_boot_discards_its_writes() {
+        let mut cmd = command(Machine::Q35, Accel::Tcg);
+        cmd.root_disk = Some("/c/disk.img".into());
+        let args = cmd.args();
+        assert_eq!(
+            value_after(&args, "-drive"),
+            "file=/c/disk.img,format=raw,if=none,id=root,cache=none,aio=threads,snapshot=on"
+        );
+        assert_eq!(value_after(&args, "-device"), "virtio-blk-pci,drive=root,serial=vmbench-root");
     }
 
     #[test]

@@ -80,6 +80,9 @@ pub struct PreparedVm {
 /// accelerator and describes the result; shared by the qemu and libvirt
 /// backends so both boot exactly the same guest.
 pub async fn prepare_vm(name: &str, spec: &VmSpec, ctx: &RunContext) -> Result<PreparedVm> {
+    if let Some(guest) = &spec.guest {
+        return prepare_guest_vm(name, spec, guest, ctx).await;
+    }
     let qemu = find_qemu(spec.qemu.as_deref())?;
     let version = qemu_version(&qemu).await?;
     let kernel = guest::kernel::find(spec.kernel.path()).with_context(|| format!("target `{name}`"))?;
@@ -87,18 +90,7 @@ pub async fn prepare_vm(name: &str, spec: &VmSpec, ctx: &RunContext) -> Result<P
     let initramfs = guest::initramfs::for_kernel(&kernel.path, false).context("building the initramfs")?;
     let with_drivers = guest::initramfs::for_kernel(&kernel.path, true).context("building the initramfs with drivers")?;
     let (accel, accel_reason) = choose_accel(ctx, name, spec, &qemu, &kernel.path, &initramfs.path).await?;
-    let mut append: Vec<String> = BASE_KERNEL_ARGS.iter().map(|s| s.to_string()).collect();
-    if accel == Accel::Tcg {
-        // See host::tsc_khz: without it TCG microVMs sometimes hang.
-        append.extend(crate::host::tsc_khz().map(|khz| format!("tsc_early_khz={khz}")));
-        // Under emulation the clocksource watchdog sees the TSC drift against
-        // the (equally emulated) HPET or PM timer and demotes it; a microvm
-        // has neither, so the guest fell back to 4 ms jiffies and every
-        // duration the agent measured was quantised to 4 ms. The agent checks
-        // its clock's resolution anyway (a coarse clock fails the sample).
-        append.push("tsc=reliable".into());
-    }
-    append.extend(spec.kernel_args.iter().cloned());
+    let append = kernel_args(accel, &[], &spec.kernel_args);
     let template = QemuCommand {
         binary: qemu.clone(),
         machine: spec.machine,
@@ -108,6 +100,7 @@ pub async fn prepare_vm(name: &str, spec: &VmSpec, ctx: &RunContext) -> Result<P
         kernel: kernel.path.clone(),
         initrd: initramfs.path.clone(),
         append,
+        root_disk: None,
         disk: None,
         forward_port: None,
         cpuset: ctx.cpuset.clone(),
@@ -126,6 +119,97 @@ pub async fn prepare_vm(name: &str, spec: &VmSpec, ctx: &RunContext) -> Result<P
     Ok(PreparedVm {
         template,
         initrd_drivers: with_drivers.path,
+        facts,
+    })
+}
+
+/// vmbench's kernel parameters for `accel`, then `guest_args` (how a guest
+/// system finds its root), then the scenario's own `extra`.
+fn kernel_args(accel: Accel, guest_args: &[String], extra: &[String]) -> Vec<String> {
+    let mut append: Vec<String> = BASE_KERNEL_ARGS.iter().map(|s| s.to_string()).collect();
+    if accel == Accel::Tcg {
+        // See host::tsc_khz: without it TCG microVMs sometimes hang.
+        append.extend(crate::host::tsc_khz().map(|khz| format!("tsc_early_khz={khz}")));
+        // Under emulation the clocksource watchdog sees the TSC drift against
+        // the (equally emulated) HPET or PM timer and demotes it; a microvm
+        // has neither, so the guest fell back to 4 ms jiffies and every
+        // duration the agent measured was quantised to 4 ms. The agent checks
+        // its clock's resolution anyway (a coarse clock fails the sample).
+        append.push("tsc=reliable".into());
+    }
+    append.extend(guest_args.iter().cloned());
+    append.extend(extra.iter().cloned());
+    append
+}
+
+/// A VM booting a `[[guest]]`: its root file system built (or found in the
+/// cache) as a disk image, booted with the kernel and initramfs the tree
+/// installed, `root=` by the disk's label, and the agent as init or as a
+/// systemd unit. The accelerator is probed with vmbench's own guest.
+async fn prepare_guest_vm(name: &str, spec: &VmSpec, guest_spec: &crate::scenario::Guest, ctx: &RunContext) -> Result<PreparedVm> {
+    let qemu = find_qemu(spec.qemu.as_deref())?;
+    let version = qemu_version(&qemu).await?;
+    let agent_sha = guest::agent::sha256();
+    let rootfs = guest_spec.rootfs.clone();
+    let sha = agent_sha.clone();
+    let built = tokio::task::spawn_blocking(move || guest::rootfs::ensure(&rootfs, guest::agent::bytes(), &sha))
+        .await
+        .context("building the guest root file system")?
+        .with_context(|| format!("target `{name}`: guest `{}`", guest_spec.name))?;
+    let probe_kernel = guest::kernel::find(None).with_context(|| format!("target `{name}`: the KVM probe's kernel"))?;
+    let probe_initrd = guest::initramfs::for_kernel(&probe_kernel.path, false).context("building the initramfs")?;
+    let (accel, accel_reason) = choose_accel(ctx, name, spec, &qemu, &probe_kernel.path, &probe_initrd.path).await?;
+    let mut root_args = vec![format!("root=LABEL={}", guest::rootfs::DISK_LABEL), "rw".to_string()];
+    if guest_spec.init == crate::scenario::GuestInit::Agent {
+        root_args.push(format!("init={}", guest::rootfs::AGENT_PATH));
+    }
+    let template = QemuCommand {
+        binary: qemu.clone(),
+        machine: spec.machine,
+        accel,
+        vcpus: spec.vcpus,
+        memory_mib: spec.memory_mib,
+        kernel: built.kernel.clone(),
+        initrd: built.initrd.clone(),
+        append: kernel_args(accel, &root_args, &spec.kernel_args),
+        root_disk: Some(built.disk.clone()),
+        disk: None,
+        forward_port: None,
+        cpuset: ctx.cpuset.clone(),
+    };
+    let reproduce = with_instructions(&template, &Instructions::new("repro", "boot")).argv();
+    let kernel = Kernel {
+        path: built.kernel.clone(),
+        source: format!("guest `{}`", guest_spec.name),
+        sha256: guest::sha256_file(&built.kernel)?,
+        bytes: std::fs::metadata(&built.kernel)?.len(),
+    };
+    let initrd = guest::initramfs::Initramfs {
+        path: built.initrd.clone(),
+        sha256: guest::sha256_file(&built.initrd)?,
+        bytes: std::fs::metadata(&built.initrd)?.len(),
+        reused: built.disk_build_ms.is_none(),
+    };
+    let mut facts = facts(name, &template, &kernel, &initrd, version, accel_reason, reproduce, agent_sha);
+    facts
+        .settings
+        .insert("accounting".into(), super::cgroup::accounting("the QEMU process", ctx.accounting));
+    facts.settings.insert(
+        "root_disk".into(),
+        format!(
+            "virtio-blk, raw ext4 image, cache={} (O_DIRECT on the host), snapshot=on (writes discarded)",
+            cmdline::DISK_CACHE
+        ),
+    );
+    // What has to be stored to boot it: the disk's blocks, kernel and initrd.
+    facts.artifact_bytes = built.disk_allocated_bytes + kernel.bytes + initrd.bytes;
+    let mut guest_facts = crate::rundir::GuestFacts::new(guest_spec, &built);
+    guest_facts.disk_bytes = Some(built.disk_bytes);
+    guest_facts.disk_allocated_bytes = Some(built.disk_allocated_bytes);
+    facts.guest = Some(guest_facts);
+    Ok(PreparedVm {
+        initrd_drivers: built.initrd.clone(),
+        template,
         facts,
     })
 }
@@ -183,6 +267,17 @@ impl Backend for QemuBackend {
         self.template = Some(prepared.template);
         self.initrd_drivers = Some(prepared.initrd_drivers);
         Ok(prepared.facts)
+    }
+
+    fn not_applicable(&self, workload: &crate::scenario::Workload) -> Option<String> {
+        let guest = self.spec.guest.as_ref()?;
+        matches!(workload.kind, WorkloadKind::Disk | WorkloadKind::Network).then(|| {
+            format!(
+                "guest `{}` boots from its own disk; the {} workload's second disk or network device is not \
+                 wired into guest systems yet (it runs in vmbench's own VM guest)",
+                guest.name, workload.kind
+            )
+        })
     }
 
     fn scratch_dir(&self) -> PathBuf {
