@@ -1,5 +1,7 @@
 //! Where start-up time goes: one stacked bar per target, made of the medians
-//! of its phases (VM: before the kernel, kernel, init; libvirt: the create
+//! of its phases (VM: before the kernel, kernel, init, and for a guest
+//! booting systemd its userspace phase and the wait for the agent's unit;
+//! libvirt: the create
 //! call first; container: create, attach, start to ready; native: spawn to
 //! ready). Each bar is labelled with its median `ready_ms` (a sum of
 //! medians is not the median of the sums), so targets that differ by orders
@@ -27,6 +29,8 @@ const PHASES: &[(&str, (u8, u8, u8))] = &[
     ("libvirt create call", (140, 86, 75)),
     ("before the kernel (QEMU, firmware)", (31, 119, 180)),
     ("guest kernel", (174, 199, 232)),
+    ("systemd to multi-user.target", (148, 103, 189)),
+    ("then to the agent's start", (197, 176, 213)),
     ("create", (255, 127, 14)),
     ("attach", (255, 187, 120)),
     ("start to ready", (44, 160, 44)),
@@ -53,6 +57,18 @@ pub fn bars(metrics: &[MetricSummary], targets: &[(String, crate::rundir::Target
         let segments: Option<Vec<(&'static str, f64)>> = match kind {
             crate::rundir::TargetKind::Vm => (|| {
                 let (pre, kernel, init) = (m("pre_kernel_ms")?, m("kernel_ms")?, m("init_ms")?);
+                if let (Some(userspace), Some(ready)) = (m("userspace_ms"), m("ready_ms")) {
+                    // A guest booting systemd: its own phases, then the wait
+                    // until the agent's unit ran.
+                    let rest = (ready - pre - kernel - userspace - init).max(0.0);
+                    return Some(vec![
+                        ("before the kernel (QEMU, firmware)", pre),
+                        ("guest kernel", kernel),
+                        ("systemd to multi-user.target", userspace),
+                        ("then to the agent's start", rest),
+                        ("agent init", init),
+                    ]);
+                }
                 Some(match m("create_ms") {
                     // libvirt: its create call is part of the time before the kernel.
                     Some(create) => vec![
@@ -88,6 +104,16 @@ pub fn bars(metrics: &[MetricSummary], targets: &[(String, crate::rundir::Target
     out
 }
 
+/// How far the x axis reaches beyond the longest bar, so that the longest
+/// bar's `ready` label (up to ~140 px) ends left of the legend (up to
+/// ~300 px wide, in the upper right) on a chart `width` pixels wide with a
+/// 300 px label area and 16 px margins.
+fn x_stretch(width: u32) -> f64 {
+    let plot = f64::from(width.saturating_sub(332)).max(1.0);
+    let free = (plot - 440.0).max(plot * 0.3);
+    plot / free
+}
+
 /// The chart's plotting area: milliseconds across, one row per bar.
 type Chart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 
@@ -110,7 +136,7 @@ where
         .margin(16)
         .x_label_area_size(40)
         .y_label_area_size(300)
-        .build_cartesian_2d(0.0..longest * 1.7, -0.5f64..(n - 0.5))
+        .build_cartesian_2d(0.0..longest * x_stretch(root.dim_in_pixel().0), -0.5f64..(n - 0.5))
         .map_err(err)?;
     let label = |y: &f64| super::row_label(&labels, *y);
     chart

@@ -79,7 +79,13 @@ pub struct TargetSummary {
     /// `kvm`/`tcg` and machine for VMs, engine and runtime for containers.
     pub how: String,
     pub artifact_bytes: u64,
+    /// What `artifact_bytes` counts (`image ...`, `kernel + initramfs`, ...).
+    #[serde(default)]
+    pub artifact: String,
     pub failed_trials: usize,
+    /// The `[[guest]]` system the target ran, with its sizes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guest: Option<crate::rundir::GuestFacts>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -154,7 +160,9 @@ fn target_summaries(record: &RunRecord, samples: &[Sample]) -> Vec<TargetSummary
             kind: t.kind,
             how: super::table::how(Some(t)),
             artifact_bytes: t.artifact_bytes,
+            artifact: super::table::artifact_label(t),
             failed_trials: failed.get(&t.name).copied().unwrap_or(0),
+            guest: t.guest.clone(),
         })
         .collect()
 }

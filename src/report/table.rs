@@ -113,6 +113,7 @@ pub fn summary(record: &RunRecord, samples: &[Sample]) -> String {
     }
     out.push('\n');
     out.push_str(&artifacts(record));
+    out.push_str(&guests(record));
     out.push_str(&notes(record, &metrics));
     if record.targets.iter().any(|t| t.accel.as_deref() == Some("tcg")) {
         out.push_str("\nTCG: QEMU emulated the guest CPU (no KVM); VM numbers measure emulation, not hardware virtualisation.\n");
@@ -138,6 +139,47 @@ fn artifacts(record: &RunRecord) -> String {
         })
         .collect();
     render(&["target", "artifact", "MiB"], &rows)
+}
+
+/// The guest systems' root file systems: the same tree as files, as a VM
+/// disk and as a container image. Empty when no target ran one.
+fn guests(record: &RunRecord) -> String {
+    let mib = |b: u64| format!("{:.1}", b as f64 / (1024.0 * 1024.0));
+    let rows: Vec<Vec<String>> = record
+        .targets
+        .iter()
+        .filter_map(|t| {
+            let g = t.guest.as_ref()?;
+            Some(vec![
+                t.name.clone(),
+                g.name.clone(),
+                g.init.clone(),
+                format!("{} {}", g.distro, g.suite),
+                mib(g.tree_bytes),
+                g.disk_bytes.map_or("–".into(), mib),
+                g.disk_allocated_bytes.map_or("–".into(), mib),
+                t.image.as_ref().map_or("–".into(), |i| mib(i.size_bytes)),
+            ])
+        })
+        .collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("\n");
+    out.push_str(&render(
+        &[
+            "target",
+            "guest",
+            "init",
+            "system",
+            "tree MiB",
+            "disk MiB",
+            "allocated MiB",
+            "image MiB",
+        ],
+        &rows,
+    ));
+    out
 }
 
 fn notes(record: &RunRecord, rows: &[super::MetricRow]) -> String {
@@ -168,9 +210,12 @@ pub fn ratio(r: &crate::stats::Ratio) -> String {
     format!("{}× [{}, {}]{mark}", number(r.value), number(r.low), number(r.high))
 }
 
-fn artifact_label(t: &TargetFacts) -> String {
+pub fn artifact_label(t: &TargetFacts) -> String {
     if t.unavailable.is_some() {
         return "none (unavailable here)".to_string();
+    }
+    if let (Some(guest), None) = (&t.guest, &t.image) {
+        return format!("guest `{}`: disk (allocated) + kernel + initrd", guest.name);
     }
     match (&t.image, &t.kernel, &t.initramfs) {
         (Some(image), _, _) => format!("image {}", image.tag),

@@ -311,3 +311,94 @@ fn repetitions_auto_errors_name_their_key() {
     assert_eq!(e.key, "target_cov");
     assert!(e.message.contains("only applies with repetitions = \"auto\""), "{e}");
 }
+
+const GUESTS: &str = r#"name = "full"
+
+[[guest]]
+name = "debian"
+rootfs = { distro = "debian", suite = "bookworm", packages = ["nginx", "curl", "nginx"] }
+
+[[guest]]
+name = "bare"
+rootfs = { suite = "bookworm" }
+init = "agent"
+
+[[target]]
+name = "vm"
+kind = "vm"
+guest = "debian"
+
+[[target]]
+name = "ctr"
+kind = "container"
+guest = "bare"
+
+[[workload]]
+kind = "boot"
+"#;
+
+fn bad_guests(from: &str, to: &str) -> ScenarioError {
+    assert!(GUESTS.contains(from), "{from} not in GUESTS");
+    parse_str(&GUESTS.replacen(from, to, 1)).expect_err("should be rejected")
+}
+
+#[test]
+fn guests_are_parsed_and_targets_carry_the_one_they_name() {
+    let s = parse_str(GUESTS).unwrap();
+    assert_eq!(s.guests.len(), 2);
+    let debian = &s.guests[0];
+    assert_eq!(debian.init, GuestInit::Systemd, "systemd is the default init of a guest");
+    assert_eq!(debian.rootfs.packages, ["curl", "nginx"], "sorted, without duplicates");
+    assert_eq!(debian.rootfs.mirror, DEFAULT_DEBIAN_MIRROR);
+    let TargetSpec::Vm(vm) = &s.targets[0].spec else { panic!() };
+    assert_eq!(vm.guest.as_ref(), Some(debian));
+    assert_eq!(vm.machine, Machine::Microvm);
+    let TargetSpec::Container(ctr) = &s.targets[1].spec else { panic!() };
+    assert_eq!(ctr.guest.as_ref().map(|g| g.init), Some(GuestInit::Agent));
+}
+
+#[test]
+fn guest_errors_name_their_line_and_key() {
+    let e = bad_guests("guest = \"bare\"", "guest = \"ubuntu\"");
+    assert_eq!((e.line, e.key.as_str()), (20, "target[1].guest"));
+    assert!(
+        e.message.contains("no guest named `ubuntu`") && e.message.contains("`debian`, `bare`"),
+        "{e}"
+    );
+    let e = bad_guests("\"nginx\", \"curl\"", "\"Nginx\"");
+    assert_eq!((e.line, e.key.as_str()), (5, "guest[0].rootfs.packages"));
+    assert!(e.message.contains("`Nginx` is not a Debian package name"), "{e}");
+    let e = bad_guests("suite = \"bookworm\" }\ninit", "suite = \"Book worm\" }\ninit");
+    assert_eq!(e.key, "guest[1].rootfs.suite");
+    let e = bad_guests("rootfs = { suite = \"bookworm\" }", "rootfs = { distro = \"debian\" }");
+    assert!(e.key == "guest[1].rootfs.suite" && e.message.contains("missing"), "{e}");
+    let e = bad_guests(
+        "rootfs = { suite = \"bookworm\" }",
+        "rootfs = { distro = \"fedora\", suite = \"40\" }",
+    );
+    assert_eq!(e.key, "guest[1].rootfs.distro");
+    let e = bad_guests("init = \"agent\"", "init = \"openrc\"");
+    assert!(e.key == "guest[1].init" && e.message.contains("\"systemd\""), "{e}");
+    let e = bad_guests("name = \"bare\"", "name = \"debian\"");
+    assert!(e.message.contains("duplicate guest name"), "{e}");
+    let e = bad_guests("rootfs = { suite = \"bookworm\" }", "rootfs = { suite = \"bookworm\", size = 3 }");
+    assert!(e.message.contains("size"), "{e}");
+    let e = bad_guests("rootfs = { suite = \"bookworm\" }\n", "");
+    assert!(e.key == "guest[1].rootfs" && e.message.contains("missing"), "{e}");
+    let e = bad_guests(
+        "[[target]]\nname = \"vm\"",
+        "[[target]]\nname = \"native\"\nkind = \"native\"\nguest = \"debian\"\n[[target]]\nname = \"vm\"",
+    );
+    assert_eq!(e.key, "target[0].guest");
+}
+
+#[test]
+fn a_guest_vm_boots_its_own_kernel_with_qemu() {
+    let e = bad_guests("guest = \"debian\"", "guest = \"debian\"\nkernel = \"/boot/vmlinuz\"");
+    assert_eq!(e.key, "target[0].kernel");
+    assert!(e.message.contains("kernel installed in its own root file system"), "{e}");
+    if cfg!(feature = "libvirt") {
+        let e = bad_guests("guest = \"debian\"", "guest = \"debian\"\nbackend = \"libvirt\"");
+        assert_eq!(e.key, "target[0].guest");
+    }
+}
