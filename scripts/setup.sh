@@ -21,6 +21,9 @@ fi
 
 PACKAGES=(qemu-system-x86 docker.io hyperfine ca-certificates crun runsc fonts-dejavu-core
           libvirt-daemon-system libvirt-dev pkg-config podman chromium curl)
+# Guest systems ([[guest]]): mmdebstrap builds the root file system from the
+# distribution's archive, mkfs.ext4 -d makes the VM disk of it.
+PACKAGES+=(mmdebstrap e2fsprogs)
 CACHE_DIR=${VMBENCH_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/vmbench}
 APT_UPDATED=0
 

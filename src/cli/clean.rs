@@ -18,6 +18,11 @@ pub struct CleanArgs {
     /// libvirt connection URI whose vmbench domains to destroy.
     #[arg(long, default_value = "qemu:///system")]
     pub libvirt_uri: String,
+    /// Also empty the cache of built guest systems: the root file systems
+    /// and disk images under the cache directory, and the `vmbench/rootfs`
+    /// images in Docker and Podman. The next run builds them again.
+    #[arg(long)]
+    pub cache: bool,
 }
 
 pub fn exec(args: CleanArgs) -> anyhow::Result<i32> {
@@ -32,6 +37,10 @@ pub fn exec(args: CleanArgs) -> anyhow::Result<i32> {
                 Ok(client) => {
                     let removed = docker::remove_all_containers(&client).await?;
                     println!("removed {removed} vmbench container(s) from {engine} at {address}");
+                    if args.cache {
+                        let removed = docker::image::remove_rootfs_images(&client).await?;
+                        println!("removed {removed} guest image(s) from {engine} at {address}");
+                    }
                 }
                 Err(e) => println!("skipped {engine}: {e:#}"),
             }
@@ -40,6 +49,9 @@ pub fn exec(args: CleanArgs) -> anyhow::Result<i32> {
         if let Some(hierarchies) = crate::backend::cgroup::Hierarchies::of_host() {
             let removed = crate::backend::cgroup::remove_all(&hierarchies);
             println!("removed {removed} cgroup directory(ies) of vmbench runs");
+        }
+        if args.cache {
+            clean_guest_cache()?;
         }
         Ok(0)
     })
@@ -59,4 +71,15 @@ async fn clean_libvirt(uri: &str) {
 #[cfg(not(feature = "libvirt"))]
 async fn clean_libvirt(_uri: &str) {
     println!("skipped libvirt: this vmbench was built without the `libvirt` feature");
+}
+
+/// Removes the built guest root file systems and disk images.
+fn clean_guest_cache() -> anyhow::Result<()> {
+    let dir = crate::guest::rootfs::cache_root();
+    match std::fs::remove_dir_all(&dir) {
+        Ok(()) => println!("removed the guest systems in {}", dir.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => println!("no guest systems in {}", dir.display()),
+        Err(e) => anyhow::bail!("removing {}: {e}", dir.display()),
+    }
+    Ok(())
 }

@@ -106,11 +106,16 @@ pub struct Built {
     pub disk_build_ms: Option<f64>,
 }
 
+/// Where built root file systems live (`vmbench clean --cache` empties it).
+pub fn cache_root() -> PathBuf {
+    cache::dir().join("rootfs")
+}
+
 /// The root file system for `rootfs` with `agent` in it, building whatever
 /// the cache lacks.
 pub fn ensure(rootfs: &Rootfs, agent: &[u8], agent_sha256: &str) -> Result<Built> {
     let key = key(rootfs);
-    let dir = cache::dir().join("rootfs").join(&key);
+    let dir = cache_root().join(&key);
     let base = dir.join("base");
     let build_ms = if base.is_dir() {
         None

@@ -116,6 +116,26 @@ pub async fn ensure_rootfs(docker: &Docker, built: &crate::guest::rootfs::Built,
     Ok(facts(tag, imported, false))
 }
 
+/// Removes every imported guest image (`vmbench/rootfs:*`); returns how many.
+pub async fn remove_rootfs_images(docker: &Docker) -> Result<usize> {
+    let filters = std::collections::HashMap::from([("reference", vec![format!("{ROOTFS_REPOSITORY}:*")])]);
+    let options = bollard::query_parameters::ListImagesOptionsBuilder::default()
+        .filters(&filters)
+        .build();
+    let images = docker.list_images(Some(options)).await.context("listing guest images")?;
+    let mut removed = 0;
+    for image in images {
+        for tag in image.repo_tags.iter().filter(|t| t.starts_with(ROOTFS_REPOSITORY)) {
+            docker
+                .remove_image(tag, None::<bollard::query_parameters::RemoveImageOptions>, None)
+                .await
+                .with_context(|| format!("removing image {tag}"))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 fn facts(tag: String, image: bollard::models::ImageInspect, reused: bool) -> ImageFacts {
     ImageFacts {
         tag,

@@ -1,0 +1,190 @@
+//! Guest systems, for real: a Debian root file system built with mmdebstrap
+//! (once; later runs find it in vmbench's cache), booted as a VM under TCG
+//! with systemd and with the agent as init, and run as a Docker container
+//! with systemd as PID 1 and with the agent as its entrypoint. Ready means
+//! what the guest's init says, and systemd's own phases are recorded.
+
+mod common;
+
+use common::*;
+
+const SCENARIO: &str = r#"name = "guests"
+repetitions = 1
+warmup = 0
+timeout_s = 180
+
+[[guest]]
+name = "debian"
+rootfs = { distro = "debian", suite = "bookworm" }
+init = "systemd"
+
+[[guest]]
+name = "debian-agent"
+rootfs = { distro = "debian", suite = "bookworm" }
+init = "agent"
+
+[[target]]
+name = "vm-systemd"
+kind = "vm"
+guest = "debian"
+accel = "tcg"
+memory_mib = 512
+
+[[target]]
+name = "vm-agent"
+kind = "vm"
+guest = "debian-agent"
+accel = "tcg"
+memory_mib = 512
+
+[[target]]
+name = "ctr-systemd"
+kind = "container"
+guest = "debian"
+
+[[target]]
+name = "ctr-agent"
+kind = "container"
+guest = "debian-agent"
+
+[[workload]]
+kind = "boot"
+
+[[workload]]
+kind = "syscall"
+"#;
+
+fn metric(samples: &[vmbench::rundir::Sample], target: &str, name: &str) -> f64 {
+    let sample = samples
+        .iter()
+        .find(|s| s.target == target && s.workload == vmbench::rundir::WorkloadKind::Boot)
+        .unwrap_or_else(|| panic!("no boot sample of {target}"));
+    *sample
+        .metrics
+        .get(name)
+        .unwrap_or_else(|| panic!("{target}: no {name} in {:?}", sample.metrics))
+}
+
+#[test]
+fn a_debian_tree_boots_as_a_vm_and_runs_as_a_container_with_systemd_and_without() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let (out, run) = run_scenario(tmp.path(), "guests.toml", SCENARIO);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let samples = samples(&run);
+    for s in &samples {
+        let ran = s.ok || s.not_applicable.is_some();
+        assert!(ran, "{} {}: {:?}", s.target, s.workload, s.error);
+    }
+    // The syscall workload ran inside every guest, under systemd too.
+    for target in ["vm-systemd", "vm-agent", "ctr-systemd", "ctr-agent"] {
+        assert!(
+            samples
+                .iter()
+                .any(|s| s.target == target && s.workload == vmbench::rundir::WorkloadKind::Syscall && s.ok),
+            "{target}: no syscall result"
+        );
+    }
+    // Ready under systemd is after multi-user.target, with systemd's phases
+    // inside it; the same tree with the agent as init is ready much sooner.
+    let (ready, kernel, userspace) = (
+        metric(&samples, "vm-systemd", "ready_ms"),
+        metric(&samples, "vm-systemd", "kernel_ms"),
+        metric(&samples, "vm-systemd", "userspace_ms"),
+    );
+    assert!(
+        kernel > 0.0 && userspace > 0.0 && ready > kernel + userspace,
+        "{ready} {kernel} {userspace}"
+    );
+    assert!(metric(&samples, "vm-agent", "ready_ms") < ready);
+    let ctr_userspace = metric(&samples, "ctr-systemd", "userspace_ms");
+    assert!(ctr_userspace > 0.0 && metric(&samples, "ctr-systemd", "ready_ms") > ctr_userspace);
+    assert!(
+        !samples
+            .iter()
+            .any(|s| s.target.starts_with("ctr") && s.metrics.contains_key("kernel_ms")),
+        "a container has no kernel phase of its own"
+    );
+    // The VM runs the kernel installed in the tree, the container the host's.
+    let boot = |t: &str| {
+        samples
+            .iter()
+            .find(|s| s.target == t && s.workload == vmbench::rundir::WorkloadKind::Boot)
+            .unwrap()
+    };
+    let guest_kernel = boot("vm-systemd").agent_kernel.clone().unwrap();
+    assert!(guest_kernel.ends_with("-cloud-amd64"), "{guest_kernel}");
+    assert_ne!(boot("ctr-systemd").agent_kernel.as_deref(), Some(guest_kernel.as_str()));
+
+    let record = record(&run);
+    let facts = |t: &str| record.targets.iter().find(|f| f.name == t).unwrap();
+    let vm = facts("vm-systemd").guest.clone().expect("the VM's guest facts");
+    assert_eq!((vm.init.as_str(), vm.suite.as_str()), ("systemd", "bookworm"));
+    let (disk, allocated) = (vm.disk_bytes.unwrap(), vm.disk_allocated_bytes.unwrap());
+    assert!(
+        disk >= allocated && allocated > vm.tree_bytes / 2,
+        "{disk} {allocated} {}",
+        vm.tree_bytes
+    );
+    // The same tree, the same key, for the VM and the container.
+    let ctr = facts("ctr-systemd");
+    assert_eq!(ctr.guest.as_ref().unwrap().rootfs_key, vm.rootfs_key);
+    assert!(ctr.image.as_ref().unwrap().tag.starts_with("vmbench/rootfs:"));
+    assert_eq!(ctr.settings["cap_add"], "SYS_ADMIN,DAC_OVERRIDE");
+    assert_eq!(
+        facts("ctr-agent").settings.get("cap_add"),
+        None,
+        "the agent as PID 1 needs nothing more"
+    );
+    assert!(facts("vm-agent")
+        .kernel_cmdline
+        .as_deref()
+        .unwrap()
+        .contains("init=/usr/local/sbin/vmbench-agent"));
+    assert_eq!(containers_of_run(&record.run_id), 0);
+    assert!(vmbench_qemu_processes().is_empty());
+
+    // Nothing half-built in the cache, and a second run builds nothing.
+    let cache = vmbench::cache::dir().join("rootfs").join(&vm.rootfs_key);
+    let temporaries: Vec<_> = std::fs::read_dir(&cache)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains(".tmp"))
+        .collect();
+    assert!(temporaries.is_empty(), "{temporaries:?}");
+    let again = tmp.path().join("again");
+    std::fs::create_dir(&again).unwrap();
+    let text = SCENARIO
+        .replace("kind = \"vm\"", "kind = \"vm\"\noptional = true")
+        .replace("[[workload]]\nkind = \"syscall\"\n", "");
+    let only_containers: String = text
+        .split("[[target]]")
+        .filter(|part| !part.contains("kind = \"vm\""))
+        .collect::<Vec<_>>()
+        .join("[[target]]");
+    let (out, run) = run_scenario(&again, "again.toml", &only_containers);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let record = common::record(&run);
+    for t in &record.targets {
+        let g = t.guest.as_ref().unwrap();
+        assert_eq!((g.build_ms, g.disk_build_ms), (None, None), "{}: rebuilt", t.name);
+        assert!(t.image.as_ref().unwrap().reused, "{}: image imported again", t.name);
+    }
+}
+
+#[test]
+fn clean_cache_removes_the_built_guests() {
+    let _serial = serial();
+    let cache = tempfile::tempdir().unwrap();
+    let tree = cache.path().join("rootfs/0123/base/etc");
+    std::fs::create_dir_all(&tree).unwrap();
+    std::fs::write(tree.join("hostname"), "vm\n").unwrap();
+    let out = vmbench()
+        .env("VMBENCH_CACHE_DIR", cache.path())
+        .args(["clean", "--cache"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!cache.path().join("rootfs").exists(), "{}", stdout(&out));
+    assert!(stdout(&out).contains("guest image(s) from docker"), "{}", stdout(&out));
+}
