@@ -2,7 +2,7 @@
 
 use crate::compare::{baseline, thresholds};
 use crate::report::table::{number, render};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
@@ -11,22 +11,29 @@ pub struct CheckArgs {
     /// The thresholds file (TOML; see scenarios/thresholds/boot.toml).
     #[arg(long)]
     pub thresholds: PathBuf,
-    #[arg(long, default_value = "results", hide = true)]
-    pub results_dir: PathBuf,
+    #[command(flatten)]
+    pub results: super::ResultsDir,
+}
+
+/// A run's threshold checks and the run they judged.
+pub struct Checked {
+    pub record: crate::rundir::RunRecord,
+    pub rows: Vec<thresholds::CheckRow>,
 }
 
 /// Loads a run and its threshold checks; input problems are errors.
-pub fn rows(run: &str, thresholds_file: &std::path::Path, results_dir: &std::path::Path) -> anyhow::Result<Vec<thresholds::CheckRow>> {
+pub fn load(run: &str, thresholds_file: &Path, results_dir: &Path) -> anyhow::Result<Checked> {
     let dir = baseline::resolve(run, results_dir)?;
     let run = crate::rundir::load(&dir)?;
     let thresholds = thresholds::load(thresholds_file)?;
     let targets: Vec<String> = run.record.targets.iter().map(|t| t.name.clone()).collect();
-    Ok(thresholds::check(&thresholds, &targets, &run.samples))
+    let rows = thresholds::check(&thresholds, &targets, &run.samples);
+    Ok(Checked { record: run.record, rows })
 }
 
 pub fn exec(args: CheckArgs) -> anyhow::Result<i32> {
-    let rows = match rows(&args.run, &args.thresholds, &args.results_dir) {
-        Ok(rows) => rows,
+    let rows = match load(&args.run, &args.thresholds, &args.results.results_dir) {
+        Ok(c) => c.rows,
         Err(e) => {
             eprintln!("error: {e:#}");
             return Ok(super::EXIT_INPUT);

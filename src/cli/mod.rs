@@ -84,6 +84,30 @@ pub fn main() -> i32 {
     }
 }
 
+/// Where runs and baselines live, for every command that reads or writes
+/// them by name: one definition, so the flag and its variable are the same
+/// everywhere.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ResultsDir {
+    /// Where runs go (without --out) and baseline names are looked up (BASE/baselines/NAME).
+    #[arg(long, env = "VMBENCH_RESULTS_DIR", default_value = "results", value_name = "DIR")]
+    pub results_dir: std::path::PathBuf,
+}
+
+/// Writes `bytes` to `path` (atomically), or to standard output without one.
+pub fn write_or_print(path: Option<&std::path::Path>, bytes: &[u8]) -> anyhow::Result<()> {
+    match path {
+        Some(path) => crate::guest::cache::write_atomic(path, bytes, 0o644),
+        None => {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            out.write_all(bytes)?;
+            out.flush()?;
+            Ok(())
+        }
+    }
+}
+
 /// The single-threaded runtime every subcommand uses: measurements are not
 /// perturbed by idle worker threads, and QEMU's PR_SET_PDEATHSIG is tied to a
 /// thread that lives as long as vmbench.

@@ -12,8 +12,8 @@ pub struct ReportArgs {
     /// Templates directory; templates missing there come from vmbench itself.
     #[arg(long, default_value = "report-templates")]
     pub templates: PathBuf,
-    #[arg(long, default_value = "results", hide = true)]
-    pub results_dir: PathBuf,
+    #[command(flatten)]
+    pub results: super::ResultsDir,
 }
 
 pub fn exec(args: ReportArgs) -> anyhow::Result<i32> {
@@ -22,7 +22,8 @@ pub fn exec(args: ReportArgs) -> anyhow::Result<i32> {
         eprintln!("error: --format {bad}: expected one of {}", known.join(", "));
         return Ok(super::EXIT_INPUT);
     }
-    let dir = match crate::compare::baseline::resolve(&args.run, &args.results_dir).and_then(|d| crate::rundir::load(&d).map(|_| d)) {
+    let dir = match crate::compare::baseline::resolve(&args.run, &args.results.results_dir).and_then(|d| crate::rundir::load(&d).map(|_| d))
+    {
         Ok(dir) => dir,
         Err(e) => {
             eprintln!("error: {e:#}");

@@ -37,9 +37,8 @@ pub struct RunArgs {
     /// Compare this run with baseline NAME at the end; exit 1 on a regression.
     #[arg(long, value_name = "NAME")]
     pub baseline: Option<String>,
-    /// Where runs go when --out is not given.
-    #[arg(long, default_value = "results", hide = true)]
-    pub results_dir: PathBuf,
+    #[command(flatten)]
+    pub results: super::ResultsDir,
 }
 
 pub fn exec(args: RunArgs) -> anyhow::Result<i32> {
@@ -57,7 +56,7 @@ pub fn exec(args: RunArgs) -> anyhow::Result<i32> {
         }
     }
     if let Some(name) = &args.baseline {
-        if let Err(e) = crate::compare::baseline::resolve(name, &args.results_dir) {
+        if let Err(e) = crate::compare::baseline::resolve(name, &args.results.results_dir) {
             eprintln!("error: {e:#}");
             return Ok(super::EXIT_INPUT);
         }
@@ -65,7 +64,7 @@ pub fn exec(args: RunArgs) -> anyhow::Result<i32> {
     let after = After {
         save_baseline: args.save_baseline,
         baseline: args.baseline,
-        results_dir: args.results_dir.clone(),
+        results_dir: args.results.results_dir.clone(),
     };
     let opts = RunOptions {
         overrides: Overrides {
@@ -75,7 +74,7 @@ pub fn exec(args: RunArgs) -> anyhow::Result<i32> {
             order_seed: args.seed,
         },
         out: args.out,
-        results_root: args.results_dir,
+        results_root: args.results.results_dir,
         label: args.label,
     };
     super::runtime()?.block_on(run(scenario, opts, after))
