@@ -39,6 +39,19 @@ pub fn exec(args: CheckArgs) -> anyhow::Result<i32> {
             return Ok(super::EXIT_INPUT);
         }
     };
+    let table = table(&rows, super::color::Paint::plain());
+    let failed = rows.iter().filter(|r| !r.pass).count();
+    let shown = self::table(&rows, super::color::Paint::stdout());
+    println!("{shown}\n{failed} of {} check(s) failed", rows.len());
+    super::step_summary(&format!(
+        "### vmbench check\n\n```\n{table}```\n\n{failed} of {} check(s) failed\n",
+        rows.len()
+    ));
+    Ok(if failed > 0 { super::EXIT_REGRESSION } else { 0 })
+}
+
+/// The checks as a text table, `FAIL` painted when `paint` says so.
+fn table(rows: &[thresholds::CheckRow], paint: super::color::Paint) -> String {
     let bound = |b: Option<f64>| b.map(number).unwrap_or_else(|| "-".into());
     let cells: Vec<Vec<String>> = rows
         .iter()
@@ -53,12 +66,5 @@ pub fn exec(args: CheckArgs) -> anyhow::Result<i32> {
             ]
         })
         .collect();
-    let table = render(&["target", "check", "value", "min", "max", "result"], &cells);
-    let failed = rows.iter().filter(|r| !r.pass).count();
-    println!("{table}\n{failed} of {} check(s) failed", rows.len());
-    super::step_summary(&format!(
-        "### vmbench check\n\n```\n{table}```\n\n{failed} of {} check(s) failed\n",
-        rows.len()
-    ));
-    Ok(if failed > 0 { super::EXIT_REGRESSION } else { 0 })
+    paint.verdicts(&render(&["target", "check", "value", "min", "max", "result"], &cells))
 }

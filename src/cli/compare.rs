@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
-    /// A table for people and CI logs.
+    /// A table for people and CI logs (verdicts coloured on a terminal).
     Table,
     /// GitHub-flavoured Markdown.
     Md,
@@ -92,7 +92,7 @@ pub fn report(c: &Comparison, when: RunTime, how: &How<'_>) -> anyhow::Result<i3
         allow_env_change: how.allow_env_change,
     };
     let shown = match how.format {
-        Format::Table => crate::output::text(&CompareFormat::Table, c),
+        Format::Table => crate::output::text(&CompareFormat::Table, c).map(|t| super::color::Paint::stdout().verdicts(&t)),
         Format::Md => crate::output::text(&CompareFormat::Markdown, c),
         Format::Json => crate::output::text(&CompareFormat::Json, c),
         Format::Junit => crate::output::text(&junit, c),

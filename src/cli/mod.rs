@@ -3,6 +3,7 @@
 
 mod check;
 mod clean;
+pub mod color;
 mod compare;
 mod doctor;
 mod export;
@@ -21,6 +22,9 @@ use clap::{Parser, Subcommand};
     after_help = EXIT_STATUSES
 )]
 pub struct Cli {
+    /// Colour verdicts (REGRESSED, FAIL, improved): auto = on a terminal, unless NO_COLOR is set.
+    #[arg(long, global = true, value_enum, default_value_t = color::ColorChoice::Auto, value_name = "WHEN")]
+    pub color: color::ColorChoice,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -64,6 +68,7 @@ SIGINT/SIGTERM (finished samples kept).";
 /// Parses the command line and runs it; returns the exit status.
 pub fn main() -> i32 {
     let cli = Cli::parse();
+    color::set_choice(cli.color);
     let result = match cli.command {
         Command::Run(args) => run::exec(args),
         Command::Validate(args) => validate::exec(args),
