@@ -317,3 +317,45 @@ fn bencher_bounds_are_the_median_interval_from_the_summary() {
     let vm = summary.metrics.iter().find(|m| m.target == "vm" && m.metric == "ready_ms").unwrap();
     assert!(vm.min < vm.median_low && vm.median_high < vm.max, "the interval, not min and max");
 }
+
+/// `\input`s `summary.tex` into the smallest document that loads booktabs.
+const LATEX_DOCUMENT: &str = "\\documentclass{article}\n\\usepackage{booktabs}\n\\begin{document}\n\\input{summary.tex}\n\\end{document}\n";
+
+#[test]
+fn the_latex_summary_is_written_alone_and_compiles_where_latex_is_installed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = synthetic_run(&tmp.path().join("run"), 1.0, 12, true);
+    let out = run_in(tmp.path(), &["report", run.to_str().unwrap(), "--format", "tex"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), run.join("summary.tex").display().to_string());
+    assert!(!run.join("report.md").exists(), "only the format asked for");
+    let tex = std::fs::read_to_string(run.join("summary.tex")).unwrap();
+    assert!(
+        tex.contains("\\toprule") && tex.contains("vm & image\\_read\\_mb\\_per\\_s & MB/s & 12 &"),
+        "{tex}"
+    );
+    // An unknown format is refused by the flag's parser, listing the valid ones.
+    let out = run_in(tmp.path(), &["report", run.to_str().unwrap(), "--format", "pdf"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("[possible values: json, csv, md, html, tex]"),
+        "{}",
+        stderr(&out)
+    );
+
+    let Ok(pdflatex) = Command::new("pdflatex").arg("--version").output() else {
+        eprintln!("skipped compiling summary.tex: no pdflatex here (Debian: texlive-latex-recommended)");
+        return;
+    };
+    assert!(pdflatex.status.success());
+    std::fs::write(run.join("doc.tex"), LATEX_DOCUMENT).unwrap();
+    let out = Command::new("pdflatex")
+        .current_dir(&run)
+        .args(["-interaction=nonstopmode", "-halt-on-error", "doc.tex"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "pdflatex: {}", stdout(&out));
+    let log = std::fs::read_to_string(run.join("doc.log")).unwrap();
+    assert!(!log.contains("Missing character"), "every character has a glyph");
+    assert!(run.join("doc.pdf").is_file());
+}

@@ -47,7 +47,7 @@ pub enum Command {
     Export(export::ExportArgs),
     /// Follow one metric across runs: a table and SVG/PNG charts with confidence bands.
     History(history::HistoryArgs),
-    /// Re-render a run's reports (summary.json, samples.csv, report.md) from its files.
+    /// Re-render a run's reports (summary.json, samples.csv, report.md, report.html, summary.tex) from its files.
     Report(report::ReportArgs),
 }
 
