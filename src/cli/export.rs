@@ -40,6 +40,7 @@ impl GabDirection {
 pub struct ExportArgs {
     /// A run directory or a baseline name.
     pub run: String,
+    /// The format to write.
     #[arg(long, value_enum)]
     pub format: ExportFormat,
     /// github-action-benchmark: export only this direction, to standard output or --output FILE.

@@ -1,13 +1,15 @@
 //! The command line: one file per subcommand. Each returns the process exit
-//! status; the statuses are listed in `--help` ([`EXIT_STATUSES`]).
+//! status; the statuses are listed in `--help` and the man page ([`EXIT_CODES`]).
 
 mod check;
 mod clean;
 pub mod color;
 mod compare;
+mod completions;
 mod doctor;
 mod export;
 mod history;
+mod manpage;
 mod report;
 mod run;
 mod validate;
@@ -19,7 +21,7 @@ use clap::{Parser, Subcommand};
     name = "vmbench",
     version,
     about = "What does a VM cost compared with a container, and both compared with the bare host?",
-    after_help = EXIT_STATUSES
+    after_help = exit_statuses()
 )]
 pub struct Cli {
     /// Colour verdicts (REGRESSED, FAIL, improved): auto = on a terminal, unless NO_COLOR is set.
@@ -47,6 +49,10 @@ pub enum Command {
     Export(export::ExportArgs),
     /// Follow one metric across runs: a table and SVG/PNG charts with confidence bands.
     History(history::HistoryArgs),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell) to standard output.
+    Completions(completions::CompletionsArgs),
+    /// Print the man page (roff) to standard output, or write it and one page per command to --out DIR.
+    Manpage(manpage::ManpageArgs),
     /// Re-render a run's reports (summary.json, samples.csv, report.md, report.html, summary.tex) from its files.
     Report(report::ReportArgs),
 }
@@ -60,10 +66,22 @@ pub const EXIT_FAILED_SAMPLES: i32 = 3;
 /// vmbench itself failed (a bug, a panic, a file it could not write).
 pub const EXIT_INTERNAL: i32 = 4;
 
+/// Every exit status and what it means: `--help` and the man page are made
+/// from this one list.
+pub const EXIT_CODES: &[(&str, &str)] = &[
+    ("0", "fine"),
+    ("1", "a regression or a failed check"),
+    ("2", "bad input (scenario, flags, preflight: nothing ran)"),
+    ("3", "the run finished but some samples failed"),
+    ("4", "an internal error"),
+    ("130/143", "interrupted by SIGINT/SIGTERM (finished samples kept)"),
+];
+
 /// What `--help` says about exit statuses.
-pub const EXIT_STATUSES: &str = "Exit status: 0 fine; 1 a regression or a failed check; 2 bad input (scenario, flags, \
-preflight: nothing ran); 3 the run finished but some samples failed; 4 an internal error; 130/143 interrupted by \
-SIGINT/SIGTERM (finished samples kept).";
+pub fn exit_statuses() -> String {
+    let codes: Vec<String> = EXIT_CODES.iter().map(|(code, meaning)| format!("{code} {meaning}")).collect();
+    format!("Exit status: {}.", codes.join("; "))
+}
 
 /// Parses the command line and runs it; returns the exit status.
 pub fn main() -> i32 {
@@ -79,6 +97,8 @@ pub fn main() -> i32 {
         Command::Export(args) => export::exec(args),
         Command::Report(args) => report::exec(args),
         Command::History(args) => history::exec(args),
+        Command::Completions(args) => completions::exec(args),
+        Command::Manpage(args) => manpage::exec(args),
     };
     match result {
         Ok(code) => code,
