@@ -11,12 +11,16 @@ pub struct CheckArgs {
     /// The thresholds file (TOML; see scenarios/thresholds/boot.toml).
     #[arg(long)]
     pub thresholds: PathBuf,
+    /// json: `{"run", "failed", "checks": [{target, workload, metric, statistic, value, min, max, pass}]}`.
+    #[arg(long, value_enum, default_value_t = super::TextOrJson::Text)]
+    pub format: super::TextOrJson,
     #[command(flatten)]
     pub results: super::ResultsDir,
 }
 
 /// A run's threshold checks and the run they judged.
 pub struct Checked {
+    pub dir: PathBuf,
     pub record: crate::rundir::RunRecord,
     pub rows: Vec<thresholds::CheckRow>,
 }
@@ -28,21 +32,37 @@ pub fn load(run: &str, thresholds_file: &Path, results_dir: &Path) -> anyhow::Re
     let thresholds = thresholds::load(thresholds_file)?;
     let targets: Vec<String> = run.record.targets.iter().map(|t| t.name.clone()).collect();
     let rows = thresholds::check(&thresholds, &targets, &run.samples);
-    Ok(Checked { record: run.record, rows })
+    Ok(Checked {
+        dir,
+        record: run.record,
+        rows,
+    })
 }
 
 pub fn exec(args: CheckArgs) -> anyhow::Result<i32> {
-    let rows = match load(&args.run, &args.thresholds, &args.results.results_dir) {
-        Ok(c) => c.rows,
+    let checked = match load(&args.run, &args.thresholds, &args.results.results_dir) {
+        Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e:#}");
             return Ok(super::EXIT_INPUT);
         }
     };
-    let table = table(&rows, super::color::Paint::plain());
+    let rows = &checked.rows;
     let failed = rows.iter().filter(|r| !r.pass).count();
-    let shown = self::table(&rows, super::color::Paint::stdout());
-    println!("{shown}\n{failed} of {} check(s) failed", rows.len());
+    let table = table(rows, super::color::Paint::plain());
+    match args.format {
+        super::TextOrJson::Text => {
+            let paint = super::color::Paint::stdout();
+            println!("{}\n{failed} of {} check(s) failed", self::table(rows, paint), rows.len());
+        }
+        super::TextOrJson::Json => {
+            super::print_json(&serde_json::json!({
+                "run": checked.dir,
+                "failed": failed,
+                "checks": rows,
+            }))?;
+        }
+    }
     super::step_summary(&format!(
         "### vmbench check\n\n```\n{table}```\n\n{failed} of {} check(s) failed\n",
         rows.len()
@@ -66,5 +86,6 @@ fn table(rows: &[thresholds::CheckRow], paint: super::color::Paint) -> String {
             ]
         })
         .collect();
-    paint.verdicts(&render(&["target", "check", "value", "min", "max", "result"], &cells))
+    let text = render(&["target", "check", "value", "min", "max", "result"], &cells);
+    paint.verdicts(&text)
 }

@@ -71,6 +71,7 @@ pub fn exec(args: CompareArgs) -> anyhow::Result<i32> {
         format: args.format,
         allow_env_change: args.allow_env_change,
         junit: args.junit.as_deref(),
+        human: super::Human::Stdout,
     };
     report(&comparison, when, &how)
 }
@@ -81,6 +82,8 @@ pub struct How<'a> {
     pub allow_env_change: bool,
     /// A file to write JUnit XML to as well.
     pub junit: Option<&'a Path>,
+    /// Where the table goes.
+    pub human: super::Human,
 }
 
 /// Prints `c`, writes it as JUnit when asked, appends it to the GitHub step
@@ -92,14 +95,14 @@ pub fn report(c: &Comparison, when: RunTime, how: &How<'_>) -> anyhow::Result<i3
         allow_env_change: how.allow_env_change,
     };
     let shown = match how.format {
-        Format::Table => crate::output::text(&CompareFormat::Table, c).map(|t| super::color::Paint::stdout().verdicts(&t)),
+        Format::Table => crate::output::text(&CompareFormat::Table, c).map(|t| how.human.paint().verdicts(&t)),
         Format::Md => crate::output::text(&CompareFormat::Markdown, c),
         Format::Json => crate::output::text(&CompareFormat::Json, c),
         Format::Junit => crate::output::text(&junit, c),
     };
     match shown {
-        Ok(text) if how.format == Format::Junit => print!("{text}"),
-        Ok(text) => println!("{text}"),
+        Ok(text) if how.format == Format::Junit => how.human.print(&text),
+        Ok(text) => how.human.print(&format!("{text}\n")),
         Err(e) => eprintln!("error: rendering the comparison: {e:#}"),
     }
     if let Some(path) = how.junit {
@@ -116,8 +119,9 @@ pub fn report(c: &Comparison, when: RunTime, how: &How<'_>) -> anyhow::Result<i3
     Ok(if c.regressions() > 0 { super::EXIT_REGRESSION } else { 0 })
 }
 
-/// Compares a fresh run with baseline `name` (for `run --baseline`).
-pub fn against_baseline(run_dir: &Path, name: &str, results_dir: &Path) -> anyhow::Result<i32> {
+/// Compares a fresh run with baseline `name` (for `run --baseline`), its
+/// table going to `human`.
+pub fn against_baseline(run_dir: &Path, name: &str, results_dir: &Path, human: super::Human) -> anyhow::Result<i32> {
     let base = baseline::resolve(name, results_dir)?;
     let (b, n) = (crate::rundir::load(&base)?, crate::rundir::load(run_dir)?);
     let c = compare::compare(&b, &n, name, &run_dir.display().to_string(), Options::default());
@@ -125,6 +129,7 @@ pub fn against_baseline(run_dir: &Path, name: &str, results_dir: &Path) -> anyho
         format: Format::Table,
         allow_env_change: false,
         junit: None,
+        human,
     };
     report(&c, RunTime::of(&n.record), &how)
 }

@@ -119,6 +119,71 @@ pub struct ResultsDir {
     pub results_dir: std::path::PathBuf,
 }
 
+/// `--format` of the commands that print either for people or for scripts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TextOrJson {
+    /// Lines and tables for people and CI logs.
+    Text,
+    /// One JSON document on standard output, for scripts.
+    Json,
+}
+
+/// Where a command's output for people goes: standard output, or standard
+/// error when standard output carries JSON for a script.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Human {
+    Stdout,
+    Stderr,
+}
+
+impl Human {
+    pub fn print(self, text: &str) {
+        match self {
+            Human::Stdout => print!("{text}"),
+            Human::Stderr => eprint!("{text}"),
+        }
+    }
+
+    /// How verdicts are painted there: standard error is never painted.
+    pub fn paint(self) -> color::Paint {
+        match self {
+            Human::Stdout => color::Paint::stdout(),
+            Human::Stderr => color::Paint::plain(),
+        }
+    }
+}
+
+/// Appends `key=value` to the GitHub Actions step outputs when
+/// `GITHUB_OUTPUT` names a file (later steps read `steps.ID.outputs.key`).
+/// A value with a line break is not written: it would end the entry early.
+pub fn github_output(key: &str, value: &str) {
+    let Some(path) = std::env::var_os("GITHUB_OUTPUT").filter(|p| !p.is_empty()) else {
+        return;
+    };
+    if let Err(e) = append_output(std::path::Path::new(&path), key, value) {
+        eprintln!(
+            "warning: could not append {key} to GITHUB_OUTPUT ({}): {e:#}",
+            std::path::Path::new(&path).display()
+        );
+    }
+}
+
+/// One `key=value` line of GitHub's output file format.
+fn append_output(path: &std::path::Path, key: &str, value: &str) -> anyhow::Result<()> {
+    if value.contains(['\n', '\r']) {
+        anyhow::bail!("the value has a line break");
+    }
+    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    std::io::Write::write_all(&mut file, format!("{key}={value}\n").as_bytes())?;
+    Ok(())
+}
+
+/// Prints `value` as pretty JSON on standard output.
+pub fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
 /// Writes `bytes` to `path` (atomically), or to standard output without one.
 pub fn write_or_print(path: Option<&std::path::Path>, bytes: &[u8]) -> anyhow::Result<()> {
     match path {
@@ -157,5 +222,66 @@ pub fn step_summary(markdown: &str) {
             "warning: could not append to GITHUB_STEP_SUMMARY ({}): {e}",
             std::path::Path::new(&path).display()
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn github_output_lines_are_appended_and_line_breaks_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("output");
+        std::fs::write(&file, "earlier=1\n").unwrap();
+        append_output(&file, "run_dir", "results/boot-20261125T150102Z").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            "earlier=1\nrun_dir=results/boot-20261125T150102Z\n"
+        );
+        assert!(append_output(&file, "run_dir", "a\nsneaky=1").is_err());
+        assert!(!std::fs::read_to_string(&file).unwrap().contains("sneaky"));
+    }
+
+    #[test]
+    fn every_format_flag_is_a_value_enum_listed_in_help() {
+        use clap::CommandFactory;
+        let mut cmd = Cli::command();
+        cmd.build();
+        let mut formats = 0;
+        for sub in cmd.get_subcommands() {
+            for arg in sub.get_arguments().filter(|a| a.get_id() == "format") {
+                formats += 1;
+                let values = arg.get_possible_values();
+                assert!(values.len() >= 2, "vmbench {} --format lists no values", sub.get_name());
+                let help = sub.clone().render_long_help().to_string();
+                for v in values {
+                    assert!(
+                        help.contains(v.get_name()),
+                        "vmbench {} --help lacks {}",
+                        sub.get_name(),
+                        v.get_name()
+                    );
+                }
+            }
+        }
+        assert_eq!(formats, 7, "check compare doctor export history report validate");
+    }
+
+    #[test]
+    fn results_dir_is_visible_with_its_environment_variable() {
+        use clap::CommandFactory;
+        let mut cmd = Cli::command();
+        cmd.build();
+        for name in ["run", "compare", "check", "export", "report"] {
+            let sub = cmd.find_subcommand(name).unwrap();
+            let arg = sub.get_arguments().find(|a| a.get_id() == "results_dir").unwrap();
+            assert!(!arg.is_hide_set(), "{name}");
+            assert_eq!(arg.get_env(), Some(std::ffi::OsStr::new("VMBENCH_RESULTS_DIR")), "{name}");
+            assert!(
+                sub.clone().render_help().to_string().contains("[env: VMBENCH_RESULTS_DIR="),
+                "{name}"
+            );
+        }
     }
 }
