@@ -9,6 +9,7 @@
 #   - libvirt (libvirtd + virtlogd started by hand as daemons when down)
 #   - Podman with its Docker-compatible API service on /run/podman/podman.sock
 #   - Chromium (headless, for the HTML report test)
+#   - Python's junitparser (an independent reader of the JUnit export, for its test)
 #   - the distribution's cloud kernel, unpacked (modules included) into
 #     vmbench's cache: ${VMBENCH_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/vmbench}/kernel
 set -euo pipefail
@@ -20,7 +21,8 @@ if [[ $(id -u) -ne 0 ]]; then
 fi
 
 PACKAGES=(qemu-system-x86 docker.io hyperfine ca-certificates crun runsc fonts-dejavu-core
-          libvirt-daemon-system libvirt-dev pkg-config podman chromium curl)
+          libvirt-daemon-system libvirt-dev pkg-config podman chromium curl
+          python3-junitparser)
 # Guest systems ([[guest]]): mmdebstrap builds the root file system from the
 # distribution's archive, mkfs.ext4 -d makes the VM disk of it.
 PACKAGES+=(mmdebstrap e2fsprogs)

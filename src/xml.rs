@@ -1,6 +1,7 @@
-//! XML text and attribute escaping, shared by every writer of XML (libvirt
-//! domains, JUnit reports). A leaf module: it imports nothing from the
-//! crate, so any module may use it without creating an import cycle.
+//! XML text and attribute escaping for the XML vmbench writes by hand (libvirt
+//! domains; JUnit is written by `quick-junit`, which escapes its own). A leaf
+//! module: it imports nothing from the crate, so any module may use it
+//! without creating an import cycle.
 
 /// `text` made safe for XML element content and for attribute values in
 /// either quote style.

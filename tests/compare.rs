@@ -222,8 +222,12 @@ fn thresholds_and_exports_work_on_a_real_run() {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/thresholds/boot.toml");
     assert!(vmbench::compare::thresholds::load(&example).is_ok());
 
-    // github-action-benchmark: an array of {name, unit, value, range, extra}.
-    let out = run_in(tmp.path(), &["export", run_arg, "--format", "github-action-benchmark"]);
+    // github-action-benchmark: an array of {name, unit, value, range, extra}
+    // (tests/exports.rs checks both directions and the JUnit in detail).
+    let out = run_in(
+        tmp.path(),
+        &["export", run_arg, "--format", "github-action-benchmark", "--direction", "smaller"],
+    );
     let gab: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     let ready = gab
         .as_array()
@@ -253,7 +257,7 @@ fn thresholds_and_exports_work_on_a_real_run() {
     );
     let xml = stdout(&out);
     assert!(
-        xml.starts_with("<?xml") && xml.contains("tests=\"1\" failures=\"1\"") && xml.contains("<failure message="),
+        xml.starts_with("<?xml") && xml.contains("failures=\"1\"") && xml.contains("<failure message="),
         "{xml}"
     );
     assert_eq!(run_in(tmp.path(), &["export", run_arg, "--format", "junit"]).status.code(), Some(2));

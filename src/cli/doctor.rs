@@ -6,28 +6,65 @@ use crate::protocol::Instructions;
 use crate::scenario::Engine;
 
 #[derive(Debug, clap::Args)]
-pub struct DoctorArgs {}
+pub struct DoctorArgs {
+    /// json: `{"ok", "problems", "checks": [{"status": "ok" | "warning" | "missing", "what", "detail"}]}`.
+    #[arg(long, value_enum, default_value_t = super::TextOrJson::Text)]
+    pub format: super::TextOrJson,
+}
 
+/// One line of the report.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+struct Finding {
+    status: &'static str,
+    what: String,
+    detail: String,
+}
+
+/// The findings so far; as text each is printed the moment it is known
+/// (the KVM and runtime probes take seconds), as JSON all at the end.
 struct Report {
     problems: usize,
+    format: super::TextOrJson,
+    findings: Vec<Finding>,
 }
 
 impl Report {
-    fn ok(&self, what: &str, detail: impl AsRef<str>) {
-        println!("ok       {what:<8} {}", detail.as_ref());
+    fn new(format: super::TextOrJson) -> Self {
+        Report {
+            problems: 0,
+            format,
+            findings: Vec::new(),
+        }
     }
-    fn warn(&self, what: &str, detail: impl AsRef<str>) {
-        println!("warning  {what:<8} {}", detail.as_ref());
+    fn add(&mut self, status: &'static str, what: &str, detail: impl AsRef<str>) {
+        let detail = detail.as_ref().to_string();
+        if self.format == super::TextOrJson::Text {
+            println!("{status:<8} {what:<8} {detail}");
+        }
+        self.findings.push(Finding {
+            status,
+            what: what.to_string(),
+            detail,
+        });
+    }
+    fn ok(&mut self, what: &str, detail: impl AsRef<str>) {
+        self.add("ok", what, detail);
+    }
+    fn warn(&mut self, what: &str, detail: impl AsRef<str>) {
+        self.add("warning", what, detail);
     }
     fn missing(&mut self, what: &str, detail: impl AsRef<str>) {
         self.problems += 1;
-        println!("missing  {what:<8} {}", detail.as_ref());
+        self.add("missing", what, detail);
+    }
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!({ "ok": self.problems == 0, "problems": self.problems, "checks": self.findings })
     }
 }
 
-pub fn exec(_args: DoctorArgs) -> anyhow::Result<i32> {
+pub fn exec(args: DoctorArgs) -> anyhow::Result<i32> {
     super::runtime()?.block_on(async {
-        let mut report = Report { problems: 0 };
+        let mut report = Report::new(args.format);
         check_agent(&mut report);
         let qemu = check_qemu(&mut report).await;
         let kernel = check_kernel(&mut report);
@@ -36,6 +73,9 @@ pub fn exec(_args: DoctorArgs) -> anyhow::Result<i32> {
             check_engine(&mut report, engine).await;
         }
         check_libvirt(&mut report).await;
+        if args.format == super::TextOrJson::Json {
+            super::print_json(&report.json())?;
+        }
         Ok(if report.problems == 0 { 0 } else { 1 })
     })
 }
@@ -188,5 +228,33 @@ async fn check_runtimes(report: &mut Report, engine: Engine, client: &bollard::D
             Ok(()) => report.ok("runtime", format!("{engine} {runtime} starts containers")),
             Err(e) => report.warn("runtime", format!("{engine}: {e:#}")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn findings_keep_their_status_and_json_counts_the_problems() {
+        let mut report = Report::new(super::super::TextOrJson::Json);
+        report.ok("qemu", "/usr/bin/qemu-system-x86_64 (8.2)");
+        report.warn("kvm", "not usable");
+        report.missing("libvirt", "no daemon");
+        let json = report.json();
+        assert_eq!(json["ok"], false);
+        assert_eq!(json["problems"], 1);
+        let statuses: Vec<&str> = json["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["status"].as_str().unwrap())
+            .collect();
+        assert_eq!(statuses, ["ok", "warning", "missing"]);
+        assert_eq!(json["checks"][2]["what"], "libvirt");
+        assert_eq!(json["checks"][2]["detail"], "no daemon");
+        let mut fine = Report::new(super::super::TextOrJson::Json);
+        fine.warn("kvm", "TCG");
+        assert_eq!(fine.json()["ok"], true, "a warning is no problem");
     }
 }

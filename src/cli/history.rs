@@ -17,6 +17,9 @@ pub struct HistoryArgs {
     /// Where the SVG and PNG charts go.
     #[arg(long, default_value = "results/history")]
     pub out: PathBuf,
+    /// json: `{"metric", "unit", "targets", "runs": [{"dir", "started_at", "tag", "values": {TARGET: {"median", "low", "high", "n"} or null}}], "charts"}`.
+    #[arg(long, value_enum, default_value_t = super::TextOrJson::Text)]
+    pub format: super::TextOrJson,
 }
 
 pub fn exec(args: HistoryArgs) -> anyhow::Result<i32> {
@@ -35,6 +38,24 @@ pub fn exec(args: HistoryArgs) -> anyhow::Result<i32> {
                 return Ok(super::EXIT_INPUT);
             }
         };
+    let text = args.format == super::TextOrJson::Text;
+    if text {
+        println!("{} ({})\n", history.metric, history.unit);
+        print!("{}", table(&history));
+    }
+    let charts = crate::charts::history::write(&history, &args.out, &format!("history-{}", args.metric))?;
+    if text {
+        for path in &charts {
+            println!("chart: {}", path.display());
+        }
+    } else {
+        super::print_json(&json(&history, &charts))?;
+    }
+    Ok(0)
+}
+
+/// One row per run: when, which, and each target's median with its interval.
+fn table(history: &crate::history::History) -> String {
     let mut header = vec!["started".to_string(), "run".to_string()];
     header.extend(history.targets.iter().map(|t| format!("{t} median [95% CI]")));
     let rows: Vec<Vec<String>> = history
@@ -50,11 +71,34 @@ pub fn exec(args: HistoryArgs) -> anyhow::Result<i32> {
         })
         .collect();
     let header: Vec<&str> = header.iter().map(String::as_str).collect();
-    println!("{} ({})\n", history.metric, history.unit);
-    print!("{}", render(&header, &rows));
-    let stem = format!("history-{}", args.metric);
-    for path in crate::charts::history::write(&history, &args.out, &stem)? {
-        println!("chart: {}", path.display());
-    }
-    Ok(0)
+    render(&header, &rows)
+}
+
+/// The history for scripts: each run's values keyed by target.
+fn json(history: &crate::history::History, charts: &[PathBuf]) -> serde_json::Value {
+    let runs: Vec<serde_json::Value> = history
+        .runs
+        .iter()
+        .map(|r| {
+            let values: serde_json::Map<String, serde_json::Value> = history
+                .targets
+                .iter()
+                .zip(&r.values)
+                .map(|(target, v)| {
+                    let point = v
+                        .as_ref()
+                        .map(|p| serde_json::json!({"median": p.median, "low": p.low, "high": p.high, "n": p.n}));
+                    (target.clone(), point.unwrap_or(serde_json::Value::Null))
+                })
+                .collect();
+            serde_json::json!({"dir": r.dir, "started_at": r.started_at, "tag": r.tag, "values": values})
+        })
+        .collect();
+    serde_json::json!({
+        "metric": history.metric,
+        "unit": history.unit,
+        "targets": history.targets,
+        "runs": runs,
+        "charts": charts,
+    })
 }

@@ -1,12 +1,15 @@
 //! The command line: one file per subcommand. Each returns the process exit
-//! status; the statuses are listed in `--help` ([`EXIT_STATUSES`]).
+//! status; the statuses are listed in `--help` and the man page ([`EXIT_CODES`]).
 
 mod check;
 mod clean;
+pub mod color;
 mod compare;
+mod completions;
 mod doctor;
 mod export;
 mod history;
+mod manpage;
 mod report;
 mod run;
 mod validate;
@@ -18,9 +21,12 @@ use clap::{Parser, Subcommand};
     name = "vmbench",
     version,
     about = "What does a VM cost compared with a container, and both compared with the bare host?",
-    after_help = EXIT_STATUSES
+    after_help = exit_statuses()
 )]
 pub struct Cli {
+    /// Colour verdicts (REGRESSED, FAIL, improved): auto = on a terminal, unless NO_COLOR is set.
+    #[arg(long, global = true, value_enum, default_value_t = color::ColorChoice::Auto, value_name = "WHEN")]
+    pub color: color::ColorChoice,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -43,7 +49,11 @@ pub enum Command {
     Export(export::ExportArgs),
     /// Follow one metric across runs: a table and SVG/PNG charts with confidence bands.
     History(history::HistoryArgs),
-    /// Re-render a run's reports (summary.json, samples.csv, report.md) from its files.
+    /// Print shell completions (bash, zsh, fish, elvish, powershell) to standard output.
+    Completions(completions::CompletionsArgs),
+    /// Print the man page (roff) to standard output, or write it and one page per command to --out DIR.
+    Manpage(manpage::ManpageArgs),
+    /// Re-render a run's reports (summary.json, samples.csv, report.md, report.html, summary.tex) from its files.
     Report(report::ReportArgs),
 }
 
@@ -56,14 +66,27 @@ pub const EXIT_FAILED_SAMPLES: i32 = 3;
 /// vmbench itself failed (a bug, a panic, a file it could not write).
 pub const EXIT_INTERNAL: i32 = 4;
 
+/// Every exit status and what it means: `--help` and the man page are made
+/// from this one list.
+pub const EXIT_CODES: &[(&str, &str)] = &[
+    ("0", "fine"),
+    ("1", "a regression or a failed check"),
+    ("2", "bad input (scenario, flags, preflight: nothing ran)"),
+    ("3", "the run finished but some samples failed"),
+    ("4", "an internal error"),
+    ("130/143", "interrupted by SIGINT/SIGTERM (finished samples kept)"),
+];
+
 /// What `--help` says about exit statuses.
-pub const EXIT_STATUSES: &str = "Exit status: 0 fine; 1 a regression or a failed check; 2 bad input (scenario, flags, \
-preflight: nothing ran); 3 the run finished but some samples failed; 4 an internal error; 130/143 interrupted by \
-SIGINT/SIGTERM (finished samples kept).";
+pub fn exit_statuses() -> String {
+    let codes: Vec<String> = EXIT_CODES.iter().map(|(code, meaning)| format!("{code} {meaning}")).collect();
+    format!("Exit status: {}.", codes.join("; "))
+}
 
 /// Parses the command line and runs it; returns the exit status.
 pub fn main() -> i32 {
     let cli = Cli::parse();
+    color::set_choice(cli.color);
     let result = match cli.command {
         Command::Run(args) => run::exec(args),
         Command::Validate(args) => validate::exec(args),
@@ -74,12 +97,103 @@ pub fn main() -> i32 {
         Command::Export(args) => export::exec(args),
         Command::Report(args) => report::exec(args),
         Command::History(args) => history::exec(args),
+        Command::Completions(args) => completions::exec(args),
+        Command::Manpage(args) => manpage::exec(args),
     };
     match result {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
             EXIT_INTERNAL
+        }
+    }
+}
+
+/// Where runs and baselines live, for every command that reads or writes
+/// them by name: one definition, so the flag and its variable are the same
+/// everywhere.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ResultsDir {
+    /// Where runs go (without --out) and baseline names are looked up (BASE/baselines/NAME).
+    #[arg(long, env = "VMBENCH_RESULTS_DIR", default_value = "results", value_name = "DIR")]
+    pub results_dir: std::path::PathBuf,
+}
+
+/// `--format` of the commands that print either for people or for scripts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TextOrJson {
+    /// Lines and tables for people and CI logs.
+    Text,
+    /// One JSON document on standard output, for scripts.
+    Json,
+}
+
+/// Where a command's output for people goes: standard output, or standard
+/// error when standard output carries JSON for a script.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Human {
+    Stdout,
+    Stderr,
+}
+
+impl Human {
+    pub fn print(self, text: &str) {
+        match self {
+            Human::Stdout => print!("{text}"),
+            Human::Stderr => eprint!("{text}"),
+        }
+    }
+
+    /// How verdicts are painted there: standard error is never painted.
+    pub fn paint(self) -> color::Paint {
+        match self {
+            Human::Stdout => color::Paint::stdout(),
+            Human::Stderr => color::Paint::plain(),
+        }
+    }
+}
+
+/// Appends `key=value` to the GitHub Actions step outputs when
+/// `GITHUB_OUTPUT` names a file (later steps read `steps.ID.outputs.key`).
+/// A value with a line break is not written: it would end the entry early.
+pub fn github_output(key: &str, value: &str) {
+    let Some(path) = std::env::var_os("GITHUB_OUTPUT").filter(|p| !p.is_empty()) else {
+        return;
+    };
+    if let Err(e) = append_output(std::path::Path::new(&path), key, value) {
+        eprintln!(
+            "warning: could not append {key} to GITHUB_OUTPUT ({}): {e:#}",
+            std::path::Path::new(&path).display()
+        );
+    }
+}
+
+/// One `key=value` line of GitHub's output file format.
+fn append_output(path: &std::path::Path, key: &str, value: &str) -> anyhow::Result<()> {
+    if value.contains(['\n', '\r']) {
+        anyhow::bail!("the value has a line break");
+    }
+    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    std::io::Write::write_all(&mut file, format!("{key}={value}\n").as_bytes())?;
+    Ok(())
+}
+
+/// Prints `value` as pretty JSON on standard output.
+pub fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// Writes `bytes` to `path` (atomically), or to standard output without one.
+pub fn write_or_print(path: Option<&std::path::Path>, bytes: &[u8]) -> anyhow::Result<()> {
+    match path {
+        Some(path) => crate::guest::cache::write_atomic(path, bytes, 0o644),
+        None => {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            out.write_all(bytes)?;
+            out.flush()?;
+            Ok(())
         }
     }
 }
@@ -108,5 +222,66 @@ pub fn step_summary(markdown: &str) {
             "warning: could not append to GITHUB_STEP_SUMMARY ({}): {e}",
             std::path::Path::new(&path).display()
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn github_output_lines_are_appended_and_line_breaks_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("output");
+        std::fs::write(&file, "earlier=1\n").unwrap();
+        append_output(&file, "run_dir", "results/boot-20261125T150102Z").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            "earlier=1\nrun_dir=results/boot-20261125T150102Z\n"
+        );
+        assert!(append_output(&file, "run_dir", "a\nsneaky=1").is_err());
+        assert!(!std::fs::read_to_string(&file).unwrap().contains("sneaky"));
+    }
+
+    #[test]
+    fn every_format_flag_is_a_value_enum_listed_in_help() {
+        use clap::CommandFactory;
+        let mut cmd = Cli::command();
+        cmd.build();
+        let mut formats = 0;
+        for sub in cmd.get_subcommands() {
+            for arg in sub.get_arguments().filter(|a| a.get_id() == "format") {
+                formats += 1;
+                let values = arg.get_possible_values();
+                assert!(values.len() >= 2, "vmbench {} --format lists no values", sub.get_name());
+                let help = sub.clone().render_long_help().to_string();
+                for v in values {
+                    assert!(
+                        help.contains(v.get_name()),
+                        "vmbench {} --help lacks {}",
+                        sub.get_name(),
+                        v.get_name()
+                    );
+                }
+            }
+        }
+        assert_eq!(formats, 7, "check compare doctor export history report validate");
+    }
+
+    #[test]
+    fn results_dir_is_visible_with_its_environment_variable() {
+        use clap::CommandFactory;
+        let mut cmd = Cli::command();
+        cmd.build();
+        for name in ["run", "compare", "check", "export", "report"] {
+            let sub = cmd.find_subcommand(name).unwrap();
+            let arg = sub.get_arguments().find(|a| a.get_id() == "results_dir").unwrap();
+            assert!(!arg.is_hide_set(), "{name}");
+            assert_eq!(arg.get_env(), Some(std::ffi::OsStr::new("VMBENCH_RESULTS_DIR")), "{name}");
+            assert!(
+                sub.clone().render_help().to_string().contains("[env: VMBENCH_RESULTS_DIR="),
+                "{name}"
+            );
+        }
     }
 }

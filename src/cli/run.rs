@@ -37,9 +37,12 @@ pub struct RunArgs {
     /// Compare this run with baseline NAME at the end; exit 1 on a regression.
     #[arg(long, value_name = "NAME")]
     pub baseline: Option<String>,
-    /// Where runs go when --out is not given.
-    #[arg(long, default_value = "results", hide = true)]
-    pub results_dir: PathBuf,
+    /// Print one JSON object on standard output at the end (`run_dir`, `status`, `exit_status`, ...);
+    /// the tables go to standard error instead. (With GITHUB_OUTPUT set, `run_dir=DIR` is appended to it either way.)
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub results: super::ResultsDir,
 }
 
 pub fn exec(args: RunArgs) -> anyhow::Result<i32> {
@@ -57,7 +60,7 @@ pub fn exec(args: RunArgs) -> anyhow::Result<i32> {
         }
     }
     if let Some(name) = &args.baseline {
-        if let Err(e) = crate::compare::baseline::resolve(name, &args.results_dir) {
+        if let Err(e) = crate::compare::baseline::resolve(name, &args.results.results_dir) {
             eprintln!("error: {e:#}");
             return Ok(super::EXIT_INPUT);
         }
@@ -65,7 +68,8 @@ pub fn exec(args: RunArgs) -> anyhow::Result<i32> {
     let after = After {
         save_baseline: args.save_baseline,
         baseline: args.baseline,
-        results_dir: args.results_dir.clone(),
+        results_dir: args.results.results_dir.clone(),
+        human: if args.json { super::Human::Stderr } else { super::Human::Stdout },
     };
     let opts = RunOptions {
         overrides: Overrides {
@@ -75,17 +79,20 @@ pub fn exec(args: RunArgs) -> anyhow::Result<i32> {
             order_seed: args.seed,
         },
         out: args.out,
-        results_root: args.results_dir,
+        results_root: args.results.results_dir,
         label: args.label,
     };
     super::runtime()?.block_on(run(scenario, opts, after))
 }
 
-/// What to do with a finished run: save it as a baseline, compare it with one.
+/// What to do with a finished run: save it as a baseline, compare it with
+/// one; and where its tables go (standard error when standard output
+/// carries JSON).
 struct After {
     save_baseline: Option<String>,
     baseline: Option<String>,
     results_dir: PathBuf,
+    human: super::Human,
 }
 
 async fn run(scenario: crate::scenario::Scenario, opts: RunOptions, after: After) -> anyhow::Result<i32> {
@@ -115,6 +122,15 @@ async fn run(scenario: crate::scenario::Scenario, opts: RunOptions, after: After
     eprintln!("{note}; finished samples are kept");
     if let Some(dir) = handle.dir.lock().expect("run handle lock").clone() {
         eprintln!("run directory: {}", dir.display());
+        super::github_output("run_dir", &dir.display().to_string());
+        if after.human == super::Human::Stderr {
+            super::print_json(&serde_json::json!({
+                "run_dir": dir,
+                "status": "interrupted",
+                "signal": signal_name,
+                "exit_status": code,
+            }))?;
+        }
     }
     Ok(code)
 }
@@ -137,35 +153,7 @@ async fn finish(
     after: &After,
 ) -> anyhow::Result<i32> {
     match joined {
-        Ok(Ok(outcome)) => {
-            let summary = crate::report::table::summary(&outcome.record, &outcome.samples);
-            print!("{summary}");
-            match crate::publish::write_all(&outcome.dir, &[], std::path::Path::new("report-templates")) {
-                Ok(files) => println!("\nrun directory: {} ({})", outcome.dir.display(), files.join(", ")),
-                Err(e) => {
-                    println!("\nrun directory: {}", outcome.dir.display());
-                    eprintln!("warning: writing the reports: {e:#}");
-                }
-            }
-            super::step_summary(&format!(
-                "### vmbench run `{}`\n\n```\n{summary}```\n",
-                outcome.record.scenario.name
-            ));
-            let mut status = if outcome.record.failed_samples > 0 {
-                super::EXIT_FAILED_SAMPLES
-            } else {
-                0
-            };
-            if let Some(name) = &after.save_baseline {
-                let saved = crate::compare::baseline::save(&outcome.dir, name, &after.results_dir)?;
-                println!("saved as baseline `{name}`: {}", saved.display());
-            }
-            if let Some(name) = &after.baseline {
-                println!();
-                status = status.max(super::compare::against_baseline(&outcome.dir, name, &after.results_dir)?);
-            }
-            Ok(status)
-        }
+        Ok(Ok(outcome)) => finished(&outcome, after),
         Ok(Err(e)) if e.downcast_ref::<InputError>().is_some() => {
             eprintln!("error: {e:#}");
             Ok(super::EXIT_INPUT)
@@ -184,6 +172,80 @@ async fn finish(
             anyhow::bail!("{note}; containers of the run were removed and finished samples kept")
         }
     }
+}
+
+/// Reports a run that ran to its end, writes its report files, saves or
+/// compares it as asked, and returns its exit status.
+fn finished(outcome: &runner::RunOutcome, after: &After) -> anyhow::Result<i32> {
+    let human = after.human;
+    let summary = crate::report::table::summary(&outcome.record, &outcome.samples);
+    human.print(&summary);
+    let reports = match crate::publish::write_all(&outcome.dir, &[], std::path::Path::new("report-templates")) {
+        Ok(files) => {
+            human.print(&format!("\nrun directory: {} ({})\n", outcome.dir.display(), files.join(", ")));
+            files
+        }
+        Err(e) => {
+            human.print(&format!("\nrun directory: {}\n", outcome.dir.display()));
+            eprintln!("warning: writing the reports: {e:#}");
+            Vec::new()
+        }
+    };
+    super::github_output("run_dir", &outcome.dir.display().to_string());
+    super::step_summary(&format!(
+        "### vmbench run `{}`\n\n```\n{summary}```\n",
+        outcome.record.scenario.name
+    ));
+    let mut status = if outcome.record.failed_samples > 0 {
+        super::EXIT_FAILED_SAMPLES
+    } else {
+        0
+    };
+    let mut saved = None;
+    if let Some(name) = &after.save_baseline {
+        let path = crate::compare::baseline::save(&outcome.dir, name, &after.results_dir)?;
+        human.print(&format!("saved as baseline `{name}`: {}\n", path.display()));
+        saved = Some(path);
+    }
+    if let Some(name) = &after.baseline {
+        human.print("\n");
+        status = status.max(super::compare::against_baseline(&outcome.dir, name, &after.results_dir, human)?);
+    }
+    if human == super::Human::Stderr {
+        let ended = Ended {
+            reports,
+            saved_baseline: saved,
+            compared_with_baseline: after.baseline.clone(),
+            exit_status: status,
+        };
+        super::print_json(&run_json(outcome, &ended))?;
+    }
+    Ok(status)
+}
+
+/// What happened after the run itself, for its JSON.
+struct Ended {
+    reports: Vec<String>,
+    saved_baseline: Option<PathBuf>,
+    compared_with_baseline: Option<String>,
+    exit_status: i32,
+}
+
+/// `run --json`'s object: where the run is and how it ended.
+fn run_json(outcome: &runner::RunOutcome, ended: &Ended) -> serde_json::Value {
+    let r = &outcome.record;
+    serde_json::json!({
+        "run_dir": outcome.dir,
+        "run_id": r.run_id,
+        "scenario": r.scenario.name,
+        "status": r.status,
+        "samples": r.samples,
+        "failed_samples": r.failed_samples,
+        "reports": ended.reports,
+        "saved_baseline": ended.saved_baseline,
+        "compared_with_baseline": ended.compared_with_baseline,
+        "exit_status": ended.exit_status,
+    })
 }
 
 /// A progress bar on stderr (hidden when stderr is not a terminal); failed
@@ -261,5 +323,33 @@ impl Observer for Progress {
                 eprintln!("{line}");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_json_says_where_the_run_is_and_how_it_ended() {
+        let run = crate::compare::tests::run(1.0, 3);
+        let outcome = runner::RunOutcome {
+            dir: PathBuf::from("results/s-20261125T150102Z"),
+            record: run.record,
+            samples: run.samples,
+        };
+        let ended = Ended {
+            reports: vec!["summary.json".into()],
+            saved_baseline: Some(PathBuf::from("results/baselines/main")),
+            compared_with_baseline: None,
+            exit_status: 3,
+        };
+        let json = run_json(&outcome, &ended);
+        assert_eq!(json["run_dir"], "results/s-20261125T150102Z");
+        assert_eq!(json["status"], "complete");
+        assert_eq!(json["exit_status"], 3);
+        assert_eq!(json["saved_baseline"], "results/baselines/main");
+        assert!(json["compared_with_baseline"].is_null());
+        assert_eq!(json["reports"], serde_json::json!(["summary.json"]));
     }
 }

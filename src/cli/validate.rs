@@ -1,5 +1,6 @@
 //! `vmbench validate SCENARIO...`
 
+use serde_json::{json, Value};
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
@@ -7,24 +8,54 @@ pub struct ValidateArgs {
     /// Scenario files to check.
     #[arg(required = true)]
     pub scenarios: Vec<PathBuf>,
+    /// json: `{"valid", "scenarios": [{"path", "valid", "name", "targets", "workloads", "repetitions"} or {"path", "valid", "error"}]}`.
+    #[arg(long, value_enum, default_value_t = super::TextOrJson::Text)]
+    pub format: super::TextOrJson,
 }
 
 pub fn exec(args: ValidateArgs) -> anyhow::Result<i32> {
+    let text = args.format == super::TextOrJson::Text;
     let mut bad = 0;
+    let mut results = Vec::new();
     for path in &args.scenarios {
         match crate::scenario::load(path) {
-            Ok(s) => println!(
-                "ok: {} ({} target(s), {} workload(s), {} repetitions)",
-                path.display(),
-                s.targets.len(),
-                s.workloads.len(),
-                s.repetitions
-            ),
+            Ok(s) => {
+                if text {
+                    println!(
+                        "ok: {} ({} target(s), {} workload(s), {} repetitions)",
+                        path.display(),
+                        s.targets.len(),
+                        s.workloads.len(),
+                        s.repetitions
+                    );
+                }
+                results.push(valid(path, &s));
+            }
             Err(e) => {
-                eprintln!("error: {e}");
+                if text {
+                    eprintln!("error: {e}");
+                }
+                results.push(json!({ "path": path, "valid": false, "error": e.to_string() }));
                 bad += 1;
             }
         }
     }
+    if !text {
+        super::print_json(&json!({ "valid": bad == 0, "scenarios": results }))?;
+    }
     Ok(if bad == 0 { 0 } else { super::EXIT_INPUT })
+}
+
+/// What a script may want to know of a valid scenario.
+fn valid(path: &std::path::Path, s: &crate::scenario::Scenario) -> Value {
+    json!({
+        "path": path,
+        "valid": true,
+        "name": s.name,
+        "targets": s.targets.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
+        "workloads": s.workloads.iter().map(|w| w.kind.as_str()).collect::<Vec<_>>(),
+        "repetitions": s.repetitions,
+        "auto_repetitions": s.auto.is_some(),
+        "warmup": s.warmup,
+    })
 }

@@ -18,7 +18,7 @@ fn cells(r: &Row) -> Vec<String> {
 }
 
 /// Three decimals, or `<0.001` rather than a 0 no permutation test gives.
-fn p_cell(p: f64) -> String {
+pub(crate) fn p_cell(p: f64) -> String {
     if p < 0.001 {
         "<0.001".to_string()
     } else {

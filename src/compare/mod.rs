@@ -7,6 +7,7 @@
 pub mod baseline;
 pub mod export;
 pub mod format;
+pub mod junit;
 pub mod thresholds;
 
 use crate::metric::{self, Direction};

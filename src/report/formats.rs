@@ -27,6 +27,7 @@ pub struct Json;
 pub struct Csv;
 pub struct Markdown;
 pub struct Html;
+pub struct Latex;
 
 impl Render<Input<'_>> for Json {
     fn name(&self) -> &'static str {
@@ -122,8 +123,22 @@ impl Render<Input<'_>> for Html {
     }
 }
 
+impl Render<Input<'_>> for Latex {
+    fn name(&self) -> &'static str {
+        "tex"
+    }
+    fn file_name(&self) -> Option<&'static str> {
+        Some("summary.tex")
+    }
+    /// The summary as booktabs tables, one per workload (see `latex`).
+    fn render(&self, input: &Input<'_>) -> Result<Vec<u8>> {
+        let tcg = input.record.targets.iter().any(|t| t.accel.as_deref() == Some("tcg"));
+        Ok(super::latex::render(input.summary, &input.record.scenario.workloads, tcg).into_bytes())
+    }
+}
+
 pub fn all() -> Vec<Box<Format>> {
-    vec![Box::new(Json), Box::new(Csv), Box::new(Markdown), Box::new(Html)]
+    vec![Box::new(Json), Box::new(Csv), Box::new(Markdown), Box::new(Html), Box::new(Latex)]
 }
 
 #[cfg(test)]

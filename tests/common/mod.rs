@@ -142,3 +142,90 @@ kind = "boot"
 "#
     )
 }
+
+/// A run directory written through vmbench's own writer without measuring
+/// anything, for tests of what reads runs (exports, compare, check):
+/// `reps` boot samples each of a TCG VM and a native target, the VM's
+/// `ready_ms` spread over 1800–1800+reps ms and multiplied by `scale`, and,
+/// with `throughput`, a bigger-is-better metric on the VM too. It started
+/// at 2026-11-25T15:01:02Z and took 62.5 s.
+pub fn synthetic_run(dir: &Path, scale: f64, reps: u32, throughput: bool) -> PathBuf {
+    use vmbench::rundir::{HostFacts, RunStatus, ScenarioFacts, Sink, TargetFacts, TargetKind, WorkloadKind, SCHEMA_VERSION};
+    let target = |name: &str, kind: TargetKind, accel: Option<&str>| TargetFacts {
+        name: name.into(),
+        kind,
+        accel: accel.map(str::to_string),
+        ..Default::default()
+    };
+    let record = RunRecord {
+        schema_version: SCHEMA_VERSION,
+        vmbench_version: env!("CARGO_PKG_VERSION").into(),
+        run_id: "synthetic".into(),
+        status: RunStatus::Running,
+        started_at: "2026-11-25T15:01:02Z".into(),
+        finished_at: None,
+        scenario: ScenarioFacts {
+            auto: None,
+            name: "synthetic".into(),
+            description: String::new(),
+            path: "synthetic.toml".into(),
+            text: String::new(),
+            sha256: "0123456789abcdef".into(),
+            repetitions: reps,
+            warmup: 0,
+            timeout_s: 60.0,
+            workloads: vec![WorkloadKind::Boot],
+            only: vec![],
+            order_seed: None,
+            cpuset: None,
+            harness_cpuset: None,
+        },
+        host: HostFacts {
+            cpu_model: "test cpu".into(),
+            kernel: "6.1".into(),
+            ..Default::default()
+        },
+        targets: vec![
+            target("vm", TargetKind::Vm, Some("tcg")),
+            target("native", TargetKind::Native, None),
+        ],
+        samples: 0,
+        failed_samples: 0,
+        note: None,
+        git: None,
+        label: None,
+    };
+    let mut sink = Sink::create(dir, record).unwrap();
+    let mut seq = 0;
+    for rep in 0..reps {
+        for (name, ready) in [("vm", (1800.0 + rep as f64) * scale), ("native", 1.0 + rep as f64 * 0.01)] {
+            let mut metrics = std::collections::BTreeMap::from([("ready_ms".to_string(), ready)]);
+            if throughput && name == "vm" {
+                metrics.insert("image_read_mb_per_s".into(), 100.0 + rep as f64);
+            }
+            sink.append(&Sample {
+                target: name.into(),
+                workload: WorkloadKind::Boot,
+                rep,
+                warmup: false,
+                seq,
+                ok: true,
+                error: None,
+                metrics,
+                accel: None,
+                runtime: None,
+                agent_kernel: None,
+                started_at: "2026-11-25T15:01:02Z".into(),
+                clocksource: None,
+                agent_facts: None,
+                not_applicable: None,
+            })
+            .unwrap();
+            seq += 1;
+        }
+    }
+    sink.record.status = RunStatus::Complete;
+    sink.record.finished_at = Some("2026-11-25T15:02:04.5Z".into());
+    vmbench::rundir::write_run_record(dir, &sink.record).unwrap();
+    dir.to_path_buf()
+}
