@@ -24,8 +24,9 @@ PACKAGES=(qemu-system-x86 docker.io hyperfine ca-certificates crun runsc fonts-d
           libvirt-daemon-system libvirt-dev pkg-config podman chromium curl
           python3-junitparser)
 # Guest systems ([[guest]]): mmdebstrap builds the root file system from the
-# distribution's archive, mkfs.ext4 -d makes the VM disk of it.
-PACKAGES+=(mmdebstrap e2fsprogs)
+# distribution's archive; mkfs.ext4 -d, mkfs.fat, mtools, syslinux and
+# systemd-boot make the bootable VM disk of it; OVMF is the UEFI firmware.
+PACKAGES+=(mmdebstrap e2fsprogs dosfstools mtools syslinux syslinux-common systemd-boot-efi ovmf)
 CACHE_DIR=${VMBENCH_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/vmbench}
 APT_UPDATED=0
 

@@ -55,6 +55,8 @@ pub const LAUNCH_METRICS: &[&str] = &[
     "init_ms",
     "first_byte_ms",
     "kernel_ms",
+    "firmware_ms",
+    "loader_ms",
     "initrd_ms",
     "userspace_ms",
     "pre_kernel_ms",

@@ -20,6 +20,34 @@ pub const MAGIC: &str = "VMBENCH1";
 pub const TOKEN_PREFIX: &str = "vmbench.";
 /// The token that opens every set of instructions (`vmbench.nonce=...`).
 pub const NONCE_TOKEN: &str = "vmbench.nonce=";
+/// The marker on a firmware-booted guest's kernel command line (written in
+/// its bootloader's configuration) that sends the agent to the SMBIOS OEM
+/// strings for its instructions: the bootloader's command line is fixed,
+/// the instructions change with every launch.
+pub const SMBIOS_MARKER: &str = "vmbench.instructions=smbios";
+
+/// How an SMBIOS OEM string that carries instructions starts.
+pub const SMBIOS_PREFIX: &str = "vmbench:";
+
+/// The SMBIOS OEM string (type 11) that carries `tokens` to a guest booted
+/// by firmware, whose kernel command line is fixed in its bootloader.
+pub fn smbios_instructions(tokens: &[String]) -> String {
+    format!("{SMBIOS_PREFIX}{}", tokens.join(" "))
+}
+
+/// The instruction tokens among the strings of raw SMBIOS type 11 tables
+/// (`/sys/firmware/dmi/entries/11-*/raw`: a 5-byte header, then
+/// NUL-terminated strings ending with an empty one).
+pub fn tokens_from_smbios_oem(raw: &[u8]) -> Option<Vec<String>> {
+    let length = *raw.get(1)? as usize;
+    raw.get(length..)?
+        .split(|&b| b == 0)
+        .take_while(|s| !s.is_empty())
+        .filter_map(|s| std::str::from_utf8(s).ok())
+        .find_map(|s| s.strip_prefix(SMBIOS_PREFIX))
+        .map(|rest| rest.split_whitespace().map(str::to_string).collect())
+}
+
 /// The environment variable that carries the instructions to an agent run
 /// as a service of a container's own init (the init's environment, which
 /// services do not inherit, is read from `/proc/1/environ`).
@@ -320,6 +348,20 @@ pub fn decode_line(line: &str, nonce: &str) -> Result<AgentMessage, LineError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn instructions_travel_in_an_smbios_oem_string() {
+        let tokens = vec!["vmbench.nonce=ab".to_string(), "vmbench.workload=boot".to_string()];
+        let oem = smbios_instructions(&tokens);
+        // Type 11, length 5, handle, one string; then the strings.
+        let mut raw = vec![11u8, 5, 0x00, 0x0b, 2];
+        raw.extend_from_slice(b"other\0");
+        raw.extend_from_slice(oem.as_bytes());
+        raw.extend_from_slice(b"\0\0");
+        assert_eq!(tokens_from_smbios_oem(&raw), Some(tokens));
+        assert_eq!(tokens_from_smbios_oem(&[11, 5, 0, 0, 1, b'x', 0, 0]), None);
+        assert_eq!(tokens_from_smbios_oem(&[11]), None);
+    }
 
     #[test]
     fn a_line_round_trips() {

@@ -59,7 +59,7 @@ pub fn run() -> i32 {
         pid1::mount_basics();
     }
     let tokens = match role {
-        Role::VmInit => pid1::kernel_cmdline(),
+        Role::VmInit => pid1::vm_instructions(),
         Role::Service(place) => service::instructions(place),
         Role::Process => args,
     };

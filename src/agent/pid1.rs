@@ -21,8 +21,34 @@ pub fn boottime_ns() -> u64 {
 /// instructions. A container's entrypoint is PID 1 too, but its `/proc`
 /// shows the host's command line, which never carries them.
 pub fn is_vm_init() -> bool {
-    std::process::id() == 1
-        && (!std::path::Path::new("/proc/self").exists() || kernel_cmdline().iter().any(|t| t.starts_with(crate::protocol::NONCE_TOKEN)))
+    std::process::id() == 1 && (!std::path::Path::new("/proc/self").exists() || carries_instructions())
+}
+
+/// Whether the kernel command line carries vmbench's instructions, or the
+/// marker of a firmware boot that sends them through SMBIOS.
+pub fn carries_instructions() -> bool {
+    kernel_cmdline()
+        .iter()
+        .any(|t| t.starts_with(crate::protocol::NONCE_TOKEN) || t == crate::protocol::SMBIOS_MARKER)
+}
+
+/// A VM's instructions: the kernel command line, or after a firmware boot
+/// (whose bootloader's command line is fixed) the SMBIOS OEM string the
+/// host gave this launch.
+pub fn vm_instructions() -> Vec<String> {
+    let cmdline = kernel_cmdline();
+    if !cmdline.iter().any(|t| t == crate::protocol::SMBIOS_MARKER) {
+        return cmdline;
+    }
+    let Ok(entries) = std::fs::read_dir("/sys/firmware/dmi/entries") else {
+        return cmdline;
+    };
+    entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("11-"))
+        .filter_map(|e| std::fs::read(e.path().join("raw")).ok())
+        .find_map(|raw| crate::protocol::tokens_from_smbios_oem(&raw))
+        .unwrap_or(cmdline)
 }
 
 /// Mounts `/proc`, `/sys` and `/dev` when they are missing. Failures are

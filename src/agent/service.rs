@@ -26,10 +26,7 @@ pub enum Place {
 /// A VM's kernel command line carries the instructions; a container's
 /// `/proc/cmdline` is the host's, which never does.
 pub fn place() -> Place {
-    if super::pid1::kernel_cmdline()
-        .iter()
-        .any(|t| t.starts_with(crate::protocol::NONCE_TOKEN))
-    {
+    if super::pid1::carries_instructions() {
         Place::Vm
     } else {
         Place::Container
@@ -39,7 +36,7 @@ pub fn place() -> Place {
 /// The instruction tokens for `place`.
 pub fn instructions(place: Place) -> Vec<String> {
     match place {
-        Place::Vm => super::pid1::kernel_cmdline(),
+        Place::Vm => super::pid1::vm_instructions(),
         Place::Container => {
             let environ = std::fs::read("/proc/1/environ").unwrap_or_default();
             from_environ(&environ)
@@ -99,10 +96,17 @@ fn open_console() -> bool {
 
 /// systemd's own boot phases, in ms, from its monotonic timestamps (what
 /// `systemd-analyze` prints), ending where this unit began: when
-/// `multi-user.target` was reached. A container has no kernel or initrd
-/// phase of its own, so only `userspace` is given there.
+/// `multi-user.target` was reached. After UEFI with a bootloader that tells
+/// systemd (systemd-boot), `firmware` and `loader` come first. A container
+/// has no kernel or initrd phase of its own, so only `userspace` is given
+/// there.
 pub fn systemd_phases(place: Place) -> BTreeMap<String, f64> {
-    let manager = systemctl_show(&["--property=InitRDTimestampMonotonic", "--property=UserspaceTimestampMonotonic"]);
+    let manager = systemctl_show(&[
+        "--property=FirmwareTimestampMonotonic",
+        "--property=LoaderTimestampMonotonic",
+        "--property=InitRDTimestampMonotonic",
+        "--property=UserspaceTimestampMonotonic",
+    ]);
     let target = systemctl_show(&["multi-user.target", "--property=ActiveEnterTimestampMonotonic"]);
     phases_from(place, &manager, &target)
 }
@@ -120,7 +124,15 @@ pub fn phases_from(place: Place, manager: &str, target: &str) -> BTreeMap<String
     let reached = us(target, "ActiveEnterTimestampMonotonic");
     let ms = |from: u64, to: u64| to.saturating_sub(from) as f64 / 1e3;
     let mut phases = BTreeMap::new();
+    // Both are µs *before* the kernel started, as systemd records them.
+    let (firmware, loader) = (us(manager, "FirmwareTimestampMonotonic"), us(manager, "LoaderTimestampMonotonic"));
     if place == Place::Vm {
+        if let (Some(firmware), Some(loader)) = (firmware, loader) {
+            phases.insert("firmware".to_string(), ms(loader, firmware));
+        }
+        if let Some(loader) = loader {
+            phases.insert("loader".to_string(), ms(0, loader));
+        }
         if let Some(end) = initrd.or(userspace) {
             phases.insert("kernel".to_string(), ms(0, end));
         }
@@ -181,6 +193,13 @@ mod tests {
         assert_eq!(vm["kernel"], 1500.0);
         assert_eq!(vm["initrd"], 2500.0);
         assert_eq!(vm["userspace"], 5250.0);
+        assert!(!vm.contains_key("firmware") && !vm.contains_key("loader"));
+        let uefi = phases_from(
+            Place::Vm,
+            &format!("FirmwareTimestampMonotonic=3000000\nLoaderTimestampMonotonic=800000\n{manager}"),
+            target,
+        );
+        assert_eq!((uefi["firmware"], uefi["loader"]), (2200.0, 800.0));
         // A container has neither kernel nor initrd of its own.
         let ctr = phases_from(Place::Container, manager, target);
         assert_eq!(ctr.keys().collect::<Vec<_>>(), ["userspace"]);

@@ -1,12 +1,14 @@
 //! A distribution's root file system, built with `mmdebstrap` and cached by
 //! the hash of its definition, then made into what targets run: a tree with
 //! the agent and its systemd unit added (imported as a container image by
-//! the container backends) and an ext4 disk image of that same tree (booted
-//! by the VM backend with the kernel and initramfs the tree installs).
+//! the container backends) and a partitioned disk image of that same tree
+//! (booted by the VM backend directly with the kernel and initramfs the tree
+//! installs, or by BIOS or UEFI firmware through the bootloaders on it).
 //!
 //! Layout under `<cache>/rootfs/<key>/`: `base/` (mmdebstrap's tree, never
 //! modified) and `agent-<hash>/` holding `tree/` (hard links into `base/`
-//! plus the agent files) and `disk.img`. Everything is built in a
+//! plus the agent files) and the VM disks made of it, `boot-<hash of the
+//! kernel arguments>.img` ([`bootable_disk`]). Everything is built in a
 //! temporary directory next to its final place and renamed into it when
 //! complete, so an interrupted build leaves nothing half-built behind a
 //! final name.
@@ -88,22 +90,18 @@ pub fn mmdebstrap_argv(rootfs: &Rootfs, dest: &Path) -> Vec<String> {
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
 pub struct Built {
     pub key: String,
-    /// The tree with the agent (what the container image is made of).
+    /// The tree with the agent (what the container image and the VM disks
+    /// are made of).
     pub tree: PathBuf,
-    /// The ext4 image of the same tree.
-    pub disk: PathBuf,
     /// The kernel and initramfs the tree installed.
     pub kernel: PathBuf,
     pub initrd: PathBuf,
     /// Bytes of the files in the tree (apparent sizes, as `du -sb`).
     pub tree_bytes: u64,
-    /// The disk image's apparent size and the blocks it occupies.
-    pub disk_bytes: u64,
-    pub disk_allocated_bytes: u64,
     /// mmdebstrap's time when this run built the tree; `None` when cached.
     pub build_ms: Option<f64>,
-    /// Time to make the agent tree and the disk image, when this run did.
-    pub disk_build_ms: Option<f64>,
+    /// Time to add the agent to a copy of the tree, when this run did.
+    pub agent_build_ms: Option<f64>,
 }
 
 /// Where built root file systems live (`vmbench clean --cache` empties it).
@@ -125,7 +123,7 @@ pub fn ensure(rootfs: &Rootfs, agent: &[u8], agent_sha256: &str) -> Result<Built
         Some(started.elapsed().as_secs_f64() * 1e3)
     };
     let staged = dir.join(format!("agent-{}", &agent_sha256[..16]));
-    let disk_build_ms = if staged.join("disk.img").is_file() {
+    let agent_build_ms = if staged.join("tree").is_dir() {
         None
     } else {
         let started = Instant::now();
@@ -133,21 +131,15 @@ pub fn ensure(rootfs: &Rootfs, agent: &[u8], agent_sha256: &str) -> Result<Built
         Some(started.elapsed().as_secs_f64() * 1e3)
     };
     let tree = staged.join("tree");
-    let disk = staged.join("disk.img");
     let (kernel, initrd) = boot_files(&tree)?;
-    let meta = std::fs::metadata(&disk).with_context(|| format!("reading {}", disk.display()))?;
-    use std::os::unix::fs::MetadataExt;
     Ok(Built {
         key,
         tree_bytes: tree_bytes(&tree)?,
-        disk_bytes: meta.len(),
-        disk_allocated_bytes: meta.blocks() * 512,
         tree,
-        disk,
         kernel,
         initrd,
         build_ms,
-        disk_build_ms,
+        agent_build_ms,
     })
 }
 
@@ -161,12 +153,11 @@ fn build_base(rootfs: &Rootfs, base: &Path) -> Result<()> {
     let tree = tmp.path.join("tree");
     let argv = mmdebstrap_argv(rootfs, &tree);
     run(&argv, "building the guest root file system")?;
-    std::fs::rename(&tree, base).with_context(|| format!("renaming the built tree into {}", base.display()))?;
-    Ok(())
+    rename_into(&tree, base)
 }
 
-/// `base` hard-linked into a new tree, the agent and its unit added (new
-/// files, so `base` is untouched), and the ext4 disk image made from it.
+/// `base` hard-linked into a new tree, and the agent and its unit added
+/// (new files, so `base` is untouched).
 fn build_staged(base: &Path, staged: &Path, agent: &[u8]) -> Result<()> {
     let tmp = TempDir::beside(staged)?;
     let tree = tmp.path.join("tree");
@@ -175,10 +166,7 @@ fn build_staged(base: &Path, staged: &Path, agent: &[u8]) -> Result<()> {
         "copying the guest tree",
     )?;
     add_agent(&tree, agent)?;
-    let disk = tmp.path.join("disk.img");
-    make_disk(&tree, &disk)?;
-    std::fs::rename(&tmp.path, staged).with_context(|| format!("renaming into {}", staged.display()))?;
-    Ok(())
+    rename_into(&tmp.path, staged)
 }
 
 /// Writes the agent, its unit and the unit's enablement into `tree`.
@@ -207,30 +195,6 @@ fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
 }
 
-/// An ext4 image of `tree`, sized to the tree plus a quarter and 256 MiB of
-/// room (systemd writes its journal and state at boot), made without
-/// mounting anything (`mkfs.ext4 -d`).
-fn make_disk(tree: &Path, disk: &Path) -> Result<()> {
-    let bytes = tree_bytes(tree)?;
-    let size_mib = (bytes + bytes / 4) / (1 << 20) + 256;
-    std::fs::File::create(disk)
-        .and_then(|f| f.set_len(size_mib << 20))
-        .with_context(|| format!("creating {}", disk.display()))?;
-    run(
-        &[
-            "mkfs.ext4".into(),
-            "-q".into(),
-            "-F".into(),
-            "-L".into(),
-            DISK_LABEL.into(),
-            "-d".into(),
-            tree.display().to_string(),
-            disk.display().to_string(),
-        ],
-        "making the guest disk image",
-    )
-}
-
 /// The newest `boot/vmlinuz-*` of `tree` and its `boot/initrd.img-*`.
 pub fn boot_files(tree: &Path) -> Result<(PathBuf, PathBuf)> {
     let boot = tree.join("boot");
@@ -247,6 +211,216 @@ pub fn boot_files(tree: &Path) -> Result<(PathBuf, PathBuf)> {
         bail!("the guest tree has a kernel {version} but no {}", initrd.display());
     }
     Ok((boot.join(format!("vmlinuz-{version}")), initrd))
+}
+
+/// A disk image of a guest, as QEMU gets it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Disk {
+    pub path: PathBuf,
+    /// Apparent size and the blocks it occupies.
+    pub bytes: u64,
+    pub allocated_bytes: u64,
+    /// Time to make it, when this run did (`None`: cached).
+    pub build_ms: Option<f64>,
+}
+
+/// The boot partition: FAT16, 64 MiB, from sector 2048 (1 MiB), marked
+/// active and typed as an EFI system partition, so SeaBIOS (through the
+/// MBR code and syslinux) and OVMF (through `\EFI\BOOT\BOOTX64.EFI`) both
+/// boot from it. The root file system follows in the second partition.
+const BOOT_START_SECTOR: u64 = 2048;
+const BOOT_SECTORS: u64 = 64 * 2048;
+const ROOT_START_SECTOR: u64 = BOOT_START_SECTOR + BOOT_SECTORS;
+
+/// Where the host's bootloader files come from (Debian packages `syslinux`,
+/// `syslinux-common` and `systemd-boot-efi`, which `scripts/setup.sh` installs).
+pub const MBR_CODE: &str = "/usr/lib/syslinux/mbr/mbr.bin";
+pub const SYSTEMD_BOOT_EFI: &str = "/usr/lib/systemd/boot/efi/systemd-bootx64.efi";
+
+/// A partitioned disk of `built`'s tree that firmware can boot: an MBR with
+/// syslinux's boot code, the boot partition with the tree's kernel and
+/// initramfs, syslinux (BIOS) and systemd-boot (UEFI) both configured with
+/// `kernel_args`, and the tree as ext4 in the second partition (labelled
+/// [`DISK_LABEL`], so `root=LABEL=` finds it on any boot path). Cached next
+/// to the tree, one per set of kernel arguments; made without mounting.
+pub fn bootable_disk(built: &Built, kernel_args: &[String]) -> Result<Disk> {
+    let staged = built.tree.parent().context("the guest tree has no parent")?;
+    let key = &sha256_hex(kernel_args.join(" ").as_bytes())[..12];
+    let path = staged.join(format!("boot-{key}.img"));
+    let build_ms = if path.is_file() {
+        None
+    } else {
+        let started = Instant::now();
+        let tmp = TempDir::beside(&path)?;
+        let disk = tmp.path.join("disk.img");
+        make_bootable(built, kernel_args, &disk)?;
+        rename_into(&disk, &path)?;
+        Some(started.elapsed().as_secs_f64() * 1e3)
+    };
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(&path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(Disk {
+        bytes: meta.len(),
+        allocated_bytes: meta.blocks() * 512,
+        path,
+        build_ms,
+    })
+}
+
+fn make_bootable(built: &Built, kernel_args: &[String], disk: &Path) -> Result<()> {
+    let tree_bytes = built.tree_bytes;
+    let root_sectors = ((tree_bytes + tree_bytes / 4) / (1 << 20) + 256) * 2048;
+    let total = (ROOT_START_SECTOR + root_sectors) * 512;
+    std::fs::File::create(disk)
+        .and_then(|f| f.set_len(total))
+        .with_context(|| format!("creating {}", disk.display()))?;
+    let image = disk.display().to_string();
+    run(
+        &argv(&[
+            "mkfs.fat",
+            "-F",
+            "16",
+            "-n",
+            "VMBOOT",
+            &format!("--offset={BOOT_START_SECTOR}"),
+            &image,
+            &(BOOT_SECTORS / 2).to_string(),
+        ]),
+        "making the boot partition",
+    )?;
+    run(
+        &argv(&[
+            "mkfs.ext4",
+            "-q",
+            "-F",
+            "-L",
+            DISK_LABEL,
+            "-d",
+            &built.tree.display().to_string(),
+            "-E",
+            &format!("offset={}", ROOT_START_SECTOR * 512),
+            &image,
+            &format!("{}k", root_sectors / 2),
+        ]),
+        "making the root partition",
+    )?;
+    let fat = format!("{image}@@{}", BOOT_START_SECTOR * 512);
+    let mtools = |args: &[&str], what: &str| {
+        let mut full = vec![args[0], "-i", &fat];
+        full.extend_from_slice(&args[1..]);
+        run(&argv(&full), what)
+    };
+    mtools(
+        &["mmd", "::/EFI", "::/EFI/BOOT", "::/loader", "::/loader/entries"],
+        "making the boot directories",
+    )?;
+    let args = kernel_args.join(" ");
+    let config_dir = TempDir::beside(&disk.with_extension("config"))?;
+    let write = |name: &str, text: String| -> Result<String> {
+        let path = config_dir.path.join(name);
+        std::fs::write(&path, text)?;
+        Ok(path.display().to_string())
+    };
+    let syslinux_cfg = write(
+        "syslinux.cfg",
+        format!("DEFAULT vmbench\nPROMPT 0\nTIMEOUT 0\nLABEL vmbench\n  LINUX /vmlinuz\n  INITRD /initrd.img\n  APPEND {args}\n"),
+    )?;
+    let loader_conf = write("loader.conf", "default vmbench.conf\ntimeout 0\n".to_string())?;
+    let entry = write(
+        "vmbench.conf",
+        format!("title vmbench\nlinux /vmlinuz\ninitrd /initrd.img\noptions {args}\n"),
+    )?;
+    let kernel = built.kernel.display().to_string();
+    let initrd = built.initrd.display().to_string();
+    for (from, to) in [
+        (kernel.as_str(), "::/vmlinuz"),
+        (initrd.as_str(), "::/initrd.img"),
+        (syslinux_cfg.as_str(), "::/syslinux.cfg"),
+        (SYSTEMD_BOOT_EFI, "::/EFI/BOOT/BOOTX64.EFI"),
+        (loader_conf.as_str(), "::/loader/loader.conf"),
+        (entry.as_str(), "::/loader/entries/vmbench.conf"),
+    ] {
+        mtools(&["mcopy", from, to], "copying into the boot partition")?;
+    }
+    run(
+        &argv(&["syslinux", &format!("--offset={}", BOOT_START_SECTOR * 512), "--install", &image]),
+        "installing syslinux",
+    )?;
+    let code = std::fs::read(MBR_CODE).with_context(|| format!("reading {MBR_CODE} (Debian package syslinux)"))?;
+    let mbr = master_boot_record(
+        &code,
+        &[
+            Partition {
+                active: true,
+                kind: 0xEF,
+                start: BOOT_START_SECTOR,
+                sectors: BOOT_SECTORS,
+            },
+            Partition {
+                active: false,
+                kind: 0x83,
+                start: ROOT_START_SECTOR,
+                sectors: root_sectors,
+            },
+        ],
+    )?;
+    use std::io::{Seek, Write};
+    let mut file = std::fs::OpenOptions::new().write(true).open(disk)?;
+    file.seek(std::io::SeekFrom::Start(0))?;
+    file.write_all(&mbr)?;
+    file.sync_all()?;
+    Ok(())
+}
+
+/// One primary partition of an MBR.
+#[derive(Debug, Clone, Copy)]
+pub struct Partition {
+    pub active: bool,
+    pub kind: u8,
+    pub start: u64,
+    pub sectors: u64,
+}
+
+/// The first sector of a disk: `code` (at most 440 bytes), a disk signature,
+/// up to four LBA-addressed partitions and the 0x55AA signature.
+pub fn master_boot_record(code: &[u8], partitions: &[Partition]) -> Result<[u8; 512]> {
+    if code.len() > 440 {
+        bail!("MBR boot code is {} bytes; at most 440 fit", code.len());
+    }
+    if partitions.len() > 4 {
+        bail!("an MBR holds four partitions");
+    }
+    let mut mbr = [0u8; 512];
+    mbr[..code.len()].copy_from_slice(code);
+    mbr[440..444].copy_from_slice(b"vmbe");
+    for (i, p) in partitions.iter().enumerate() {
+        let (start, sectors) = (u32::try_from(p.start)?, u32::try_from(p.sectors)?);
+        let entry = &mut mbr[446 + 16 * i..462 + 16 * i];
+        entry[0] = if p.active { 0x80 } else { 0 };
+        // CHS fields past the 8 GiB CHS limit: firmware uses the LBA fields.
+        entry[1..4].copy_from_slice(&[0xFE, 0xFF, 0xFF]);
+        entry[4] = p.kind;
+        entry[5..8].copy_from_slice(&[0xFE, 0xFF, 0xFF]);
+        entry[8..12].copy_from_slice(&start.to_le_bytes());
+        entry[12..16].copy_from_slice(&sectors.to_le_bytes());
+    }
+    mbr[510] = 0x55;
+    mbr[511] = 0xAA;
+    Ok(mbr)
+}
+
+fn argv(parts: &[&str]) -> Vec<String> {
+    parts.iter().map(|s| s.to_string()).collect()
+}
+
+/// Renames a finished artifact into place; another process having put the
+/// same one there first is fine.
+fn rename_into(from: &Path, to: &Path) -> Result<()> {
+    match std::fs::rename(from, to) {
+        Ok(()) => Ok(()),
+        Err(_) if to.exists() => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("renaming into {}", to.display())),
+    }
 }
 
 /// Apparent size of the regular files under `dir` (hard links counted once
@@ -339,6 +513,37 @@ mod tests {
         let include = argv.iter().find(|a| a.starts_with("--include=")).unwrap();
         assert!(include.contains("nginx") && include.contains("systemd-sysv") && include.contains("linux-image-cloud-amd64"));
         assert_eq!(&argv[argv.len() - 3..], ["bookworm", "/c/tree", "http://deb.debian.org/debian"]);
+    }
+
+    #[test]
+    fn the_master_boot_record_holds_the_code_the_partitions_and_the_signature() {
+        let mbr = master_boot_record(
+            &[0xEB; 440],
+            &[
+                Partition {
+                    active: true,
+                    kind: 0xEF,
+                    start: 2048,
+                    sectors: 131072,
+                },
+                Partition {
+                    active: false,
+                    kind: 0x83,
+                    start: 133120,
+                    sectors: 1 << 20,
+                },
+            ],
+        )
+        .unwrap();
+        assert_eq!(&mbr[510..], &[0x55, 0xAA]);
+        assert_eq!(mbr[439], 0xEB);
+        assert_eq!((mbr[446], mbr[450]), (0x80, 0xEF));
+        assert_eq!(u32::from_le_bytes(mbr[454..458].try_into().unwrap()), 2048);
+        assert_eq!(u32::from_le_bytes(mbr[458..462].try_into().unwrap()), 131072);
+        assert_eq!((mbr[462], mbr[466]), (0, 0x83));
+        assert_eq!(u32::from_le_bytes(mbr[470..474].try_into().unwrap()), 133120);
+        assert_eq!(&mbr[478..510], &[0u8; 32], "no third or fourth partition");
+        assert!(master_boot_record(&[0; 441], &[]).is_err());
     }
 
     #[test]

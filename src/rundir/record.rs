@@ -176,9 +176,15 @@ pub struct GuestFacts {
     /// mmdebstrap's time, when this run built the tree (`None`: cached).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build_ms: Option<f64>,
-    /// Time to add the agent and make the disk image, when this run did.
+    /// Time to add the agent to a copy of the tree, when this run did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_build_ms: Option<f64>,
+    /// Time to make the VM disk image, when this run did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk_build_ms: Option<f64>,
+    /// How the VM booted it: `direct`, `bios` or `uefi`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot: Option<String>,
 }
 
 impl GuestFacts {
@@ -196,7 +202,9 @@ impl GuestFacts {
             disk_bytes: None,
             disk_allocated_bytes: None,
             build_ms: built.build_ms,
-            disk_build_ms: built.disk_build_ms,
+            agent_build_ms: built.agent_build_ms,
+            disk_build_ms: None,
+            boot: None,
         }
     }
 }

@@ -171,6 +171,30 @@ pub struct VmSpec {
     pub uri: String,
     /// The guest system to boot from a disk; `None`: vmbench's initramfs.
     pub guest: Option<Guest>,
+    /// How a guest system's disk is booted.
+    pub boot: BootPath,
+}
+
+/// How a VM reaches a guest system's kernel.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum BootPath {
+    /// QEMU loads the kernel and initramfs itself (`-kernel`, `-initrd`).
+    #[default]
+    Direct,
+    /// SeaBIOS, then the MBR code and syslinux on the disk.
+    Bios,
+    /// OVMF, then systemd-boot on the disk's EFI system partition.
+    Uefi,
+}
+
+impl BootPath {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BootPath::Direct => "direct",
+            BootPath::Bios => "bios",
+            BootPath::Uefi => "uefi",
+        }
+    }
 }
 
 /// `repetitions = "auto"`: repeat each target × workload until the exact 95%

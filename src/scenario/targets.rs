@@ -77,6 +77,7 @@ fn guest_of(loc: &Locator, i: usize, t: &RawTarget, guests: &[Guest]) -> Result<
 
 const VM_KEYS: &[&str] = &[
     "guest",
+    "boot",
     "backend",
     "machine",
     "accel",
@@ -98,6 +99,7 @@ fn present_keys(t: &RawTarget) -> Vec<(&'static str, Range<usize>)> {
         }
     };
     add("guest", t.guest.as_ref().map(Spanned::span));
+    add("boot", t.boot.as_ref().map(Spanned::span));
     add("backend", t.backend.as_ref().map(Spanned::span));
     add("machine", t.machine.as_ref().map(Spanned::span));
     add("accel", t.accel.as_ref().map(Spanned::span));
@@ -124,6 +126,7 @@ fn vm_from_raw(loc: &Locator, i: usize, t: &RawTarget, base_dir: &Path, guest: O
         check_vm_guest(loc, i, t, guest, libvirt)?;
     }
     let machine = vm_machine(loc, i, t, libvirt)?;
+    let boot = vm_boot(loc, i, t, guest.as_ref(), machine)?;
     let uri = vm_uri(loc, i, t, libvirt)?;
     let accel = one_of(
         loc,
@@ -148,7 +151,47 @@ fn vm_from_raw(loc: &Locator, i: usize, t: &RawTarget, base_dir: &Path, guest: O
         qemu,
         uri,
         guest,
+        boot,
     })
+}
+
+/// The VM's `boot` path: direct unless firmware is asked for, which needs a
+/// `[[guest]]` (a disk with bootloaders) and the q35 machine (a microvm has
+/// no disk-booting firmware).
+fn vm_boot(loc: &Locator, i: usize, t: &RawTarget, guest: Option<&Guest>, machine: Machine) -> Result<BootPath> {
+    let key = format!("target[{i}].boot");
+    let boot = one_of(
+        loc,
+        t.boot.as_ref(),
+        &key,
+        &[("direct", BootPath::Direct), ("bios", BootPath::Bios), ("uefi", BootPath::Uefi)],
+        BootPath::Direct,
+    )?;
+    if boot == BootPath::Direct {
+        return Ok(boot);
+    }
+    let span = t.boot.as_ref().map(Spanned::span);
+    if guest.is_none() {
+        return Err(loc.error(
+            span,
+            &key,
+            format!(
+                "boot = \"{}\" boots a disk, and only a [[guest]] system has one; add `guest = ...` or drop `boot`",
+                boot.as_str()
+            ),
+        ));
+    }
+    if machine == Machine::Microvm {
+        return Err(loc.error(
+            span,
+            &key,
+            format!(
+                "boot = \"{}\" needs firmware that boots a disk, which the microvm machine lacks; set machine = \"q35\"",
+                boot.as_str()
+            ),
+        ));
+    }
+    Ok(boot)
 }
 
 /// The VM's `backend` (QEMU by default); libvirt only if this build has it.

@@ -402,3 +402,19 @@ fn a_guest_vm_boots_its_own_kernel_with_qemu() {
         assert_eq!(e.key, "target[0].guest");
     }
 }
+
+#[test]
+fn firmware_boot_needs_a_guest_and_q35() {
+    let s = parse_str(&GUESTS.replace("guest = \"debian\"", "guest = \"debian\"\nmachine = \"q35\"\nboot = \"uefi\"")).unwrap();
+    let TargetSpec::Vm(vm) = &s.targets[0].spec else { panic!() };
+    assert_eq!(vm.boot, BootPath::Uefi);
+    let e = bad_guests("guest = \"debian\"", "guest = \"debian\"\nboot = \"bios\"");
+    assert_eq!((e.line, e.key.as_str()), (16, "target[0].boot"));
+    assert!(e.message.contains("machine = \"q35\""), "{e}");
+    let e = bad_guests("guest = \"debian\"", "machine = \"q35\"\nboot = \"bios\"");
+    assert!(e.key == "target[0].boot" && e.message.contains("[[guest]]"), "{e}");
+    let e = bad_guests("guest = \"debian\"", "guest = \"debian\"\nboot = \"coreboot\"");
+    assert!(e.message.contains("\"uefi\""), "{e}");
+    let e = bad_guests("guest = \"bare\"", "guest = \"bare\"\nboot = \"bios\"");
+    assert!(e.message.contains("does not apply"), "{e}");
+}

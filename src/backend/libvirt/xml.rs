@@ -137,6 +137,8 @@ mod tests {
             kernel: "/var/lib/libvirt/boot/vmbench/k".into(),
             initrd: "/var/lib/libvirt/boot/vmbench/i".into(),
             append: vec!["console=ttyS0".into(), "vmbench.nonce=a<b".into()],
+            firmware: crate::backend::qemu::cmdline::Firmware::Direct,
+            smbios_oem: None,
             root_disk: None,
             disk: None,
             forward_port: None,

@@ -79,6 +79,8 @@ pub async fn probe(qemu: &Path, kernel: &Path, initrd: &Path) -> Verdict {
         kernel: kernel.to_path_buf(),
         initrd: initrd.to_path_buf(),
         append,
+        firmware: crate::backend::qemu::cmdline::Firmware::Direct,
+        smbios_oem: None,
         root_disk: None,
         disk: None,
         forward_port: None,

@@ -37,6 +37,23 @@ impl Accel {
 /// panic or the agent's reboot into an immediate QEMU exit (`-no-reboot`).
 pub const BASE_KERNEL_ARGS: &[&str] = &["console=ttyS0", "quiet", "panic=-1", "reboot=t"];
 
+/// What starts the guest kernel.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Firmware {
+    /// QEMU loads `kernel` and `initrd` with `append` as the command line.
+    #[default]
+    Direct,
+    /// QEMU's default BIOS (SeaBIOS) boots the first disk.
+    Bios,
+    /// This OVMF image boots the first disk's EFI system partition.
+    Uefi(PathBuf),
+}
+
+/// OVMF as Debian's `ovmf` package installs it.
+pub const OVMF: &str = "/usr/share/ovmf/OVMF.fd";
+
+pub use crate::protocol::SMBIOS_MARKER;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct QemuCommand {
     pub binary: PathBuf,
@@ -44,10 +61,17 @@ pub struct QemuCommand {
     pub accel: Accel,
     pub vcpus: u32,
     pub memory_mib: u32,
+    /// How the guest kernel is started; `kernel`, `initrd` and `append`
+    /// apply to [`Firmware::Direct`] only.
+    pub firmware: Firmware,
     pub kernel: PathBuf,
     pub initrd: PathBuf,
     /// Kernel command line, one parameter per entry.
     pub append: Vec<String>,
+    /// An SMBIOS OEM string (type 11) for the guest: the instructions of a
+    /// firmware-booted guest, which reads them from
+    /// `/sys/firmware/dmi/entries/11-*/raw`.
+    pub smbios_oem: Option<String>,
     /// A guest's root file system image, attached first as virtio-blk with
     /// writes going to a temporary overlay QEMU discards (`snapshot=on`), so
     /// every boot starts from the same disk.
@@ -108,9 +132,19 @@ impl QemuCommand {
         pair("-cpu", self.accel.cpu_model().to_string());
         pair("-smp", self.vcpus.to_string());
         pair("-m", format!("{}M", self.memory_mib));
-        pair("-kernel", self.kernel.display().to_string());
-        pair("-initrd", self.initrd.display().to_string());
-        pair("-append", self.append.join(" "));
+        match &self.firmware {
+            Firmware::Direct => {
+                pair("-kernel", self.kernel.display().to_string());
+                pair("-initrd", self.initrd.display().to_string());
+                pair("-append", self.append.join(" "));
+            }
+            Firmware::Bios => {}
+            Firmware::Uefi(ovmf) => pair("-bios", ovmf.display().to_string()),
+        }
+        if let Some(oem) = &self.smbios_oem {
+            // QEMU's option syntax: a comma inside a value is doubled.
+            pair("-smbios", format!("type=11,value={}", oem.replace(',', ",,")));
+        }
         if let Some(root) = &self.root_disk {
             pair(
                 "-drive",
@@ -163,6 +197,8 @@ mod tests {
             kernel: "/k/vmlinuz".into(),
             initrd: "/k/initrd.cpio".into(),
             append: vec!["console=ttyS0".into(), "vmbench.nonce=ab".into()],
+            firmware: Firmware::Direct,
+            smbios_oem: None,
             root_disk: None,
             disk: None,
             forward_port: None,
@@ -215,6 +251,23 @@ mod tests {
             "file=/c/disk.img,format=raw,if=none,id=root,cache=none,aio=threads,snapshot=on"
         );
         assert_eq!(value_after(&args, "-device"), "virtio-blk-pci,drive=root,serial=vmbench-root");
+    }
+
+    #[test]
+    fn firmware_boots_the_disk_and_gets_its_instructions_through_smbios() {
+        let mut cmd = command(Machine::Q35, Accel::Tcg);
+        cmd.root_disk = Some("/c/boot.img".into());
+        cmd.firmware = Firmware::Uefi(OVMF.into());
+        cmd.smbios_oem = Some("vmbench:vmbench.nonce=ab vmbench.p.cpus=1,3".into());
+        let args = cmd.args();
+        assert!(!args.iter().any(|a| a == "-kernel" || a == "-append" || a == "-initrd"));
+        assert_eq!(value_after(&args, "-bios"), OVMF);
+        assert_eq!(
+            value_after(&args, "-smbios"),
+            "type=11,value=vmbench:vmbench.nonce=ab vmbench.p.cpus=1,,3"
+        );
+        cmd.firmware = Firmware::Bios;
+        assert!(!cmd.args().iter().any(|a| a == "-bios"), "SeaBIOS is QEMU's default");
     }
 
     #[test]

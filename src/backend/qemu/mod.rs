@@ -100,6 +100,8 @@ pub async fn prepare_vm(name: &str, spec: &VmSpec, ctx: &RunContext) -> Result<P
         kernel: kernel.path.clone(),
         initrd: initramfs.path.clone(),
         append,
+        firmware: cmdline::Firmware::Direct,
+        smbios_oem: None,
         root_disk: None,
         disk: None,
         forward_port: None,
@@ -163,16 +165,49 @@ async fn prepare_guest_vm(name: &str, spec: &VmSpec, guest_spec: &crate::scenari
     if guest_spec.init == crate::scenario::GuestInit::Agent {
         root_args.push(format!("init={}", guest::rootfs::AGENT_PATH));
     }
+    // What firmware's bootloader passes: fixed on the disk, so without the
+    // host-specific `tsc_early_khz`, and with the marker that sends the
+    // agent to SMBIOS for its per-launch instructions.
+    let mut loader_args: Vec<String> = BASE_KERNEL_ARGS.iter().map(|s| s.to_string()).collect();
+    if accel == Accel::Tcg {
+        loader_args.push("tsc=reliable".into());
+    }
+    loader_args.extend(root_args.iter().cloned());
+    loader_args.extend(spec.kernel_args.iter().cloned());
+    loader_args.push(cmdline::SMBIOS_MARKER.into());
+    let disk = {
+        let (built, args) = (built.clone(), loader_args.clone());
+        tokio::task::spawn_blocking(move || guest::rootfs::bootable_disk(&built, &args))
+            .await
+            .context("making the guest disk")?
+            .with_context(|| format!("target `{name}`: guest `{}`", guest_spec.name))?
+    };
+    let firmware = match spec.boot {
+        crate::scenario::BootPath::Direct => cmdline::Firmware::Direct,
+        crate::scenario::BootPath::Bios => cmdline::Firmware::Bios,
+        crate::scenario::BootPath::Uefi => {
+            let ovmf = PathBuf::from(cmdline::OVMF);
+            if !ovmf.is_file() {
+                bail!(
+                    "target `{name}`: boot = \"uefi\" needs {} (Debian package ovmf; scripts/setup.sh installs it)",
+                    ovmf.display()
+                );
+            }
+            cmdline::Firmware::Uefi(ovmf)
+        }
+    };
     let template = QemuCommand {
         binary: qemu.clone(),
         machine: spec.machine,
         accel,
         vcpus: spec.vcpus,
         memory_mib: spec.memory_mib,
+        firmware,
         kernel: built.kernel.clone(),
         initrd: built.initrd.clone(),
         append: kernel_args(accel, &root_args, &spec.kernel_args),
-        root_disk: Some(built.disk.clone()),
+        smbios_oem: None,
+        root_disk: Some(disk.path.clone()),
         disk: None,
         forward_port: None,
         cpuset: ctx.cpuset.clone(),
@@ -188,7 +223,7 @@ async fn prepare_guest_vm(name: &str, spec: &VmSpec, guest_spec: &crate::scenari
         path: built.initrd.clone(),
         sha256: guest::sha256_file(&built.initrd)?,
         bytes: std::fs::metadata(&built.initrd)?.len(),
-        reused: built.disk_build_ms.is_none(),
+        reused: built.agent_build_ms.is_none(),
     };
     let mut facts = facts(name, &template, &kernel, &initrd, version, accel_reason, reproduce, agent_sha);
     facts
@@ -197,15 +232,24 @@ async fn prepare_guest_vm(name: &str, spec: &VmSpec, guest_spec: &crate::scenari
     facts.settings.insert(
         "root_disk".into(),
         format!(
-            "virtio-blk, raw ext4 image, cache={} (O_DIRECT on the host), snapshot=on (writes discarded)",
+            "virtio-blk, raw MBR disk (FAT boot partition with syslinux and systemd-boot, ext4 root), cache={} \
+             (O_DIRECT on the host), snapshot=on (writes discarded)",
             cmdline::DISK_CACHE
         ),
     );
-    // What has to be stored to boot it: the disk's blocks, kernel and initrd.
-    facts.artifact_bytes = built.disk_allocated_bytes + kernel.bytes + initrd.bytes;
+    facts.settings.insert("boot".into(), spec.boot.as_str().into());
+    if spec.boot != crate::scenario::BootPath::Direct {
+        facts.settings.insert("loader_cmdline".into(), loader_args.join(" "));
+        facts.kernel_cmdline = Some(loader_args.join(" "));
+    }
+    // What has to be stored to boot it: the disk's blocks (the boot
+    // partition holds the kernel and initramfs).
+    facts.artifact_bytes = disk.allocated_bytes;
     let mut guest_facts = crate::rundir::GuestFacts::new(guest_spec, &built);
-    guest_facts.disk_bytes = Some(built.disk_bytes);
-    guest_facts.disk_allocated_bytes = Some(built.disk_allocated_bytes);
+    guest_facts.disk_bytes = Some(disk.bytes);
+    guest_facts.disk_allocated_bytes = Some(disk.allocated_bytes);
+    guest_facts.disk_build_ms = disk.build_ms;
+    guest_facts.boot = Some(spec.boot.as_str().into());
     facts.guest = Some(guest_facts);
     Ok(PreparedVm {
         initrd_drivers: built.initrd.clone(),
@@ -253,10 +297,15 @@ pub fn forwarded(cmd: &QemuCommand) -> Result<SocketAddr, String> {
         .ok_or_else(|| "the VM was started without a forwarded port".to_string())
 }
 
-/// The command line for one launch of `template` with `instructions`.
+/// The command line for one launch of `template` with `instructions`: on
+/// the kernel command line, or for firmware, whose bootloader's command line
+/// is fixed on the disk, as an SMBIOS OEM string.
 pub fn with_instructions(template: &QemuCommand, instructions: &Instructions) -> QemuCommand {
     let mut cmd = template.clone();
-    cmd.append.extend(instructions.to_tokens());
+    match cmd.firmware {
+        cmdline::Firmware::Direct => cmd.append.extend(instructions.to_tokens()),
+        _ => cmd.smbios_oem = Some(crate::protocol::smbios_instructions(&instructions.to_tokens())),
+    }
     cmd
 }
 
