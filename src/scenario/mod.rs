@@ -109,6 +109,9 @@ pub struct VmSpec {
     pub qemu: Option<PathBuf>,
     /// libvirt's connection URI (libvirt backend only).
     pub uri: String,
+    /// QEMU's seccomp sandbox (qemu backend only; libvirt applies its own,
+    /// as its `qemu.conf` says). `false` only for debugging.
+    pub sandbox: bool,
 }
 
 /// `repetitions = "auto"`: repeat each target × workload until the exact 95%

@@ -40,6 +40,7 @@ pub struct RawTarget {
     pub kernel_args: Option<Spanned<Vec<String>>>,
     pub qemu: Option<Spanned<String>>,
     pub uri: Option<Spanned<String>>,
+    pub sandbox: Option<Spanned<bool>>,
     // vm and container
     pub memory_mib: Option<Spanned<toml::Value>>,
     // container

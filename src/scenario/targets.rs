@@ -62,6 +62,7 @@ const VM_KEYS: &[&str] = &[
     "kernel_args",
     "qemu",
     "uri",
+    "sandbox",
 ];
 const CONTAINER_KEYS: &[&str] = &["engine", "runtime", "cpus", "memory_mib", "host", "pids_limit", "network"];
 
@@ -81,6 +82,7 @@ fn present_keys(t: &RawTarget) -> Vec<(&'static str, Range<usize>)> {
     add("kernel_args", t.kernel_args.as_ref().map(Spanned::span));
     add("qemu", t.qemu.as_ref().map(Spanned::span));
     add("uri", t.uri.as_ref().map(Spanned::span));
+    add("sandbox", t.sandbox.as_ref().map(Spanned::span));
     add("memory_mib", t.memory_mib.as_ref().map(Spanned::span));
     add("engine", t.engine.as_ref().map(Spanned::span));
     add("runtime", t.runtime.as_ref().map(Spanned::span));
@@ -97,6 +99,7 @@ fn vm_from_raw(loc: &Locator, i: usize, t: &RawTarget, base_dir: &Path) -> Resul
     let libvirt = backend == VmBackend::Libvirt;
     let machine = vm_machine(loc, i, t, libvirt)?;
     let uri = vm_uri(loc, i, t, libvirt)?;
+    let sandbox = vm_sandbox(loc, i, t, libvirt)?;
     let accel = one_of(
         loc,
         t.accel.as_ref(),
@@ -119,7 +122,23 @@ fn vm_from_raw(loc: &Locator, i: usize, t: &RawTarget, base_dir: &Path) -> Resul
         kernel_args,
         qemu,
         uri,
+        sandbox,
     })
+}
+
+/// Whether QEMU runs under its seccomp sandbox: yes unless `sandbox = false`
+/// (to debug QEMU itself); libvirt decides its own in its `qemu.conf`.
+fn vm_sandbox(loc: &Locator, i: usize, t: &RawTarget, libvirt: bool) -> Result<bool> {
+    match &t.sandbox {
+        Some(s) if libvirt => Err(loc.error(
+            Some(s.span()),
+            &format!("target[{i}].sandbox"),
+            "`sandbox` only applies to backend = \"qemu\"; libvirt sandboxes its QEMU itself \
+             (`seccomp_sandbox` in /etc/libvirt/qemu.conf, on unless set to 0), which vmbench records but does not change",
+        )),
+        Some(s) => Ok(*s.get_ref()),
+        None => Ok(true),
+    }
 }
 
 /// The VM's `backend` (QEMU by default); libvirt only if this build has it.

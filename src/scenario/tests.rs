@@ -270,6 +270,39 @@ fn a_libvirt_target_needs_a_build_with_the_libvirt_feature() {
 }
 
 #[test]
+fn qemu_runs_sandboxed_unless_the_target_says_sandbox_false() {
+    let vm = |s: &Scenario| match &s.targets[0].spec {
+        TargetSpec::Vm(vm) => vm.sandbox,
+        _ => panic!("vm"),
+    };
+    assert!(vm(&parse_str(GOOD).unwrap()));
+    let off = parse_str(&GOOD.replacen("vcpus = 2", "vcpus = 2\nsandbox = false", 1)).unwrap();
+    assert!(!vm(&off));
+}
+
+#[test]
+fn a_sandbox_that_is_not_a_boolean_names_line_and_key() {
+    let e = bad("vcpus = 2", "vcpus = 2\nsandbox = \"off\"");
+    assert_eq!((e.line, e.key.as_str()), (13, "target[0].sandbox"));
+    assert!(e.to_string().starts_with("s.toml:13:"), "{e}");
+}
+
+#[test]
+fn sandbox_applies_only_to_vm_targets() {
+    let e = bad("cpus = 1", "cpus = 1\nsandbox = false");
+    assert_eq!((e.line, e.key.as_str()), (20, "target[1].sandbox"));
+    assert!(e.message.contains("does not apply to a target of kind \"container\""), "{e}");
+}
+
+#[cfg(feature = "libvirt")]
+#[test]
+fn libvirt_keeps_its_own_sandbox() {
+    let e = bad("machine = \"q35\"", "backend = \"libvirt\"\nsandbox = false");
+    assert_eq!((e.line, e.key.as_str()), (11, "target[0].sandbox"));
+    assert!(e.message.contains("seccomp_sandbox"), "{e}");
+}
+
+#[test]
 fn uri_applies_only_to_libvirt_targets() {
     let e = bad("machine = \"q35\"", "machine = \"q35\"\nuri = \"qemu:///system\"");
     assert_eq!(e.key, "target[0].uri");

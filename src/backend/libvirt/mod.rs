@@ -13,6 +13,7 @@
 //!
 //! libvirt calls block: each runs on tokio's blocking pool.
 
+pub mod sandbox;
 pub mod xml;
 
 use super::qemu::{self, cmdline::QemuCommand};
@@ -269,6 +270,7 @@ fn describe(facts: &mut TargetFacts, template: &QemuCommand, uri: &str, versions
     for (key, value) in [
         ("libvirt_uri", uri.to_string()),
         ("libvirt_version", versions.library),
+        ("sandbox", sandbox::setting(uri)),
         ("domain_xml", domain_xml),
         ("console", console),
         ("teardown", teardown),

@@ -140,6 +140,7 @@ mod tests {
             disk: None,
             forward_port: None,
             cpuset: None,
+            sandbox: false,
         }
     }
 
