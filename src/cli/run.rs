@@ -46,7 +46,7 @@ pub fn exec(args: RunArgs) -> anyhow::Result<i32> {
     let scenario = match crate::scenario::load(&args.scenario) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", crate::redact::text(&e.to_string()));
             return Ok(super::EXIT_INPUT);
         }
     };
@@ -167,7 +167,8 @@ async fn finish(
             Ok(status)
         }
         Ok(Err(e)) if e.downcast_ref::<InputError>().is_some() => {
-            eprintln!("error: {e:#}");
+            // A preflight error may quote an engine address: a CI log is a result too.
+            eprintln!("error: {}", crate::redact::text(&format!("{e:#}")));
             Ok(super::EXIT_INPUT)
         }
         Ok(Err(e)) => {

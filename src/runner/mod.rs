@@ -249,8 +249,7 @@ async fn run_trials(
                 driver::run_trial(target.backend.as_ref(), workload, scenario.timeout).await
             }
         };
-        let sample = sample_of(target, workload.kind, trial, started_at, result);
-        sink.append(&sample)?;
+        let sample = sink.append(&sample_of(target, workload.kind, trial, started_at, result))?;
         observer.trial_finished(&sample);
         if sample.not_applicable.is_some() {
             settled.insert(pair);
@@ -400,8 +399,10 @@ fn new_record(scenario: &Scenario, plan: &Plan, opts: &RunOptions, run_id: &str,
             name: scenario.name.clone(),
             description: scenario.description.clone(),
             path: scenario.path.display().to_string(),
-            text: scenario.text.clone(),
-            sha256: crate::guest::sha256_hex(scenario.text.as_bytes()),
+            // The text as recorded, credentials redacted; its hash too, so
+            // that it cannot be used to guess what was redacted.
+            text: crate::redact::text(&scenario.text).into_owned(),
+            sha256: crate::guest::sha256_hex(crate::redact::text(&scenario.text).as_bytes()),
             repetitions: plan.repetitions,
             warmup: plan.warmup,
             timeout_s: scenario.timeout.as_secs_f64(),
@@ -429,7 +430,8 @@ async fn end_of_run(handle: &RunHandle, interrupted: bool) {
     let mut seen = HashSet::new();
     for sweeper in sweepers.iter().filter(|s| seen.insert(s.key())) {
         if let Err(e) = sweeper.sweep(&handle.run_id, interrupted).await {
-            eprintln!("warning: cleaning up {}: {e:#}", sweeper.key());
+            let warning = format!("warning: cleaning up {}: {e:#}", sweeper.key());
+            eprintln!("{}", crate::redact::text(&warning));
         }
     }
     let dir = backend::scratch_root(&handle.run_id);

@@ -282,3 +282,56 @@ fn sweep_after_an_interruption_runs_the_registered_sweepers_and_marks_the_run() 
     assert_eq!(record.status, RunStatus::Interrupted);
     assert_eq!(record.samples, 1);
 }
+
+#[test]
+fn credentials_reach_no_file_of_the_run() {
+    // A container target whose engine address carries a password, a VM
+    // whose kernel gets a secret environment variable, a backend that
+    // records both in its reproduce line and settings, and an agent whose
+    // error quotes the address: none of it may reach the run directory.
+    let body = "[[target]]\nname = \"ctr\"\nkind = \"container\"\nhost = \"tcp://ci:pw-ctr-1@10.0.0.2:2375\"\n\
+                [[target]]\nname = \"vm\"\nkind = \"vm\"\nkernel_args = [\"DB_PASSWORD=pw-env-2\"]\n\
+                [[workload]]\nkind = \"boot\"\n";
+    let scenario = scenario(body, 2);
+    assert!(scenario.text.contains("pw-ctr-1") && scenario.text.contains("pw-env-2"));
+    let opts = fresh_out();
+    let scripter: Scripter = Arc::new(|n, _| match n {
+        0 => Script {
+            steps: vec![Step::Ready { init_ms: 0.1 }, Step::Error("cannot reach ssh://ci:pw-agent-3@db"), Step::Done],
+            ..Default::default()
+        },
+        _ => Script::good(MS, vec![]),
+    });
+    let outcome = rt()
+        .block_on(execute_with(&scenario, &opts, Arc::new(RunHandle::new("secrets".into())), &Quiet, |t| {
+            let mut backend = FakeBackend::new(&t.name, std::env::temp_dir(), scripter.clone());
+            backend.facts = Some(TargetFacts {
+                name: t.name.clone(),
+                reproduce: vec!["docker".into(), "-H".into(), "tcp://ci:pw-ctr-1@10.0.0.2:2375".into()],
+                kernel_cmdline: Some("console=ttyS0 DB_PASSWORD=pw-env-2".into()),
+                settings: [("engine".to_string(), "tcp://ci:pw-ctr-1@10.0.0.2:2375".to_string())].into(),
+                ..Default::default()
+            });
+            Box::new(backend)
+        }))
+        .unwrap();
+    assert_eq!(outcome.record.failed_samples, 2, "the first launch of each target failed");
+    crate::publish::write_all(&outcome.dir, &[], Path::new("report-templates")).unwrap();
+    let mut files = 0;
+    for entry in std::fs::read_dir(&outcome.dir).unwrap().flatten().filter(|e| e.path().is_file()) {
+        let text = String::from_utf8_lossy(&std::fs::read(entry.path()).unwrap()).into_owned();
+        for secret in ["pw-ctr-1", "pw-env-2", "pw-agent-3"] {
+            assert!(!text.contains(secret), "{secret} in {}", entry.path().display());
+        }
+        files += 1;
+    }
+    assert!(files >= 6, "run.json, samples.jsonl and the reports were all read ({files})");
+    // What was redacted is still visible as such, and the hash is of the recorded text.
+    let record = crate::rundir::read_run_record(&outcome.dir).unwrap();
+    assert!(record.scenario.text.contains("tcp://ci:<redacted>@10.0.0.2:2375"));
+    assert!(record.scenario.text.contains("DB_PASSWORD=<redacted>"));
+    assert_eq!(record.scenario.sha256, crate::guest::sha256_hex(record.scenario.text.as_bytes()));
+    assert_eq!(record.targets[0].reproduce[2], "tcp://ci:<redacted>@10.0.0.2:2375");
+    let failed = outcome.samples.iter().find(|s| s.failed()).unwrap();
+    assert!(failed.error.as_deref().unwrap().contains("ssh://ci:<redacted>@db"), "{failed:?}");
+}
