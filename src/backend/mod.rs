@@ -336,6 +336,25 @@ pub fn pin_child(command: &mut tokio::process::Command, cpuset: Option<CpuSet>) 
     }
 }
 
+/// Should vmbench die without cleaning up (`kill -9`), the child is killed
+/// too (`PR_SET_PDEATHSIG`, set between fork and exec). If vmbench died
+/// before that, the child does not start at all.
+pub fn die_with_vmbench(command: &mut tokio::process::Command) {
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: prctl and getppid are async-signal-safe; nothing is allocated.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::getppid() != parent {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Stderr of a child, read in the background, at most 64 KiB.
 pub fn collect_stderr(mut stderr: tokio::process::ChildStderr) -> tokio::task::JoinHandle<String> {
     tokio::spawn(async move {

@@ -438,14 +438,7 @@ fn spawn(cmd: &QemuCommand, cgroup: Option<&super::cgroup::LaunchCgroup>) -> std
     if let Some(cgroup) = cgroup {
         cgroup.join_in_child(&mut command);
     }
-    // SAFETY: prctl is async-signal-safe and touches no memory of ours.
-    unsafe {
-        command.pre_exec(|| {
-            // Should vmbench die without cleaning up, QEMU dies with it.
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
+    super::die_with_vmbench(&mut command);
     command.spawn()
 }
 
