@@ -222,7 +222,7 @@ pub fn for_target(target: &Target, ctx: Arc<RunContext>) -> Box<dyn Backend> {
         )),
         TargetSpec::Vm(spec) => Box::new(qemu::QemuBackend::new(&target.name, spec.clone(), ctx)),
         TargetSpec::Container(spec) => Box::new(docker::DockerBackend::new(&target.name, spec.clone(), ctx)),
-        TargetSpec::Native => Box::new(native::NativeBackend::new(&target.name, ctx)),
+        TargetSpec::Native(spec) => Box::new(native::NativeBackend::new(&target.name, spec.clone(), ctx)),
     }
 }
 

@@ -374,7 +374,7 @@ fn unavailable_facts(target: &Target, reason: &str) -> TargetFacts {
     let (backend, runtime, engine) = match &target.spec {
         TargetSpec::Vm(vm) => (format!("{:?}", vm.backend).to_lowercase(), None, None),
         TargetSpec::Container(c) => (c.engine.as_str().to_string(), Some(c.runtime.clone()), Some(c.engine)),
-        TargetSpec::Native => ("native".to_string(), None, None),
+        TargetSpec::Native(_) => ("native".to_string(), None, None),
     };
     TargetFacts {
         name: target.name.clone(),

@@ -55,7 +55,16 @@ pub struct Target {
 pub enum TargetSpec {
     Vm(VmSpec),
     Container(ContainerSpec),
-    Native,
+    Native(NativeSpec),
+}
+
+/// A native target: the agent as a child process of vmbench.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NativeSpec {
+    /// Another program to run in the agent's place (it must speak the
+    /// agent's protocol); `None`: vmbench's own agent. For testing vmbench
+    /// against a misbehaving guest, or a modified agent, without rebuilding.
+    pub agent: Option<PathBuf>,
 }
 
 impl Target {
@@ -63,7 +72,7 @@ impl Target {
         match self.spec {
             TargetSpec::Vm(_) => TargetKind::Vm,
             TargetSpec::Container(_) => TargetKind::Container,
-            TargetSpec::Native => TargetKind::Native,
+            TargetSpec::Native(_) => TargetKind::Native,
         }
     }
 }

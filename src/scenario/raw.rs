@@ -50,6 +50,8 @@ pub struct RawTarget {
     pub host: Option<Spanned<String>>,
     pub pids_limit: Option<Spanned<toml::Value>>,
     pub network: Option<Spanned<String>>,
+    // native
+    pub agent: Option<Spanned<String>>,
 }
 
 /// One `[[workload]]`: its kind plus the workload's own parameters.

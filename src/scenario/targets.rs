@@ -27,7 +27,7 @@ pub(super) fn target_from_raw(loc: &Locator, i: usize, target: &Spanned<RawTarge
     let (spec, allowed): (TargetSpec, &[&str]) = match kind.get_ref().as_str() {
         "vm" => (TargetSpec::Vm(vm_from_raw(loc, i, t, base_dir)?), VM_KEYS),
         "container" => (TargetSpec::Container(container_from_raw(loc, i, t)?), CONTAINER_KEYS),
-        "native" => (TargetSpec::Native, &[]),
+        "native" => (TargetSpec::Native(native_from_raw(loc, i, t, base_dir)?), NATIVE_KEYS),
         other => {
             return Err(loc.error(
                 Some(kind.span()),
@@ -65,6 +65,7 @@ const VM_KEYS: &[&str] = &[
     "sandbox",
 ];
 const CONTAINER_KEYS: &[&str] = &["engine", "runtime", "cpus", "memory_mib", "host", "pids_limit", "network"];
+const NATIVE_KEYS: &[&str] = &["agent"];
 
 /// The kind-specific keys a target sets, with the span of each value.
 fn present_keys(t: &RawTarget) -> Vec<(&'static str, Range<usize>)> {
@@ -90,6 +91,7 @@ fn present_keys(t: &RawTarget) -> Vec<(&'static str, Range<usize>)> {
     add("host", t.host.as_ref().map(Spanned::span));
     add("pids_limit", t.pids_limit.as_ref().map(Spanned::span));
     add("network", t.network.as_ref().map(Spanned::span));
+    add("agent", t.agent.as_ref().map(Spanned::span));
     keys
 }
 
@@ -231,6 +233,22 @@ fn vm_kernel_args(loc: &Locator, i: usize, t: &RawTarget) -> Result<Vec<String>>
         ));
     }
     Ok(kernel_args)
+}
+
+/// A native target's `agent`: a program file relative to `base_dir`, which must exist.
+fn native_from_raw(loc: &Locator, i: usize, t: &RawTarget, base_dir: &Path) -> Result<NativeSpec> {
+    let Some(agent) = &t.agent else {
+        return Ok(NativeSpec::default());
+    };
+    let path = base_dir.join(agent.get_ref());
+    if !path.is_file() {
+        return Err(loc.error(
+            Some(agent.span()),
+            &format!("target[{i}].agent"),
+            format!("program `{}` does not exist (looked at {})", agent.get_ref(), path.display()),
+        ));
+    }
+    Ok(NativeSpec { agent: Some(path) })
 }
 
 fn container_from_raw(loc: &Locator, i: usize, t: &RawTarget) -> Result<ContainerSpec> {

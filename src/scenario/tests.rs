@@ -57,7 +57,7 @@ fn a_good_scenario_parses_into_types() {
         (c.engine, c.runtime.as_str(), c.cpus, c.memory_mib, c.pids_limit),
         (Engine::Docker, "runc", 1.0, 128, 64)
     );
-    assert_eq!(s.targets[2].spec, TargetSpec::Native);
+    assert_eq!(s.targets[2].spec, TargetSpec::Native(NativeSpec::default()));
     assert_eq!(s.workloads[0], Workload::boot());
 }
 
@@ -300,6 +300,26 @@ fn libvirt_keeps_its_own_sandbox() {
     let e = bad("machine = \"q35\"", "backend = \"libvirt\"\nsandbox = false");
     assert_eq!((e.line, e.key.as_str()), (11, "target[0].sandbox"));
     assert!(e.message.contains("seccomp_sandbox"), "{e}");
+}
+
+#[test]
+fn a_native_target_may_name_another_agent_program_that_must_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("guest"), b"#!").unwrap();
+    let text = GOOD.replacen("kind = \"native\"", "kind = \"native\"\nagent = \"guest\"", 1);
+    let s = parse(&dir.path().join("s.toml"), &text).unwrap();
+    assert_eq!(
+        s.targets[2].spec,
+        TargetSpec::Native(NativeSpec {
+            agent: Some(dir.path().join("guest"))
+        })
+    );
+    let e = parse(&dir.path().join("s.toml"), &text.replace("\"guest\"", "\"gone\"")).unwrap_err();
+    assert_eq!((e.line, e.key.as_str()), (25, "target[2].agent"));
+    assert!(e.message.contains("program `gone` does not exist"), "{e}");
+    let e = bad("vcpus = 2", "vcpus = 2\nagent = \"guest\"");
+    assert_eq!(e.key, "target[0].agent");
+    assert!(e.message.contains("does not apply to a target of kind \"vm\""), "{e}");
 }
 
 #[test]
