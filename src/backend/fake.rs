@@ -145,6 +145,9 @@ impl Sweeper for FakeSweeper {
     fn key(&self) -> String {
         "fake".into()
     }
+    fn leftovers(&self) -> Option<super::Leftovers> {
+        None
+    }
     async fn sweep(&self, _run_id: &str, _interrupted: bool) -> Result<()> {
         self.0.sweeps.fetch_add(1, Ordering::SeqCst);
         Ok(())

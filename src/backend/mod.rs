@@ -179,9 +179,43 @@ pub trait Launch: Send + Sync {
 pub trait Sweeper: Send + Sync {
     /// Sweepers with the same key sweep the same things: one runs.
     fn key(&self) -> String;
+    /// What this sweeper sweeps, as data a later vmbench can rebuild it
+    /// from ([`sweeper_for`]) should this one be killed before sweeping;
+    /// `None` for what cannot outlive vmbench (the tests' fake).
+    fn leftovers(&self) -> Option<Leftovers>;
     /// At the end of every run, and after an interruption (`interrupted`:
     /// then also whatever a call cut off mid-flight may still create).
     async fn sweep(&self, run_id: &str, interrupted: bool) -> Result<()>;
+}
+
+/// What a run's sweeper removes, as data: recorded in the lock file of a
+/// running run (`runner::lock`), so that a run killed outright is swept by
+/// the next vmbench. The engine address is kept as given (it may carry
+/// credentials: the lock file is readable by its owner only).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Leftovers {
+    /// Containers carrying the run's label at one engine.
+    Containers { engine: crate::scenario::Engine, address: String },
+    /// libvirt domains named after the run at one URI, and the run's images.
+    Domains { uri: String },
+    /// The cgroups vmbench made for the run's launches.
+    Cgroups,
+}
+
+/// The sweeper that removes `leftovers`, or why this build cannot.
+pub fn sweeper_for(leftovers: &Leftovers) -> Result<Arc<dyn Sweeper>, String> {
+    match leftovers {
+        Leftovers::Containers { engine, address } => Ok(docker::sweeper(*engine, address)),
+        #[cfg(feature = "libvirt")]
+        Leftovers::Domains { uri } => Ok(libvirt::sweeper(uri)),
+        #[cfg(not(feature = "libvirt"))]
+        Leftovers::Domains { uri } => Err(format!(
+            "libvirt domains at {uri}: this vmbench was built without the `libvirt` feature; \
+             `vmbench clean` in a build with it destroys them"
+        )),
+        Leftovers::Cgroups => Ok(Arc::new(CgroupSweeper)),
+    }
 }
 
 #[async_trait]
@@ -299,6 +333,9 @@ pub struct CgroupSweeper;
 impl Sweeper for CgroupSweeper {
     fn key(&self) -> String {
         "vmbench cgroups".into()
+    }
+    fn leftovers(&self) -> Option<Leftovers> {
+        Some(Leftovers::Cgroups)
     }
     async fn sweep(&self, run_id: &str, interrupted: bool) -> Result<()> {
         if interrupted {
