@@ -89,7 +89,22 @@ struct After {
 }
 
 async fn run(scenario: crate::scenario::Scenario, opts: RunOptions, after: After) -> anyhow::Result<i32> {
-    let handle = Arc::new(RunHandle::new(runner::new_run_id()));
+    let run_id = runner::new_run_id();
+    let handle = Arc::new(RunHandle::locked(run_id.clone()).unwrap_or_else(|e| {
+        eprintln!("warning: no lock for this run ({e:#}); should vmbench be killed, `vmbench clean` removes what it leaves");
+        RunHandle::new(run_id)
+    }));
+    // A run that died without its own cleanup (kill -9) is swept now, before
+    // anything of this run starts; a live run's lock is left alone.
+    for said in runner::sweep_dead_runs(&runner::lock::default_dir()).await {
+        eprintln!("{said}");
+    }
+    let status = run_locked(scenario, opts, after, &handle).await;
+    handle.release();
+    status
+}
+
+async fn run_locked(scenario: crate::scenario::Scenario, opts: RunOptions, after: After, handle: &Arc<RunHandle>) -> anyhow::Result<i32> {
     let progress = Arc::new(Progress::new());
     let mut task = {
         let (scenario, handle, progress) = (scenario.clone(), handle.clone(), progress.clone());
@@ -100,7 +115,7 @@ async fn run(scenario: crate::scenario::Scenario, opts: RunOptions, after: After
     let (signal_name, code) = tokio::select! {
         joined = &mut task => {
             progress.bar.finish_and_clear();
-            return finish(&handle, joined, &after).await;
+            return finish(handle, joined, &after).await;
         }
         _ = sigint.recv() => ("SIGINT", 130),
         _ = sigterm.recv() => ("SIGTERM", 143),
@@ -111,7 +126,7 @@ async fn run(scenario: crate::scenario::Scenario, opts: RunOptions, after: After
     let _ = task.await;
     progress.bar.finish_and_clear();
     let note = format!("interrupted by {signal_name}");
-    swept(&handle, &note).await;
+    swept(handle, &note).await;
     eprintln!("{note}; finished samples are kept");
     if let Some(dir) = handle.dir.lock().expect("run handle lock").clone() {
         eprintln!("run directory: {}", dir.display());

@@ -342,3 +342,48 @@ fn credentials_reach_no_file_of_the_run() {
     let failed = outcome.samples.iter().find(|s| s.failed()).unwrap();
     assert!(failed.error.as_deref().unwrap().contains("ssh://ci:<redacted>@db"), "{failed:?}");
 }
+
+#[test]
+fn a_run_that_died_holding_its_lock_is_swept_and_marked_and_a_live_one_is_not() {
+    let locks = tempfile::tempdir().unwrap();
+    let results = tempfile::tempdir().unwrap();
+    let dead_id = format!("test-dead-{}", std::process::id());
+    // A run that got as far as writing a sample and a scratch file, then died.
+    let dead = lock::RunLock::acquire(locks.path(), &dead_id).unwrap();
+    dead.add(crate::backend::Leftovers::Cgroups).unwrap();
+    let dir = results.path().join("dead");
+    let record = RunRecord {
+        status: RunStatus::Running,
+        run_id: dead_id.clone(),
+        ..crate::compare::tests::run(1.0, 1).record
+    };
+    let mut sink = crate::rundir::Sink::create(&dir, record).unwrap();
+    let sample = sink.append(&crate::compare::tests::run(1.0, 1).samples[0]).unwrap();
+    dead.set_dir(&dir).unwrap();
+    let scratch = crate::backend::scratch_root(&dead_id);
+    std::fs::create_dir_all(&scratch).unwrap();
+    std::fs::write(scratch.join("x.img"), b"scratch").unwrap();
+    drop(dead); // its process is gone: the kernel drops the flock
+    // A run that is alive.
+    let live = lock::RunLock::acquire(locks.path(), "test-live").unwrap();
+
+    let said = rt().block_on(sweep_dead_runs(locks.path()));
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert!(said[0].starts_with(&format!("run {dead_id} (vmbench pid {}", std::process::id())), "{said:?}");
+    assert!(said[0].contains("vmbench cgroups") && said[0].contains("marked"), "{said:?}");
+    assert!(!scratch.exists(), "its scratch files are gone");
+    let record = crate::rundir::read_run_record(&dir).unwrap();
+    assert_eq!(record.status, RunStatus::Interrupted);
+    assert!(record.note.unwrap().contains("died without cleaning up"));
+    assert_eq!(crate::rundir::read_samples(&dir).unwrap(), [sample], "finished samples are kept");
+    let left: Vec<String> = std::fs::read_dir(locks.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left.len(), 2, "only the live run's lock and info remain: {left:?}");
+    assert!(left.iter().all(|f| f.starts_with("test-live")), "{left:?}");
+    // Swept once: a second vmbench finds nothing more to do.
+    assert!(rt().block_on(sweep_dead_runs(locks.path())).is_empty());
+    drop(live);
+}
