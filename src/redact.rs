@@ -113,9 +113,7 @@ fn secret_name(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
     let parts: Vec<&str> = lower.split(['_', '.', '-']).collect();
     parts.iter().enumerate().any(|(i, part)| {
-        ENDINGS.iter().any(|w| part.ends_with(w))
-            || WHOLE.contains(part)
-            || (*part == "key" && i > 0 && KEY_KINDS.contains(&parts[i - 1]))
+        ENDINGS.iter().any(|w| part.ends_with(w)) || WHOLE.contains(part) || (*part == "key" && i > 0 && KEY_KINDS.contains(&parts[i - 1]))
     })
 }
 

@@ -46,7 +46,11 @@ fn boot_run_measures_all_three_targets_and_records_everything() {
     // QEMU ran under its seccomp sandbox, and run.json says so.
     let sandbox = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny";
     assert!(vm.reproduce.windows(2).any(|w| w == ["-sandbox", sandbox]), "{:?}", vm.reproduce);
-    assert!(vm.settings["sandbox"].starts_with(&format!("-sandbox {sandbox}")), "{:?}", vm.settings);
+    assert!(
+        vm.settings["sandbox"].starts_with(&format!("-sandbox {sandbox}")),
+        "{:?}",
+        vm.settings
+    );
 
     let ctr = &record.targets[1];
     let image = ctr.image.as_ref().unwrap();

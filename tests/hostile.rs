@@ -48,7 +48,9 @@ fn build_guest(dir: &Path) -> PathBuf {
 fn scenario() -> String {
     let mut text = format!("name = \"hostile\"\nrepetitions = 1\nwarmup = 0\ntimeout_s = {TIMEOUT_S}\n");
     for name in BEHAVIOURS {
-        text.push_str(&format!("\n[[target]]\nname = \"{name}\"\nkind = \"native\"\nagent = \"guests/{name}\"\n"));
+        text.push_str(&format!(
+            "\n[[target]]\nname = \"{name}\"\nkind = \"native\"\nagent = \"guests/{name}\"\n"
+        ));
     }
     text.push_str("\n[[workload]]\nkind = \"boot\"\n");
     text
@@ -82,6 +84,8 @@ fn hostile_guests_get_failed_samples_with_reasons_and_vmbench_stays_bounded() {
     let scenario = write(tmp.path(), "hostile.toml", &scenario());
     let out = tmp.path().join("run");
     let started = Instant::now();
+    // Reaped by wait4 below, which also reads its peak memory.
+    #[allow(clippy::zombie_processes)]
     let child = vmbench()
         .current_dir(tmp.path())
         .args(["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap()])
@@ -130,7 +134,12 @@ fn hostile_guests_get_failed_samples_with_reasons_and_vmbench_stays_bounded() {
     assert!(utf8.ok && utf8.metrics["ready_ms"] > 0.0, "{utf8:?}");
     // The flood's last lines are in its error, each cut short, the whole bounded.
     assert!(error("flood").contains(&"x".repeat(99)) && error("flood").len() < 64 * 1024);
-    assert_eq!(error("wrong-nonce").matches("\"type\":").count(), 8, "all kept: {}", error("wrong-nonce"));
+    assert_eq!(
+        error("wrong-nonce").matches("\"type\":").count(),
+        8,
+        "all kept: {}",
+        error("wrong-nonce")
+    );
 
     // The files hold nothing a reader chokes on: the reports render again.
     let again = run_in(tmp.path(), &["report", out.to_str().unwrap()]);

@@ -174,7 +174,10 @@ fn killed_runs_are_swept_by_the_next_run_and_live_runs_are_not() {
             )
         })
         .collect();
-    eprintln!("{KILLS} kills in {kills_took:?}:\n{}\nthe sweeping run said:\n{said}", summary.join("\n"));
+    eprintln!(
+        "{KILLS} kills in {kills_took:?}:\n{}\nthe sweeping run said:\n{said}",
+        summary.join("\n")
+    );
     // The kills landed in every phase that leaves something behind, so the
     // sweep below had real work: before the run directory existed, with a
     // container alive, with cgroups and with scratch files.
@@ -259,7 +262,10 @@ kind = "boot"
             std::thread::sleep(Duration::from_millis(20));
         }
         assert_eq!(processes_of_run(&run_id), Vec::<String>::new(), "QEMU outlived vmbench");
-        eprintln!("killed {run_id} after {delay_ms} ms with {} QEMU process(es) running", running.len());
+        eprintln!(
+            "killed {run_id} after {delay_ms} ms with {} QEMU process(es) running",
+            running.len()
+        );
         killed.push((run_id, out, running.len()));
     }
     assert!(killed.iter().any(|(_, _, qemu)| *qemu > 0), "no kill found a VM running");

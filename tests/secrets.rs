@@ -68,9 +68,16 @@ fn no_credential_reaches_the_run_directory_the_reports_or_the_output() {
     let output = format!("{}{}", stdout(&result), stderr(&result));
     let written = files(&out);
     assert!(
-        ["run.json", "samples.jsonl", "summary.json", "samples.csv", "report.md", "report.html"]
-            .iter()
-            .all(|f| written.contains(&out.join(f))),
+        [
+            "run.json",
+            "samples.jsonl",
+            "summary.json",
+            "samples.csv",
+            "report.md",
+            "report.html"
+        ]
+        .iter()
+        .all(|f| written.contains(&out.join(f))),
         "{written:?}"
     );
     for secret in SECRETS {
@@ -90,7 +97,11 @@ fn no_credential_reaches_the_run_directory_the_reports_or_the_output() {
     assert!(reason.contains("vmbench:<redacted>@127.0.0.1:9"), "{reason}");
     let vm = target("vm");
     assert!(vm.kernel_cmdline.as_deref().unwrap().contains("DB_PASSWORD=<redacted>"));
-    assert!(vm.reproduce.iter().any(|a| a.contains("DB_PASSWORD=<redacted>")), "{:?}", vm.reproduce);
+    assert!(
+        vm.reproduce.iter().any(|a| a.contains("DB_PASSWORD=<redacted>")),
+        "{:?}",
+        vm.reproduce
+    );
     if cfg!(feature = "libvirt") {
         let reason = target("lv").unavailable.as_deref().unwrap();
         assert!(reason.contains("qemu+tcp://vmbench:<redacted>@127.0.0.1:9/system"), "{reason}");

@@ -304,23 +304,33 @@ fn credentials_reach_no_file_of_the_run() {
     let opts = fresh_out();
     let scripter: Scripter = Arc::new(|n, _| match n {
         0 => Script {
-            steps: vec![Step::Ready { init_ms: 0.1 }, Step::Error("cannot reach ssh://ci:pw-agent-3@db"), Step::Done],
+            steps: vec![
+                Step::Ready { init_ms: 0.1 },
+                Step::Error("cannot reach ssh://ci:pw-agent-3@db"),
+                Step::Done,
+            ],
             ..Default::default()
         },
         _ => Script::good(MS, vec![]),
     });
     let outcome = rt()
-        .block_on(execute_with(&scenario, &opts, Arc::new(RunHandle::new("secrets".into())), &Quiet, |t| {
-            let mut backend = FakeBackend::new(&t.name, std::env::temp_dir(), scripter.clone());
-            backend.facts = Some(TargetFacts {
-                name: t.name.clone(),
-                reproduce: vec!["docker".into(), "-H".into(), "tcp://ci:pw-ctr-1@10.0.0.2:2375".into()],
-                kernel_cmdline: Some("console=ttyS0 DB_PASSWORD=pw-env-2".into()),
-                settings: [("engine".to_string(), "tcp://ci:pw-ctr-1@10.0.0.2:2375".to_string())].into(),
-                ..Default::default()
-            });
-            Box::new(backend)
-        }))
+        .block_on(execute_with(
+            &scenario,
+            &opts,
+            Arc::new(RunHandle::new("secrets".into())),
+            &Quiet,
+            |t| {
+                let mut backend = FakeBackend::new(&t.name, std::env::temp_dir(), scripter.clone());
+                backend.facts = Some(TargetFacts {
+                    name: t.name.clone(),
+                    reproduce: vec!["client".into(), "--host".into(), "tcp://ci:pw-ctr-1@10.0.0.2:2375".into()],
+                    kernel_cmdline: Some("console=ttyS0 DB_PASSWORD=pw-env-2".into()),
+                    settings: [("engine".to_string(), "tcp://ci:pw-ctr-1@10.0.0.2:2375".to_string())].into(),
+                    ..Default::default()
+                });
+                Box::new(backend)
+            },
+        ))
         .unwrap();
     assert_eq!(outcome.record.failed_samples, 2, "the first launch of each target failed");
     crate::publish::write_all(&outcome.dir, &[], Path::new("report-templates")).unwrap();
@@ -364,12 +374,15 @@ fn a_run_that_died_holding_its_lock_is_swept_and_marked_and_a_live_one_is_not() 
     std::fs::create_dir_all(&scratch).unwrap();
     std::fs::write(scratch.join("x.img"), b"scratch").unwrap();
     drop(dead); // its process is gone: the kernel drops the flock
-    // A run that is alive.
+                // A run that is alive.
     let live = lock::RunLock::acquire(locks.path(), "test-live").unwrap();
 
     let said = rt().block_on(sweep_dead_runs(locks.path()));
     assert_eq!(said.len(), 1, "{said:?}");
-    assert!(said[0].starts_with(&format!("run {dead_id} (vmbench pid {}", std::process::id())), "{said:?}");
+    assert!(
+        said[0].starts_with(&format!("run {dead_id} (vmbench pid {}", std::process::id())),
+        "{said:?}"
+    );
     assert!(said[0].contains("vmbench cgroups") && said[0].contains("marked"), "{said:?}");
     assert!(!scratch.exists(), "its scratch files are gone");
     let record = crate::rundir::read_run_record(&dir).unwrap();

@@ -240,7 +240,10 @@ impl Backend for DockerBackend {
     }
 
     fn sweeper(&self) -> Option<Arc<dyn Sweeper>> {
-        Some(sweeper(self.spec.engine, &engine_address(self.spec.engine, self.spec.host.as_deref())))
+        Some(sweeper(
+            self.spec.engine,
+            &engine_address(self.spec.engine, self.spec.host.as_deref()),
+        ))
     }
 }
 

@@ -24,9 +24,9 @@ pub fn setting(uri: &str) -> String {
 /// The sandbox libvirt applies under `text`, a `qemu.conf`.
 pub fn from_conf(text: &str) -> String {
     match seccomp_sandbox(text) {
-        None => format!(
-            "-sandbox {SANDBOX} by libvirt (seccomp_sandbox unset in {QEMU_CONF}: libvirt's default, on where QEMU supports it)"
-        ),
+        None => {
+            format!("-sandbox {SANDBOX} by libvirt (seccomp_sandbox unset in {QEMU_CONF}: libvirt's default, on where QEMU supports it)")
+        }
         Some(0) => format!("off: seccomp_sandbox = 0 in {QEMU_CONF} (libvirt passes -sandbox off)"),
         Some(n) => format!("-sandbox {SANDBOX} by libvirt (seccomp_sandbox = {n} in {QEMU_CONF})"),
     }

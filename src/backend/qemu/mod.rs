@@ -447,7 +447,11 @@ mod tests {
     use super::*;
 
     fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
-        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f)
     }
 
     #[test]
@@ -455,7 +459,10 @@ mod tests {
         // `false` exits 1 whatever it is given, as a QEMU without seccomp
         // does on `-sandbox`.
         let e = block_on(check_sandbox(Path::new("/bin/false"), "vm")).unwrap_err().to_string();
-        assert!(e.contains("lacks seccomp support") && e.contains("`sandbox = false` on target `vm`"), "{e}");
+        assert!(
+            e.contains("lacks seccomp support") && e.contains("`sandbox = false` on target `vm`"),
+            "{e}"
+        );
     }
 
     #[test]
