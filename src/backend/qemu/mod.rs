@@ -85,7 +85,7 @@ pub async fn prepare_vm(name: &str, spec: &VmSpec, ctx: &RunContext) -> Result<P
     // libvirt puts its own -sandbox on the QEMU it starts (see `libvirt::sandbox`).
     let sandbox = spec.sandbox && spec.backend == VmBackend::Qemu;
     if sandbox {
-        check_sandbox(&qemu, name).await?;
+        check_sandbox(&qemu, &format!("target `{name}`")).await?;
     }
     let kernel = guest::kernel::find(spec.kernel.path()).with_context(|| format!("target `{name}`"))?;
     let agent_sha = guest::agent::sha256();
@@ -294,7 +294,8 @@ pub fn sandbox_setting(on: bool) -> String {
 /// of the options) refuses here, before any launch, and nothing is started.
 /// Whether the kernel lets the filter be installed is only known at a real
 /// launch; QEMU then exits at once and the trial fails with its message.
-async fn check_sandbox(qemu: &Path, target: &str) -> Result<()> {
+/// `whom` names where `sandbox = false` would go (`target \`vm\``).
+pub async fn check_sandbox(qemu: &Path, whom: &str) -> Result<()> {
     let out = Command::new(qemu)
         .args(["-sandbox", cmdline::SANDBOX, "-version"])
         .stdin(Stdio::null())
@@ -306,7 +307,7 @@ async fn check_sandbox(qemu: &Path, target: &str) -> Result<()> {
     }
     bail!(
         "{} refuses `-sandbox {}` ({}): this QEMU lacks seccomp support (Debian's and Ubuntu's packages have it). \
-         Install a QEMU built with libseccomp, or set `sandbox = false` on target `{target}` to run QEMU without its \
+         Install a QEMU built with libseccomp, or set `sandbox = false` on {whom} to run QEMU without its \
          syscall filter (recorded in run.json)",
         qemu.display(),
         cmdline::SANDBOX,
@@ -458,7 +459,7 @@ mod tests {
     fn a_qemu_that_refuses_the_sandbox_fails_preflight_saying_how_to_go_on() {
         // `false` exits 1 whatever it is given, as a QEMU without seccomp
         // does on `-sandbox`.
-        let e = block_on(check_sandbox(Path::new("/bin/false"), "vm")).unwrap_err().to_string();
+        let e = block_on(check_sandbox(Path::new("/bin/false"), "target `vm`")).unwrap_err().to_string();
         assert!(
             e.contains("lacks seccomp support") && e.contains("`sandbox = false` on target `vm`"),
             "{e}"
@@ -470,6 +471,6 @@ mod tests {
         let Ok(qemu) = find_qemu(None) else {
             return; // no QEMU here: the integration tests say so loudly
         };
-        block_on(check_sandbox(&qemu, "vm")).unwrap();
+        block_on(check_sandbox(&qemu, "target `vm`")).unwrap();
     }
 }
