@@ -154,8 +154,10 @@ pub fn dead_runs(dir: &Path) -> Vec<DeadRun> {
         let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
             continue;
         };
-        // `<id>.lock`, or `.<id>.lock.<pid>` of a run that died while starting.
+        // `<id>.lock`, or `.<id>.lock.<pid>` of a run that died while
+        // starting; a young one may be a run between its open and its flock.
         let run_id = match name.strip_prefix('.') {
+            Some(_) if younger_than(&path, STARTING) => continue,
             Some(hidden) => hidden.split_once(".lock.").map(|(id, _)| id),
             None => name.strip_suffix(".lock"),
         };
@@ -182,6 +184,16 @@ pub fn dead_runs(dir: &Path) -> Vec<DeadRun> {
         });
     }
     dead
+}
+
+/// How long a run may take between creating its temporary lock and
+/// locking it (microseconds, in fact).
+const STARTING: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn younger_than(path: &Path, age: std::time::Duration) -> bool {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .is_ok_and(|t| t.elapsed().is_ok_and(|e| e < age))
 }
 
 /// Whether `path` still names the file `file` has open (another vmbench may
@@ -233,9 +245,13 @@ mod tests {
     #[test]
     fn a_run_that_died_while_starting_is_found_by_its_temporary_lock() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join(".r3.lock.12345"), b"").unwrap();
+        let starting = dir.path().join(".r3.lock.12345");
+        std::fs::write(&starting, b"").unwrap();
         std::fs::write(dir.path().join("r3.json"), b"{ torn").unwrap();
         std::fs::write(dir.path().join("unrelated"), b"").unwrap();
+        assert!(dead_runs(dir.path()).is_empty(), "it may be starting still");
+        let long_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        File::options().write(true).open(&starting).unwrap().set_modified(long_ago).unwrap();
         let dead = dead_runs(dir.path());
         assert_eq!(dead.len(), 1);
         assert_eq!((dead[0].info.run_id.as_str(), dead[0].info.leftovers.len()), ("r3", 0));

@@ -459,7 +459,9 @@ mod tests {
     fn a_qemu_that_refuses_the_sandbox_fails_preflight_saying_how_to_go_on() {
         // `false` exits 1 whatever it is given, as a QEMU without seccomp
         // does on `-sandbox`.
-        let e = block_on(check_sandbox(Path::new("/bin/false"), "target `vm`")).unwrap_err().to_string();
+        let e = block_on(check_sandbox(Path::new("/bin/false"), "target `vm`"))
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("lacks seccomp support") && e.contains("`sandbox = false` on target `vm`"),
             "{e}"
