@@ -13,6 +13,9 @@ use std::time::Instant;
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
 /// Console lines kept for error messages.
 pub const TAIL_LINES: usize = 30;
+/// Longest console line kept for an error message: a guest that prints
+/// long lines cannot fill every failed sample (and its reports) with them.
+pub const TAIL_LINE_BYTES: usize = 1024;
 
 /// What the agent said on this launch, and when the host read it.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -138,7 +141,7 @@ impl Console {
     }
 
     fn keep(&mut self, line: String) {
-        let line = line.trim_end_matches('\r').to_string();
+        let line = printable(line.trim_end_matches('\r'));
         if line.trim().is_empty() {
             return;
         }
@@ -147,6 +150,25 @@ impl Console {
         }
         self.tail.push_back(line);
     }
+}
+
+/// A console line as it may be shown to people: control characters (a
+/// guest's terminal escapes, NULs) written as `\x..` so they cannot act on
+/// the terminal or the report that shows them, and cut at [`TAIL_LINE_BYTES`].
+fn printable(line: &str) -> String {
+    let mut out = String::with_capacity(line.len().min(TAIL_LINE_BYTES));
+    for c in line.chars() {
+        if out.len() >= TAIL_LINE_BYTES {
+            out.push_str(" [line truncated]");
+            break;
+        }
+        if c.is_control() && c != '\t' {
+            out.push_str(&format!("\\x{:02x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// A per-launch nonce: 16 hex digits. Only lines carrying it count.
@@ -262,6 +284,16 @@ mod tests {
         let mut c = Console::new("n");
         c.feed(Instant::now(), b"VMBENCH1 n {\"type\":\n");
         assert!(c.report.error.as_deref().unwrap().starts_with("malformed"));
+    }
+
+    #[test]
+    fn kept_lines_are_short_and_cannot_drive_a_terminal() {
+        let mut c = Console::new("n");
+        let long = "z".repeat(10 * TAIL_LINE_BYTES);
+        c.feed(Instant::now(), format!("\x1b]0;pwned\x07\x1b[2Jclear\0screen\n{long}\n").as_bytes());
+        let tail = c.tail();
+        assert_eq!(tail[0], "\\x1b]0;pwned\\x07\\x1b[2Jclear\\x00screen");
+        assert!(tail[1].len() < TAIL_LINE_BYTES + 32 && tail[1].ends_with("[line truncated]"));
     }
 
     #[test]

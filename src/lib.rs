@@ -46,6 +46,8 @@ pub mod plan;
 #[cfg(feature = "harness")]
 pub mod publish;
 #[cfg(feature = "harness")]
+pub mod redact;
+#[cfg(feature = "harness")]
 pub mod report;
 #[cfg(feature = "harness")]
 pub mod rundir;

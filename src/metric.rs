@@ -4,6 +4,19 @@
 
 use crate::protocol::WorkloadKind;
 
+/// The largest value a metric may have. Every metric is a duration, a size,
+/// a count, a rate or a ratio, none of which comes near (1e15 ns is eleven
+/// days, 1e15 bytes a petabyte); a larger value is a broken or hostile agent.
+/// The bound also keeps the statistics finite: sums and squares of a million
+/// such values fit in an f64, where two samples of 1e308 made the mean and
+/// the median infinite (written as `null` into summary.json).
+pub const MAX_VALUE: f64 = 1e15;
+
+/// Whether `value` can be a metric's value: finite, at least 0, at most [`MAX_VALUE`].
+pub fn possible(value: f64) -> bool {
+    value.is_finite() && (0.0..=MAX_VALUE).contains(&value)
+}
+
 /// Whether a larger value is good or bad news.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]

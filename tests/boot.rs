@@ -43,6 +43,14 @@ fn boot_run_measures_all_three_targets_and_records_everything() {
     assert!(vm.initramfs_drivers.as_ref().unwrap().bytes > vm.initramfs.as_ref().unwrap().bytes);
     assert_eq!(vm.artifact_bytes, kernel.bytes + vm.initramfs.as_ref().unwrap().bytes);
     assert!(vm.reproduce[0].ends_with("qemu-system-x86_64"));
+    // QEMU ran under its seccomp sandbox, and run.json says so.
+    let sandbox = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny";
+    assert!(vm.reproduce.windows(2).any(|w| w == ["-sandbox", sandbox]), "{:?}", vm.reproduce);
+    assert!(
+        vm.settings["sandbox"].starts_with(&format!("-sandbox {sandbox}")),
+        "{:?}",
+        vm.settings
+    );
 
     let ctr = &record.targets[1];
     let image = ctr.image.as_ref().unwrap();
@@ -146,6 +154,8 @@ fn the_recorded_qemu_reproduce_line_boots_by_hand() {
     );
     assert_eq!(result.status.code(), Some(0), "{}", stderr(&result));
     let argv = &record(&out).targets[0].reproduce;
+    // The line by hand is sandboxed as the trials were.
+    assert!(argv.iter().any(|a| a == "-sandbox"), "{argv:?}");
     let by_hand = std::process::Command::new(&argv[0])
         .args(&argv[1..])
         .stdin(std::process::Stdio::null())

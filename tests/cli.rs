@@ -49,6 +49,14 @@ fn bad_scenarios_exit_2_naming_file_line_and_key() {
         &GOOD.replace("kind = \"native\"", "kind = \"vm\"\nmemory_mib = 1"),
         &["bad.toml:7:", "key `target[0].memory_mib`", "out of range"],
     );
+    rejected(
+        &GOOD.replace("kind = \"native\"", "kind = \"vm\"\nsandbox = \"no\""),
+        &["bad.toml:7:11", "key `target[0].sandbox`", "expected a boolean"],
+    );
+    rejected(
+        &GOOD.replace("kind = \"native\"", "kind = \"native\"\nsandbox = false"),
+        &["bad.toml:7:", "key `target[0].sandbox`", "does not apply"],
+    );
 }
 
 #[test]

@@ -131,3 +131,39 @@ fn vmbench_clean_destroys_the_domain_of_a_killed_run() {
     );
     assert!(domains_of_run(&run_id).is_empty());
 }
+
+#[test]
+fn the_next_run_destroys_the_domain_of_a_killed_run_and_records_libvirts_sandbox() {
+    let _guard = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let text = scenario(1, "").replace("kind = \"boot\"", "kind = \"cpu\"\nsha_mib = 4096");
+    let file = write(tmp.path(), "lv.toml", &text);
+    let out = tmp.path().join("run");
+    let mut child = spawn_run(tmp.path(), &file, &out);
+    let started = Instant::now();
+    let run_id = loop {
+        if let Ok(record) = vmbench::rundir::read_run_record(&out) {
+            if !domains_of_run(&record.run_id).is_empty() {
+                break record.run_id;
+            }
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "no domain started");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // Past libvirt's create call, as in the test of `vmbench clean` above.
+    std::thread::sleep(Duration::from_secs(3));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(!domains_of_run(&run_id).is_empty(), "the domain outlives vmbench");
+    // libvirt sandboxes its QEMU as its qemu.conf says; run.json says which.
+    let sandbox = record(&out).targets[0].settings["sandbox"].clone();
+    assert!(sandbox.contains("qemu.conf"), "{sandbox}");
+    // Any next run sweeps the dead run's domain; no `vmbench clean` needed.
+    let next = "name = \"next\"\nrepetitions = 1\nwarmup = 0\n[[target]]\nname = \"n\"\nkind = \"native\"\n[[workload]]\nkind = \"boot\"\n";
+    let next = write(tmp.path(), "next.toml", next);
+    let result = run_in(tmp.path(), &["run", next.to_str().unwrap(), "--out", "next"]);
+    assert_eq!(result.status.code(), Some(0), "{}", stderr(&result));
+    assert!(stderr(&result).contains(&format!("run {run_id} ")), "{}", stderr(&result));
+    assert!(domains_of_run(&run_id).is_empty(), "{:?}", domains_of_run(&run_id));
+    assert_eq!(record(&out).status, vmbench::rundir::RunStatus::Interrupted);
+}

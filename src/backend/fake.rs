@@ -82,6 +82,8 @@ pub struct FakeBackend {
     pub scripter: Scripter,
     pub counters: Arc<Counters>,
     pub scratch: PathBuf,
+    /// What `prepare` records; a plain native-like target when `None`.
+    pub facts: Option<TargetFacts>,
 }
 
 impl FakeBackend {
@@ -91,6 +93,7 @@ impl FakeBackend {
             scripter,
             counters: Default::default(),
             scratch,
+            facts: None,
         }
     }
 }
@@ -98,6 +101,9 @@ impl FakeBackend {
 #[async_trait]
 impl Backend for FakeBackend {
     async fn prepare(&mut self) -> Result<TargetFacts> {
+        if let Some(facts) = &self.facts {
+            return Ok(facts.clone());
+        }
         Ok(TargetFacts {
             name: self.name.clone(),
             kind: TargetKind::Native,
@@ -138,6 +144,9 @@ struct FakeSweeper(Arc<Counters>);
 impl Sweeper for FakeSweeper {
     fn key(&self) -> String {
         "fake".into()
+    }
+    fn leftovers(&self) -> Option<super::Leftovers> {
+        None
     }
     async fn sweep(&self, _run_id: &str, _interrupted: bool) -> Result<()> {
         self.0.sweeps.fetch_add(1, Ordering::SeqCst);

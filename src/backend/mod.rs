@@ -179,9 +179,43 @@ pub trait Launch: Send + Sync {
 pub trait Sweeper: Send + Sync {
     /// Sweepers with the same key sweep the same things: one runs.
     fn key(&self) -> String;
+    /// What this sweeper sweeps, as data a later vmbench can rebuild it
+    /// from ([`sweeper_for`]) should this one be killed before sweeping;
+    /// `None` for what cannot outlive vmbench (the tests' fake).
+    fn leftovers(&self) -> Option<Leftovers>;
     /// At the end of every run, and after an interruption (`interrupted`:
     /// then also whatever a call cut off mid-flight may still create).
     async fn sweep(&self, run_id: &str, interrupted: bool) -> Result<()>;
+}
+
+/// What a run's sweeper removes, as data: recorded in the lock file of a
+/// running run (`runner::lock`), so that a run killed outright is swept by
+/// the next vmbench. The engine address is kept as given (it may carry
+/// credentials: the lock file is readable by its owner only).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Leftovers {
+    /// Containers carrying the run's label at one engine.
+    Containers { engine: crate::scenario::Engine, address: String },
+    /// libvirt domains named after the run at one URI, and the run's images.
+    Domains { uri: String },
+    /// The cgroups vmbench made for the run's launches.
+    Cgroups,
+}
+
+/// The sweeper that removes `leftovers`, or why this build cannot.
+pub fn sweeper_for(leftovers: &Leftovers) -> Result<Arc<dyn Sweeper>, String> {
+    match leftovers {
+        Leftovers::Containers { engine, address } => Ok(docker::sweeper(*engine, address)),
+        #[cfg(feature = "libvirt")]
+        Leftovers::Domains { uri } => Ok(libvirt::sweeper(uri)),
+        #[cfg(not(feature = "libvirt"))]
+        Leftovers::Domains { uri } => Err(format!(
+            "libvirt domains at {uri}: this vmbench was built without the `libvirt` feature; \
+             `vmbench clean` in a build with it destroys them"
+        )),
+        Leftovers::Cgroups => Ok(Arc::new(CgroupSweeper)),
+    }
 }
 
 #[async_trait]
@@ -222,7 +256,7 @@ pub fn for_target(target: &Target, ctx: Arc<RunContext>) -> Box<dyn Backend> {
         )),
         TargetSpec::Vm(spec) => Box::new(qemu::QemuBackend::new(&target.name, spec.clone(), ctx)),
         TargetSpec::Container(spec) => Box::new(docker::DockerBackend::new(&target.name, spec.clone(), ctx)),
-        TargetSpec::Native => Box::new(native::NativeBackend::new(&target.name, ctx)),
+        TargetSpec::Native(spec) => Box::new(native::NativeBackend::new(&target.name, spec.clone(), ctx)),
     }
 }
 
@@ -300,6 +334,9 @@ impl Sweeper for CgroupSweeper {
     fn key(&self) -> String {
         "vmbench cgroups".into()
     }
+    fn leftovers(&self) -> Option<Leftovers> {
+        Some(Leftovers::Cgroups)
+    }
     async fn sweep(&self, run_id: &str, interrupted: bool) -> Result<()> {
         if interrupted {
             // A cgroup is removed only once its processes are reaped; a QEMU
@@ -333,6 +370,25 @@ pub fn pin_child(command: &mut tokio::process::Command, cpuset: Option<CpuSet>) 
     // before the fork and is only read.
     unsafe {
         command.pre_exec(move || cpuset.apply_to_current_thread());
+    }
+}
+
+/// Should vmbench die without cleaning up (`kill -9`), the child is killed
+/// too (`PR_SET_PDEATHSIG`, set between fork and exec). If vmbench died
+/// before that, the child does not start at all.
+pub fn die_with_vmbench(command: &mut tokio::process::Command) {
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: prctl and getppid are async-signal-safe; nothing is allocated.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::getppid() != parent {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
     }
 }
 

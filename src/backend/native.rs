@@ -4,8 +4,8 @@ use super::{Backend, Footprint, Gone, Launch, LaunchSpec, RunContext, Started};
 use crate::guest;
 use crate::protocol::Instructions;
 use crate::rundir::{TargetFacts, TargetKind};
-use crate::scenario::WorkloadKind;
-use anyhow::Result;
+use crate::scenario::{NativeSpec, WorkloadKind};
+use anyhow::{Context, Result};
 use async_trait::async_trait;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -16,16 +16,30 @@ use tokio::process::{Child, Command};
 
 pub struct NativeBackend {
     name: String,
+    spec: NativeSpec,
     ctx: Arc<RunContext>,
     agent: Option<PathBuf>,
 }
 
 impl NativeBackend {
-    pub fn new(name: &str, ctx: Arc<RunContext>) -> Self {
+    pub fn new(name: &str, spec: NativeSpec, ctx: Arc<RunContext>) -> Self {
         NativeBackend {
             name: name.to_string(),
+            spec,
             ctx,
             agent: None,
+        }
+    }
+
+    /// The program to run, its SHA-256 and size: the scenario's `agent`,
+    /// else vmbench's own agent (written into the cache).
+    fn program(&self) -> Result<(PathBuf, String, u64)> {
+        match &self.spec.agent {
+            Some(path) => {
+                let bytes = std::fs::read(path).with_context(|| format!("reading the agent program {}", path.display()))?;
+                Ok((path.clone(), guest::sha256_hex(&bytes), bytes.len() as u64))
+            }
+            None => Ok((guest::agent::path()?, guest::agent::sha256(), guest::agent::bytes().len() as u64)),
         }
     }
 }
@@ -47,7 +61,7 @@ pub fn argv(agent: &Path, spec: &LaunchSpec) -> Vec<String> {
 #[async_trait]
 impl Backend for NativeBackend {
     async fn prepare(&mut self) -> Result<TargetFacts> {
-        let agent = guest::agent::path()?;
+        let (agent, agent_sha256, agent_bytes) = self.program()?;
         let example = LaunchSpec {
             instructions: Instructions::new("repro", "boot"),
             workload: crate::scenario::Workload::boot(),
@@ -57,8 +71,8 @@ impl Backend for NativeBackend {
             name: self.name.clone(),
             kind: TargetKind::Native,
             backend: "native".into(),
-            agent_sha256: guest::agent::sha256(),
-            artifact_bytes: guest::agent::bytes().len() as u64,
+            agent_sha256,
+            artifact_bytes: agent_bytes,
             reproduce: argv(&agent, &example),
             cpuset: self.ctx.cpuset.as_ref().map(ToString::to_string),
             settings: [(
@@ -66,6 +80,10 @@ impl Backend for NativeBackend {
                 super::cgroup::accounting("the agent", self.ctx.accounting),
             )]
             .into_iter()
+            .chain(self.spec.agent.as_ref().map(|path| {
+                let said = format!("{} (the scenario's `agent`, not vmbench's own)", path.display());
+                ("agent".to_string(), said)
+            }))
             .collect(),
             ..Default::default()
         };
@@ -113,6 +131,7 @@ impl Launch for NativeLaunch {
             .stderr(Stdio::inherit())
             .kill_on_drop(true);
         super::pin_child(&mut command, self.cpuset.clone());
+        super::die_with_vmbench(&mut command);
         if let Some(cgroup) = &self.cgroup {
             cgroup.join_in_child(&mut command);
         }

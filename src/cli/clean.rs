@@ -1,8 +1,9 @@
 //! `vmbench clean`: removes what runs that crashed before their own cleanup
-//! left behind: containers (by vmbench's run label) in Docker and Podman, and
-//! libvirt domains (by vmbench's name prefix). QEMU processes vmbench spawned
-//! itself die with it (PR_SET_PDEATHSIG). An engine that does not answer is
-//! reported and skipped.
+//! left behind: first every run that died holding its lock (as `vmbench run`
+//! does at its start), then containers (by vmbench's run label) in Docker and
+//! Podman, libvirt domains (by vmbench's name prefix) and cgroups of any run.
+//! QEMU processes and native agents vmbench spawned itself die with it
+//! (PR_SET_PDEATHSIG). An engine that does not answer is reported and skipped.
 
 use crate::backend::docker;
 use crate::scenario::Engine;
@@ -27,6 +28,11 @@ pub struct CleanArgs {
 
 pub fn exec(args: CleanArgs) -> anyhow::Result<i32> {
     super::runtime()?.block_on(async {
+        // Runs that died holding their lock first: their own sweepers, and
+        // their run.json marked interrupted.
+        for said in crate::runner::sweep_dead_runs(&crate::runner::lock::default_dir()).await {
+            println!("{said}");
+        }
         for engine in Engine::ALL {
             let configured = match engine {
                 Engine::Docker => args.host.as_deref(),

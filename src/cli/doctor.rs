@@ -109,6 +109,10 @@ async fn check_qemu(report: &mut Report) -> Option<std::path::PathBuf> {
         Ok(v) => report.ok("qemu", format!("{} ({v})", path.display())),
         Err(e) => report.missing("qemu", format!("{e:#}")),
     }
+    match qemu::check_sandbox(&path, "each qemu target").await {
+        Ok(()) => report.ok("sandbox", format!("QEMU accepts -sandbox {}", qemu::cmdline::SANDBOX)),
+        Err(e) => report.missing("sandbox", format!("{e:#}")),
+    }
     Some(path)
 }
 

@@ -103,7 +103,7 @@ pub fn main() -> i32 {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", crate::redact::text(&format!("{err:#}")));
             EXIT_INTERNAL
         }
     }

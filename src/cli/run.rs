@@ -49,7 +49,7 @@ pub fn exec(args: RunArgs) -> anyhow::Result<i32> {
     let scenario = match crate::scenario::load(&args.scenario) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", crate::redact::text(&e.to_string()));
             return Ok(super::EXIT_INPUT);
         }
     };
@@ -96,7 +96,22 @@ struct After {
 }
 
 async fn run(scenario: crate::scenario::Scenario, opts: RunOptions, after: After) -> anyhow::Result<i32> {
-    let handle = Arc::new(RunHandle::new(runner::new_run_id()));
+    let run_id = runner::new_run_id();
+    let handle = Arc::new(RunHandle::locked(run_id.clone()).unwrap_or_else(|e| {
+        eprintln!("warning: no lock for this run ({e:#}); should vmbench be killed, `vmbench clean` removes what it leaves");
+        RunHandle::new(run_id)
+    }));
+    // A run that died without its own cleanup (kill -9) is swept now, before
+    // anything of this run starts; a live run's lock is left alone.
+    for said in runner::sweep_dead_runs(&runner::lock::default_dir()).await {
+        eprintln!("{said}");
+    }
+    let status = run_locked(scenario, opts, after, &handle).await;
+    handle.release();
+    status
+}
+
+async fn run_locked(scenario: crate::scenario::Scenario, opts: RunOptions, after: After, handle: &Arc<RunHandle>) -> anyhow::Result<i32> {
     let progress = Arc::new(Progress::new());
     let mut task = {
         let (scenario, handle, progress) = (scenario.clone(), handle.clone(), progress.clone());
@@ -107,7 +122,7 @@ async fn run(scenario: crate::scenario::Scenario, opts: RunOptions, after: After
     let (signal_name, code) = tokio::select! {
         joined = &mut task => {
             progress.bar.finish_and_clear();
-            return finish(&handle, joined, &after).await;
+            return finish(handle, joined, &after).await;
         }
         _ = sigint.recv() => ("SIGINT", 130),
         _ = sigterm.recv() => ("SIGTERM", 143),
@@ -118,7 +133,7 @@ async fn run(scenario: crate::scenario::Scenario, opts: RunOptions, after: After
     let _ = task.await;
     progress.bar.finish_and_clear();
     let note = format!("interrupted by {signal_name}");
-    swept(&handle, &note).await;
+    swept(handle, &note).await;
     eprintln!("{note}; finished samples are kept");
     if let Some(dir) = handle.dir.lock().expect("run handle lock").clone() {
         eprintln!("run directory: {}", dir.display());
@@ -155,7 +170,8 @@ async fn finish(
     match joined {
         Ok(Ok(outcome)) => finished(&outcome, after),
         Ok(Err(e)) if e.downcast_ref::<InputError>().is_some() => {
-            eprintln!("error: {e:#}");
+            // A preflight error may quote an engine address: a CI log is a result too.
+            eprintln!("error: {}", crate::redact::text(&format!("{e:#}")));
             Ok(super::EXIT_INPUT)
         }
         Ok(Err(e)) => {

@@ -326,8 +326,10 @@ pub struct ScenarioFacts {
     pub name: String,
     pub description: String,
     pub path: String,
-    /// The scenario file exactly as it was read.
+    /// The scenario file as it was read, credentials redacted
+    /// (`crate::redact`): otherwise exactly its text.
     pub text: String,
+    /// SHA-256 of `text` as recorded.
     pub sha256: String,
     /// After `--reps` / `--warmup`; with `auto`, the most.
     pub repetitions: u32,

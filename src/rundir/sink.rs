@@ -1,9 +1,13 @@
 //! Writes a run to disk as it happens: `run.json` rewritten atomically at
 //! each change of state, `samples.jsonl` appended, flushed and synced after
-//! every sample, so an interrupted run keeps everything it measured.
+//! every sample, so an interrupted run keeps everything it measured. Every
+//! string written passes through [`crate::redact`] first, whichever field
+//! holds it, so no credential reaches the run directory (or the reports,
+//! which are rendered from it).
 
 use crate::rundir::{RunRecord, RunStatus, Sample};
 use anyhow::{Context, Result};
+use serde::{de::DeserializeOwned, Serialize};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -19,7 +23,9 @@ pub struct Sink {
 
 impl Sink {
     /// Creates the run directory's files. `dir` must not hold a run already.
+    /// The record kept is the one written, secrets redacted.
     pub fn create(dir: &Path, record: RunRecord) -> Result<Sink> {
+        let record = redacted(&record)?;
         std::fs::create_dir_all(dir).with_context(|| format!("creating run directory {}", dir.display()))?;
         let samples = OpenOptions::new()
             .create_new(true)
@@ -39,9 +45,11 @@ impl Sink {
         &self.dir
     }
 
-    /// Appends one sample and makes sure it is on disk before returning.
-    pub fn append(&mut self, sample: &Sample) -> Result<()> {
-        let mut line = serde_json::to_string(sample).context("serialising a sample")?;
+    /// Appends one sample and makes sure it is on disk before returning;
+    /// returns it as written (secrets redacted).
+    pub fn append(&mut self, sample: &Sample) -> Result<Sample> {
+        let sample = redacted(sample)?;
+        let mut line = serde_json::to_string(&sample).context("serialising a sample")?;
         line.push('\n');
         self.samples.write_all(line.as_bytes()).context("appending to samples.jsonl")?;
         self.samples.sync_data().context("syncing samples.jsonl")?;
@@ -49,7 +57,7 @@ impl Sink {
         if sample.failed() {
             self.record.failed_samples += 1;
         }
-        Ok(())
+        Ok(sample)
     }
 
     /// Records how `repetitions = "auto"` ended for one target × workload,
@@ -68,7 +76,7 @@ impl Sink {
     /// Records how the run ended.
     pub fn finish(&mut self, status: RunStatus, note: Option<String>) -> Result<()> {
         self.record.status = status;
-        self.record.note = note;
+        self.record.note = note.map(|n| crate::redact::text(&n).into_owned());
         self.record.finished_at = Some(crate::rundir::now_rfc3339());
         self.write_record()
     }
@@ -78,10 +86,32 @@ impl Sink {
     }
 }
 
-/// Writes `run.json` through a temporary file and a rename.
+/// Writes `run.json` through a temporary file and a rename, secrets redacted.
 pub fn write_run_record(dir: &Path, record: &RunRecord) -> Result<()> {
-    let json = serde_json::to_vec_pretty(record).context("serialising run.json")?;
+    let json = serde_json::to_vec_pretty(&redacted(record)?).context("serialising run.json")?;
     crate::guest::cache::write_atomic(&dir.join(RUN_FILE), &json, 0o644)
+}
+
+/// `value` with every string in it (at any depth, whatever the field) passed
+/// through [`crate::redact::text`]. A field added later is covered too.
+pub fn redacted<T: Serialize + DeserializeOwned>(value: &T) -> Result<T> {
+    fn walk(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::String(s) => {
+                if let std::borrow::Cow::Owned(clean) = crate::redact::text(s) {
+                    *s = clean;
+                }
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(walk),
+            serde_json::Value::Object(fields) => fields.values_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    let mut json = serde_json::to_value(value).context("serialising for redaction")?;
+    walk(&mut json);
+    // A non-finite number becomes null here, as it would in the file, and
+    // then fails to read back: the same error a reader of the file would meet.
+    serde_json::from_value(json).context("reading back a redacted value")
 }
 
 /// Reads `run.json` from a run directory.

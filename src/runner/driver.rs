@@ -78,14 +78,37 @@ pub async fn run_trial(backend: &dyn Backend, workload: &Workload, timeout: Dura
         workload: workload.clone(),
         scratch: scratch.clone(),
     };
-    let result = match backend.launch(spec) {
+    let mut result = match backend.launch(spec) {
         Ok(mut launch) => drive(launch.as_mut(), &nonce, workload, timeout).await,
         Err(e) => TrialResult::failed(e),
     };
+    reject_impossible(&mut result);
     if let Some(path) = scratch {
         let _ = std::fs::remove_file(path);
     }
     result
+}
+
+/// A guest is not trusted: a metric that no measurement can have (negative,
+/// not finite, beyond [`crate::metric::MAX_VALUE`]) comes from a broken or
+/// hostile agent (its results, or the times and sizes in its ready line). It
+/// is dropped, never reported, and the sample fails saying which it was.
+fn reject_impossible(result: &mut TrialResult) {
+    let bad: Vec<(String, f64)> = result
+        .metrics
+        .iter()
+        .filter(|(_, v)| !crate::metric::possible(**v))
+        .map(|(k, v)| (k.clone(), *v))
+        .collect();
+    for (name, _) in &bad {
+        result.metrics.remove(name);
+    }
+    if let Some((name, value)) = bad.first() {
+        result.fail(format!(
+            "the agent reported an impossible {name} = {value:e} (a metric is finite, at least 0 and at most {:e})",
+            crate::metric::MAX_VALUE
+        ));
+    }
 }
 
 /// The disk workload's scratch file of `file_mib` MiB in `dir`, `None` for
@@ -368,14 +391,7 @@ pub fn collect_agent_report(console: &Console, launched: Instant, end: ConsoleEn
         }
     }
     if let Some(metrics) = &report.metrics {
-        // A guest is not trusted: every metric is a duration, a size, a
-        // count or a rate, so a negative or non-finite value is a broken (or
-        // hostile) agent, never a number to report.
-        let (good, bad): (Vec<_>, Vec<_>) = metrics.iter().partition(|(_, v)| v.is_finite() && **v >= 0.0);
-        result.metrics.extend(good.into_iter().map(|(k, v)| (k.clone(), *v)));
-        if let Some((name, value)) = bad.first() {
-            result.fail(format!("the agent reported an impossible {name} = {value}"));
-        }
+        result.metrics.extend(metrics.iter().map(|(k, v)| (k.clone(), *v)));
     }
     if let Some(reason) = &report.unsupported {
         result.not_applicable = Some(reason.clone());

@@ -2,6 +2,7 @@
 //! in order, appending each sample to disk the moment it exists.
 
 pub mod driver;
+pub mod lock;
 pub mod network;
 
 use crate::backend::{self, Backend, RunContext, Sweeper};
@@ -44,9 +45,13 @@ pub struct RunHandle {
     /// What the run's backends may leave behind, registered before they
     /// create anything.
     sweepers: Mutex<Vec<Arc<dyn Sweeper>>>,
+    /// Held while the run lives, so that a later vmbench can sweep it should
+    /// it die without cleaning up (see [`lock`]).
+    lock: Option<lock::RunLock>,
 }
 
 impl RunHandle {
+    /// A run without a lock (the runner's own tests).
     pub fn new(run_id: String) -> Self {
         RunHandle {
             run_id,
@@ -54,8 +59,41 @@ impl RunHandle {
         }
     }
 
+    /// A run holding its lock in vmbench's cache; release it with
+    /// [`RunHandle::release`] once the run has swept what it made.
+    pub fn locked(run_id: String) -> Result<Self> {
+        let lock = lock::RunLock::acquire(&lock::default_dir(), &run_id)?;
+        Ok(RunHandle {
+            run_id,
+            lock: Some(lock),
+            ..Default::default()
+        })
+    }
+
     fn register(&self, sweeper: Arc<dyn Sweeper>) {
+        if let (Some(lock), Some(leftovers)) = (&self.lock, sweeper.leftovers()) {
+            if let Err(e) = lock.add(leftovers) {
+                eprintln!("warning: recording what run {} may leave behind: {e:#}", self.run_id);
+            }
+        }
         self.sweepers.lock().expect("run handle lock").push(sweeper);
+    }
+
+    fn set_dir(&self, dir: &Path) {
+        if let Some(lock) = &self.lock {
+            if let Err(e) = lock.set_dir(dir) {
+                eprintln!("warning: recording run {}'s directory in its lock: {e:#}", self.run_id);
+            }
+        }
+        *self.dir.lock().expect("run handle lock") = Some(dir.to_path_buf());
+    }
+
+    /// The run has swept what it made (at its end, or after an
+    /// interruption): nobody needs to sweep it again.
+    pub fn release(&self) {
+        if let Some(lock) = &self.lock {
+            lock.release();
+        }
     }
 }
 
@@ -157,7 +195,7 @@ pub async fn execute_with(
     record.scenario.cpuset = scenario.cpuset.as_ref().map(ToString::to_string);
     record.scenario.harness_cpuset = harness.map(|h| h.to_string());
     let mut sink = Sink::create(&dir, record)?;
-    *handle.dir.lock().expect("run handle lock") = Some(dir.clone());
+    handle.set_dir(&dir);
     observer.prepared(plan.trials.len());
     let mut samples = Vec::with_capacity(plan.trials.len());
     let result = run_trials(scenario, &plan, &targets, &mut sink, observer, &mut samples).await;
@@ -249,8 +287,7 @@ async fn run_trials(
                 driver::run_trial(target.backend.as_ref(), workload, scenario.timeout).await
             }
         };
-        let sample = sample_of(target, workload.kind, trial, started_at, result);
-        sink.append(&sample)?;
+        let sample = sink.append(&sample_of(target, workload.kind, trial, started_at, result))?;
         observer.trial_finished(&sample);
         if sample.not_applicable.is_some() {
             settled.insert(pair);
@@ -375,7 +412,7 @@ fn unavailable_facts(target: &Target, reason: &str) -> TargetFacts {
     let (backend, runtime, engine) = match &target.spec {
         TargetSpec::Vm(vm) => (format!("{:?}", vm.backend).to_lowercase(), None, None),
         TargetSpec::Container(c) => (c.engine.as_str().to_string(), Some(c.runtime.clone()), Some(c.engine)),
-        TargetSpec::Native => ("native".to_string(), None, None),
+        TargetSpec::Native(_) => ("native".to_string(), None, None),
     };
     TargetFacts {
         name: target.name.clone(),
@@ -400,8 +437,10 @@ fn new_record(scenario: &Scenario, plan: &Plan, opts: &RunOptions, run_id: &str,
             name: scenario.name.clone(),
             description: scenario.description.clone(),
             path: scenario.path.display().to_string(),
-            text: scenario.text.clone(),
-            sha256: crate::guest::sha256_hex(scenario.text.as_bytes()),
+            // The text as recorded, credentials redacted; its hash too, so
+            // that it cannot be used to guess what was redacted.
+            text: crate::redact::text(&scenario.text).into_owned(),
+            sha256: crate::guest::sha256_hex(crate::redact::text(&scenario.text).as_bytes()),
             repetitions: plan.repetitions,
             warmup: plan.warmup,
             timeout_s: scenario.timeout.as_secs_f64(),
@@ -429,7 +468,8 @@ async fn end_of_run(handle: &RunHandle, interrupted: bool) {
     let mut seen = HashSet::new();
     for sweeper in sweepers.iter().filter(|s| seen.insert(s.key())) {
         if let Err(e) = sweeper.sweep(&handle.run_id, interrupted).await {
-            eprintln!("warning: cleaning up {}: {e:#}", sweeper.key());
+            let warning = format!("warning: cleaning up {}: {e:#}", sweeper.key());
+            eprintln!("{}", crate::redact::text(&warning));
         }
     }
     let dir = backend::scratch_root(&handle.run_id);
@@ -450,6 +490,54 @@ pub async fn sweep(handle: &RunHandle, note: &str) -> Result<Option<PathBuf>> {
         mark_interrupted(dir, note)?;
     }
     Ok(dir)
+}
+
+/// Sweeps every run whose vmbench died holding its lock in `lock_dir` (none
+/// of the live ones): what its sweepers remove, its scratch files, and marks
+/// its `run.json` interrupted if it still says running. One line per run.
+pub async fn sweep_dead_runs(lock_dir: &Path) -> Vec<String> {
+    let mut said = Vec::new();
+    for dead in lock::dead_runs(lock_dir) {
+        let info = dead.info.clone();
+        let handle = RunHandle::new(info.run_id.clone());
+        let mut problems = Vec::new();
+        for leftovers in &info.leftovers {
+            match backend::sweeper_for(leftovers) {
+                Ok(sweeper) => handle.register(sweeper),
+                Err(e) => problems.push(e),
+            }
+        }
+        let swept: Vec<String> = handle.sweepers.lock().expect("run handle lock").iter().map(|s| s.key()).collect();
+        end_of_run(&handle, true).await;
+        let mut line = format!(
+            "run {} (vmbench pid {}, started {}) died without cleaning up; swept {}scratch files",
+            info.run_id,
+            info.pid,
+            if info.started_at.is_empty() { "?" } else { &info.started_at },
+            swept.iter().map(|k| format!("{k}, ")).collect::<String>()
+        );
+        if let Some(dir) = &info.dir {
+            let note = format!(
+                "vmbench (pid {}) died without cleaning up (killed?); its leftovers were swept by a later vmbench at {}",
+                info.pid,
+                crate::rundir::now_rfc3339()
+            );
+            match crate::rundir::read_run_record(dir) {
+                Ok(record) if record.status == RunStatus::Running => match mark_interrupted(dir, &note) {
+                    Ok(()) => line.push_str(&format!("; marked {} interrupted", dir.join(crate::rundir::RUN_FILE).display())),
+                    Err(e) => problems.push(format!("marking {}: {e:#}", dir.display())),
+                },
+                Ok(_) => {}
+                Err(e) => problems.push(format!("{e:#}")),
+            }
+        }
+        for problem in problems {
+            line.push_str(&format!("; could not: {problem}"));
+        }
+        said.push(crate::redact::text(&line).into_owned());
+        dead.forget();
+    }
+    said
 }
 
 fn mark_interrupted(dir: &Path, note: &str) -> Result<()> {

@@ -119,11 +119,18 @@ fn agent_errors_and_late_exits_fail_the_sample() {
 fn impossible_values_from_the_agent_fail_the_sample() {
     let backend = fake(|_, _| Script::good(MS, vec![("x_ms", -1.0), ("y_ms", 2.0)]));
     let result = rt().block_on(run_trial(&backend, &workload("boot"), Duration::from_secs(2)));
-    assert_eq!(result.error.as_deref(), Some("the agent reported an impossible x_ms = -1"));
+    let error = result.error.unwrap();
+    assert!(error.starts_with("the agent reported an impossible x_ms = -1e0"), "{error}");
     assert!(!result.metrics.contains_key("x_ms") && result.metrics["y_ms"] == 2.0);
-    let backend = fake(|_, _| Script::good(MS, vec![("big_ms", 1e308)]));
+    // Finite but beyond any measurement: two such samples made the summary's
+    // mean and median infinite.
+    let backend = fake(|_, _| Script::good(MS, vec![("big_ms", 1e308), ("y_ms", 2.0)]));
     let result = rt().block_on(run_trial(&backend, &workload("boot"), Duration::from_secs(2)));
-    assert_eq!(result.error, None, "large but finite is a number");
+    assert!(result.error.unwrap().contains("impossible big_ms = 1e308"));
+    assert!(!result.metrics.contains_key("big_ms"));
+    let backend = fake(|_, _| Script::good(MS, vec![("big_ms", 1e12)]));
+    let result = rt().block_on(run_trial(&backend, &workload("boot"), Duration::from_secs(2)));
+    assert_eq!(result.error, None, "large but possible is a number");
 }
 
 #[test]
@@ -281,4 +288,115 @@ fn sweep_after_an_interruption_runs_the_registered_sweepers_and_marks_the_run() 
     let record = crate::rundir::read_run_record(dir.path()).unwrap();
     assert_eq!(record.status, RunStatus::Interrupted);
     assert_eq!(record.samples, 1);
+}
+
+#[test]
+fn credentials_reach_no_file_of_the_run() {
+    // A container target whose engine address carries a password, a VM
+    // whose kernel gets a secret environment variable, a backend that
+    // records both in its reproduce line and settings, and an agent whose
+    // error quotes the address: none of it may reach the run directory.
+    let body = "[[target]]\nname = \"ctr\"\nkind = \"container\"\nhost = \"tcp://ci:pw-ctr-1@10.0.0.2:2375\"\n\
+                [[target]]\nname = \"vm\"\nkind = \"vm\"\nkernel_args = [\"DB_PASSWORD=pw-env-2\"]\n\
+                [[workload]]\nkind = \"boot\"\n";
+    let scenario = scenario(body, 2);
+    assert!(scenario.text.contains("pw-ctr-1") && scenario.text.contains("pw-env-2"));
+    let opts = fresh_out();
+    let scripter: Scripter = Arc::new(|n, _| match n {
+        0 => Script {
+            steps: vec![
+                Step::Ready { init_ms: 0.1 },
+                Step::Error("cannot reach ssh://ci:pw-agent-3@db"),
+                Step::Done,
+            ],
+            ..Default::default()
+        },
+        _ => Script::good(MS, vec![]),
+    });
+    let outcome = rt()
+        .block_on(execute_with(
+            &scenario,
+            &opts,
+            Arc::new(RunHandle::new("secrets".into())),
+            &Quiet,
+            |t| {
+                let mut backend = FakeBackend::new(&t.name, std::env::temp_dir(), scripter.clone());
+                backend.facts = Some(TargetFacts {
+                    name: t.name.clone(),
+                    reproduce: vec!["client".into(), "--host".into(), "tcp://ci:pw-ctr-1@10.0.0.2:2375".into()],
+                    kernel_cmdline: Some("console=ttyS0 DB_PASSWORD=pw-env-2".into()),
+                    settings: [("engine".to_string(), "tcp://ci:pw-ctr-1@10.0.0.2:2375".to_string())].into(),
+                    ..Default::default()
+                });
+                Box::new(backend)
+            },
+        ))
+        .unwrap();
+    assert_eq!(outcome.record.failed_samples, 2, "the first launch of each target failed");
+    crate::publish::write_all(&outcome.dir, &[], Path::new("report-templates")).unwrap();
+    let mut files = 0;
+    for entry in std::fs::read_dir(&outcome.dir).unwrap().flatten().filter(|e| e.path().is_file()) {
+        let text = String::from_utf8_lossy(&std::fs::read(entry.path()).unwrap()).into_owned();
+        for secret in ["pw-ctr-1", "pw-env-2", "pw-agent-3"] {
+            assert!(!text.contains(secret), "{secret} in {}", entry.path().display());
+        }
+        files += 1;
+    }
+    assert!(files >= 6, "run.json, samples.jsonl and the reports were all read ({files})");
+    // What was redacted is still visible as such, and the hash is of the recorded text.
+    let record = crate::rundir::read_run_record(&outcome.dir).unwrap();
+    assert!(record.scenario.text.contains("tcp://ci:<redacted>@10.0.0.2:2375"));
+    assert!(record.scenario.text.contains("DB_PASSWORD=<redacted>"));
+    assert_eq!(record.scenario.sha256, crate::guest::sha256_hex(record.scenario.text.as_bytes()));
+    assert_eq!(record.targets[0].reproduce[2], "tcp://ci:<redacted>@10.0.0.2:2375");
+    let failed = outcome.samples.iter().find(|s| s.failed()).unwrap();
+    assert!(failed.error.as_deref().unwrap().contains("ssh://ci:<redacted>@db"), "{failed:?}");
+}
+
+#[test]
+fn a_run_that_died_holding_its_lock_is_swept_and_marked_and_a_live_one_is_not() {
+    let locks = tempfile::tempdir().unwrap();
+    let results = tempfile::tempdir().unwrap();
+    let dead_id = format!("test-dead-{}", std::process::id());
+    // A run that got as far as writing a sample and a scratch file, then died.
+    let dead = lock::RunLock::acquire(locks.path(), &dead_id).unwrap();
+    dead.add(crate::backend::Leftovers::Cgroups).unwrap();
+    let dir = results.path().join("dead");
+    let record = RunRecord {
+        status: RunStatus::Running,
+        run_id: dead_id.clone(),
+        ..crate::compare::tests::run(1.0, 1).record
+    };
+    let mut sink = crate::rundir::Sink::create(&dir, record).unwrap();
+    let sample = sink.append(&crate::compare::tests::run(1.0, 1).samples[0]).unwrap();
+    dead.set_dir(&dir).unwrap();
+    let scratch = crate::backend::scratch_root(&dead_id);
+    std::fs::create_dir_all(&scratch).unwrap();
+    std::fs::write(scratch.join("x.img"), b"scratch").unwrap();
+    drop(dead); // its process is gone: the kernel drops the flock
+                // A run that is alive.
+    let live = lock::RunLock::acquire(locks.path(), "test-live").unwrap();
+
+    let said = rt().block_on(sweep_dead_runs(locks.path()));
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert!(
+        said[0].starts_with(&format!("run {dead_id} (vmbench pid {}", std::process::id())),
+        "{said:?}"
+    );
+    assert!(said[0].contains("vmbench cgroups") && said[0].contains("marked"), "{said:?}");
+    assert!(!scratch.exists(), "its scratch files are gone");
+    let record = crate::rundir::read_run_record(&dir).unwrap();
+    assert_eq!(record.status, RunStatus::Interrupted);
+    assert!(record.note.unwrap().contains("died without cleaning up"));
+    assert_eq!(crate::rundir::read_samples(&dir).unwrap(), [sample], "finished samples are kept");
+    let left: Vec<String> = std::fs::read_dir(locks.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left.len(), 2, "only the live run's lock and info remain: {left:?}");
+    assert!(left.iter().all(|f| f.starts_with("test-live")), "{left:?}");
+    // Swept once: a second vmbench finds nothing more to do.
+    assert!(rt().block_on(sweep_dead_runs(locks.path())).is_empty());
+    drop(live);
 }

@@ -59,7 +59,16 @@ pub struct Target {
 pub enum TargetSpec {
     Vm(VmSpec),
     Container(ContainerSpec),
-    Native,
+    Native(NativeSpec),
+}
+
+/// A native target: the agent as a child process of vmbench.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NativeSpec {
+    /// Another program to run in the agent's place (it must speak the
+    /// agent's protocol); `None`: vmbench's own agent. For testing vmbench
+    /// against a misbehaving guest, or a modified agent, without rebuilding.
+    pub agent: Option<PathBuf>,
 }
 
 impl Target {
@@ -67,7 +76,7 @@ impl Target {
         match self.spec {
             TargetSpec::Vm(_) => TargetKind::Vm,
             TargetSpec::Container(_) => TargetKind::Container,
-            TargetSpec::Native => TargetKind::Native,
+            TargetSpec::Native(_) => TargetKind::Native,
         }
     }
 }
@@ -173,6 +182,9 @@ pub struct VmSpec {
     pub guest: Option<Guest>,
     /// How a guest system's disk is booted.
     pub boot: BootPath,
+    /// QEMU's seccomp sandbox (qemu backend only; libvirt applies its own,
+    /// as its `qemu.conf` says). `false` only for debugging.
+    pub sandbox: bool,
 }
 
 /// How a VM reaches a guest system's kernel.

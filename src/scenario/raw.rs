@@ -64,6 +64,7 @@ pub struct RawTarget {
     pub qemu: Option<Spanned<String>>,
     pub uri: Option<Spanned<String>>,
     pub boot: Option<Spanned<String>>,
+    pub sandbox: Option<Spanned<bool>>,
     // vm and container
     pub memory_mib: Option<Spanned<toml::Value>>,
     // container
@@ -73,6 +74,8 @@ pub struct RawTarget {
     pub host: Option<Spanned<String>>,
     pub pids_limit: Option<Spanned<toml::Value>>,
     pub network: Option<Spanned<String>>,
+    // native
+    pub agent: Option<Spanned<String>>,
 }
 
 /// One `[[workload]]`: its kind plus the workload's own parameters.

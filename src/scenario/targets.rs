@@ -28,7 +28,7 @@ pub(super) fn target_from_raw(loc: &Locator, i: usize, target: &Spanned<RawTarge
     let (spec, allowed): (TargetSpec, &[&str]) = match kind.get_ref().as_str() {
         "vm" => (TargetSpec::Vm(vm_from_raw(loc, i, t, base_dir, guest)?), VM_KEYS),
         "container" => (TargetSpec::Container(container_from_raw(loc, i, t, guest)?), CONTAINER_KEYS),
-        "native" => (TargetSpec::Native, &[]),
+        "native" => (TargetSpec::Native(native_from_raw(loc, i, t, base_dir)?), NATIVE_KEYS),
         other => {
             return Err(loc.error(
                 Some(kind.span()),
@@ -87,8 +87,10 @@ const VM_KEYS: &[&str] = &[
     "kernel_args",
     "qemu",
     "uri",
+    "sandbox",
 ];
 const CONTAINER_KEYS: &[&str] = &["guest", "engine", "runtime", "cpus", "memory_mib", "host", "pids_limit", "network"];
+const NATIVE_KEYS: &[&str] = &["agent"];
 
 /// The kind-specific keys a target sets, with the span of each value.
 fn present_keys(t: &RawTarget) -> Vec<(&'static str, Range<usize>)> {
@@ -108,6 +110,7 @@ fn present_keys(t: &RawTarget) -> Vec<(&'static str, Range<usize>)> {
     add("kernel_args", t.kernel_args.as_ref().map(Spanned::span));
     add("qemu", t.qemu.as_ref().map(Spanned::span));
     add("uri", t.uri.as_ref().map(Spanned::span));
+    add("sandbox", t.sandbox.as_ref().map(Spanned::span));
     add("memory_mib", t.memory_mib.as_ref().map(Spanned::span));
     add("engine", t.engine.as_ref().map(Spanned::span));
     add("runtime", t.runtime.as_ref().map(Spanned::span));
@@ -115,6 +118,7 @@ fn present_keys(t: &RawTarget) -> Vec<(&'static str, Range<usize>)> {
     add("host", t.host.as_ref().map(Spanned::span));
     add("pids_limit", t.pids_limit.as_ref().map(Spanned::span));
     add("network", t.network.as_ref().map(Spanned::span));
+    add("agent", t.agent.as_ref().map(Spanned::span));
     keys
 }
 
@@ -128,6 +132,7 @@ fn vm_from_raw(loc: &Locator, i: usize, t: &RawTarget, base_dir: &Path, guest: O
     let machine = vm_machine(loc, i, t, libvirt)?;
     let boot = vm_boot(loc, i, t, guest.as_ref(), machine)?;
     let uri = vm_uri(loc, i, t, libvirt)?;
+    let sandbox = vm_sandbox(loc, i, t, libvirt)?;
     let accel = one_of(
         loc,
         t.accel.as_ref(),
@@ -152,6 +157,7 @@ fn vm_from_raw(loc: &Locator, i: usize, t: &RawTarget, base_dir: &Path, guest: O
         uri,
         guest,
         boot,
+        sandbox,
     })
 }
 
@@ -192,6 +198,21 @@ fn vm_boot(loc: &Locator, i: usize, t: &RawTarget, guest: Option<&Guest>, machin
         ));
     }
     Ok(boot)
+}
+
+/// Whether QEMU runs under its seccomp sandbox: yes unless `sandbox = false`
+/// (to debug QEMU itself); libvirt decides its own in its `qemu.conf`.
+fn vm_sandbox(loc: &Locator, i: usize, t: &RawTarget, libvirt: bool) -> Result<bool> {
+    match &t.sandbox {
+        Some(s) if libvirt => Err(loc.error(
+            Some(s.span()),
+            &format!("target[{i}].sandbox"),
+            "`sandbox` only applies to backend = \"qemu\"; libvirt sandboxes its QEMU itself \
+             (`seccomp_sandbox` in /etc/libvirt/qemu.conf, on unless set to 0), which vmbench records but does not change",
+        )),
+        Some(s) => Ok(*s.get_ref()),
+        None => Ok(true),
+    }
 }
 
 /// The VM's `backend` (QEMU by default); libvirt only if this build has it.
@@ -312,6 +333,22 @@ fn vm_kernel_args(loc: &Locator, i: usize, t: &RawTarget) -> Result<Vec<String>>
         ));
     }
     Ok(kernel_args)
+}
+
+/// A native target's `agent`: a program file relative to `base_dir`, which must exist.
+fn native_from_raw(loc: &Locator, i: usize, t: &RawTarget, base_dir: &Path) -> Result<NativeSpec> {
+    let Some(agent) = &t.agent else {
+        return Ok(NativeSpec::default());
+    };
+    let path = base_dir.join(agent.get_ref());
+    if !path.is_file() {
+        return Err(loc.error(
+            Some(agent.span()),
+            &format!("target[{i}].agent"),
+            format!("program `{}` does not exist (looked at {})", agent.get_ref(), path.display()),
+        ));
+    }
+    Ok(NativeSpec { agent: Some(path) })
 }
 
 fn container_from_raw(loc: &Locator, i: usize, t: &RawTarget, guest: Option<Guest>) -> Result<ContainerSpec> {

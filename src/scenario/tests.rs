@@ -57,7 +57,7 @@ fn a_good_scenario_parses_into_types() {
         (c.engine, c.runtime.as_str(), c.cpus, c.memory_mib, c.pids_limit),
         (Engine::Docker, "runc", 1.0, 128, 64)
     );
-    assert_eq!(s.targets[2].spec, TargetSpec::Native);
+    assert_eq!(s.targets[2].spec, TargetSpec::Native(NativeSpec::default()));
     assert_eq!(s.workloads[0], Workload::boot());
 }
 
@@ -267,6 +267,59 @@ fn a_libvirt_target_needs_a_build_with_the_libvirt_feature() {
     let e = bad("machine = \"q35\"", "machine = \"q35\"\nbackend = \"libvirt\"");
     assert_eq!(e.key, "target[0].backend");
     assert!(e.message.contains("--features libvirt"), "{e}");
+}
+
+#[test]
+fn qemu_runs_sandboxed_unless_the_target_says_sandbox_false() {
+    let vm = |s: &Scenario| match &s.targets[0].spec {
+        TargetSpec::Vm(vm) => vm.sandbox,
+        _ => panic!("vm"),
+    };
+    assert!(vm(&parse_str(GOOD).unwrap()));
+    let off = parse_str(&GOOD.replacen("vcpus = 2", "vcpus = 2\nsandbox = false", 1)).unwrap();
+    assert!(!vm(&off));
+}
+
+#[test]
+fn a_sandbox_that_is_not_a_boolean_names_line_and_key() {
+    let e = bad("vcpus = 2", "vcpus = 2\nsandbox = \"off\"");
+    assert_eq!((e.line, e.key.as_str()), (13, "target[0].sandbox"));
+    assert!(e.to_string().starts_with("s.toml:13:"), "{e}");
+}
+
+#[test]
+fn sandbox_applies_only_to_vm_targets() {
+    let e = bad("cpus = 1", "cpus = 1\nsandbox = false");
+    assert_eq!((e.line, e.key.as_str()), (20, "target[1].sandbox"));
+    assert!(e.message.contains("does not apply to a target of kind \"container\""), "{e}");
+}
+
+#[cfg(feature = "libvirt")]
+#[test]
+fn libvirt_keeps_its_own_sandbox() {
+    let e = bad("machine = \"q35\"", "backend = \"libvirt\"\nsandbox = false");
+    assert_eq!((e.line, e.key.as_str()), (11, "target[0].sandbox"));
+    assert!(e.message.contains("seccomp_sandbox"), "{e}");
+}
+
+#[test]
+fn a_native_target_may_name_another_agent_program_that_must_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("guest"), b"#!").unwrap();
+    let text = GOOD.replacen("kind = \"native\"", "kind = \"native\"\nagent = \"guest\"", 1);
+    let s = parse(&dir.path().join("s.toml"), &text).unwrap();
+    assert_eq!(
+        s.targets[2].spec,
+        TargetSpec::Native(NativeSpec {
+            agent: Some(dir.path().join("guest"))
+        })
+    );
+    let e = parse(&dir.path().join("s.toml"), &text.replace("\"guest\"", "\"gone\"")).unwrap_err();
+    assert_eq!((e.line, e.key.as_str()), (25, "target[2].agent"));
+    assert!(e.message.contains("program `gone` does not exist"), "{e}");
+    let e = bad("vcpus = 2", "vcpus = 2\nagent = \"guest\"");
+    assert_eq!(e.key, "target[0].agent");
+    assert!(e.message.contains("does not apply to a target of kind \"vm\""), "{e}");
 }
 
 #[test]

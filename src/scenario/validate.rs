@@ -200,7 +200,7 @@ fn cross_check(loc: &Locator, raw: &RawScenario, targets: &[Target], workloads: 
             let (cpus, memory_mib) = match &target.spec {
                 TargetSpec::Vm(vm) => (vm.vcpus as u64, Some((vm.memory_mib as u64).saturating_sub(VM_KERNEL_RESERVE_MIB))),
                 TargetSpec::Container(c) => (target_cpus, Some(c.memory_mib as u64)),
-                TargetSpec::Native => (target_cpus, None),
+                TargetSpec::Native(_) => (target_cpus, None),
             };
             if threads > cpus {
                 return Err(loc.error(

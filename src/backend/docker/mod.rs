@@ -267,11 +267,19 @@ impl Backend for DockerBackend {
     }
 
     fn sweeper(&self) -> Option<Arc<dyn Sweeper>> {
-        Some(Arc::new(ContainerSweeper {
-            engine: self.spec.engine,
-            address: engine_address(self.spec.engine, self.spec.host.as_deref()),
-        }))
+        Some(sweeper(
+            self.spec.engine,
+            &engine_address(self.spec.engine, self.spec.host.as_deref()),
+        ))
     }
+}
+
+/// The sweeper of a run's containers at `address`.
+pub fn sweeper(engine: Engine, address: &str) -> Arc<dyn Sweeper> {
+    Arc::new(ContainerSweeper {
+        engine,
+        address: address.to_string(),
+    })
 }
 
 /// Removes a run's containers from one engine by their run label.
@@ -284,6 +292,13 @@ struct ContainerSweeper {
 impl Sweeper for ContainerSweeper {
     fn key(&self) -> String {
         format!("{} {}", self.engine.as_str(), self.address)
+    }
+
+    fn leftovers(&self) -> Option<super::Leftovers> {
+        Some(super::Leftovers::Containers {
+            engine: self.engine,
+            address: self.address.clone(),
+        })
     }
 
     async fn sweep(&self, run_id: &str, interrupted: bool) -> Result<()> {

@@ -13,6 +13,7 @@
 //!
 //! libvirt calls block: each runs on tokio's blocking pool.
 
+pub mod sandbox;
 pub mod xml;
 
 use super::qemu::{self, cmdline::QemuCommand};
@@ -232,9 +233,7 @@ impl Backend for LibvirtBackend {
     }
 
     fn sweeper(&self) -> Option<Arc<dyn Sweeper>> {
-        Some(Arc::new(DomainSweeper {
-            uri: self.spec.uri.clone(),
-        }))
+        Some(sweeper(&self.spec.uri))
     }
 }
 
@@ -269,6 +268,7 @@ fn describe(facts: &mut TargetFacts, template: &QemuCommand, uri: &str, versions
     for (key, value) in [
         ("libvirt_uri", uri.to_string()),
         ("libvirt_version", versions.library),
+        ("sandbox", sandbox::setting(uri)),
         ("domain_xml", domain_xml),
         ("console", console),
         ("teardown", teardown),
@@ -282,6 +282,11 @@ fn describe(facts: &mut TargetFacts, template: &QemuCommand, uri: &str, versions
     }
 }
 
+/// The sweeper of a run's domains at `uri`.
+pub fn sweeper(uri: &str) -> Arc<dyn Sweeper> {
+    Arc::new(DomainSweeper { uri: uri.to_string() })
+}
+
 /// Destroys a run's domains at one URI by name prefix and removes its disk images.
 struct DomainSweeper {
     uri: String,
@@ -291,6 +296,10 @@ struct DomainSweeper {
 impl Sweeper for DomainSweeper {
     fn key(&self) -> String {
         format!("libvirt {}", self.uri)
+    }
+
+    fn leftovers(&self) -> Option<super::Leftovers> {
+        Some(super::Leftovers::Domains { uri: self.uri.clone() })
     }
 
     async fn sweep(&self, run_id: &str, interrupted: bool) -> Result<()> {

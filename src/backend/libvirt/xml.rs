@@ -143,6 +143,7 @@ mod tests {
             disk: None,
             forward_port: None,
             cpuset: None,
+            sandbox: false,
         }
     }
 

@@ -85,6 +85,9 @@ pub async fn probe(qemu: &Path, kernel: &Path, initrd: &Path) -> Verdict {
         disk: None,
         forward_port: None,
         cpuset: None,
+        // The probe asks whether KVM runs a guest here, whatever the targets'
+        // sandbox; the preflight checks the sandbox on its own.
+        sandbox: false,
     };
     let launched = Instant::now();
     let mut launch = QemuLaunch::new(cmd);

@@ -8,7 +8,7 @@ use super::{footprint, Backend, ExitStyle, Footprint, Gone, Launch, LaunchSpec, 
 use crate::guest::{self, kernel::Kernel};
 use crate::protocol::Instructions;
 use crate::rundir::{ArtifactFacts, TargetFacts};
-use crate::scenario::{AccelChoice, VmSpec, WorkloadKind};
+use crate::scenario::{AccelChoice, VmBackend, VmSpec, WorkloadKind};
 use anyhow::{bail, Context, Result};
 use async_trait::async_trait;
 use cmdline::{Accel, QemuCommand, BASE_KERNEL_ARGS};
@@ -85,6 +85,11 @@ pub async fn prepare_vm(name: &str, spec: &VmSpec, ctx: &RunContext) -> Result<P
     }
     let qemu = find_qemu(spec.qemu.as_deref())?;
     let version = qemu_version(&qemu).await?;
+    // libvirt puts its own -sandbox on the QEMU it starts (see `libvirt::sandbox`).
+    let sandbox = spec.sandbox && spec.backend == VmBackend::Qemu;
+    if sandbox {
+        check_sandbox(&qemu, &format!("target `{name}`")).await?;
+    }
     let kernel = guest::kernel::find(spec.kernel.path()).with_context(|| format!("target `{name}`"))?;
     let agent_sha = guest::agent::sha256();
     let initramfs = guest::initramfs::for_kernel(&kernel.path, false).context("building the initramfs")?;
@@ -106,12 +111,14 @@ pub async fn prepare_vm(name: &str, spec: &VmSpec, ctx: &RunContext) -> Result<P
         disk: None,
         forward_port: None,
         cpuset: ctx.cpuset.clone(),
+        sandbox,
     };
     let reproduce = with_instructions(&template, &Instructions::new("repro", "boot")).argv();
     let mut facts = facts(name, &template, &kernel, &initramfs, version, accel_reason, reproduce, agent_sha);
     facts
         .settings
         .insert("accounting".into(), super::cgroup::accounting("the QEMU process", ctx.accounting));
+    facts.settings.insert("sandbox".into(), sandbox_setting(sandbox));
     facts.initramfs_drivers = Some(ArtifactFacts {
         path: with_drivers.path.display().to_string(),
         sha256: with_drivers.sha256.clone(),
@@ -161,6 +168,11 @@ async fn prepare_guest_vm(name: &str, spec: &VmSpec, guest_spec: &crate::scenari
     let probe_kernel = guest::kernel::find(None).with_context(|| format!("target `{name}`: the KVM probe's kernel"))?;
     let probe_initrd = guest::initramfs::for_kernel(&probe_kernel.path, false).context("building the initramfs")?;
     let (accel, accel_reason) = choose_accel(ctx, name, spec, &qemu, &probe_kernel.path, &probe_initrd.path).await?;
+    // The guest VM is a qemu-backend target (validation refuses libvirt).
+    let sandbox = spec.sandbox;
+    if sandbox {
+        check_sandbox(&qemu, &format!("target `{name}`")).await?;
+    }
     let mut root_args = vec![format!("root=LABEL={}", guest::rootfs::DISK_LABEL), "rw".to_string()];
     if guest_spec.init == crate::scenario::GuestInit::Agent {
         root_args.push(format!("init={}", guest::rootfs::AGENT_PATH));
@@ -207,6 +219,7 @@ async fn prepare_guest_vm(name: &str, spec: &VmSpec, guest_spec: &crate::scenari
         initrd: built.initrd.clone(),
         append: kernel_args(accel, &root_args, &spec.kernel_args),
         smbios_oem: None,
+        sandbox,
         root_disk: Some(disk.path.clone()),
         disk: None,
         forward_port: None,
@@ -238,6 +251,7 @@ async fn prepare_guest_vm(name: &str, spec: &VmSpec, guest_spec: &crate::scenari
         ),
     );
     facts.settings.insert("boot".into(), spec.boot.as_str().into());
+    facts.settings.insert("sandbox".into(), sandbox_setting(sandbox));
     if spec.boot != crate::scenario::BootPath::Direct {
         facts.settings.insert("loader_cmdline".into(), loader_args.join(" "));
         facts.kernel_cmdline = Some(loader_args.join(" "));
@@ -417,6 +431,41 @@ pub fn find_qemu(configured: Option<&Path>) -> Result<PathBuf> {
         })
 }
 
+/// What `run.json` says about QEMU's sandbox (`settings.sandbox`).
+pub fn sandbox_setting(on: bool) -> String {
+    if on {
+        format!("-sandbox {} (QEMU's seccomp filter)", cmdline::SANDBOX)
+    } else {
+        "off: the scenario says sandbox = false".to_string()
+    }
+}
+
+/// Fails unless `qemu` accepts vmbench's `-sandbox`: QEMU parses it before
+/// it acts on `-version`, so a QEMU built without seccomp (or too old for one
+/// of the options) refuses here, before any launch, and nothing is started.
+/// Whether the kernel lets the filter be installed is only known at a real
+/// launch; QEMU then exits at once and the trial fails with its message.
+/// `whom` names where `sandbox = false` would go (`target \`vm\``).
+pub async fn check_sandbox(qemu: &Path, whom: &str) -> Result<()> {
+    let out = Command::new(qemu)
+        .args(["-sandbox", cmdline::SANDBOX, "-version"])
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .with_context(|| format!("running {} -sandbox ... -version", qemu.display()))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    bail!(
+        "{} refuses `-sandbox {}` ({}): this QEMU lacks seccomp support (Debian's and Ubuntu's packages have it). \
+         Install a QEMU built with libseccomp, or set `sandbox = false` on {whom} to run QEMU without its \
+         syscall filter (recorded in run.json)",
+        qemu.display(),
+        cmdline::SANDBOX,
+        String::from_utf8_lossy(&out.stderr).trim()
+    )
+}
+
 /// First line of `qemu --version`.
 pub async fn qemu_version(qemu: &Path) -> Result<String> {
     let out = Command::new(qemu)
@@ -541,13 +590,40 @@ fn spawn(cmd: &QemuCommand, cgroup: Option<&super::cgroup::LaunchCgroup>) -> std
     if let Some(cgroup) = cgroup {
         cgroup.join_in_child(&mut command);
     }
-    // SAFETY: prctl is async-signal-safe and touches no memory of ours.
-    unsafe {
-        command.pre_exec(|| {
-            // Should vmbench die without cleaning up, QEMU dies with it.
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
+    super::die_with_vmbench(&mut command);
     command.spawn()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    #[test]
+    fn a_qemu_that_refuses_the_sandbox_fails_preflight_saying_how_to_go_on() {
+        // `false` exits 1 whatever it is given, as a QEMU without seccomp
+        // does on `-sandbox`.
+        let e = block_on(check_sandbox(Path::new("/bin/false"), "target `vm`"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("lacks seccomp support") && e.contains("`sandbox = false` on target `vm`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_hosts_qemu_accepts_the_sandbox() {
+        let Ok(qemu) = find_qemu(None) else {
+            return; // no QEMU here: the integration tests say so loudly
+        };
+        block_on(check_sandbox(&qemu, "target `vm`")).unwrap();
+    }
 }

@@ -1,0 +1,85 @@
+//! A hostile guest for vmbench's tests: run as a native target's `agent`,
+//! it misbehaves as its program name says (the test links one name per
+//! behaviour to this one binary). Standard library only, so the test builds
+//! it with rustc alone. It reads its launch's nonce from the argv vmbench
+//! gives every native agent (`vmbench.nonce=...`).
+
+use std::io::Write;
+
+fn main() {
+    let nonce = std::env::args()
+        .find_map(|a| a.strip_prefix("vmbench.nonce=").map(str::to_string))
+        .unwrap_or_default();
+    let program = std::env::args().next().unwrap_or_default();
+    let behaviour = program.rsplit('/').next().unwrap_or_default().to_string();
+    let ready = r#"{"type":"ready","boottime_ns":1,"init_ns":1000,"pid":1,"rss_bytes":4096,"kernel":"hostile"}"#;
+    let line = |json: &str| format!("VMBENCH1 {nonce} {json}\n");
+    let mut out = std::io::stdout().lock();
+    let _ = match behaviour.as_str() {
+        // Lines as fast as the pipe takes them, for ever.
+        "flood" => {
+            let chunk = "x".repeat(99) + "\n";
+            let block = chunk.repeat(655);
+            loop {
+                if out.write_all(block.as_bytes()).is_err() {
+                    return;
+                }
+            }
+        }
+        // One line that never ends.
+        "endless-line" => {
+            let block = vec![b'y'; 64 * 1024];
+            loop {
+                if out.write_all(&block).is_err() {
+                    return;
+                }
+            }
+        }
+        // Bytes that are not UTF-8 around a well-behaved launch: must succeed.
+        "invalid-utf8" => out
+            .write_all(b"\xff\xfe\xc3\x28 bad \xed\xa0\x80 bytes\n\x80\x80\x80")
+            .and_then(|_| out.write_all(b"\n"))
+            .and_then(|_| out.write_all(line(ready).as_bytes()))
+            .and_then(|_| out.write_all(b"\xf0\x28\x8c\x28\n"))
+            .and_then(|_| out.write_all(line(r#"{"type":"done"}"#).as_bytes())),
+        // Ready lines vmbench must not accept, then exits as if done.
+        "wrong-nonce" => {
+            let other = if nonce.starts_with('0') { "1" } else { "0" };
+            let wrong = format!("{other}{}", &nonce[1..]);
+            let lines = [
+                format!("VMBENCH1 {wrong} {ready}\n"),
+                format!("VMBENCH1 {ready}\n"),
+                format!("VMBENCH1  {ready}\n"),
+                format!("VMBENCH1 {nonce}0 {ready}\n"),
+                format!("VMBENCH1 {} {ready}\n", &nonce[..nonce.len() - 1]),
+                format!("vmbench1 {nonce} {ready}\n"),
+                format!("VMBENCH2 {nonce} {ready}\n"),
+                format!("VMBENCH1 {wrong} {{\"type\":\"done\"}}\n"),
+            ];
+            lines.iter().try_for_each(|l| out.write_all(l.as_bytes()))
+        }
+        // A valid ready line, then nothing, for ever.
+        "hang" => {
+            let _ = out.write_all(line(ready).as_bytes()).and_then(|_| out.flush());
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+            }
+        }
+        // Results no measurement can have.
+        "negative" => result(&mut out, &line, ready, r#"{"ready_extra_ms":1.0,"x_ms":-1.0}"#),
+        "huge" => result(&mut out, &line, ready, r#"{"x_ms":1e308}"#),
+        "nan" => result(&mut out, &line, ready, r#"{"x_ms":NaN}"#),
+        "overflow" => result(&mut out, &line, ready, r#"{"x_ms":1e999}"#),
+        other => {
+            eprintln!("hostile guest: no behaviour called `{other}`");
+            std::process::exit(2);
+        }
+    };
+}
+
+/// A ready line, a result with `metrics`, and done.
+fn result(out: &mut impl Write, line: &impl Fn(&str) -> String, ready: &str, metrics: &str) -> std::io::Result<()> {
+    out.write_all(line(ready).as_bytes())?;
+    out.write_all(line(&format!(r#"{{"type":"result","workload":"boot","metrics":{metrics}}}"#)).as_bytes())?;
+    out.write_all(line(r#"{"type":"done"}"#).as_bytes())
+}

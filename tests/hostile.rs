@@ -1,0 +1,149 @@
+//! A guest is not trusted. A small program of the tests' own
+//! (`tests/guests/hostile.rs`, built here with rustc) runs as the agent of
+//! native targets and misbehaves: it floods the console, prints a line that
+//! never ends, invalid UTF-8, ready lines with wrong or missing nonces, a
+//! valid ready line and then nothing, and results no measurement can have.
+//! vmbench must accept no line without the launch's nonce, fail absurd
+//! metrics with the reason, fire its timeouts, and keep its memory bounded.
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const BEHAVIOURS: [&str; 9] = [
+    "flood",
+    "endless-line",
+    "invalid-utf8",
+    "wrong-nonce",
+    "hang",
+    "negative",
+    "huge",
+    "nan",
+    "overflow",
+];
+const TIMEOUT_S: u64 = 3;
+
+/// Builds the hostile guest into `dir` and links each behaviour's name to it.
+fn build_guest(dir: &Path) -> PathBuf {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/guests/hostile.rs");
+    let binary = dir.join("hostile");
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let built = std::process::Command::new(rustc)
+        .args(["--edition", "2021", "-C", "opt-level=2", "-o"])
+        .arg(&binary)
+        .arg(&source)
+        .output()
+        .expect("rustc runs");
+    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    let guests = dir.join("guests");
+    std::fs::create_dir_all(&guests).unwrap();
+    for name in BEHAVIOURS {
+        std::os::unix::fs::symlink(&binary, guests.join(name)).unwrap();
+    }
+    binary
+}
+
+fn scenario() -> String {
+    let mut text = format!("name = \"hostile\"\nrepetitions = 1\nwarmup = 0\ntimeout_s = {TIMEOUT_S}\n");
+    for name in BEHAVIOURS {
+        text.push_str(&format!(
+            "\n[[target]]\nname = \"{name}\"\nkind = \"native\"\nagent = \"guests/{name}\"\n"
+        ));
+    }
+    text.push_str("\n[[workload]]\nkind = \"boot\"\n");
+    text
+}
+
+/// A finished child's exit code and peak resident memory in KiB (its own,
+/// or a reaped child's if larger: the guests are a few hundred KiB).
+fn wait_with_peak_rss(child: &std::process::Child) -> (i32, i64) {
+    let mut status = 0;
+    // SAFETY: rusage is plain data; wait4 fills it for our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as i32, "wait4: {}", std::io::Error::last_os_error());
+    assert!(libc::WIFEXITED(status), "vmbench did not exit normally: {status:#x}");
+    (libc::WEXITSTATUS(status), usage.ru_maxrss)
+}
+
+/// Processes still running `binary`.
+fn running(binary: &Path) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| std::fs::read_link(e.path().join("exe")).is_ok_and(|exe| exe == binary))
+        .count()
+}
+
+#[test]
+fn hostile_guests_get_failed_samples_with_reasons_and_vmbench_stays_bounded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let binary = build_guest(tmp.path());
+    let scenario = write(tmp.path(), "hostile.toml", &scenario());
+    let out = tmp.path().join("run");
+    let started = Instant::now();
+    // Reaped by wait4 below, which also reads its peak memory.
+    #[allow(clippy::zombie_processes)]
+    let child = vmbench()
+        .current_dir(tmp.path())
+        .args(["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let (code, peak_kib) = wait_with_peak_rss(&child);
+    let took = started.elapsed();
+    assert_eq!(code, 3, "some samples failed, the run finished");
+    // Three targets run into the timeout (flood, endless line, hang); every
+    // other trial ends at once. A timeout that did not fire would hang here.
+    let three_timeouts = Duration::from_secs(3 * TIMEOUT_S);
+    assert!(took < three_timeouts + Duration::from_secs(15), "took {took:?}");
+    // A flood of several hundred MB went through; vmbench kept what it needs.
+    assert!(peak_kib < 150 * 1024, "vmbench's peak RSS was {peak_kib} KiB");
+    eprintln!("vmbench's peak RSS under a {TIMEOUT_S} s flood: {} MiB", peak_kib / 1024);
+    assert_eq!(running(&binary), 0, "a hostile guest outlived its trial");
+
+    let samples = samples(&out);
+    assert_eq!(samples.len(), BEHAVIOURS.len());
+    let sample = |name: &str| samples.iter().find(|s| s.target == name).unwrap();
+    let error = |name: &str| sample(name).error.clone().unwrap_or_default();
+    for (name, reason) in [
+        ("flood", "timed out before the agent was ready"),
+        ("endless-line", "timed out before the agent was ready"),
+        ("wrong-nonce", "the console closed before the agent was ready"),
+        ("hang", "timed out before the agent finished"),
+        ("negative", "the agent reported an impossible x_ms = -1e0"),
+        ("huge", "the agent reported an impossible x_ms = 1e308"),
+        ("nan", "agent error: malformed agent line"),
+        ("overflow", "agent error: malformed agent line"),
+    ] {
+        let s = sample(name);
+        assert!(!s.ok && error(name).starts_with(reason), "{name}: {s:#?}");
+        assert!(!s.metrics.contains_key("x_ms"), "{name}: an impossible value was kept: {s:?}");
+    }
+    // No ready line without this launch's nonce was taken.
+    for name in ["flood", "endless-line", "wrong-nonce"] {
+        assert!(!sample(name).metrics.contains_key("ready_ms"), "{name}: {:?}", sample(name));
+    }
+    // What was good in a bad sample is still there; invalid UTF-8 harms nothing.
+    assert!(sample("negative").metrics.contains_key("ready_extra_ms"));
+    assert!(sample("hang").metrics.contains_key("ready_ms"));
+    let utf8 = sample("invalid-utf8");
+    assert!(utf8.ok && utf8.metrics["ready_ms"] > 0.0, "{utf8:?}");
+    // The flood's last lines are in its error, each cut short, the whole bounded.
+    assert!(error("flood").contains(&"x".repeat(99)) && error("flood").len() < 64 * 1024);
+    assert_eq!(
+        error("wrong-nonce").matches("\"type\":").count(),
+        8,
+        "all kept: {}",
+        error("wrong-nonce")
+    );
+
+    // The files hold nothing a reader chokes on: the reports render again.
+    let again = run_in(tmp.path(), &["report", out.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
+    let summary: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["schema_version"], 2);
+}
