@@ -20,8 +20,10 @@ pub struct CleanArgs {
     #[arg(long, default_value = "qemu:///system")]
     pub libvirt_uri: String,
     /// Also empty the cache of built guest systems: the root file systems
-    /// and disk images under the cache directory, and the `vmbench/rootfs`
-    /// images in Docker and Podman. The next run builds them again.
+    /// and disk images under the cache directory, and the images vmbench
+    /// made for guests in Docker and Podman (`vmbench/rootfs`, `vmbench/build`
+    /// and `vmbench/own`; the user's own images stay). The next run builds
+    /// them again.
     #[arg(long)]
     pub cache: bool,
 }
@@ -44,7 +46,7 @@ pub fn exec(args: CleanArgs) -> anyhow::Result<i32> {
                     let removed = docker::remove_all_containers(&client).await?;
                     println!("removed {removed} vmbench container(s) from {engine} at {address}");
                     if args.cache {
-                        let removed = docker::image::remove_rootfs_images(&client).await?;
+                        let removed = docker::image::remove_guest_images(&client).await?;
                         println!("removed {removed} guest image(s) from {engine} at {address}");
                     }
                 }

@@ -250,6 +250,15 @@ fn target_facts(t: &TargetFacts) -> Vec<(&'static str, String)> {
         ("runtime", text(t.runtime.as_deref())),
         ("CPU limit", number(t.cpus.map(|v| v.to_string()))),
         ("agent sha256", short(&t.agent_sha256).to_string()),
+        (
+            "guest base image id",
+            text(
+                t.guest
+                    .as_ref()
+                    .and_then(|g| g.base_image.as_ref())
+                    .map(|b| short(b.id.trim_start_matches("sha256:"))),
+            ),
+        ),
         ("available here", if t.unavailable.is_some() { "no" } else { "yes" }.to_string()),
     ]
 }

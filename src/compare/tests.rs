@@ -230,6 +230,10 @@ fn every_recorded_fact_that_changes_numbers_is_an_environment_change() {
     });
     vm.settings.insert("domain_xml".into(), "<domain/>".into());
     new.record.targets[1].runtime = Some("runsc".into());
+    new.record.targets[1].guest = Some(crate::rundir::GuestFacts {
+        base_image: Some(crate::rundir::BaseImageFacts::example()),
+        ..Default::default()
+    });
     let changes = environment_changes(&base.record, &new.record);
     for want in [
         "vmbench version: test → 0.2.0",
@@ -237,10 +241,11 @@ fn every_recorded_fact_that_changes_numbers_is_an_environment_change() {
         "vm QEMU version: - → QEMU emulator version 9.0.0",
         "vm guest kernel sha256: - → 0123456789ab",
         "native runtime: - → runsc",
+        "native guest base image id: - → 0123456789ab",
     ] {
         assert!(changes.iter().any(|c| c == want), "{want:?} not in {changes:?}");
     }
-    assert_eq!(changes.len(), 5, "the domain XML names run files: {changes:?}");
+    assert_eq!(changes.len(), 6, "the domain XML names run files: {changes:?}");
     // The TSC frequency vmbench measures per run is not a change of command line.
     let mut a = run(1.0, 1);
     let mut b = run(1.0, 1);

@@ -169,19 +169,64 @@ fn build_staged(base: &Path, staged: &Path, agent: &[u8]) -> Result<()> {
     rename_into(&tmp.path, staged)
 }
 
+/// One file the agent brings into a guest system, as data: written into a
+/// tree by [`add_agent`], copied into a derived container image by the
+/// container backend, so both carry the same files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentFile<'a> {
+    /// A regular file at the absolute `path`.
+    File {
+        path: String,
+        bytes: std::borrow::Cow<'a, [u8]>,
+        mode: u32,
+    },
+    /// A symbolic link at the absolute `path` pointing at `target`.
+    Symlink { path: String, target: String },
+}
+
+/// What the agent adds to a guest: its binary at [`AGENT_PATH`] and, when
+/// systemd is to start it, its unit and the unit's enablement.
+pub fn agent_files(agent: &[u8], with_unit: bool) -> Vec<AgentFile<'_>> {
+    let mut files = vec![AgentFile::File {
+        path: AGENT_PATH.to_string(),
+        bytes: agent.into(),
+        mode: 0o755,
+    }];
+    if with_unit {
+        let unit = format!("/etc/systemd/system/{UNIT_NAME}");
+        files.push(AgentFile::File {
+            path: unit.clone(),
+            bytes: unit_text().into_bytes().into(),
+            mode: 0o644,
+        });
+        files.push(AgentFile::Symlink {
+            path: format!("/etc/systemd/system/multi-user.target.wants/{UNIT_NAME}"),
+            target: unit,
+        });
+    }
+    files
+}
+
 /// Writes the agent, its unit and the unit's enablement into `tree`.
 pub fn add_agent(tree: &Path, agent: &[u8]) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    let agent_path = tree.join(AGENT_PATH.trim_start_matches('/'));
-    write_new(&agent_path, agent)?;
-    std::fs::set_permissions(&agent_path, std::fs::Permissions::from_mode(0o755))?;
-    let units = tree.join("etc/systemd/system");
-    write_new(&units.join(UNIT_NAME), unit_text().as_bytes())?;
-    let wants = units.join("multi-user.target.wants");
-    std::fs::create_dir_all(&wants)?;
-    let link = wants.join(UNIT_NAME);
-    let _ = std::fs::remove_file(&link);
-    std::os::unix::fs::symlink(format!("/etc/systemd/system/{UNIT_NAME}"), &link).with_context(|| format!("enabling {UNIT_NAME}"))?;
+    for file in agent_files(agent, true) {
+        match file {
+            AgentFile::File { path, bytes, mode } => {
+                let path = tree.join(path.trim_start_matches('/'));
+                write_new(&path, &bytes)?;
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))?;
+            }
+            AgentFile::Symlink { path, target } => {
+                let link = tree.join(path.trim_start_matches('/'));
+                if let Some(parent) = link.parent() {
+                    std::fs::create_dir_all(parent)?;
+                }
+                let _ = std::fs::remove_file(&link);
+                std::os::unix::fs::symlink(&target, &link).with_context(|| format!("enabling {UNIT_NAME}"))?;
+            }
+        }
+    }
     Ok(())
 }
 

@@ -194,6 +194,58 @@ mod tests {
     }
 
     #[test]
+    fn guest_systems_show_a_built_tree_and_an_image_of_your_own_with_its_layers() {
+        use crate::rundir::{BaseImageFacts, GuestFacts, GuestSourceKind};
+        let mut run = crate::compare::tests::run(1.0, 6);
+        run.record.targets[0].guest = Some(GuestFacts {
+            name: "debian".into(),
+            init: "systemd".into(),
+            distro: "debian".into(),
+            suite: "bookworm".into(),
+            tree_bytes: 300 << 20,
+            disk_bytes: Some(600 << 20),
+            ..Default::default()
+        });
+        run.record.targets[1].guest = Some(GuestFacts {
+            name: "mine".into(),
+            source: GuestSourceKind::Dockerfile,
+            init: "agent".into(),
+            base_image: Some(BaseImageFacts::example()),
+            ..Default::default()
+        });
+        let summary = crate::report::summary::build(&run.record, &run.samples);
+        let input = input(&run, &summary, &[], Path::new("/nonexistent"));
+        let md = String::from_utf8(Markdown.render(&input).unwrap()).unwrap();
+        assert!(
+            md.contains("| vm | debian | systemd | debian bookworm | – | 300.0 | 600.0 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| native | mine | agent | dockerfile `my/Dockerfile` | – | – |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| native | vmbench/build:ab | 0123456789ab | 1 | 1.50 | `COPY dir:1 in /app` |"),
+            "{md}"
+        );
+        assert!(md.contains("| 2 | 0.001 | `COPY file:2 in /etc/app\\|conf` |"), "{md}");
+        assert!(!md.contains("ENV X=1"), "metadata-only steps are left out: {md}");
+        let html = String::from_utf8(Html.render(&input).unwrap()).unwrap();
+        // (HTML-escaped: `/` is `&#x2f;`.)
+        assert!(html.contains("<td>dockerfile <code>my&#x2f;Dockerfile</code></td>"), "{html}");
+        assert!(html.contains("<td class=\"num\">1.50</td><td><code>COPY dir:1 in &#x2f;app</code>"));
+        // Without an image of your own there is no layer table.
+        run.record.targets[1].guest = None;
+        let summary = crate::report::summary::build(&run.record, &run.samples);
+        let md = String::from_utf8(Markdown.render(&input_of(&run, &summary)).unwrap()).unwrap();
+        assert!(md.contains("debian bookworm") && !md.contains("Layers of the images"), "{md}");
+    }
+
+    fn input_of<'a>(run: &'a crate::rundir::Run, summary: &'a RunSummary) -> Input<'a> {
+        input(run, summary, &[], Path::new("/nonexistent"))
+    }
+
+    #[test]
     fn markdown_lists_not_applicable_pairs_and_tail_percentiles() {
         let mut run = crate::compare::tests::run(1.0, 6);
         run.samples[1].ok = false;

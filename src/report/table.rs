@@ -113,7 +113,7 @@ pub fn summary(record: &RunRecord, samples: &[Sample]) -> String {
     }
     out.push('\n');
     out.push_str(&artifacts(record));
-    out.push_str(&guests(record));
+    out.push_str(&guests(&record.targets));
     out.push_str(&notes(record, &metrics));
     if record.targets.iter().any(|t| t.accel.as_deref() == Some("tcg")) {
         out.push_str("\nTCG: QEMU emulated the guest CPU (no KVM); VM numbers measure emulation, not hardware virtualisation.\n");
@@ -141,24 +141,26 @@ fn artifacts(record: &RunRecord) -> String {
     render(&["target", "artifact", "MiB"], &rows)
 }
 
-/// The guest systems' root file systems: the same tree as files, as a VM
-/// disk and as a container image. Empty when no target ran one.
-fn guests(record: &RunRecord) -> String {
+/// The guest systems: a built root file system as files, as a VM disk and
+/// as a container image; an image of the user's own with the sizes of the
+/// layers that hold files. Empty when no target ran one.
+fn guests(targets: &[TargetFacts]) -> String {
     let mib = |b: u64| format!("{:.1}", b as f64 / (1024.0 * 1024.0));
-    let rows: Vec<Vec<String>> = record
-        .targets
+    let rows: Vec<Vec<String>> = targets
         .iter()
         .filter_map(|t| {
             let g = t.guest.as_ref()?;
+            let tree = if g.base_image.is_some() { "–".into() } else { mib(g.tree_bytes) };
             Some(vec![
                 t.name.clone(),
                 g.name.clone(),
                 g.init.clone(),
-                format!("{} {}", g.distro, g.suite),
-                mib(g.tree_bytes),
+                g.system(),
+                tree,
                 g.disk_bytes.map_or("–".into(), mib),
                 g.disk_allocated_bytes.map_or("–".into(), mib),
                 t.image.as_ref().map_or("–".into(), |i| mib(i.size_bytes)),
+                g.base_image.as_ref().map_or("–".into(), layer_sizes),
             ])
         })
         .collect();
@@ -176,10 +178,51 @@ fn guests(record: &RunRecord) -> String {
             "disk MiB",
             "allocated MiB",
             "image MiB",
+            "base image layers MiB",
         ],
         &rows,
     ));
     out
+}
+
+/// An image history step as a reader wants it: without the classic
+/// builder's `/bin/sh -c #(nop)` prefix, content hashes (`file:<64 hex>`)
+/// cut to 12 digits, at most 100 characters.
+pub fn layer_step(created_by: &str) -> String {
+    let text = created_by.trim().trim_start_matches("/bin/sh -c #(nop)").trim();
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(colon) = rest.find(':') {
+        let (before, after) = rest.split_at(colon + 1);
+        out.push_str(before);
+        let hex = after.chars().take_while(char::is_ascii_hexdigit).count();
+        let is_hash = hex == 64 && ["file:", "dir:", "multi:", "sha256:"].iter().any(|p| before.ends_with(p));
+        rest = if is_hash {
+            out.push_str(&after[..12]);
+            &after[64..]
+        } else {
+            after
+        };
+    }
+    out.push_str(rest);
+    match out.char_indices().nth(100) {
+        Some((end, _)) => format!("{}…", &out[..end]),
+        None => out,
+    }
+}
+
+/// The sizes of an image's layers that hold files, oldest first, in MiB:
+/// `74.8 + 0.120 + 1.50`.
+pub fn layer_sizes(base: &crate::rundir::BaseImageFacts) -> String {
+    let sizes: Vec<String> = base
+        .file_layers()
+        .map(|l| number(l.size_bytes as f64 / (1024.0 * 1024.0)))
+        .collect();
+    if sizes.is_empty() {
+        "none".to_string()
+    } else {
+        sizes.join(" + ")
+    }
 }
 
 fn notes(record: &RunRecord, rows: &[super::MetricRow]) -> String {
@@ -227,6 +270,49 @@ pub fn artifact_label(t: &TargetFacts) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn history_steps_lose_the_builders_noise() {
+        let hash = "437591b9ef274c582e9eb9c1d809a836d9e3076d974ef5a2d2bd0123456789ab";
+        assert_eq!(
+            layer_step(&format!("/bin/sh -c #(nop) COPY file:{hash} in /opt/app/data.bin ")),
+            "COPY file:437591b9ef27 in /opt/app/data.bin"
+        );
+        assert_eq!(
+            layer_step("RUN /bin/sh -c apt-get update # buildkit"),
+            "RUN /bin/sh -c apt-get update # buildkit"
+        );
+        assert_eq!(layer_step("ENV A=b:c"), "ENV A=b:c");
+        assert_eq!(layer_step(&"x".repeat(150)).chars().count(), 101);
+    }
+
+    #[test]
+    fn an_own_image_guest_shows_its_source_and_its_layers() {
+        use crate::rundir::{BaseImageFacts, GuestFacts, GuestSourceKind, ImageFacts};
+        let target = TargetFacts {
+            name: "app".into(),
+            image: Some(ImageFacts {
+                tag: "vmbench/own:0123".into(),
+                id: "sha256:1".into(),
+                size_bytes: 3 << 20,
+                reused: true,
+            }),
+            guest: Some(GuestFacts {
+                name: "mine".into(),
+                source: GuestSourceKind::Dockerfile,
+                init: "agent".into(),
+                ready: "agent".into(),
+                base_image: Some(BaseImageFacts::example()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let text = guests(&[target]);
+        let row = text.lines().find(|l| l.starts_with("app")).unwrap();
+        assert!(row.contains("dockerfile my/Dockerfile"), "{text}");
+        let cells: Vec<&str> = row.split("  ").map(str::trim).filter(|c| !c.is_empty()).collect();
+        assert_eq!(cells[4..], ["–", "–", "–", "3.0", "1.50 + 0.001"], "{text}");
+    }
 
     #[test]
     fn columns_line_up() {

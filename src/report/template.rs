@@ -49,7 +49,10 @@ pub fn render(name: &str, input: &Input) -> Result<String> {
     let mut env = Environment::new();
     env.add_filter("num", |v: f64| crate::report::table::number(v));
     env.add_filter("mib", |v: f64| format!("{:.1}", v / (1024.0 * 1024.0)));
+    // MiB with the precision of small sizes kept (an image layer of a few KiB).
+    env.add_filter("num_mib", |v: f64| crate::report::table::number(v / (1024.0 * 1024.0)));
     env.add_filter("pvalue", crate::report::p_text);
+    env.add_filter("step", |text: String| crate::report::table::layer_step(&text));
     // A metric value in its display unit: bytes as MiB, the rest as recorded.
     env.add_filter("val", |v: f64, unit: String| {
         if unit == "bytes" {

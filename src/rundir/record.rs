@@ -151,22 +151,34 @@ pub struct TargetFacts {
 }
 
 /// A guest system as a target ran it: its definition, what "ready" meant,
-/// and the same root file system's sizes as a tree, a disk and an image.
+/// and its sizes: a root file system vmbench built as a tree, a disk and an
+/// image, or the user's own image with its layers.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct GuestFacts {
     pub name: String,
+    /// Where the guest came from; runs recorded before there was a choice
+    /// built root file systems only.
+    #[serde(default)]
+    pub source: GuestSourceKind,
     /// `agent` or `systemd`: PID 1 of the guest.
     pub init: String,
     /// What the ready line marks: `agent` (the agent started as PID 1) or
     /// `systemd` (the agent's unit started after `multi-user.target`).
     pub ready: String,
+    /// The root file system's definition (`rootfs` guests; empty otherwise).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub distro: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub suite: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub packages: Vec<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub mirror: String,
     /// The root file system's cache key (hash of its definition).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub rootfs_key: String,
-    /// Bytes of the files in the tree.
+    /// Bytes of the files in the tree (0 for an image of the user's own).
+    #[serde(default)]
     pub tree_bytes: u64,
     /// The VM disk image: apparent size and allocated blocks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -185,26 +197,145 @@ pub struct GuestFacts {
     /// How the VM booted it: `direct`, `bios` or `uefi`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub boot: Option<String>,
+    /// The user's own image the target's image was derived from (the agent
+    /// added on top): `image`, `dockerfile` and `image_archive` guests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_image: Option<BaseImageFacts>,
+}
+
+/// Where a guest system came from: the scenario key that named it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GuestSourceKind {
+    /// A distribution's tree built by vmbench.
+    #[default]
+    Rootfs,
+    /// An image already in the engine.
+    Image,
+    /// An image built from the user's Dockerfile.
+    Dockerfile,
+    /// An image loaded from a `docker save` / OCI archive.
+    ImageArchive,
+}
+
+impl GuestSourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GuestSourceKind::Rootfs => "rootfs",
+            GuestSourceKind::Image => "image",
+            GuestSourceKind::Dockerfile => "dockerfile",
+            GuestSourceKind::ImageArchive => "image_archive",
+        }
+    }
+}
+
+/// The user's own container image, as the engine describes it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BaseImageFacts {
+    /// What the scenario named: the image reference, or the Dockerfile's or
+    /// the archive's path.
+    pub source: String,
+    /// The reference vmbench ran it by: the scenario's, the tag vmbench gave
+    /// the Dockerfile's build, or a reference the archive loaded.
+    pub reference: String,
+    /// The engine's image id (`sha256:...`).
+    pub id: String,
+    /// Uncompressed size as the engine reports it.
+    pub size_bytes: u64,
+    /// Its build history, oldest first, as `docker image history` lists it:
+    /// every step with the bytes its layer added (0 for steps that only
+    /// change metadata).
+    pub layers: Vec<LayerFacts>,
+    /// Time to build the Dockerfile or load the archive, when this run did
+    /// (`None` for an image that was already in the engine).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_ms: Option<f64>,
+}
+
+/// One step of an image's history.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LayerFacts {
+    /// The instruction that made it (`COPY ...`, `RUN ...`), as the engine
+    /// recorded it.
+    pub created_by: String,
+    pub size_bytes: u64,
+}
+
+impl BaseImageFacts {
+    /// The layers that hold files (the steps that only set metadata are 0 bytes).
+    pub fn file_layers(&self) -> impl Iterator<Item = &LayerFacts> {
+        self.layers.iter().filter(|l| l.size_bytes > 0)
+    }
+
+    /// A Dockerfile's image of 1.5 MiB and 1 KiB layers around a 0-byte step.
+    #[cfg(test)]
+    pub(crate) fn example() -> Self {
+        let layer = |created_by: &str, size_bytes| LayerFacts {
+            created_by: created_by.into(),
+            size_bytes,
+        };
+        BaseImageFacts {
+            source: "my/Dockerfile".into(),
+            reference: "vmbench/build:ab".into(),
+            id: "sha256:0123456789abcdef".into(),
+            size_bytes: (3 << 19) + (1 << 10),
+            layers: vec![
+                layer("/bin/sh -c #(nop) COPY dir:1 in /app", 3 << 19),
+                layer("/bin/sh -c #(nop)  ENV X=1", 0),
+                layer("/bin/sh -c #(nop) COPY file:2 in /etc/app|conf", 1 << 10),
+            ],
+            build_ms: None,
+        }
+    }
 }
 
 impl GuestFacts {
+    /// A guest whose root file system vmbench built.
     pub fn new(guest: &crate::scenario::Guest, built: &crate::guest::rootfs::Built) -> Self {
+        let mut facts = GuestFacts::of(guest);
+        if let Some(rootfs) = guest.rootfs() {
+            facts.distro = rootfs.distro.as_str().to_string();
+            facts.suite = rootfs.suite.clone();
+            facts.packages = rootfs.packages.clone();
+            facts.mirror = rootfs.mirror.clone();
+        }
+        facts.rootfs_key = built.key.clone();
+        facts.tree_bytes = built.tree_bytes;
+        facts.build_ms = built.build_ms;
+        facts.agent_build_ms = built.agent_build_ms;
+        facts
+    }
+
+    /// A guest that is the user's own image.
+    pub fn own_image(guest: &crate::scenario::Guest, base: BaseImageFacts) -> Self {
+        GuestFacts {
+            base_image: Some(base),
+            ..GuestFacts::of(guest)
+        }
+    }
+
+    fn of(guest: &crate::scenario::Guest) -> Self {
+        use crate::scenario::GuestSource;
         GuestFacts {
             name: guest.name.clone(),
+            source: match guest.source {
+                GuestSource::Rootfs(_) => GuestSourceKind::Rootfs,
+                GuestSource::Image(_) => GuestSourceKind::Image,
+                GuestSource::Dockerfile(_) => GuestSourceKind::Dockerfile,
+                GuestSource::ImageArchive(_) => GuestSourceKind::ImageArchive,
+            },
             init: guest.init.as_str().to_string(),
             ready: guest.init.as_str().to_string(),
-            distro: guest.rootfs.distro.as_str().to_string(),
-            suite: guest.rootfs.suite.clone(),
-            packages: guest.rootfs.packages.clone(),
-            mirror: guest.rootfs.mirror.clone(),
-            rootfs_key: built.key.clone(),
-            tree_bytes: built.tree_bytes,
-            disk_bytes: None,
-            disk_allocated_bytes: None,
-            build_ms: built.build_ms,
-            agent_build_ms: built.agent_build_ms,
-            disk_build_ms: None,
-            boot: None,
+            ..Default::default()
+        }
+    }
+
+    /// What the guest is, for a table: `debian bookworm`, or the source key
+    /// and what it named (`dockerfile app/Dockerfile`).
+    pub fn system(&self) -> String {
+        match &self.base_image {
+            Some(base) => format!("{} {}", self.source.as_str(), base.source),
+            None => format!("{} {}", self.distro, self.suite),
         }
     }
 }

@@ -1,5 +1,7 @@
-//! `[[guest]]` tables: guest systems vmbench builds (a distribution's root
-//! file system) for VM and container targets that name them.
+//! `[[guest]]` tables: guest systems for VM and container targets that name
+//! them, from one source each: a distribution's root file system vmbench
+//! builds, or the user's own container image (in the engine, a Dockerfile,
+//! an image archive).
 
 use super::error::Locator;
 use super::raw::{RawGuest, RawRootfs};
@@ -12,11 +14,11 @@ use toml::Spanned;
 pub const DEFAULT_DEBIAN_MIRROR: &str = "http://deb.debian.org/debian";
 
 /// Every `[[guest]]`, each name once.
-pub(super) fn guests_from_raw(loc: &Locator, raw: &[Spanned<RawGuest>]) -> Result<Vec<Guest>> {
+pub(super) fn guests_from_raw(loc: &Locator, raw: &[Spanned<RawGuest>], base_dir: &Path) -> Result<Vec<Guest>> {
     let mut seen = HashSet::new();
     let mut guests = Vec::new();
     for (i, guest) in raw.iter().enumerate() {
-        let g = guest_from_raw(loc, i, guest)?;
+        let g = guest_from_raw(loc, i, guest, base_dir)?;
         if !seen.insert(g.name.clone()) {
             let span = guest.get_ref().name.as_ref().map(Spanned::span);
             return Err(loc.error(span, &format!("guest[{i}].name"), format!("duplicate guest name `{}`", g.name)));
@@ -26,7 +28,7 @@ pub(super) fn guests_from_raw(loc: &Locator, raw: &[Spanned<RawGuest>]) -> Resul
     Ok(guests)
 }
 
-fn guest_from_raw(loc: &Locator, i: usize, guest: &Spanned<RawGuest>) -> Result<Guest> {
+fn guest_from_raw(loc: &Locator, i: usize, guest: &Spanned<RawGuest>, base_dir: &Path) -> Result<Guest> {
     let key = |k: &str| format!("guest[{i}].{k}");
     let g = guest.get_ref();
     let table = Some(guest.span());
@@ -35,26 +37,163 @@ fn guest_from_raw(loc: &Locator, i: usize, guest: &Spanned<RawGuest>) -> Result<
         .as_ref()
         .ok_or_else(|| loc.error(table.clone(), &key("name"), "missing: every guest needs a `name`"))?;
     check_name(loc, name, &key("name"))?;
-    let rootfs = g.rootfs.as_ref().ok_or_else(|| {
-        loc.error(
-            table,
-            &key("rootfs"),
-            "missing: set `rootfs = { distro = \"debian\", suite = \"bookworm\" }`",
-        )
-    })?;
-    let rootfs = rootfs_from_raw(loc, i, rootfs)?;
-    let init = one_of(
-        loc,
-        g.init.as_ref(),
-        &key("init"),
-        &[("agent", GuestInit::Agent), ("systemd", GuestInit::Systemd)],
-        GuestInit::Systemd,
-    )?;
+    let source = source_from_raw(loc, i, guest, base_dir)?;
+    let init = init_from_raw(loc, i, g, &source)?;
     Ok(Guest {
         name: name.get_ref().clone(),
-        rootfs,
+        source,
         init,
     })
+}
+
+/// The guest's one source: `rootfs`, `image`, `dockerfile` or `image_archive`.
+fn source_from_raw(loc: &Locator, i: usize, guest: &Spanned<RawGuest>, base_dir: &Path) -> Result<GuestSource> {
+    let g = guest.get_ref();
+    let mut given: Vec<(&str, std::ops::Range<usize>)> = [
+        ("rootfs", g.rootfs.as_ref().map(Spanned::span)),
+        ("image", g.image.as_ref().map(Spanned::span)),
+        ("dockerfile", g.dockerfile.as_ref().map(Spanned::span)),
+        ("image_archive", g.image_archive.as_ref().map(Spanned::span)),
+    ]
+    .into_iter()
+    .filter_map(|(k, span)| Some((k, span?)))
+    .collect();
+    // Name the one that comes second in the file.
+    given.sort_by_key(|(_, span)| span.start);
+    match given.as_slice() {
+        [] => {
+            return Err(loc.error(
+                Some(guest.span()),
+                &format!("guest[{i}]"),
+                "missing: a guest needs one source: `rootfs = { distro = \"debian\", suite = \"bookworm\" }`, \
+             `image = \"name:tag\"` (an image in the engine), `dockerfile = \"path\"` or `image_archive = \"path\"`",
+            ))
+        }
+        [_] => {}
+        [(first, _), (second, span), ..] => {
+            return Err(loc.error(
+                Some(span.clone()),
+                &format!("guest[{i}].{second}"),
+                format!("a guest has exactly one source, and this one already has `{first}`; keep one of them"),
+            ))
+        }
+    }
+    if let Some(rootfs) = &g.rootfs {
+        return Ok(GuestSource::Rootfs(rootfs_from_raw(loc, i, rootfs)?));
+    }
+    if let Some(image) = &g.image {
+        if !is_image_reference(image.get_ref()) {
+            return Err(loc.error(
+                Some(image.span()),
+                &format!("guest[{i}].image"),
+                format!(
+                    "`{}` is not an image reference; write it as `docker images` shows it, e.g. \"myapp:1.0\" or \"registry.example/team/app:tag\"",
+                    image.get_ref()
+                ),
+            ));
+        }
+        return Ok(GuestSource::Image(image.get_ref().clone()));
+    }
+    if let Some(dockerfile) = &g.dockerfile {
+        return Ok(GuestSource::Dockerfile(existing_file(loc, i, "dockerfile", dockerfile, base_dir)?));
+    }
+    let archive = g.image_archive.as_ref().expect("one source is given");
+    Ok(GuestSource::ImageArchive(existing_file(
+        loc,
+        i,
+        "image_archive",
+        archive,
+        base_dir,
+    )?))
+}
+
+/// A file the scenario names, relative to its directory; it must exist.
+fn existing_file(loc: &Locator, i: usize, key: &str, value: &Spanned<String>, base_dir: &Path) -> Result<PathBuf> {
+    let path = base_dir.join(value.get_ref());
+    if path.is_file() {
+        return Ok(path);
+    }
+    let what = if path.exists() { "is not a file" } else { "does not exist" };
+    Err(loc.error(
+        Some(value.span()),
+        &format!("guest[{i}].{key}"),
+        format!(
+            "`{}` {what} (looked at {}; a relative path is relative to the scenario file)",
+            value.get_ref(),
+            path.display()
+        ),
+    ))
+}
+
+/// The guest's `init`: systemd by default for a tree vmbench builds, the
+/// agent for an image of the user's own (most run no init system).
+fn init_from_raw(loc: &Locator, i: usize, g: &RawGuest, source: &GuestSource) -> Result<GuestInit> {
+    let key = format!("guest[{i}].init");
+    if let Some(init) = g.init.as_ref().filter(|init| init.get_ref() == "image") {
+        let message = if source.is_own_image() {
+            "init = \"image\" would run the image's own entrypoint without the agent, and then only a ready probe \
+             (`ready = { tcp = ... }`) could say when the guest is up; vmbench has no ready probes yet. \
+             Use init = \"agent\" (the agent as the entrypoint) or init = \"systemd\""
+                .to_string()
+        } else {
+            "init = \"image\" applies to an image of your own (`image`, `dockerfile`, `image_archive`), and needs a \
+             ready probe, which vmbench does not have yet; use init = \"agent\" or \"systemd\""
+                .to_string()
+        };
+        return Err(loc.error(Some(init.span()), &key, message));
+    }
+    let default = if source.is_own_image() {
+        GuestInit::Agent
+    } else {
+        GuestInit::Systemd
+    };
+    one_of(
+        loc,
+        g.init.as_ref(),
+        &key,
+        &[("agent", GuestInit::Agent), ("systemd", GuestInit::Systemd)],
+        default,
+    )
+}
+
+/// A container image reference as the engine takes it: `name[:tag][@digest]`,
+/// the name's path components in lower case (the first may be a registry
+/// host with a port), or an image id (`sha256:` and 64 hex digits).
+pub fn is_image_reference(s: &str) -> bool {
+    let is_hex = |h: &str| !h.is_empty() && h.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase());
+    if let Some(id) = s.strip_prefix("sha256:") {
+        return id.len() == 64 && is_hex(id);
+    }
+    let (rest, digest) = match s.split_once('@') {
+        Some((rest, digest)) => (rest, Some(digest)),
+        None => (s, None),
+    };
+    if digest.is_some_and(|d| !d.strip_prefix("sha256:").is_some_and(|h| h.len() == 64 && is_hex(h))) {
+        return false;
+    }
+    let last_slash = rest.rfind('/').map_or(0, |p| p + 1);
+    let (name, tag) = match rest[last_slash..].find(':') {
+        Some(p) => (&rest[..last_slash + p], Some(&rest[last_slash + p + 1..])),
+        None => (rest, None),
+    };
+    let tag_ok = tag.is_none_or(|t| {
+        !t.is_empty() && t.len() <= 128 && !t.starts_with(['.', '-']) && t.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+    });
+    let components: Vec<&str> = name.split('/').collect();
+    let component_ok = |c: &str| {
+        !c.is_empty()
+            && c.starts_with(|ch: char| ch.is_ascii_lowercase() || ch.is_ascii_digit())
+            && c.ends_with(|ch: char| ch.is_ascii_lowercase() || ch.is_ascii_digit())
+            && c.chars()
+                .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || "._-".contains(ch))
+    };
+    let host_ok = |c: &str| !c.is_empty() && c.chars().all(|ch| ch.is_ascii_alphanumeric() || ".-:".contains(ch));
+    let names_ok = match components.as_slice() {
+        [only] => component_ok(only),
+        [first, rest @ ..] => (component_ok(first) || host_ok(first)) && rest.iter().all(|c| component_ok(c)),
+        [] => false,
+    };
+    tag_ok && names_ok
 }
 
 fn rootfs_from_raw(loc: &Locator, i: usize, rootfs: &Spanned<RawRootfs>) -> Result<Rootfs> {

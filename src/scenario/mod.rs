@@ -10,7 +10,7 @@ mod validate;
 
 pub use cpuset::CpuSet;
 pub use error::{line_column, ScenarioError};
-pub use guests::DEFAULT_DEBIAN_MIRROR;
+pub use guests::{is_image_reference, DEFAULT_DEBIAN_MIRROR};
 
 pub use crate::protocol::WorkloadKind;
 use std::collections::BTreeMap;
@@ -108,15 +108,59 @@ impl std::fmt::Display for TargetKind {
     }
 }
 
-/// A guest system vmbench builds (a `[[guest]]` table): VM and container
-/// targets that name it run it instead of vmbench's minimal guest (the
-/// agent alone). The same root file system becomes the container image and
-/// the VM disk.
+/// A guest system (a `[[guest]]` table): VM and container targets that name
+/// it run it instead of vmbench's minimal guest (the agent alone). A built
+/// root file system becomes both the container image and the VM disk; the
+/// user's own container image runs in containers only.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Guest {
     pub name: String,
-    pub rootfs: Rootfs,
+    pub source: GuestSource,
     pub init: GuestInit,
+}
+
+impl Guest {
+    /// The root file system vmbench builds, for a `rootfs` guest.
+    pub fn rootfs(&self) -> Option<&Rootfs> {
+        match &self.source {
+            GuestSource::Rootfs(rootfs) => Some(rootfs),
+            _ => None,
+        }
+    }
+}
+
+/// Where a guest system comes from: exactly one per `[[guest]]`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum GuestSource {
+    /// A distribution's tree, built by vmbench (`rootfs = {...}`).
+    Rootfs(Rootfs),
+    /// An image already in the container engine (`image = "name:tag"`);
+    /// never pulled.
+    Image(String),
+    /// A Dockerfile built through the engine's API, its directory as the
+    /// context (`dockerfile = "path"`, resolved against the scenario's
+    /// directory).
+    Dockerfile(PathBuf),
+    /// A `docker save` / OCI archive loaded through the engine's API
+    /// (`image_archive = "path"`, resolved likewise).
+    ImageArchive(PathBuf),
+}
+
+impl GuestSource {
+    /// The scenario key that names this source.
+    pub fn key(&self) -> &'static str {
+        match self {
+            GuestSource::Rootfs(_) => "rootfs",
+            GuestSource::Image(_) => "image",
+            GuestSource::Dockerfile(_) => "dockerfile",
+            GuestSource::ImageArchive(_) => "image_archive",
+        }
+    }
+
+    /// A container image of the user's own (every source but `rootfs`).
+    pub fn is_own_image(&self) -> bool {
+        !matches!(self, GuestSource::Rootfs(_))
+    }
 }
 
 /// A distribution's root file system, built with `mmdebstrap`.
@@ -144,7 +188,10 @@ impl Distro {
     }
 }
 
-/// What runs as the guest's PID 1, and so what "ready" means.
+/// What runs as the guest's PID 1, and so what "ready" means. (`init =
+/// "image"`, the image's own entrypoint without the agent, is refused at
+/// validation until ready probes exist: nothing else could say when such a
+/// guest is up.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum GuestInit {
     /// The agent itself (`init=` in the VM, the entrypoint in the

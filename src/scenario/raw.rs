@@ -26,12 +26,15 @@ pub struct RawScenario {
     pub workload: Vec<Spanned<RawWorkload>>,
 }
 
-/// One `[[guest]]`: a guest system vmbench builds.
+/// One `[[guest]]`: a guest system and where it comes from (one source).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawGuest {
     pub name: Option<Spanned<String>>,
     pub rootfs: Option<Spanned<RawRootfs>>,
+    pub image: Option<Spanned<String>>,
+    pub dockerfile: Option<Spanned<String>>,
+    pub image_archive: Option<Spanned<String>>,
     pub init: Option<Spanned<String>>,
 }
 

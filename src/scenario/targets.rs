@@ -236,10 +236,24 @@ fn vm_backend(loc: &Locator, i: usize, t: &RawTarget) -> Result<VmBackend> {
     Ok(backend)
 }
 
-/// What a VM that boots a `[[guest]]` cannot combine it with: the libvirt
-/// backend (which boots vmbench's initramfs only, for now) and a `kernel` of
-/// its own (the guest boots the kernel installed in its root file system).
+/// What a VM that boots a `[[guest]]` cannot combine it with: a container
+/// image of the user's own (a VM boots a disk, and vmbench makes disks only
+/// of the trees it builds, for now), the libvirt backend (which boots
+/// vmbench's initramfs only, for now) and a `kernel` of its own (the guest
+/// boots the kernel installed in its root file system).
 fn check_vm_guest(loc: &Locator, i: usize, t: &RawTarget, guest: &Guest, libvirt: bool) -> Result<()> {
+    if guest.source.is_own_image() {
+        return Err(loc.error(
+            t.guest.as_ref().map(Spanned::span),
+            &format!("target[{i}].guest"),
+            format!(
+                "guest `{}` is a container image (`{}`), which only container targets run; a VM boots a disk, and \
+                 vmbench makes VM disks only of the root file systems it builds (`rootfs = {{...}}`) so far",
+                guest.name,
+                guest.source.key()
+            ),
+        ));
+    }
     if libvirt {
         return Err(loc.error(
             t.guest.as_ref().map(Spanned::span),

@@ -401,8 +401,9 @@ fn guests_are_parsed_and_targets_carry_the_one_they_name() {
     assert_eq!(s.guests.len(), 2);
     let debian = &s.guests[0];
     assert_eq!(debian.init, GuestInit::Systemd, "systemd is the default init of a guest");
-    assert_eq!(debian.rootfs.packages, ["curl", "nginx"], "sorted, without duplicates");
-    assert_eq!(debian.rootfs.mirror, DEFAULT_DEBIAN_MIRROR);
+    let rootfs = debian.rootfs().expect("a rootfs guest");
+    assert_eq!(rootfs.packages, ["curl", "nginx"], "sorted, without duplicates");
+    assert_eq!(rootfs.mirror, DEFAULT_DEBIAN_MIRROR);
     let TargetSpec::Vm(vm) = &s.targets[0].spec else { panic!() };
     assert_eq!(vm.guest.as_ref(), Some(debian));
     assert_eq!(vm.machine, Machine::Microvm);
@@ -437,7 +438,8 @@ fn guest_errors_name_their_line_and_key() {
     let e = bad_guests("rootfs = { suite = \"bookworm\" }", "rootfs = { suite = \"bookworm\", size = 3 }");
     assert!(e.message.contains("size"), "{e}");
     let e = bad_guests("rootfs = { suite = \"bookworm\" }\n", "");
-    assert!(e.key == "guest[1].rootfs" && e.message.contains("missing"), "{e}");
+    assert!(e.key == "guest[1]" && e.line == 7 && e.message.contains("missing"), "{e}");
+    assert!(e.message.contains("`image = ") && e.message.contains("`dockerfile = "), "{e}");
     let e = bad_guests(
         "[[target]]\nname = \"vm\"",
         "[[target]]\nname = \"native\"\nkind = \"native\"\nguest = \"debian\"\n[[target]]\nname = \"vm\"",
@@ -470,4 +472,135 @@ fn firmware_boot_needs_a_guest_and_q35() {
     assert!(e.message.contains("\"uefi\""), "{e}");
     let e = bad_guests("guest = \"bare\"", "guest = \"bare\"\nboot = \"bios\"");
     assert!(e.message.contains("does not apply"), "{e}");
+}
+
+/// A scenario file in a directory of its own, next to `files`.
+fn parse_in_dir(text: &str, files: &[&str]) -> (tempfile::TempDir, Result<Scenario, ScenarioError>) {
+    let dir = tempfile::tempdir().unwrap();
+    for file in files {
+        let path = dir.path().join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, "FROM scratch\n").unwrap();
+    }
+    let result = parse(&dir.path().join("s.toml"), text);
+    (dir, result)
+}
+
+const OWN: &str = r#"name = "own"
+
+[[guest]]
+name = "app"
+dockerfile = "app/Dockerfile"
+
+[[guest]]
+name = "pulled"
+image = "registry.example:5000/team/app:1.2"
+init = "systemd"
+
+[[guest]]
+name = "saved"
+image_archive = "app.tar"
+
+[[target]]
+name = "ctr"
+kind = "container"
+guest = "app"
+
+[[workload]]
+kind = "boot"
+"#;
+
+#[test]
+fn a_guest_can_be_an_image_a_dockerfile_or_an_archive_of_your_own() {
+    let (dir, s) = parse_in_dir(OWN, &["app/Dockerfile", "app.tar"]);
+    let s = s.unwrap();
+    assert_eq!(s.guests[0].source, GuestSource::Dockerfile(dir.path().join("app/Dockerfile")));
+    assert_eq!(
+        s.guests[0].init,
+        GuestInit::Agent,
+        "the agent is the default init of an image of your own"
+    );
+    assert_eq!(s.guests[1].source, GuestSource::Image("registry.example:5000/team/app:1.2".into()));
+    assert_eq!(s.guests[1].init, GuestInit::Systemd);
+    assert_eq!(s.guests[2].source, GuestSource::ImageArchive(dir.path().join("app.tar")));
+    assert!(s.guests.iter().all(|g| g.source.is_own_image() && g.rootfs().is_none()));
+    let TargetSpec::Container(c) = &s.targets[0].spec else { panic!() };
+    assert_eq!(c.guest.as_ref().map(|g| g.source.key()), Some("dockerfile"));
+}
+
+#[test]
+fn own_image_errors_name_their_line_and_key() {
+    let files = ["app/Dockerfile", "app.tar"];
+    let bad = |from: &str, to: &str| {
+        assert!(OWN.contains(from), "{from} not in OWN");
+        parse_in_dir(&OWN.replacen(from, to, 1), &files).1.expect_err("should be rejected")
+    };
+    let e = bad("app/Dockerfile", "app/Containerfile");
+    assert_eq!((e.line, e.key.as_str()), (5, "guest[0].dockerfile"));
+    assert!(
+        e.message.contains("`app/Containerfile` does not exist") && e.message.contains("relative to the scenario file"),
+        "{e}"
+    );
+    let e = bad("\"app.tar\"", "\"app\"");
+    assert_eq!((e.line, e.key.as_str()), (14, "guest[2].image_archive"));
+    assert!(e.message.contains("is not a file"), "{e}");
+    let e = bad(
+        "dockerfile = \"app/Dockerfile\"",
+        "dockerfile = \"app/Dockerfile\"\nimage = \"app:1\"",
+    );
+    assert_eq!((e.line, e.key.as_str()), (6, "guest[0].image"));
+    assert!(
+        e.message.contains("exactly one source") && e.message.contains("`dockerfile`"),
+        "{e}"
+    );
+    let e = bad(
+        "image_archive = \"app.tar\"",
+        "image_archive = \"app.tar\"\nrootfs = { suite = \"bookworm\" }",
+    );
+    assert_eq!(e.key, "guest[2].rootfs", "the later of the two sources in the file is named");
+    assert!(e.message.contains("already has `image_archive`"), "{e}");
+    let e = bad("dockerfile = \"app/Dockerfile\"\n", "");
+    assert!(e.key == "guest[0]" && e.line == 3 && e.message.contains("missing"), "{e}");
+    for reference in ["App:1", "app:", "app:-x", "a b", "app@sha256:12", "sha256:xyz", "/app", "app//x"] {
+        let e = bad("\"registry.example:5000/team/app:1.2\"", &format!("{reference:?}"));
+        assert_eq!((e.line, e.key.as_str()), (9, "guest[1].image"), "{reference}");
+        assert!(e.message.contains("is not an image reference"), "{e}");
+    }
+    let e = bad("init = \"systemd\"", "init = \"image\"");
+    assert_eq!((e.line, e.key.as_str()), (10, "guest[1].init"));
+    assert!(e.message.contains("ready probe") && e.message.contains("init = \"agent\""), "{e}");
+    let e = bad("guest = \"app\"", "guest = \"app\"\nmemory_mib = 5");
+    assert_eq!(e.key, "target[0].memory_mib", "the target's own checks still apply");
+}
+
+#[test]
+fn image_references_follow_the_engines_grammar() {
+    for good in [
+        "app",
+        "app:1.0",
+        "team/app:latest",
+        "localhost:5000/app",
+        "registry.example/a/b-c_d.e:v1_2",
+        "app@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+    ] {
+        assert!(is_image_reference(good), "{good}");
+    }
+    for bad in ["", "App", "app:", ":1", "app:a b", "-app", "app/", "app:.x", "app@md5:00"] {
+        assert!(!is_image_reference(bad), "{bad}");
+    }
+}
+
+#[test]
+fn a_vm_cannot_boot_an_image_of_your_own_nor_init_image_a_tree() {
+    let text = OWN.replace("kind = \"container\"", "kind = \"vm\"");
+    let e = parse_in_dir(&text, &["app/Dockerfile", "app.tar"]).1.unwrap_err();
+    assert_eq!((e.line, e.key.as_str()), (19, "target[0].guest"));
+    assert!(
+        e.message.contains("container image (`dockerfile`)") && e.message.contains("only container targets run"),
+        "{e}"
+    );
+    let e = bad_guests("init = \"agent\"", "init = \"image\"");
+    assert_eq!(e.key, "guest[1].init");
+    assert!(e.message.contains("applies to an image of your own"), "{e}");
 }

@@ -29,8 +29,9 @@ pub fn validate(path: &Path, text: &str) -> Result<Scenario> {
     if raw.target.is_empty() {
         return Err(loc.error(whole, "target", "no `[[target]]`: a scenario needs at least one target"));
     }
-    let guests = super::guests::guests_from_raw(&loc, &raw.guest)?;
-    let targets = targets_from_raw(&loc, &raw, path.parent().unwrap_or(Path::new(".")), &guests)?;
+    let base_dir = path.parent().unwrap_or(Path::new("."));
+    let guests = super::guests::guests_from_raw(&loc, &raw.guest, base_dir)?;
+    let targets = targets_from_raw(&loc, &raw, base_dir, &guests)?;
     if raw.workload.is_empty() {
         return Err(loc.error(whole, "workload", "no `[[workload]]`: add `[[workload]]` with `kind = \"boot\"`"));
     }

@@ -52,22 +52,50 @@ pub async fn ensure(docker: &Docker, agent: &[u8], agent_sha256: &str) -> Result
         .forcerm(true)
         .pull("false")
         .build();
+    build(docker, options, context)
+        .await
+        .with_context(|| format!("building image {tag}"))?;
+    let built = docker
+        .inspect_image(&tag)
+        .await
+        .with_context(|| format!("image {tag} was not there after its build"))?;
+    Ok(facts(tag, built, false))
+}
+
+/// How many of a failed build's last output lines its error carries.
+const BUILD_LOG_TAIL: usize = 15;
+
+/// Runs one build through the Engine API. A failed build's error is the
+/// engine's message followed by the build's last output lines.
+pub(super) async fn build(docker: &Docker, options: bollard::query_parameters::BuildImageOptions, context: Vec<u8>) -> Result<()> {
     let mut stream = docker.build_image(options, None, Some(bollard::body_full(context.into())));
     let mut log = String::new();
+    let tail = |log: &str| {
+        let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
+        lines[lines.len().saturating_sub(BUILD_LOG_TAIL)..].join("\n")
+    };
     while let Some(item) = stream.next().await {
-        let info = item.with_context(|| format!("building image {tag}"))?;
+        let info = match item {
+            Ok(info) => info,
+            Err(e) => bail!("{}\nthe build's last lines:\n{}", engine_message(&e), tail(&log)),
+        };
         if let Some(detail) = info.error_detail {
-            bail!("building image {tag} failed: {}\n{log}", detail.message.unwrap_or_default());
+            bail!("{}\nthe build's last lines:\n{}", detail.message.unwrap_or_default(), tail(&log));
         }
         if let Some(line) = info.stream {
             log.push_str(&line);
         }
     }
-    let built = docker
-        .inspect_image(&tag)
-        .await
-        .with_context(|| format!("image {tag} was not there after its build:\n{log}"))?;
-    Ok(facts(tag, built, false))
+    Ok(())
+}
+
+/// What the engine itself said, without bollard's wrapping.
+pub(super) fn engine_message(e: &bollard::errors::Error) -> String {
+    match e {
+        bollard::errors::Error::DockerResponseServerError { message, .. } => message.trim().to_string(),
+        bollard::errors::Error::DockerStreamError { error } => error.trim().to_string(),
+        other => other.to_string(),
+    }
 }
 
 /// Repository of imported guest root file systems; the tag is the tree's
@@ -116,27 +144,32 @@ pub async fn ensure_rootfs(docker: &Docker, built: &crate::guest::rootfs::Built,
     Ok(facts(tag, imported, false))
 }
 
-/// Removes every imported guest image (`vmbench/rootfs:*`); returns how many.
-pub async fn remove_rootfs_images(docker: &Docker) -> Result<usize> {
-    let filters = std::collections::HashMap::from([("reference", vec![format!("{ROOTFS_REPOSITORY}:*")])]);
-    let options = bollard::query_parameters::ListImagesOptionsBuilder::default()
-        .filters(&filters)
-        .build();
-    let images = docker.list_images(Some(options)).await.context("listing guest images")?;
+/// Removes every image vmbench made for guests: imported root file systems
+/// (`vmbench/rootfs`), builds of the user's Dockerfiles (`vmbench/build`) and
+/// the user's images with the agent added (`vmbench/own`). The user's own
+/// images are left alone. Returns how many tags were removed.
+pub async fn remove_guest_images(docker: &Docker) -> Result<usize> {
     let mut removed = 0;
-    for image in images {
-        for tag in image.repo_tags.iter().filter(|t| t.starts_with(ROOTFS_REPOSITORY)) {
-            docker
-                .remove_image(tag, None::<bollard::query_parameters::RemoveImageOptions>, None)
-                .await
-                .with_context(|| format!("removing image {tag}"))?;
-            removed += 1;
+    for repository in [ROOTFS_REPOSITORY, super::own::BUILD_REPOSITORY, super::own::OWN_REPOSITORY] {
+        let filters = std::collections::HashMap::from([("reference", vec![format!("{repository}:*")])]);
+        let options = bollard::query_parameters::ListImagesOptionsBuilder::default()
+            .filters(&filters)
+            .build();
+        let images = docker.list_images(Some(options)).await.context("listing guest images")?;
+        for image in images {
+            for tag in image.repo_tags.iter().filter(|t| t.starts_with(&format!("{repository}:"))) {
+                docker
+                    .remove_image(tag, None::<bollard::query_parameters::RemoveImageOptions>, None)
+                    .await
+                    .with_context(|| format!("removing image {tag}"))?;
+                removed += 1;
+            }
         }
     }
     Ok(removed)
 }
 
-fn facts(tag: String, image: bollard::models::ImageInspect, reused: bool) -> ImageFacts {
+pub(super) fn facts(tag: String, image: bollard::models::ImageInspect, reused: bool) -> ImageFacts {
     ImageFacts {
         tag,
         id: image.id.unwrap_or_default(),

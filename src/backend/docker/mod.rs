@@ -2,7 +2,9 @@
 //! Each trial: create, attach, start, read the ready line from the attached
 //! output, wait for exit, remove; every phase timed on vmbench's clock.
 
+pub mod context;
 pub mod image;
+pub mod own;
 pub mod spec;
 
 use super::{
@@ -134,8 +136,9 @@ pub async fn check_runtime(docker: &Docker, engine: Engine, runtime: &str) -> Re
 }
 
 impl DockerBackend {
-    /// vmbench's agent image, or the image of the target's guest root file
-    /// system (built into the cache first if need be), with the guest's facts.
+    /// vmbench's agent image, the image of the target's guest root file
+    /// system (built into the cache first if need be), or the user's own
+    /// image with the agent added, with the guest's facts.
     async fn ensure_image(
         &self,
         docker: &Docker,
@@ -144,16 +147,38 @@ impl DockerBackend {
         let Some(guest) = &self.spec.guest else {
             return Ok((image::ensure(docker, guest::agent::bytes(), agent_sha).await?, None));
         };
-        let rootfs = guest.rootfs.clone();
+        let context = || format!("guest `{}`", guest.name);
+        let Some(rootfs) = guest.rootfs().cloned() else {
+            let (image, facts) = own::ensure(docker, self.spec.engine, guest, guest::agent::bytes(), agent_sha)
+                .await
+                .with_context(context)?;
+            return Ok((image, Some(facts)));
+        };
         let sha = agent_sha.to_string();
         let built = tokio::task::spawn_blocking(move || guest::rootfs::ensure(&rootfs, guest::agent::bytes(), &sha))
             .await
             .context("building the guest root file system")?
-            .with_context(|| format!("guest `{}`", guest.name))?;
-        let image = image::ensure_rootfs(docker, &built, agent_sha)
-            .await
-            .with_context(|| format!("guest `{}`", guest.name))?;
+            .with_context(context)?;
+        let image = image::ensure_rootfs(docker, &built, agent_sha).await.with_context(context)?;
         Ok((image, Some(crate::rundir::GuestFacts::new(guest, &built))))
+    }
+
+    /// A guest of the user's own that is to boot systemd but has none where
+    /// the container starts it says so, rather than blaming the runtime.
+    fn probe_hint(&self, error: anyhow::Error) -> anyhow::Error {
+        let Some(guest) = self.spec.guest.as_ref().filter(|g| g.source.is_own_image()) else {
+            return error;
+        };
+        let text = format!("{error:#}");
+        if guest.init == crate::scenario::GuestInit::Systemd && text.contains(spec::SYSTEMD_PATH) {
+            return error.context(format!(
+                "guest `{}` has init = \"systemd\", but its image cannot start {}: install systemd in the image \
+                 or use init = \"agent\"",
+                guest.name,
+                spec::SYSTEMD_PATH
+            ));
+        }
+        error
     }
 }
 
@@ -178,6 +203,7 @@ impl Backend for DockerBackend {
         let probe = self.plan(&image.tag, Instructions::new("probe", "boot").to_tokens());
         probe_runtime(&docker, &probe, &probe_name)
             .await
+            .map_err(|e| self.probe_hint(e))
             .with_context(|| format!("target `{}`", self.name))?;
         let example = self.plan(&image.tag, Instructions::new("repro", "boot").to_tokens());
         let facts = TargetFacts {

@@ -402,12 +402,12 @@ mod tests {
         ContainerSpec {
             guest: Some(crate::scenario::Guest {
                 name: "debian".into(),
-                rootfs: crate::scenario::Rootfs {
+                source: crate::scenario::GuestSource::Rootfs(crate::scenario::Rootfs {
                     distro: crate::scenario::Distro::Debian,
                     suite: "bookworm".into(),
                     packages: vec![],
                     mirror: crate::scenario::DEFAULT_DEBIAN_MIRROR.into(),
-                },
+                }),
                 init,
             }),
             ..spec()

@@ -159,7 +159,10 @@ async fn prepare_guest_vm(name: &str, spec: &VmSpec, guest_spec: &crate::scenari
     let qemu = find_qemu(spec.qemu.as_deref())?;
     let version = qemu_version(&qemu).await?;
     let agent_sha = guest::agent::sha256();
-    let rootfs = guest_spec.rootfs.clone();
+    let rootfs = guest_spec
+        .rootfs()
+        .cloned()
+        .context("only a built root file system boots as a VM")?;
     let sha = agent_sha.clone();
     let built = tokio::task::spawn_blocking(move || guest::rootfs::ensure(&rootfs, guest::agent::bytes(), &sha))
         .await
