@@ -79,6 +79,10 @@ pub struct TargetSummary {
     /// `kvm`/`tcg` and machine for VMs, engine and runtime for containers.
     pub how: String,
     pub artifact_bytes: u64,
+    /// Time to prepare the target before its trials (building or finding
+    /// its artifacts), in ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prepare_ms: Option<f64>,
     /// What `artifact_bytes` counts (`image ...`, `kernel + initramfs`, ...).
     #[serde(default)]
     pub artifact: String,
@@ -160,6 +164,7 @@ fn target_summaries(record: &RunRecord, samples: &[Sample]) -> Vec<TargetSummary
             kind: t.kind,
             how: super::table::how(Some(t)),
             artifact_bytes: t.artifact_bytes,
+            prepare_ms: t.prepare_ms,
             artifact: super::table::artifact_label(t),
             failed_trials: failed.get(&t.name).copied().unwrap_or(0),
             guest: t.guest.clone(),

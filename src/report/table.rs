@@ -135,10 +135,11 @@ fn artifacts(record: &RunRecord) -> String {
                 t.name.clone(),
                 artifact_label(t),
                 format!("{:.1}", t.artifact_bytes as f64 / (1024.0 * 1024.0)),
+                t.prepare_ms.map_or("–".into(), |ms| format!("{:.2}", ms / 1e3)),
             ]
         })
         .collect();
-    render(&["target", "artifact", "MiB"], &rows)
+    render(&["target", "artifact", "MiB", "prepare s"], &rows)
 }
 
 /// The guest systems: a built root file system as files, as a VM disk and

@@ -148,6 +148,10 @@ pub struct TargetFacts {
     /// The `[[guest]]` system the target ran, with its sizes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guest: Option<GuestFacts>,
+    /// How long preparing the target took before any trial (finding or
+    /// building its artifacts, probing the engine and KVM), in ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prepare_ms: Option<f64>,
 }
 
 /// A guest system as a target ran it: its definition, what "ready" meant,

@@ -235,8 +235,12 @@ async fn prepare_all(backends: Vec<(Target, Box<dyn Backend>)>, handle: &RunHand
         if let Some(sweeper) = backend.sweeper() {
             handle.register(sweeper);
         }
+        let preparing = std::time::Instant::now();
         let facts = match backend.prepare().await {
-            Ok(facts) => facts,
+            Ok(mut facts) => {
+                facts.prepare_ms = Some(preparing.elapsed().as_secs_f64() * 1e3);
+                facts
+            }
             // The run goes on; every workload of this target is then
             // reported as not applicable, with this reason.
             Err(e) if target.optional => {
