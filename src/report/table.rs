@@ -259,7 +259,7 @@ pub fn artifact_label(t: &TargetFacts) -> String {
         return "none (unavailable here)".to_string();
     }
     if let (Some(guest), None) = (&t.guest, &t.image) {
-        return format!("guest `{}`: disk (allocated) + kernel + initrd", guest.name);
+        return format!("guest {}: disk (allocated; holds kernel + initrd)", guest.name);
     }
     match (&t.image, &t.kernel, &t.initramfs) {
         (Some(image), _, _) => format!("image {}", image.tag),

@@ -154,7 +154,8 @@ fn kernel_args(accel: Accel, guest_args: &[String], extra: &[String]) -> Vec<Str
 /// A VM booting a `[[guest]]`: its root file system built (or found in the
 /// cache) as a disk image, booted with the kernel and initramfs the tree
 /// installed, `root=` by the disk's label, and the agent as init or as a
-/// systemd unit. The accelerator is probed with vmbench's own guest.
+/// systemd unit. The accelerator is probed by booting vmbench's initramfs
+/// with the tree's kernel, so no other kernel is needed.
 async fn prepare_guest_vm(name: &str, spec: &VmSpec, guest_spec: &crate::scenario::Guest, ctx: &RunContext) -> Result<PreparedVm> {
     let qemu = find_qemu(spec.qemu.as_deref())?;
     let version = qemu_version(&qemu).await?;
@@ -168,9 +169,9 @@ async fn prepare_guest_vm(name: &str, spec: &VmSpec, guest_spec: &crate::scenari
         .await
         .context("building the guest root file system")?
         .with_context(|| format!("target `{name}`: guest `{}`", guest_spec.name))?;
-    let probe_kernel = guest::kernel::find(None).with_context(|| format!("target `{name}`: the KVM probe's kernel"))?;
-    let probe_initrd = guest::initramfs::for_kernel(&probe_kernel.path, false).context("building the initramfs")?;
-    let (accel, accel_reason) = choose_accel(ctx, name, spec, &qemu, &probe_kernel.path, &probe_initrd.path).await?;
+    // The KVM probe boots vmbench's own initramfs with the tree's kernel.
+    let probe_initrd = guest::initramfs::for_kernel(&built.kernel, false).context("building the initramfs")?;
+    let (accel, accel_reason) = choose_accel(ctx, name, spec, &qemu, &built.kernel, &probe_initrd.path).await?;
     // The guest VM is a qemu-backend target (validation refuses libvirt).
     let sandbox = spec.sandbox;
     if sandbox {
