@@ -34,11 +34,16 @@ pub struct AgentReport {
     /// The agent cannot run this workload on this target at all.
     pub unsupported: Option<String>,
     pub done_at: Option<Instant>,
+    /// When a console line first matched the readiness pattern, if one is
+    /// watched ([`Console::watching`]).
+    pub matched_at: Option<Instant>,
 }
 
 #[derive(Debug)]
 pub struct Console {
     nonce: String,
+    /// A readiness pattern lines are matched against (`ready = { console = ... }`).
+    pattern: Option<regex_lite::Regex>,
     partial: Vec<u8>,
     /// True while discarding the rest of an over-long line.
     overflowing: bool,
@@ -54,7 +59,14 @@ impl Console {
             overflowing: false,
             tail: VecDeque::with_capacity(TAIL_LINES),
             report: AgentReport::default(),
+            pattern: None,
         }
+    }
+
+    /// Also notes when a line first matches `pattern` (`report.matched_at`).
+    pub fn watching(mut self, pattern: Option<regex_lite::Regex>) -> Self {
+        self.pattern = pattern;
+        self
     }
 
     /// Takes the next chunk of console output, read at `at`.
@@ -116,7 +128,13 @@ impl Console {
                 self.report.error.get_or_insert_with(|| format!("malformed agent line ({why})"));
                 self.keep(line);
             }
-            Err(LineError::NotProtocol | LineError::WrongNonce) => self.keep(line),
+            Err(LineError::NotProtocol | LineError::WrongNonce) => {
+                let line = line.trim_end_matches('\r');
+                if self.report.matched_at.is_none() && self.pattern.as_ref().is_some_and(|p| p.is_match(line)) {
+                    self.report.matched_at = Some(at);
+                }
+                self.keep(line.to_string())
+            }
         }
     }
 
@@ -294,6 +312,18 @@ mod tests {
         let tail = c.tail();
         assert_eq!(tail[0], "\\x1b]0;pwned\\x07\\x1b[2Jclear\\x00screen");
         assert!(tail[1].len() < TAIL_LINE_BYTES + 32 && tail[1].ends_with("[line truncated]"));
+    }
+
+    #[test]
+    fn a_watched_pattern_marks_the_first_matching_line() {
+        let t0 = Instant::now();
+        let later = t0 + std::time::Duration::from_millis(5);
+        let mut c = Console::new("n").watching(Some(regex_lite::Regex::new("^listening on [0-9]+$").unwrap()));
+        c.feed(t0, b"starting\r\nlisten");
+        assert_eq!(c.report.matched_at, None, "half a line does not count");
+        c.feed(later, b"ing on 80\r\nlistening on 81\n");
+        assert_eq!(c.report.matched_at, Some(later));
+        assert_eq!(c.tail(), ["starting", "listening on 80", "listening on 81"]);
     }
 
     #[test]

@@ -231,6 +231,12 @@ pub trait Backend: Send + Sync {
         None
     }
 
+    /// How the host tells this target is ready when no agent runs in it
+    /// (`init = "image"`); `None`: the agent's ready line.
+    fn ready_probe(&self) -> Option<crate::scenario::ReadyProbe> {
+        None
+    }
+
     /// The host directory where the driver puts this target's scratch files.
     fn scratch_dir(&self) -> PathBuf;
 

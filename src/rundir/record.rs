@@ -166,8 +166,9 @@ pub struct GuestFacts {
     pub source: GuestSourceKind,
     /// `agent` or `systemd`: PID 1 of the guest.
     pub init: String,
-    /// What the ready line marks: `agent` (the agent started as PID 1) or
-    /// `systemd` (the agent's unit started after `multi-user.target`).
+    /// What ready means: `agent` (the agent started as PID 1), `systemd`
+    /// (the agent's unit started after `multi-user.target`), or the probe
+    /// of an image run as it is (`tcp:80`, `console:<pattern>`).
     pub ready: String,
     /// The root file system's definition (`rootfs` guests; empty otherwise).
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -329,7 +330,10 @@ impl GuestFacts {
                 GuestSource::ImageArchive(_) => GuestSourceKind::ImageArchive,
             },
             init: guest.init.as_str().to_string(),
-            ready: guest.init.as_str().to_string(),
+            ready: guest
+                .ready
+                .as_ref()
+                .map_or_else(|| guest.init.as_str().to_string(), crate::scenario::ReadyProbe::describe),
             ..Default::default()
         }
     }

@@ -9,7 +9,7 @@ use crate::backend::footprint::{Sampler, Series};
 use crate::backend::{ms_between, Backend, ExitStyle, Footprint, Launch, LaunchSpec, Pending, Started};
 use crate::console::Console;
 use crate::protocol::{AgentMessage, Instructions};
-use crate::scenario::{Workload, WorkloadKind};
+use crate::scenario::{ReadyProbe, Workload, WorkloadKind};
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
 use futures_util::StreamExt;
@@ -78,8 +78,12 @@ pub async fn run_trial(backend: &dyn Backend, workload: &Workload, timeout: Dura
         workload: workload.clone(),
         scratch: scratch.clone(),
     };
+    let probe = backend.ready_probe();
     let mut result = match backend.launch(spec) {
-        Ok(mut launch) => drive(launch.as_mut(), &nonce, workload, timeout).await,
+        Ok(mut launch) => match &probe {
+            Some(probe) => drive_probed(launch.as_mut(), &nonce, probe, timeout).await,
+            None => drive(launch.as_mut(), &nonce, workload, timeout).await,
+        },
         Err(e) => TrialResult::failed(e),
     };
     reject_impossible(&mut result);
@@ -145,6 +149,113 @@ async fn drive(launch: &mut dyn Launch, nonce: &str, workload: &Workload, timeou
     record_removal(launch, launched, &mut result).await;
     result
 }
+
+/// A target with no agent (`init = "image"`): start → ready by `probe` →
+/// removed by vmbench, each on vmbench's clock. Its own command keeps
+/// running, so the trial ends by removing it (`remove_ms`, `exit_ms`).
+async fn drive_probed(launch: &mut dyn Launch, nonce: &str, probe: &ReadyProbe, timeout: Duration) -> TrialResult {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut result = TrialResult::default();
+    let launched = Instant::now();
+    match tokio::time::timeout_at(deadline, launch.start()).await {
+        Ok(Ok(started)) => observe_probed(launch, started, nonce, probe, deadline, launched, &mut result).await,
+        Ok(Err(e)) => result.fail(e),
+        Err(_) => result.fail("timed out starting the target"),
+    }
+    record_removal(launch, launched, &mut result).await;
+    result
+}
+
+/// Runs `probe` while the console is read (for its last lines, and for a
+/// console probe's pattern), then records `ready_ms`, the phases up to it
+/// and one footprint sample right after it.
+async fn observe_probed(
+    launch: &mut dyn Launch,
+    started: Started,
+    nonce: &str,
+    probe: &ReadyProbe,
+    deadline: tokio::time::Instant,
+    launched: Instant,
+    result: &mut TrialResult,
+) {
+    let Started { console, phases, pending } = started;
+    result.metrics.extend(phases);
+    let pattern = match probe {
+        ReadyProbe::Console(pattern) => regex_lite::Regex::new(pattern).ok(),
+        ReadyProbe::Tcp(_) => None,
+    };
+    let mut reading = Console::new(nonce).watching(pattern);
+    let mut source = console;
+    let outcome = match probe {
+        ReadyProbe::Console(_) => {
+            let read = read_until(&mut reading, &mut source, deadline, |c| c.report.matched_at.is_some());
+            with_pending(read, pending)
+                .await
+                .map(|(end, pending)| (end, pending, reading.report.matched_at))
+        }
+        ReadyProbe::Tcp(port) => {
+            let connected = tcp_ready(&*launch, pending, *port, deadline);
+            // The console is read meanwhile, for the failure message.
+            let read = read_until(&mut reading, &mut source, deadline, |_| false);
+            tokio::select! {
+                outcome = connected => outcome.map(|(pending, at)| (ConsoleEnd::Done, pending, at)),
+                end = read => Ok((end, None, None)),
+            }
+        }
+    };
+    let (end, pending, ready_at) = match outcome {
+        Ok(outcome) => outcome,
+        Err(e) => return result.fail(with_console_tail(&e, &reading)),
+    };
+    if let Some(Pending { phases, ready_since }) = pending {
+        result.metrics.extend(phases);
+        if let (Some((name, since)), Some(ready_at)) = (ready_since, ready_at) {
+            result.metrics.insert(name.to_string(), ms_between(since, ready_at));
+        }
+    }
+    let Some(ready_at) = ready_at else {
+        let why = match end {
+            ConsoleEnd::TimedOut => "timed out before the ready probe succeeded",
+            _ => "the target ended before the ready probe succeeded",
+        };
+        return result.fail(with_console_tail(&format!("{why} ({})", probe.describe()), &reading));
+    };
+    result.metrics.insert("ready_ms".into(), ms_between(launched, ready_at));
+    if let Footprint::Sampled(find) = launch.footprint() {
+        Sampler::start(find).stop().await.record(Some(ready_at), &mut result.metrics);
+    }
+}
+
+/// Connects to `port` on the target until a connection succeeds, every
+/// [`PROBE_INTERVAL`] from vmbench's own CPU (no busy loop on the target's),
+/// once the start call in flight has completed. Returns that call's
+/// phases and when the connection succeeded.
+async fn tcp_ready(
+    launch: &dyn Launch,
+    pending: Option<futures_util::future::BoxFuture<'static, Result<Pending, String>>>,
+    port: u16,
+    deadline: tokio::time::Instant,
+) -> Result<(Option<Pending>, Option<Instant>), String> {
+    let pending = match pending {
+        Some(p) => Some(p.await?),
+        None => None,
+    };
+    let addr = launch.address(port).await?;
+    loop {
+        let attempt = tokio::time::timeout(PROBE_INTERVAL * 50, tokio::net::TcpStream::connect(addr)).await;
+        if let Ok(Ok(_)) = attempt {
+            return Ok((pending, Some(Instant::now())));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok((pending, None));
+        }
+        tokio::time::sleep(PROBE_INTERVAL).await;
+    }
+}
+
+/// How often a TCP ready probe tries: fine enough for container start-ups
+/// of tens of milliseconds, coarse enough to cost nothing.
+pub const PROBE_INTERVAL: Duration = Duration::from_millis(2);
 
 /// What the console showed of a started target, into `result`. `None` when
 /// the start call in flight failed (nothing the agent said counts then).

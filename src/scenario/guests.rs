@@ -39,10 +39,12 @@ fn guest_from_raw(loc: &Locator, i: usize, guest: &Spanned<RawGuest>, base_dir: 
     check_name(loc, name, &key("name"))?;
     let source = source_from_raw(loc, i, guest, base_dir)?;
     let init = init_from_raw(loc, i, g, &source)?;
+    let ready = ready_from_raw(loc, i, guest, init)?;
     Ok(Guest {
         name: name.get_ref().clone(),
         source,
         init,
+        ready,
     })
 }
 
@@ -130,17 +132,15 @@ fn existing_file(loc: &Locator, i: usize, key: &str, value: &Spanned<String>, ba
 fn init_from_raw(loc: &Locator, i: usize, g: &RawGuest, source: &GuestSource) -> Result<GuestInit> {
     let key = format!("guest[{i}].init");
     if let Some(init) = g.init.as_ref().filter(|init| init.get_ref() == "image") {
-        let message = if source.is_own_image() {
-            "init = \"image\" would run the image's own entrypoint without the agent, and then only a ready probe \
-             (`ready = { tcp = ... }`) could say when the guest is up; vmbench has no ready probes yet. \
-             Use init = \"agent\" (the agent as the entrypoint) or init = \"systemd\""
-                .to_string()
-        } else {
-            "init = \"image\" applies to an image of your own (`image`, `dockerfile`, `image_archive`), and needs a \
-             ready probe, which vmbench does not have yet; use init = \"agent\" or \"systemd\""
-                .to_string()
-        };
-        return Err(loc.error(Some(init.span()), &key, message));
+        if !source.is_own_image() {
+            return Err(loc.error(
+                Some(init.span()),
+                &key,
+                "init = \"image\" runs an image's own entrypoint, so it applies to an image of your own \
+                 (`image`, `dockerfile`, `image_archive`); use init = \"agent\" or \"systemd\"",
+            ));
+        }
+        return Ok(GuestInit::Image);
     }
     let default = if source.is_own_image() {
         GuestInit::Agent
@@ -264,4 +264,51 @@ fn is_package(s: &str) -> bool {
     s.len() >= 2
         && s.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
         && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c))
+}
+
+/// The guest's `ready` probe: required with `init = "image"` (nothing else
+/// can say the guest is up), refused otherwise (the agent's ready line is
+/// the readiness there).
+fn ready_from_raw(loc: &Locator, i: usize, guest: &Spanned<RawGuest>, init: GuestInit) -> Result<Option<ReadyProbe>> {
+    let key = format!("guest[{i}].ready");
+    let Some(ready) = &guest.get_ref().ready else {
+        if init == GuestInit::Image {
+            return Err(loc.error(
+                guest.get_ref().init.as_ref().map(Spanned::span),
+                &key,
+                "missing: init = \"image\" runs no agent, so say when the guest is up with \
+                 ready = { tcp = PORT } or ready = { console = \"REGEX\" }",
+            ));
+        }
+        return Ok(None);
+    };
+    if init != GuestInit::Image {
+        return Err(loc.error(
+            Some(ready.span()),
+            &key,
+            format!(
+                "`ready` applies to init = \"image\"; with init = \"{}\" the agent says when the guest is up",
+                init.as_str()
+            ),
+        ));
+    }
+    match (&ready.get_ref().tcp, &ready.get_ref().console) {
+        (Some(port), None) => match u16::try_from(*port.get_ref()) {
+            Ok(p) if p > 0 => Ok(Some(ReadyProbe::Tcp(p))),
+            _ => Err(loc.error(Some(port.span()), &format!("{key}.tcp"), "a TCP port is 1–65535")),
+        },
+        (None, Some(pattern)) => match regex_lite::Regex::new(pattern.get_ref()) {
+            Ok(_) => Ok(Some(ReadyProbe::Console(pattern.get_ref().clone()))),
+            Err(e) => Err(loc.error(
+                Some(pattern.span()),
+                &format!("{key}.console"),
+                format!("not a regular expression: {e}"),
+            )),
+        },
+        _ => Err(loc.error(
+            Some(ready.span()),
+            &key,
+            "give exactly one probe: ready = { tcp = PORT } or ready = { console = \"REGEX\" }",
+        )),
+    }
 }

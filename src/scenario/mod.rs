@@ -117,6 +117,30 @@ pub struct Guest {
     pub name: String,
     pub source: GuestSource,
     pub init: GuestInit,
+    /// How the host tells a guest without the agent (`init = "image"`) is up.
+    pub ready: Option<ReadyProbe>,
+}
+
+/// A readiness probe the host runs against a target that has no agent to
+/// say it is ready.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ReadyProbe {
+    /// A TCP connection to this port succeeds (through the target's
+    /// network path: the container's bridge address, or the host's).
+    Tcp(u16),
+    /// A line of the console (the container's output) matches this regular
+    /// expression (`regex-lite` syntax).
+    Console(String),
+}
+
+impl ReadyProbe {
+    /// `tcp:80`, `console:<pattern>`: as recorded with the results.
+    pub fn describe(&self) -> String {
+        match self {
+            ReadyProbe::Tcp(port) => format!("tcp:{port}"),
+            ReadyProbe::Console(pattern) => format!("console:{pattern}"),
+        }
+    }
 }
 
 impl Guest {
@@ -200,6 +224,9 @@ pub enum GuestInit {
     /// systemd, with the agent as a unit ordered after `multi-user.target`:
     /// ready when the system has reached it, with systemd's own phases.
     Systemd,
+    /// The image's own entrypoint and command, no agent: ready when the
+    /// guest's `ready` probe says so; only the boot workload applies.
+    Image,
 }
 
 impl GuestInit {
@@ -207,6 +234,7 @@ impl GuestInit {
         match self {
             GuestInit::Agent => "agent",
             GuestInit::Systemd => "systemd",
+            GuestInit::Image => "image",
         }
     }
 }

@@ -31,11 +31,20 @@ pub struct RawScenario {
 #[serde(deny_unknown_fields)]
 pub struct RawGuest {
     pub name: Option<Spanned<String>>,
+    pub ready: Option<Spanned<RawReady>>,
     pub rootfs: Option<Spanned<RawRootfs>>,
     pub image: Option<Spanned<String>>,
     pub dockerfile: Option<Spanned<String>>,
     pub image_archive: Option<Spanned<String>>,
     pub init: Option<Spanned<String>>,
+}
+
+/// `ready = { tcp = 80 }` or `ready = { console = "regex" }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReady {
+    pub tcp: Option<Spanned<i64>>,
+    pub console: Option<Spanned<String>>,
 }
 
 /// `rootfs = { distro = ..., suite = ..., packages = [...] }`.

@@ -403,6 +403,19 @@ fn container_from_raw(loc: &Locator, i: usize, t: &RawTarget, guest: Option<Gues
         ],
         ContainerNetwork::Bridge,
     )?;
+    if let (Some(g), ContainerNetwork::Published) = (&guest, network) {
+        if g.ready.is_some() {
+            return Err(loc.error(
+                t.network.as_ref().map(Spanned::span),
+                &key("network"),
+                format!(
+                    "guest `{}` is probed for readiness on its own port, which network = \"published\" does not \
+                     publish (it publishes the agent's); use \"bridge\" or \"host\"",
+                    g.name
+                ),
+            ));
+        }
+    }
     Ok(ContainerSpec {
         engine,
         runtime,

@@ -567,8 +567,8 @@ fn own_image_errors_name_their_line_and_key() {
         assert!(e.message.contains("is not an image reference"), "{e}");
     }
     let e = bad("init = \"systemd\"", "init = \"image\"");
-    assert_eq!((e.line, e.key.as_str()), (10, "guest[1].init"));
-    assert!(e.message.contains("ready probe") && e.message.contains("init = \"agent\""), "{e}");
+    assert_eq!((e.line, e.key.as_str()), (10, "guest[1].ready"));
+    assert!(e.message.contains("missing") && e.message.contains("ready = { tcp = PORT }"), "{e}");
     let e = bad("guest = \"app\"", "guest = \"app\"\nmemory_mib = 5");
     assert_eq!(e.key, "target[0].memory_mib", "the target's own checks still apply");
 }
@@ -603,4 +603,41 @@ fn a_vm_cannot_boot_an_image_of_your_own_nor_init_image_a_tree() {
     let e = bad_guests("init = \"agent\"", "init = \"image\"");
     assert_eq!(e.key, "guest[1].init");
     assert!(e.message.contains("applies to an image of your own"), "{e}");
+}
+
+#[test]
+fn an_image_run_as_it_is_needs_one_ready_probe() {
+    let files = ["app/Dockerfile", "app.tar"];
+    let with = |ready: &str| OWN.replace("init = \"systemd\"", &format!("init = \"image\"\nready = {ready}"));
+    let s = parse_in_dir(&with("{ tcp = 80 }"), &files).1.unwrap();
+    assert_eq!(
+        (s.guests[1].init, s.guests[1].ready.clone()),
+        (GuestInit::Image, Some(ReadyProbe::Tcp(80)))
+    );
+    let s = parse_in_dir(&with("{ console = \"^ready$\" }"), &files).1.unwrap();
+    assert_eq!(s.guests[1].ready, Some(ReadyProbe::Console("^ready$".into())));
+    let bad = |ready: &str| parse_in_dir(&with(ready), &files).1.unwrap_err();
+    let e = bad("{ tcp = 0 }");
+    assert_eq!((e.line, e.key.as_str()), (11, "guest[1].ready.tcp"));
+    let e = bad("{ console = \"(\" }");
+    assert!(
+        e.key == "guest[1].ready.console" && e.message.contains("not a regular expression"),
+        "{e}"
+    );
+    let e = bad("{ tcp = 80, console = \"x\" }");
+    assert!(e.key == "guest[1].ready" && e.message.contains("exactly one"), "{e}");
+    let e = bad("{ http = \"/\" }");
+    assert!(e.message.contains("http"), "{e}");
+    // A probe replaces the agent's ready line only where no agent runs.
+    let e = parse_in_dir(&OWN.replace("init = \"systemd\"", "ready = { tcp = 80 }"), &files)
+        .1
+        .unwrap_err();
+    assert!(
+        e.key == "guest[1].ready" && e.message.contains("applies to init = \"image\""),
+        "{e}"
+    );
+    // The published path publishes the agent's port, not the probe's.
+    let text = with("{ tcp = 80 }").replace("guest = \"app\"", "guest = \"pulled\"\nnetwork = \"published\"");
+    let e = parse_in_dir(&text, &files).1.unwrap_err();
+    assert_eq!(e.key, "target[0].network");
 }

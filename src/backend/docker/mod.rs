@@ -275,7 +275,20 @@ impl Backend for DockerBackend {
         }))
     }
 
+    fn ready_probe(&self) -> Option<crate::scenario::ReadyProbe> {
+        self.spec.guest.as_ref().and_then(|g| g.ready.clone())
+    }
+
     fn not_applicable(&self, workload: &crate::scenario::Workload) -> Option<String> {
+        if let Some(guest) = self.spec.guest.as_ref().filter(|g| g.init == crate::scenario::GuestInit::Image) {
+            if workload.kind != WorkloadKind::Boot {
+                return Some(format!(
+                    "guest `{}` runs its image's own command with no agent (init = \"image\"): only the boot \
+                     workload applies",
+                    guest.name
+                ));
+            }
+        }
         match workload.kind {
             WorkloadKind::Network if self.no_network => Some(format!(
                 "{} starts runtime `{}` with --network=none, so its containers have no network",
@@ -415,7 +428,7 @@ impl Launch for ContainerLaunch {
         match self.network {
             ContainerNetwork::Host => Ok(super::loopback(port)),
             ContainerNetwork::Published => published_port(&self.docker, &self.name).await,
-            ContainerNetwork::Bridge => bridge_address(&self.docker, &self.name).await,
+            ContainerNetwork::Bridge => bridge_address(&self.docker, &self.name, port).await,
         }
     }
 
@@ -490,7 +503,7 @@ pub async fn probe_runtime(docker: &Docker, plan: &spec::ContainerPlan, name: &s
 
 /// The container's own address on the engine's bridge, at the agent's port:
 /// reached from the host through the bridge, with no proxy in between.
-async fn bridge_address(docker: &Docker, name: &str) -> Result<std::net::SocketAddr, String> {
+async fn bridge_address(docker: &Docker, name: &str, port: u16) -> Result<std::net::SocketAddr, String> {
     let inspect = docker
         .inspect_container(name, None)
         .await
@@ -503,7 +516,7 @@ async fn bridge_address(docker: &Docker, name: &str) -> Result<std::net::SocketA
         .find_map(|n| n.ip_address.filter(|ip| !ip.is_empty()))
         .ok_or("the container has no address on the bridge")?;
     let ip: std::net::IpAddr = ip.parse().map_err(|e| format!("the container's address `{ip}`: {e}"))?;
-    Ok(std::net::SocketAddr::new(ip, crate::agent::workloads::network::GUEST_PORT))
+    Ok(std::net::SocketAddr::new(ip, port))
 }
 
 /// The host port Docker published for the agent's port.

@@ -65,8 +65,18 @@ pub async fn ensure(docker: &Docker, engine: Engine, guest: &Guest, agent: &[u8]
             .collect(),
         build_ms,
     };
-    let derived = ensure_derived(docker, &id, agent, agent_sha256, guest.init).await?;
-    Ok((derived, GuestFacts::own_image(guest, base_facts)))
+    let image = if guest.init == GuestInit::Image {
+        // Run as it is: no agent to add.
+        ImageFacts {
+            tag: base_facts.reference.clone(),
+            id: id.clone(),
+            size_bytes: base_facts.size_bytes,
+            reused: !made,
+        }
+    } else {
+        ensure_derived(docker, &id, agent, agent_sha256, guest.init).await?
+    };
+    Ok((image, GuestFacts::own_image(guest, base_facts)))
 }
 
 /// The preflight error for a reference the engine does not have.

@@ -246,11 +246,19 @@ impl ContainerPlan {
     /// gets them in PID 1's environment (the agent's unit reads them there)
     /// and only what systemd needs beyond the default hardening: two
     /// capabilities, a cgroup namespace, tmpfs mounts and a terminal for
-    /// its console.
+    /// its console; an image run as it is (`init = "image"`) gets no agent
+    /// and its own command, with a network.
     pub fn for_guest(spec: &ContainerSpec, image: &str, tokens: Vec<String>) -> Self {
         use crate::scenario::GuestInit;
         match spec.guest.as_ref().map(|g| g.init) {
             None => ContainerPlan::new(spec, image, tokens),
+            // The image's own entrypoint and command, on the network path a
+            // TCP ready probe (or the service itself) needs.
+            Some(GuestInit::Image) => {
+                let mut plan = ContainerPlan::new(spec, image, Vec::new());
+                plan.enable_network(spec.network);
+                plan
+            }
             Some(GuestInit::Agent) => {
                 let mut plan = ContainerPlan::new(spec, image, tokens);
                 plan.options
@@ -297,7 +305,9 @@ impl ContainerPlan {
     pub fn body(&self) -> ContainerCreateBody {
         let mut body = ContainerCreateBody {
             image: Some(self.image.clone()),
-            cmd: Some(self.cmd.clone()),
+            // No command: the image's own (an overridden entrypoint takes
+            // none of the image's command with it).
+            cmd: (!self.cmd.is_empty()).then(|| self.cmd.clone()),
             attach_stdout: Some(true),
             attach_stderr: Some(true),
             tty: Some(false),
@@ -409,6 +419,7 @@ mod tests {
                     mirror: crate::scenario::DEFAULT_DEBIAN_MIRROR.into(),
                 }),
                 init,
+                ready: None,
             }),
             ..spec()
         }
@@ -420,7 +431,7 @@ mod tests {
         let plan = ContainerPlan::for_guest(&guest(crate::scenario::GuestInit::Systemd), "img", tokens.clone());
         let body = plan.body();
         assert_eq!(body.entrypoint, Some(vec![SYSTEMD_PATH.to_string()]));
-        assert_eq!(body.cmd, Some(vec![]));
+        assert_eq!(body.cmd, None, "no command of the image's goes to systemd");
         let env = body.env.clone().unwrap();
         assert!(env.contains(&"VMBENCH_INSTRUCTIONS=vmbench.nonce=ab vmbench.workload=boot".to_string()));
         assert!(env.contains(&"container=docker".to_string()));
@@ -439,8 +450,12 @@ mod tests {
         // The agent as the guest's init: the agent image's command line, from the tree's path.
         let agent = ContainerPlan::for_guest(&guest(crate::scenario::GuestInit::Agent), "img", tokens.clone()).body();
         assert_eq!(agent.entrypoint, Some(vec![crate::guest::rootfs::AGENT_PATH.to_string()]));
-        assert_eq!(agent.cmd, Some(tokens));
+        assert_eq!(agent.cmd, Some(tokens.clone()));
         assert!(agent.host_config.unwrap().cap_add.is_none());
+        // The image as it is: its own entrypoint and command, a network, no agent.
+        let own = ContainerPlan::for_guest(&guest(crate::scenario::GuestInit::Image), "img", tokens).body();
+        assert_eq!((own.entrypoint, own.cmd), (None, None));
+        assert_eq!(own.host_config.unwrap().network_mode.as_deref(), Some("bridge"));
     }
 
     #[test]
