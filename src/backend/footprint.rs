@@ -41,6 +41,26 @@ impl Series {
         self.0.iter().find(|r| r.at >= t)
     }
 
+    /// Host CPU time (ns) the source used between `from` and `to`, each
+    /// end interpolated linearly between the readings around it; `None`
+    /// unless readings with CPU time bracket both ends.
+    pub fn cpu_between(&self, from: Instant, to: Instant) -> Option<f64> {
+        Some(self.cpu_at(to)? - self.cpu_at(from)?).filter(|ns| *ns >= 0.0)
+    }
+
+    fn cpu_at(&self, t: Instant) -> Option<f64> {
+        let with_cpu: Vec<(Instant, u64)> = self.0.iter().filter_map(|r| Some((r.at, r.cpu_ns?))).collect();
+        let after = with_cpu.iter().position(|(at, _)| *at >= t)?;
+        let (t1, c1) = with_cpu[after];
+        if t1 == t {
+            return Some(c1 as f64);
+        }
+        let (t0, c0) = *with_cpu.get(after.checked_sub(1)?)?;
+        let span = (t1 - t0).as_secs_f64();
+        let part = (t - t0).as_secs_f64() / span;
+        Some(c0 as f64 + (c1 as f64 - c0 as f64) * part)
+    }
+
     /// The largest usage seen, or reported as the peak by the source.
     pub fn peak(&self) -> Option<u64> {
         self.0.iter().map(|r| r.bytes.max(r.peak_bytes.unwrap_or(0))).max()
@@ -84,7 +104,7 @@ pub type Finder = Box<dyn FnOnce() -> Option<Reader> + Send>;
 
 /// A running sampler; `stop` ends it and returns what it saw.
 pub struct Sampler {
-    stop: std::sync::mpsc::Sender<()>,
+    stop: std::sync::mpsc::Sender<Ask>,
     thread: std::thread::JoinHandle<Series>,
 }
 
@@ -96,7 +116,7 @@ impl Sampler {
     /// never delay the thread that stamps console lines or times network
     /// round trips.
     pub fn start(find: Finder) -> Sampler {
-        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let (stop, messages) = std::sync::mpsc::channel::<Ask>();
         let thread = std::thread::spawn(move || {
             let mut series = Series::default();
             let Some(mut read) = find() else { return series };
@@ -106,8 +126,8 @@ impl Sampler {
                     None if !series.0.is_empty() => return series,
                     None => {}
                 }
-                match stopped.recv_timeout(INTERVAL) {
-                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                match messages.recv_timeout(INTERVAL) {
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) | Ok(Ask::ReadNow) => {}
                     _ => break,
                 }
             }
@@ -118,13 +138,36 @@ impl Sampler {
         Sampler { stop, thread }
     }
 
+    /// A handle that makes the sampler take a reading now, out of its
+    /// rhythm: at the ends of a phase whose cost is wanted exactly.
+    pub fn mark(&self) -> Mark {
+        Mark(self.stop.clone())
+    }
+
     /// Takes a last reading and returns everything seen.
     pub async fn stop(self) -> Series {
-        let _ = self.stop.send(());
+        let _ = self.stop.send(Ask::Stop);
         let thread = self.thread;
         tokio::task::spawn_blocking(move || thread.join().unwrap_or_default())
             .await
             .unwrap_or_default()
+    }
+}
+
+/// What the sampler's owner asks of its thread.
+enum Ask {
+    ReadNow,
+    Stop,
+}
+
+/// Asks a running [`Sampler`] for a reading now ([`Sampler::mark`]).
+#[derive(Clone)]
+pub struct Mark(std::sync::mpsc::Sender<Ask>);
+
+impl Mark {
+    /// Never blocks; a stopped sampler ignores it.
+    pub fn now(&self) {
+        let _ = self.0.send(Ask::ReadNow);
     }
 }
 
@@ -255,5 +298,26 @@ mod tests {
         assert_eq!((m["mem_ready_bytes"], m["mem_peak_bytes"]), (30.0, 70.0));
         assert_eq!(m["host_cpu_ms"], 40.0, "CPU time from the last reading");
         assert_eq!(m["host_cpu_workload_ms"], 0.0, "the reading at ready is the last one");
+    }
+
+    #[test]
+    fn cpu_between_two_instants_is_interpolated_from_the_readings_around_them() {
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let r = |at: u64, cpu_ms: u64| Reading {
+            at: ms(at),
+            bytes: 1,
+            peak_bytes: None,
+            pss_bytes: None,
+            rss_bytes: None,
+            cpu_ns: Some(cpu_ms * 1_000_000),
+        };
+        // 20 ms of readings: 10 ms of CPU in the first interval, 2 in the second.
+        let s = Series(vec![r(0, 0), r(20, 10), r(40, 12)]);
+        let ns = s.cpu_between(ms(10), ms(30)).unwrap();
+        assert!((ns - 6e6).abs() < 1.0, "half of 10 ms, then half of 2 ms: {ns}");
+        assert_eq!(s.cpu_between(ms(20), ms(40)), Some(2e6));
+        assert_eq!(s.cpu_between(ms(10), ms(50)), None, "no reading after the end");
+        assert_eq!(Series(vec![r(5, 1)]).cpu_between(ms(0), ms(5)), None, "none before the start");
     }
 }

@@ -5,7 +5,7 @@
 //! start, reach, wait for and remove their targets (`backend::Launch`).
 
 use super::network::NetworkClient;
-use crate::backend::footprint::{Sampler, Series};
+use crate::backend::footprint::{Mark, Sampler, Series};
 use crate::backend::{ms_between, Backend, ExitStyle, Footprint, Launch, LaunchSpec, Pending, Started};
 use crate::console::Console;
 use crate::protocol::{AgentMessage, Instructions};
@@ -31,6 +31,8 @@ pub struct TrialResult {
     pub agent_facts: Option<crate::protocol::AgentFacts>,
     /// The target cannot run this workload at all (not a failure): why.
     pub not_applicable: Option<String>,
+    /// Host-driven phases whose host CPU per unit of work is reported.
+    pub unit_windows: Vec<super::network::UnitWindow>,
 }
 
 impl TrialResult {
@@ -278,9 +280,13 @@ async fn observe(
     // console happens between the launch and the ready line; the kernel's
     // own peaks (VmHWM, the cgroup's maximum) cover the boot before it.
     let on_ready = || {
-        if let Footprint::Sampled(find) = footprint {
-            sampler = Some(Sampler::start(find));
-        }
+        let Footprint::Sampled(find) = footprint else {
+            return None;
+        };
+        let started = Sampler::start(find);
+        let mark = started.mark();
+        sampler = Some(started);
+        Some(mark)
     };
     let network = NetworkClient::for_workload(workload).map(|client| (client, &*launch));
     let mut host_side = TrialResult::default();
@@ -303,12 +309,13 @@ async fn observe(
             result.metrics.insert(name.to_string(), ms_between(since, ready_at));
         }
     }
-    result.metrics.extend(host_side.metrics);
-    if let Some(e) = host_side.error {
+    result.metrics.extend(std::mem::take(&mut host_side.metrics));
+    if let Some(e) = host_side.error.take() {
         result.fail(e);
     }
     collect_agent_report(&reading, launched, end, result);
     record_footprint(&reading, &series, agent_reported, &mut result.metrics);
+    record_cpu_per_unit(&series, &host_side.unit_windows, &mut result.metrics);
     if launch.boots_a_kernel() {
         boot_phases(&reading, launched, &mut result.metrics);
     }
@@ -337,6 +344,18 @@ async fn with_pending(
         None => read.await,
     };
     Ok((end, Some(done)))
+}
+
+/// The target's host CPU per unit of work in each host-driven phase (µs per
+/// request, per MB), from the sampled CPU time at the phase's ends. Only
+/// where the target's CPU is sampled (VMs, containers, native targets under
+/// `accounting = "cgroup"`), and only for phases the samples bracket.
+fn record_cpu_per_unit(series: &Series, windows: &[super::network::UnitWindow], metrics: &mut BTreeMap<String, f64>) {
+    for w in windows.iter().filter(|w| w.units > 0.0) {
+        if let Some(ns) = series.cpu_between(w.from, w.to) {
+            metrics.insert(w.metric.to_string(), ns / 1e3 / w.units);
+        }
+    }
 }
 
 /// Host memory: sampled from the ready line on, or the agent's own.
@@ -410,7 +429,9 @@ async fn record_removal(launch: &mut dyn Launch, launched: Instant, result: &mut
 /// or `deadline` passes. Each chunk is stamped the moment it is read.
 ///
 /// `on_ready` runs once, right after the ready line has been stamped: work
-/// that watches a target (footprint sampling) starts there. When the agent
+/// that watches a target (footprint sampling) starts there, and may hand
+/// back a [`Mark`] with which the network client has the target's CPU time
+/// read at the ends of its phases. When the agent
 /// then announces a listening port and a `network` client is given, the
 /// host side of the network workload runs against the address the launch
 /// gives for that port (its metrics or error go to `host_side`) and reading
@@ -421,13 +442,13 @@ pub async fn read_console(
     deadline: tokio::time::Instant,
     network: Option<(NetworkClient, &dyn Launch)>,
     host_side: &mut TrialResult,
-    on_ready: impl FnOnce(),
+    on_ready: impl FnOnce() -> Option<Mark>,
 ) -> ConsoleEnd {
     let end = read_until(console, &mut source, deadline, |c| c.is_done() || c.report.ready.is_some()).await;
     if console.report.ready.is_none() {
         return end;
     }
-    on_ready();
+    let mark = on_ready();
     let end = read_until(console, &mut source, deadline, |c| c.is_done() || c.report.listening.is_some()).await;
     let Some(port) = console.report.listening.filter(|_| end == ConsoleEnd::Done && !console.is_done()) else {
         return end;
@@ -436,10 +457,13 @@ pub async fn read_console(
         let measured = async {
             let addr = launch.address(port).await?;
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            client.run_on_own_thread(addr, left).await
+            client.run_on_own_thread(addr, left, mark).await
         };
         match tokio::time::timeout_at(deadline, measured).await {
-            Ok(Ok(metrics)) => host_side.metrics.extend(metrics),
+            Ok(Ok(measured)) => {
+                host_side.metrics.extend(measured.metrics);
+                host_side.unit_windows = measured.windows;
+            }
             Ok(Err(e)) => host_side.fail(format!("network workload: {e}")),
             Err(_) => host_side.fail("network workload: timed out"),
         }

@@ -29,12 +29,17 @@ impl NetworkClient {
     /// [`NetworkClient::run`] on an OS thread of its own with its own
     /// runtime, within `timeout`, so the round trips it times never share a
     /// thread with console reading or footprint sampling.
-    pub async fn run_on_own_thread(self, addr: SocketAddr, timeout: Duration) -> Result<BTreeMap<String, f64>, String> {
+    pub async fn run_on_own_thread(
+        self,
+        addr: SocketAddr,
+        timeout: Duration,
+        mark: Option<crate::backend::footprint::Mark>,
+    ) -> Result<Measured, String> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         std::thread::spawn(move || {
             let result = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                 Ok(rt) => rt.block_on(async {
-                    tokio::time::timeout(timeout, self.run(addr))
+                    tokio::time::timeout(timeout, self.run(addr, mark))
                         .await
                         .unwrap_or_else(|_| Err("timed out".into()))
                 }),
@@ -47,18 +52,66 @@ impl NetworkClient {
     }
 
     /// Connects to the agent at `addr` (a forwarded or published port on the
-    /// host) and measures; metrics in µs and Gbit/s.
-    pub async fn run(self, addr: SocketAddr) -> Result<BTreeMap<String, f64>, String> {
+    /// host) and measures; metrics in µs and Gbit/s, and when each phase ran.
+    /// With a `mark`, the target's CPU time is read at each phase's ends.
+    pub async fn run(self, addr: SocketAddr, mark: Option<crate::backend::footprint::Mark>) -> Result<Measured, String> {
         let (rr_count, rr_bytes, stream_bytes) = (self.rr_count, self.rr_bytes, self.stream_bytes);
+        let now = || {
+            let at = Instant::now();
+            if let Some(mark) = &mark {
+                mark.now();
+            }
+            at
+        };
         let mut m = BTreeMap::new();
-        let mut latencies = request_response(connect(addr).await?, rr_count, rr_bytes).await?;
+        let conn = connect(addr).await?;
+        let rr_from = now();
+        let mut latencies = request_response(conn, rr_count, rr_bytes).await?;
+        let rr_to = now();
         latencies.sort_by(f64::total_cmp);
         m.insert("tcp_rr_p50_us".into(), pick(&latencies, 0.50));
         m.insert("tcp_rr_p99_us".into(), pick(&latencies, 0.99));
-        let secs = stream(connect(addr).await?, stream_bytes).await?;
+        let conn = connect(addr).await?;
+        let stream_from = now();
+        let secs = stream(conn, stream_bytes).await?;
+        let stream_to = now();
         m.insert("tcp_stream_gbps".into(), stream_bytes as f64 * 8.0 / secs / 1e9);
-        Ok(m)
+        Ok(Measured {
+            metrics: m,
+            windows: vec![
+                UnitWindow {
+                    metric: "host_cpu_per_request_us",
+                    from: rr_from,
+                    to: rr_to,
+                    units: rr_count as f64,
+                },
+                UnitWindow {
+                    metric: "host_cpu_per_mb_us",
+                    from: stream_from,
+                    to: stream_to,
+                    units: stream_bytes as f64 / 1e6,
+                },
+            ],
+        })
     }
+}
+
+/// What the host side measured, and the windows in which it did each unit
+/// of work, for the host CPU the target spent per unit.
+#[derive(Debug, Clone, Default)]
+pub struct Measured {
+    pub metrics: BTreeMap<String, f64>,
+    pub windows: Vec<UnitWindow>,
+}
+
+/// A phase of host-driven work: `units` of it between `from` and `to`,
+/// whose host CPU per unit (in µs) is reported as `metric`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct UnitWindow {
+    pub metric: &'static str,
+    pub from: Instant,
+    pub to: Instant,
+    pub units: f64,
 }
 
 /// Connects, retrying briefly: a forwarded port may accept before the
