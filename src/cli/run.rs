@@ -10,7 +10,8 @@ use tokio::signal::unix::{signal, SignalKind};
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// The scenario file (TOML).
+    /// The scenario: a TOML file, or when no such file exists the name of a built-in one
+    /// (boot, boot-q35, firmware, full-os, overhead, overhead-quick, runtimes, spectrum).
     pub scenario: PathBuf,
     /// Write the run into this directory (default: results/<scenario>-<UTC time>/).
     #[arg(long)]
@@ -46,7 +47,7 @@ pub struct RunArgs {
 }
 
 pub fn exec(args: RunArgs) -> anyhow::Result<i32> {
-    let scenario = match crate::scenario::load(&args.scenario) {
+    let scenario = match crate::scenario::shipped::load(&args.scenario) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {}", crate::redact::text(&e.to_string()));
@@ -367,5 +368,21 @@ mod tests {
         assert_eq!(json["saved_baseline"], "results/baselines/main");
         assert!(json["compared_with_baseline"].is_null());
         assert_eq!(json["reports"], serde_json::json!(["summary.json"]));
+    }
+}
+
+#[cfg(test)]
+mod help_tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_help_of_run_names_every_built_in_scenario() {
+        let cli = crate::cli::Cli::command();
+        let run = cli.find_subcommand("run").unwrap();
+        let arg = run.get_arguments().find(|a| a.get_id() == "scenario").unwrap();
+        let help = arg.get_help().unwrap().to_string();
+        for name in crate::scenario::shipped::names() {
+            assert!(help.contains(name), "{name} missing from: {help}");
+        }
     }
 }
