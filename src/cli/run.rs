@@ -42,6 +42,9 @@ pub struct RunArgs {
     /// the tables go to standard error instead. (With GITHUB_OUTPUT set, `run_dir=DIR` is appended to it either way.)
     #[arg(long)]
     pub json: bool,
+    /// At the end, print every metric of every target (the long table) instead of the headline.
+    #[arg(long, short = 'v')]
+    pub all_metrics: bool,
     #[command(flatten)]
     pub results: super::ResultsDir,
 }
@@ -71,6 +74,7 @@ pub fn exec(args: RunArgs) -> anyhow::Result<i32> {
         baseline: args.baseline,
         results_dir: args.results.results_dir.clone(),
         human: if args.json { super::Human::Stderr } else { super::Human::Stdout },
+        all_metrics: args.all_metrics,
     };
     let opts = RunOptions {
         overrides: Overrides {
@@ -94,6 +98,8 @@ struct After {
     baseline: Option<String>,
     results_dir: PathBuf,
     human: super::Human,
+    /// The long table of every metric instead of the headline.
+    all_metrics: bool,
 }
 
 async fn run(scenario: crate::scenario::Scenario, opts: RunOptions, after: After) -> anyhow::Result<i32> {
@@ -195,7 +201,11 @@ async fn finish(
 /// compares it as asked, and returns its exit status.
 fn finished(outcome: &runner::RunOutcome, after: &After) -> anyhow::Result<i32> {
     let human = after.human;
-    let summary = crate::report::table::summary(&outcome.record, &outcome.samples);
+    let summary = if after.all_metrics {
+        crate::report::table::summary(&outcome.record, &outcome.samples)
+    } else {
+        crate::report::headline::headline(&outcome.record, &outcome.samples)
+    };
     human.print(&summary);
     let reports = match crate::publish::write_all(&outcome.dir, &[], std::path::Path::new("report-templates")) {
         Ok(files) => {
