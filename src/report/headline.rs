@@ -202,7 +202,10 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].starts_with("target") && lines[0].contains("ready ms") && lines[0].contains("host memory MiB"));
         let vm = lines.iter().position(|l| l.starts_with("qemu-microvm-long")).unwrap();
-        assert!(lines[vm].contains("1800") || lines[vm].contains("1799") || lines[vm].contains("1801"), "{text}");
+        assert!(
+            lines[vm].contains("1800") || lines[vm].contains("1799") || lines[vm].contains("1801"),
+            "{text}"
+        );
         assert!(lines[vm].contains("15.0"), "artifact MiB: {text}");
         let ratios = lines[vm + 1];
         assert!(ratios.starts_with(" TCG (emulated) microvm"), "{text}");
