@@ -7,14 +7,33 @@
 //! harness cannot simply be built static too. Instead this script runs a
 //! second cargo build of this same package with only the `agent` feature,
 //! an explicit `--target` (so proc-macros stay dynamic) and `+crt-static`,
-//! into its own target directory. The harness embeds the result with
-//! `include_bytes!`, so a `vmbench` binary always carries the matching agent.
+//! into its own target directory (see [`agent_target_dir`]). The harness
+//! embeds the result with `include_bytes!`, so a `vmbench` binary always
+//! carries the matching agent.
 
 use std::env;
 use std::path::PathBuf;
 use std::process::Command;
 
 const AGENT_TARGET: &str = "x86_64-unknown-linux-gnu";
+
+/// Where the nested build puts its artifacts: never inside the package
+/// directory (that breaks `cargo package` and `cargo install --path .`,
+/// which check that a build leaves the sources alone). By default the build
+/// script's own `OUT_DIR`. When a target directory was chosen explicitly
+/// (an absolute `CARGO_TARGET_DIR`, or `VMBENCH_AGENT_TARGET_DIR`), its
+/// `agent/` subdirectory instead: `OUT_DIR` differs between `cargo build`,
+/// `cargo test` and `cargo clippy` and between feature sets, and each would
+/// otherwise build the agent again.
+fn agent_target_dir() -> PathBuf {
+    if let Some(dir) = env::var_os("VMBENCH_AGENT_TARGET_DIR") {
+        return PathBuf::from(dir);
+    }
+    match env::var_os("CARGO_TARGET_DIR").map(PathBuf::from) {
+        Some(dir) if dir.is_absolute() => dir.join("agent"),
+        _ => PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("agent"),
+    }
+}
 
 fn main() {
     for path in [
@@ -28,18 +47,22 @@ fn main() {
         println!("cargo:rerun-if-changed={path}");
     }
     println!("cargo:rerun-if-env-changed=VMBENCH_AGENT_PROFILE");
+    println!("cargo:rerun-if-env-changed=VMBENCH_AGENT_TARGET_DIR");
+    println!("cargo:rerun-if-env-changed=CARGO_TARGET_DIR");
     if env::var_os("CARGO_FEATURE_HARNESS").is_none() {
         // This is the nested agent build itself (or a build without the
         // harness): nothing to embed.
         return;
     }
+    if env::var("CARGO_CFG_TARGET_ARCH").as_deref() != Ok("x86_64") {
+        panic!(
+            "vmbench runs on x86_64 Linux only: its agent is built for {AGENT_TARGET} and booted in x86_64 guests \
+             (this build is for {})",
+            env::var("TARGET").unwrap_or_default()
+        );
+    }
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
-    // Keep the nested build's artifacts next to the outer ones so they are
-    // reused between `cargo build`, `cargo test` and `cargo clippy`.
-    let target_dir = env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| manifest_dir.join("target"))
-        .join("agent");
+    let target_dir = agent_target_dir();
     let profile = env::var("VMBENCH_AGENT_PROFILE").unwrap_or_else(|_| "agent".to_string());
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
 

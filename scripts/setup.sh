@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs and starts what vmbench needs on Debian/Ubuntu, as root. Safe to
 # run again: it only installs what is missing and only starts what is down.
-#   - QEMU (qemu-system-x86) and Docker Engine (docker.io) from the distribution
+# Debian 12/13 and Ubuntu 22.04/24.04 on x86_64; anything else stops with a
+# sentence saying so. A failing step stops the script and names the step.
+#   - QEMU (qemu-system-x86) and Docker Engine (docker.io) from the distribution,
+#     unless a Docker Engine is already installed or answers (docker-ce, moby)
 #   - dockerd started by hand when no daemon answers (no systemd needed),
 #     clearing a stale pid file a killed daemon left behind
 #   - the crun and runsc (gVisor) runtimes, registered with the Docker daemon
@@ -12,17 +15,56 @@
 #   - Python's junitparser (an independent reader of the JUnit export, for its test)
 #   - the distribution's cloud kernel, unpacked (modules included) into
 #     vmbench's cache: ${VMBENCH_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/vmbench}/kernel
-set -euo pipefail
+set -Eeuo pipefail
+shopt -s inherit_errexit
 
 log() { printf 'setup: %s\n' "$*" >&2; }
+
+# Every step sets STEP; a command that fails anywhere stops the script with
+# the step's name (set -e, and -E so functions and subshells trap too).
+STEP="start"
+# Only the main shell reports: a failure in a command substitution is
+# reported once, by the command that used it.
+# shellcheck disable=SC2154  # status is assigned inside the trap
+trap 'status=$?; [[ $BASHPID == "$$" ]] && log "step \"$STEP\" failed: \"$BASH_COMMAND\" exited with status $status (line $LINENO)"' ERR
+step() { STEP=$1; log "== $STEP"; }
+
+if [[ $(uname -m) != x86_64 ]]; then
+    log "vmbench needs an x86_64 host (its agent and guests are x86_64); this one is $(uname -m)."
+    exit 1
+fi
+
+# The distributions this script is tested on. Elsewhere it stops, unless
+# VMBENCH_SETUP_ANY_DISTRO=1 says to try anyway.
+# shellcheck disable=SC1091  # /etc/os-release is the running system's
+check_distribution() {
+    local id="" version="" pretty="unknown system"
+    if [[ -r /etc/os-release ]]; then
+        id=$(. /etc/os-release && echo "${ID:-}")
+        version=$(. /etc/os-release && echo "${VERSION_ID:-}")
+        pretty=$(. /etc/os-release && echo "${PRETTY_NAME:-$id $version}")
+    fi
+    case "$id $version" in
+        "debian 12" | "debian 13" | "ubuntu 22.04" | "ubuntu 24.04")
+            log "distribution: $pretty" ;;
+        *)
+            if [[ ${VMBENCH_SETUP_ANY_DISTRO:-0} == 1 ]]; then
+                log "distribution: $pretty is not one this script supports; trying anyway (VMBENCH_SETUP_ANY_DISTRO=1)"
+            else
+                log "$pretty is not supported by this script (Debian 12 or 13, Ubuntu 22.04 or 24.04 are); install QEMU, Docker and a guest kernel yourself (see README.md), or set VMBENCH_SETUP_ANY_DISTRO=1 to try anyway."
+                exit 1
+            fi ;;
+    esac
+}
 
 if [[ $(id -u) -ne 0 ]]; then
     exec sudo --preserve-env=VMBENCH_CACHE_DIR,XDG_CACHE_HOME,HOME "$0" "$@"
 fi
 
-PACKAGES=(qemu-system-x86 docker.io hyperfine ca-certificates crun runsc fonts-dejavu-core
+# python3 and curl are used by this script itself.
+PACKAGES=(qemu-system-x86 hyperfine ca-certificates crun runsc fonts-dejavu-core
           libvirt-daemon-system libvirt-dev pkg-config podman chromium curl
-          python3-junitparser)
+          python3 python3-junitparser)
 # Guest systems ([[guest]]): mmdebstrap builds the root file system from the
 # distribution's archive; mkfs.ext4 -d, mkfs.fat, mtools, syslinux and
 # systemd-boot make the bootable VM disk of it; OVMF is the UEFI firmware.
@@ -36,6 +78,24 @@ apt_update_once() {
         apt-get update -q >/dev/null
         APT_UPDATED=1
     fi
+}
+
+# Debian's docker.io, unless a Docker Engine is already installed (Docker's
+# own docker-ce, moby-engine as on GitHub's runners) or answers: installing
+# docker.io over it would replace or fight that engine.
+docker_package() {
+    local pkg
+    if docker_answers; then
+        log "a Docker daemon already answers: not installing docker.io"
+        return
+    fi
+    for pkg in docker-ce moby-engine; do
+        if dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
+            log "$pkg is installed: not installing docker.io"
+            return
+        fi
+    done
+    PACKAGES+=(docker.io)
 }
 
 install_packages() {
@@ -267,17 +327,29 @@ start_podman_service() {
     exit 1
 }
 
+step "check the distribution"
+check_distribution
+step "choose the Docker package"
+docker_package
+step "install packages"
 install_packages
-if [[ $(register_runtimes) == changed ]]; then
+step "register crun and runsc with Docker"
+changed=$(register_runtimes)
+if [[ $changed == changed ]]; then
     log "registered crun and runsc with Docker"
     if docker_answers && pid_alive /var/run/docker.pid dockerd; then
         log "restarting dockerd to load them"
         stop_dockerd
     fi
 fi
+step "start the Docker daemon"
 start_dockerd
+step "start libvirt"
 start_libvirt
+step "configure podman"
 configure_podman
+step "start the podman API service"
 start_podman_service
+step "fetch the guest kernel"
 fetch_kernel
 log "done"

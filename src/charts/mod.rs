@@ -1,6 +1,10 @@
 //! Charts with plotters, one file per kind, each written as SVG (for HTML)
-//! and PNG (for slides and Markdown). Text is drawn with a TrueType font
-//! from the system (DejaVu Sans by default; `VMBENCH_FONT` picks another).
+//! and PNG (for slides and Markdown). Text is drawn with DejaVu Sans built
+//! into vmbench (`assets/fonts/`, under the Bitstream Vera license in
+//! `assets/fonts/LICENSE-DejaVu`), so charts look the same on every host and
+//! need no system font; `VMBENCH_FONT` names another TrueType file. plotters
+//! is built with `ab_glyph` only (not `ttf`, which would ask fontconfig), so
+//! it knows no font but the one registered here.
 
 pub mod distribution;
 pub mod footprint;
@@ -11,27 +15,22 @@ pub mod phases;
 use anyhow::{bail, Result};
 use std::sync::OnceLock;
 
-const FONTS: &[&str] = &[
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/TTF/DejaVuSans.ttf",
-];
+/// DejaVu Sans 2.37, from Debian's fonts-dejavu-core.
+const BUILT_IN_FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+
+/// The font's bytes: the file `VMBENCH_FONT` names, or the built-in one.
+fn font_bytes(chosen: Option<std::ffi::OsString>) -> Result<&'static [u8], String> {
+    let Some(path) = chosen else { return Ok(BUILT_IN_FONT) };
+    let bytes = std::fs::read(&path).map_err(|e| format!("VMBENCH_FONT={}: {e}", path.to_string_lossy()))?;
+    // plotters keeps the font for the life of the process.
+    Ok(Box::leak(bytes.into_boxed_slice()))
+}
 
 /// Registers the chart font once per process.
 pub fn ensure_font() -> Result<()> {
     static REGISTERED: OnceLock<Result<(), String>> = OnceLock::new();
     let result = REGISTERED.get_or_init(|| {
-        let candidates: Vec<String> = std::env::var("VMBENCH_FONT")
-            .into_iter()
-            .chain(FONTS.iter().map(|s| s.to_string()))
-            .collect();
-        let Some(bytes) = candidates.iter().find_map(|p| std::fs::read(p).ok()) else {
-            return Err(format!(
-                "no font for charts (looked at {}); install fonts-dejavu-core or set VMBENCH_FONT",
-                candidates.join(", ")
-            ));
-        };
-        // plotters keeps the font for the life of the process.
-        let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+        let bytes = font_bytes(std::env::var_os("VMBENCH_FONT"))?;
         plotters::style::register_font("sans-serif", plotters::style::FontStyle::Normal, bytes)
             .map_err(|_| "the chart font could not be read".to_string())
     });
@@ -231,4 +230,18 @@ fn overhead_charts(
         )?);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_built_in_font_is_a_truetype_file_and_a_chosen_one_must_exist() {
+        let built_in = font_bytes(None).unwrap();
+        assert_eq!(built_in[..4], [0, 1, 0, 0], "a TrueType font starts with version 1.0");
+        assert!(built_in.len() > 100_000);
+        let err = font_bytes(Some("/nonexistent/font.ttf".into())).unwrap_err();
+        assert!(err.contains("VMBENCH_FONT=/nonexistent/font.ttf"), "{err}");
+    }
 }

@@ -9,6 +9,7 @@ mod completions;
 mod doctor;
 mod export;
 mod history;
+mod init;
 mod manpage;
 mod report;
 mod run;
@@ -37,6 +38,8 @@ pub enum Command {
     Run(run::RunArgs),
     /// Check scenario files without launching anything.
     Validate(validate::ValidateArgs),
+    /// Write a commented starter scenario (DIR/scenario.toml) to edit.
+    Init(init::InitArgs),
     /// Report what this host can run (QEMU, KVM, Docker, kernel, agent) and how to fix what is missing.
     Doctor(doctor::DoctorArgs),
     /// Remove containers left behind by crashed runs.
@@ -90,6 +93,7 @@ pub fn main() -> i32 {
     let result = match cli.command {
         Command::Run(args) => run::exec(args),
         Command::Validate(args) => validate::exec(args),
+        Command::Init(args) => init::exec(args),
         Command::Doctor(args) => doctor::exec(args),
         Command::Clean(args) => clean::exec(args),
         Command::Compare(args) => compare::exec(args),

@@ -10,7 +10,8 @@ use tokio::signal::unix::{signal, SignalKind};
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// The scenario file (TOML).
+    /// The scenario: a TOML file, or when no such file exists the name of a built-in one
+    /// (boot, boot-q35, firmware, full-os, overhead, overhead-quick, runtimes, spectrum).
     pub scenario: PathBuf,
     /// Write the run into this directory (default: results/<scenario>-<UTC time>/).
     #[arg(long)]
@@ -41,12 +42,15 @@ pub struct RunArgs {
     /// the tables go to standard error instead. (With GITHUB_OUTPUT set, `run_dir=DIR` is appended to it either way.)
     #[arg(long)]
     pub json: bool,
+    /// At the end, print every metric of every target (the long table) instead of the headline.
+    #[arg(long, short = 'v')]
+    pub all_metrics: bool,
     #[command(flatten)]
     pub results: super::ResultsDir,
 }
 
 pub fn exec(args: RunArgs) -> anyhow::Result<i32> {
-    let scenario = match crate::scenario::load(&args.scenario) {
+    let scenario = match crate::scenario::shipped::load(&args.scenario) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {}", crate::redact::text(&e.to_string()));
@@ -70,6 +74,7 @@ pub fn exec(args: RunArgs) -> anyhow::Result<i32> {
         baseline: args.baseline,
         results_dir: args.results.results_dir.clone(),
         human: if args.json { super::Human::Stderr } else { super::Human::Stdout },
+        all_metrics: args.all_metrics,
     };
     let opts = RunOptions {
         overrides: Overrides {
@@ -93,6 +98,8 @@ struct After {
     baseline: Option<String>,
     results_dir: PathBuf,
     human: super::Human,
+    /// The long table of every metric instead of the headline.
+    all_metrics: bool,
 }
 
 async fn run(scenario: crate::scenario::Scenario, opts: RunOptions, after: After) -> anyhow::Result<i32> {
@@ -194,7 +201,11 @@ async fn finish(
 /// compares it as asked, and returns its exit status.
 fn finished(outcome: &runner::RunOutcome, after: &After) -> anyhow::Result<i32> {
     let human = after.human;
-    let summary = crate::report::table::summary(&outcome.record, &outcome.samples);
+    let summary = if after.all_metrics {
+        crate::report::table::summary(&outcome.record, &outcome.samples)
+    } else {
+        crate::report::headline::headline(&outcome.record, &outcome.samples)
+    };
     human.print(&summary);
     let reports = match crate::publish::write_all(&outcome.dir, &[], std::path::Path::new("report-templates")) {
         Ok(files) => {
@@ -367,5 +378,21 @@ mod tests {
         assert_eq!(json["saved_baseline"], "results/baselines/main");
         assert!(json["compared_with_baseline"].is_null());
         assert_eq!(json["reports"], serde_json::json!(["summary.json"]));
+    }
+}
+
+#[cfg(test)]
+mod help_tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_help_of_run_names_every_built_in_scenario() {
+        let cli = crate::cli::Cli::command();
+        let run = cli.find_subcommand("run").unwrap();
+        let arg = run.get_arguments().find(|a| a.get_id() == "scenario").unwrap();
+        let help = arg.get_help().unwrap().to_string();
+        for name in crate::scenario::shipped::names() {
+            assert!(help.contains(name), "{name} missing from: {help}");
+        }
     }
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
 pub struct ValidateArgs {
-    /// Scenario files to check.
+    /// Scenario files to check (or names of built-in scenarios, when no such file exists).
     #[arg(required = true)]
     pub scenarios: Vec<PathBuf>,
     /// json: `{"valid", "scenarios": [{"path", "valid", "name", "targets", "workloads", "repetitions"} or {"path", "valid", "error"}]}`.
@@ -18,7 +18,7 @@ pub fn exec(args: ValidateArgs) -> anyhow::Result<i32> {
     let mut bad = 0;
     let mut results = Vec::new();
     for path in &args.scenarios {
-        match crate::scenario::load(path) {
+        match crate::scenario::shipped::load(path) {
             Ok(s) => {
                 if text {
                     println!(

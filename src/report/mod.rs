@@ -2,6 +2,7 @@
 //! samples only, so it works on any run directory without a VM or daemon.
 
 pub mod formats;
+pub mod headline;
 pub mod latex;
 pub mod summary;
 pub mod table;

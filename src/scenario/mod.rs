@@ -5,6 +5,7 @@ mod cpuset;
 mod error;
 mod guests;
 mod raw;
+pub mod shipped;
 mod targets;
 mod validate;
 

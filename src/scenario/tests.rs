@@ -641,3 +641,22 @@ fn an_image_run_as_it_is_needs_one_ready_probe() {
     let e = parse_in_dir(&text, &files).1.unwrap_err();
     assert_eq!(e.key, "target[0].network");
 }
+
+/// "Defaults that work together": a scenario that names only kinds, no
+/// sizes, validates for every workload in every kind of target, each at its
+/// defaults (the VM and container at their default 256 MiB).
+#[test]
+fn every_workload_at_its_defaults_fits_every_target_kind_at_its_defaults() {
+    for kind in crate::protocol::WorkloadKind::ALL {
+        for target in ["kind = \"vm\"", "kind = \"container\"", "kind = \"native\""] {
+            let text = format!("name = \"d\"\n[[target]]\nname = \"t\"\n{target}\n[[workload]]\nkind = \"{kind}\"\n");
+            let s = parse_str(&text).unwrap_or_else(|e| panic!("{kind} in a {target} target: {e}"));
+            assert_eq!(s.workloads[0].kind, kind);
+        }
+    }
+    // The memory workload's defaults leave room in a default VM, and the
+    // check that says so is live: the smallest VM refuses them.
+    let tiny = "name = \"d\"\n[[target]]\nname = \"t\"\nkind = \"vm\"\nmemory_mib = 128\n[[workload]]\nkind = \"memory\"\n";
+    let e = parse_str(tiny).unwrap_err();
+    assert!(e.message.contains("the memory workload needs about 144 MiB"), "{e}");
+}

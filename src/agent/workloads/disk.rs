@@ -273,10 +273,18 @@ impl Drop for AlignedBuf {
 mod tests {
     use super::*;
 
+    /// A directory beside the test binary, in whatever target directory
+    /// cargo uses: a disk-backed file system that takes O_DIRECT (`/tmp`
+    /// may be a tmpfs that refuses it), without assuming that the package
+    /// directory has a `target/`.
+    fn disk_backed_tempdir() -> tempfile::TempDir {
+        let exe = std::env::current_exe().unwrap();
+        tempfile::tempdir_in(exe.parent().unwrap()).unwrap()
+    }
+
     #[test]
     fn a_small_run_on_a_real_file_reports_every_metric() {
-        // Under target/, which is on a disk-backed file system (O_DIRECT).
-        let dir = tempfile::tempdir_in(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target")).unwrap();
+        let dir = disk_backed_tempdir();
         let path = dir.path().join("disk.img");
         let params: Params = [
             ("file_mib", "16"),
@@ -309,7 +317,7 @@ mod tests {
 
     #[test]
     fn random_passes_run_at_any_iodepth_and_write_what_was_stamped() {
-        let dir = tempfile::tempdir_in(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target")).unwrap();
+        let dir = disk_backed_tempdir();
         let path = dir.path().join("depth.img");
         let file = open_scratch(&path.display().to_string()).unwrap();
         let clock = Clock::measure();
