@@ -1,7 +1,7 @@
 //! Charts with plotters, one file per kind, each written as SVG (for HTML)
 //! and PNG (for slides and Markdown). Text is drawn with DejaVu Sans built
-//! into vmbench (`assets/fonts/`, under the Bitstream Vera license in
-//! `assets/fonts/LICENSE-DejaVu`), so charts look the same on every host and
+//! into vmbench (`report-templates/fonts/`, under the Bitstream Vera license in
+//! `report-templates/fonts/LICENSE-DejaVu`), so charts look the same on every host and
 //! need no system font; `VMBENCH_FONT` names another TrueType file. plotters
 //! is built with `ab_glyph` only (not `ttf`, which would ask fontconfig), so
 //! it knows no font but the one registered here.
@@ -16,7 +16,7 @@ use anyhow::{bail, Result};
 use std::sync::OnceLock;
 
 /// DejaVu Sans 2.37, from Debian's fonts-dejavu-core.
-const BUILT_IN_FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+const BUILT_IN_FONT: &[u8] = include_bytes!("../../report-templates/fonts/DejaVuSans.ttf");
 
 /// The font's bytes: the file `VMBENCH_FONT` names, or the built-in one.
 fn font_bytes(chosen: Option<std::ffi::OsString>) -> Result<&'static [u8], String> {
