@@ -38,7 +38,8 @@ fn quick_overhead_scenario_measures_every_workload_everywhere() {
         .unwrap()
         .replace("accel = \"auto\"", "accel = \"tcg\"");
     let scenario = write(tmp.path(), "quick.toml", &text);
-    let result = run_in(tmp.path(), &["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let args = ["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap(), "--all-metrics"];
+    let result = run_in(tmp.path(), &args);
     assert_eq!(result.status.code(), Some(0), "{}\n{}", stderr(&result), stdout(&result));
     let samples = samples(&out);
     assert_eq!(samples.len(), 3 * 5 * 2);

@@ -104,7 +104,9 @@ fn run_in_dir(dir: &Path, sub: &str, text: &str) -> (std::process::Output, std::
     std::fs::create_dir_all(&here).unwrap();
     let file = write(dir, &format!("{sub}.toml"), text);
     let out = here.join("run");
-    let result = run_in(dir, &["run", file.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    // The long table too: it carries the guest systems' sizes and layers.
+    let args = ["run", file.to_str().unwrap(), "--out", out.to_str().unwrap(), "--all-metrics"];
+    let result = run_in(dir, &args);
     (result, out)
 }
 
