@@ -123,15 +123,5 @@ fn an_image_without_the_agent_is_ready_when_its_probe_says_so() {
     // The base image, run as it is: vmbench added nothing to it.
     assert_eq!(facts.image.as_ref().unwrap().id, guest.base_image.as_ref().unwrap().id);
     // Clean up the image the Dockerfile built (the same for the three guests).
-    let tag = guest.base_image.as_ref().unwrap().reference.clone();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(async {
-        let engine = vmbench::scenario::Engine::Docker;
-        let docker = vmbench::backend::docker::connect(engine, &vmbench::backend::docker::engine_address(engine, None))
-            .await
-            .unwrap();
-        let _ = docker
-            .remove_image(&tag, None::<bollard::query_parameters::RemoveImageOptions>, None)
-            .await;
-    });
+    remove_images(&[guest.base_image.as_ref().unwrap().reference.clone()]);
 }

@@ -95,6 +95,23 @@ pub fn vmbench_qemu_processes() -> Vec<String> {
     found
 }
 
+/// Removes these images from Docker (those a test made), through the API;
+/// one that is gone already is fine.
+pub fn remove_images(tags: &[String]) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let engine = vmbench::scenario::Engine::Docker;
+        let docker = vmbench::backend::docker::connect(engine, &vmbench::backend::docker::engine_address(engine, None))
+            .await
+            .unwrap();
+        for tag in tags {
+            let _ = docker
+                .remove_image(tag, None::<bollard::query_parameters::RemoveImageOptions>, None)
+                .await;
+        }
+    });
+}
+
 /// Containers carrying vmbench's run label for `run_id`, through the API.
 pub fn containers_of_run(run_id: &str) -> usize {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
