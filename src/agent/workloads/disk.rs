@@ -104,9 +104,43 @@ impl Workload for Disk {
     }
 }
 
+/// A scratch location named by the disk's serial number (`serial:NAME`):
+/// a guest system has its own root disk too, and which of the two the kernel
+/// calls `vda` is not fixed.
+pub const SERIAL_PREFIX: &str = "serial:";
+
+/// The block device whose virtio serial is `serial`, waiting for it.
+fn by_serial(serial: &str, timeout: Duration) -> Result<String, String> {
+    let start = std::time::Instant::now();
+    loop {
+        let found = std::fs::read_dir("/sys/block").ok().and_then(|entries| {
+            entries.flatten().find_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let own = std::fs::read_to_string(e.path().join("serial")).ok()?;
+                (own.trim() == serial).then(|| format!("/dev/{name}"))
+            })
+        });
+        match found {
+            Some(dev) => return Ok(dev),
+            None if start.elapsed() > timeout => {
+                return Err(format!("no disk with serial {serial} appeared in /sys/block"));
+            }
+            None => std::thread::sleep(Duration::from_millis(5)),
+        }
+    }
+}
+
 /// Opens the scratch file or device with O_DIRECT, loading a VM's block
 /// driver first.
 fn open_scratch(path: &str) -> Result<File, super::WorkloadError> {
+    let resolved;
+    let path = match path.strip_prefix(SERIAL_PREFIX) {
+        Some(serial) => {
+            resolved = by_serial(serial, Duration::from_secs(10))?;
+            resolved.as_str()
+        }
+        None => path,
+    };
     if path.starts_with("/dev/") {
         super::super::modules::load_all()?;
         super::super::modules::wait_for(path, Duration::from_secs(10))?;

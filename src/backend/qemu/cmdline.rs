@@ -96,6 +96,10 @@ pub struct QemuCommand {
 /// into QEMU then cannot start a shell or change its own limits.
 pub const SANDBOX: &str = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny";
 
+/// The serial number of the disk workload's scratch disk, by which a guest
+/// system (with a root disk of its own) finds it.
+pub const SCRATCH_SERIAL: &str = "vmbench-scratch";
+
 /// How the disk image is opened on the host: `cache=none` is O_DIRECT, so the
 /// host's page cache does not flatter the guest's I/O.
 pub const DISK_CACHE: &str = "none";
@@ -176,7 +180,10 @@ impl QemuCommand {
                 "-drive",
                 format!("file={},format=raw,if=none,id=disk0,cache={DISK_CACHE},aio=threads", disk.display()),
             );
-            pair("-device", format!("{},drive=disk0", virtio_device(Virtio::Blk, self.machine)));
+            pair(
+                "-device",
+                format!("{},drive=disk0,serial={SCRATCH_SERIAL}", virtio_device(Virtio::Blk, self.machine)),
+            );
         }
         if let Some(port) = self.forward_port {
             pair("-netdev", user_netdev("net0", port));
@@ -262,9 +269,15 @@ mod tests {
             value_after(&args, "-drive"),
             "file=/s/d.img,format=raw,if=none,id=disk0,cache=none,aio=threads"
         );
-        assert_eq!(value_after(&args, "-device"), "virtio-blk-device,drive=disk0");
+        assert_eq!(
+            value_after(&args, "-device"),
+            "virtio-blk-device,drive=disk0,serial=vmbench-scratch"
+        );
         cmd.machine = Machine::Q35;
-        assert_eq!(value_after(&cmd.args(), "-device"), "virtio-blk-pci,drive=disk0");
+        assert_eq!(
+            value_after(&cmd.args(), "-device"),
+            "virtio-blk-pci,drive=disk0,serial=vmbench-scratch"
+        );
     }
 
     #[test]

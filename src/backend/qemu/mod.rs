@@ -289,7 +289,12 @@ pub fn launch_command(template: &QemuCommand, initrd_drivers: &Path, spec: &Laun
         instructions.listen = Some(format!("0.0.0.0:{guest}"));
     }
     if spec.scratch.is_some() {
-        instructions.scratch = Some("/dev/vda".into());
+        // A guest system's root disk is a virtio disk too: name the scratch
+        // disk by its serial there.
+        instructions.scratch = Some(match template.root_disk {
+            Some(_) => format!("serial:{}", cmdline::SCRATCH_SERIAL),
+            None => "/dev/vda".into(),
+        });
     }
     let mut cmd = with_instructions(template, &instructions);
     cmd.disk = spec.scratch.clone();
@@ -338,11 +343,11 @@ impl Backend for QemuBackend {
 
     fn not_applicable(&self, workload: &crate::scenario::Workload) -> Option<String> {
         let guest = self.spec.guest.as_ref()?;
-        matches!(workload.kind, WorkloadKind::Disk | WorkloadKind::Network).then(|| {
+        (workload.kind == WorkloadKind::Network).then(|| {
             format!(
-                "guest `{}` boots from its own disk; the {} workload's second disk or network device is not \
-                 wired into guest systems yet (it runs in vmbench's own VM guest)",
-                guest.name, workload.kind
+                "guest `{}` boots from its own disk; the network workload's device is not wired into guest \
+                 systems yet (it runs in vmbench's own VM guest)",
+                guest.name
             )
         })
     }
