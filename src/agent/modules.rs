@@ -22,6 +22,32 @@ pub fn load_all() -> Result<Vec<String>, String> {
     Ok(loaded)
 }
 
+/// The network driver and what it needs, as a distribution's kernel ships
+/// them under `/lib/modules/<release>/`, in load order.
+const TREE_NET_MODULES: &[&str] = &[
+    "kernel/net/core/failover.ko",
+    "kernel/drivers/net/net_failover.ko",
+    "kernel/drivers/net/virtio_net.ko",
+];
+
+/// On a guest system's own root (no initramfs list of vmbench's): loads the
+/// virtio network driver from the running kernel's module tree, where the
+/// files exist; built-in or already loaded is fine. With systemd, udev has
+/// usually loaded it already.
+pub fn load_network_from_tree() -> Result<(), String> {
+    if std::path::Path::new(ORDER_FILE).exists() {
+        return Ok(());
+    }
+    let dir = format!("{DIR}/{}", super::pid1::kernel_release());
+    for module in TREE_NET_MODULES {
+        let path = format!("{dir}/{module}");
+        if std::path::Path::new(&path).exists() {
+            load(&path).map_err(|e| format!("loading {path}: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
 fn load(path: &str) -> Result<(), String> {
     let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
     let params = CString::new("").expect("no NUL");

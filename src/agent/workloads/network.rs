@@ -61,6 +61,7 @@ impl Workload for Network {
             .ok_or("the network workload needs a listen address (vmbench.listen=)")?;
         if env.vm_init {
             super::super::modules::load_all()?;
+            super::super::modules::load_network_from_tree()?;
             configure_vm_network()?;
         }
         let listener = TcpListener::bind(listen).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
@@ -104,7 +105,7 @@ fn serve_sink(mut conn: TcpStream) -> Result<u64, String> {
 
 /// Brings up `lo` and `eth0` with QEMU user networking's guest address.
 fn configure_vm_network() -> Result<(), String> {
-    super::super::modules::wait_for("/sys/class/net/eth0", Duration::from_secs(10))?;
+    let nic = first_nic(Duration::from_secs(10))?;
     // SAFETY: a plain datagram socket used only for interface ioctls.
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0) };
     if fd < 0 {
@@ -112,13 +113,34 @@ fn configure_vm_network() -> Result<(), String> {
     }
     let result = (|| {
         up(fd, "lo")?;
-        set_addr(fd, "eth0", libc::SIOCSIFADDR, GUEST_ADDR)?;
-        set_addr(fd, "eth0", libc::SIOCSIFNETMASK, [255, 255, 255, 0])?;
-        up(fd, "eth0")
+        set_addr(fd, &nic, libc::SIOCSIFADDR, GUEST_ADDR)?;
+        set_addr(fd, &nic, libc::SIOCSIFNETMASK, [255, 255, 255, 0])?;
+        up(fd, &nic)
     })();
     // SAFETY: closing the socket opened above.
     unsafe { libc::close(fd) };
     result
+}
+
+/// The VM's one network interface, whatever the guest named it (`eth0`
+/// from the kernel, `enp0s2` after a guest system's udev), waiting for its
+/// driver to bring it.
+fn first_nic(timeout: Duration) -> Result<String, String> {
+    let start = std::time::Instant::now();
+    loop {
+        let mut names: Vec<String> = std::fs::read_dir("/sys/class/net")
+            .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default();
+        names.retain(|n| n != "lo");
+        names.sort();
+        if let Some(name) = names.into_iter().next() {
+            return Ok(name);
+        }
+        if start.elapsed() > timeout {
+            return Err("no network interface appeared within 10 s of loading the drivers".to_string());
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 /// `struct ifreq`: a name and a 24-byte union (address or flags).

@@ -341,17 +341,6 @@ impl Backend for QemuBackend {
         Ok(prepared.facts)
     }
 
-    fn not_applicable(&self, workload: &crate::scenario::Workload) -> Option<String> {
-        let guest = self.spec.guest.as_ref()?;
-        (workload.kind == WorkloadKind::Network).then(|| {
-            format!(
-                "guest `{}` boots from its own disk; the network workload's device is not wired into guest \
-                 systems yet (it runs in vmbench's own VM guest)",
-                guest.name
-            )
-        })
-    }
-
     fn scratch_dir(&self) -> PathBuf {
         self.ctx.scratch_for(&self.name)
     }
