@@ -73,6 +73,7 @@ pub fn exec(args: DoctorArgs) -> anyhow::Result<i32> {
             check_engine(&mut report, engine).await;
         }
         check_libvirt(&mut report).await;
+        check_guest_tools(&mut report);
         if args.format == super::TextOrJson::Json {
             super::print_json(&report.json())?;
         }
@@ -114,6 +115,25 @@ async fn check_qemu(report: &mut Report) -> Option<std::path::PathBuf> {
         Err(e) => report.missing("sandbox", format!("{e:#}")),
     }
     Some(path)
+}
+
+/// What `[[guest]]` systems need on the host; a warning, since the main
+/// job (vmbench's own guests) needs none of it.
+fn check_guest_tools(report: &mut Report) {
+    let tools = guest::rootfs::host_tools();
+    let missing: Vec<String> = tools
+        .iter()
+        .filter(|(_, _, present)| !present)
+        .map(|(name, purpose, _)| format!("{name} ({purpose})"))
+        .collect();
+    if missing.is_empty() {
+        report.ok("guests", format!("{} tools and files for [[guest]] systems present", tools.len()));
+    } else {
+        report.warn(
+            "guests",
+            format!("[[guest]] systems lack: {}; scripts/setup.sh installs them", missing.join(", ")),
+        );
+    }
 }
 
 fn check_kernel(report: &mut Report) -> Option<std::path::PathBuf> {

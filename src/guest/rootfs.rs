@@ -487,6 +487,32 @@ pub fn tree_bytes(dir: &Path) -> Result<u64> {
     Ok(total)
 }
 
+/// What building and booting guest systems needs from the host, and for
+/// what: the programs (looked up on `PATH`) and files, with whether each is
+/// there. `scripts/setup.sh` installs them all.
+pub fn host_tools() -> Vec<(&'static str, &'static str, bool)> {
+    let on_path = |name: &str| {
+        std::env::var_os("PATH")
+            .map(|path| std::env::split_paths(&path).any(|dir| dir.join(name).is_file()))
+            .unwrap_or(false)
+    };
+    let file = |path: &str| Path::new(path).is_file();
+    vec![
+        ("mmdebstrap", "building root file systems", on_path("mmdebstrap")),
+        ("mkfs.ext4", "the guest disk's root partition", on_path("mkfs.ext4")),
+        ("mkfs.fat", "the guest disk's boot partition", on_path("mkfs.fat")),
+        ("mcopy", "copying into the boot partition (mtools)", on_path("mcopy")),
+        ("syslinux", "boot = \"bios\"", on_path("syslinux")),
+        (MBR_CODE, "boot = \"bios\" (the MBR code)", file(MBR_CODE)),
+        (SYSTEMD_BOOT_EFI, "boot = \"uefi\" (the bootloader)", file(SYSTEMD_BOOT_EFI)),
+        (
+            "/usr/share/ovmf/OVMF.fd",
+            "boot = \"uefi\" (the firmware)",
+            file("/usr/share/ovmf/OVMF.fd"),
+        ),
+    ]
+}
+
 /// Runs `argv` (never through a shell); on failure the error carries what
 /// the tool printed last.
 fn run(argv: &[String], what: &str) -> Result<()> {
