@@ -184,7 +184,7 @@ async fn observe_probed(
     result.metrics.extend(phases);
     let pattern = match probe {
         ReadyProbe::Console(pattern) => regex_lite::Regex::new(pattern).ok(),
-        ReadyProbe::Tcp(_) => None,
+        ReadyProbe::Tcp(_) | ReadyProbe::Http { .. } => None,
     };
     let mut reading = Console::new(nonce).watching(pattern);
     let mut source = console;
@@ -195,8 +195,8 @@ async fn observe_probed(
                 .await
                 .map(|(end, pending)| (end, pending, reading.report.matched_at))
         }
-        ReadyProbe::Tcp(port) => {
-            let connected = tcp_ready(&*launch, pending, *port, deadline);
+        ReadyProbe::Tcp(_) | ReadyProbe::Http { .. } => {
+            let connected = connect_ready(&*launch, pending, probe, deadline);
             // The console is read meanwhile, for the failure message.
             let read = read_until(&mut reading, &mut source, deadline, |_| false);
             tokio::select! {
@@ -228,30 +228,66 @@ async fn observe_probed(
     }
 }
 
-/// Connects to `port` on the target until a connection succeeds, every
-/// [`PROBE_INTERVAL`] from vmbench's own CPU (no busy loop on the target's),
-/// once the start call in flight has completed. Returns that call's
-/// phases and when the connection succeeded.
-async fn tcp_ready(
+/// Connects to the probe's port on the target until a connection succeeds
+/// (and, for an HTTP probe, a `GET` on it answers with the expected status),
+/// every [`PROBE_INTERVAL`] from vmbench's own CPU (no busy loop on the
+/// target's), once the start call in flight has completed. Returns that
+/// call's phases and when the probe succeeded.
+async fn connect_ready(
     launch: &dyn Launch,
     pending: Option<futures_util::future::BoxFuture<'static, Result<Pending, String>>>,
-    port: u16,
+    probe: &ReadyProbe,
     deadline: tokio::time::Instant,
 ) -> Result<(Option<Pending>, Option<Instant>), String> {
     let pending = match pending {
         Some(p) => Some(p.await?),
         None => None,
     };
+    let port = match probe {
+        ReadyProbe::Tcp(port) | ReadyProbe::Http { port, .. } => *port,
+        ReadyProbe::Console(_) => return Err("a console probe has no port".into()),
+    };
     let addr = launch.address(port).await?;
     loop {
         let attempt = tokio::time::timeout(PROBE_INTERVAL * 50, tokio::net::TcpStream::connect(addr)).await;
-        if let Ok(Ok(_)) = attempt {
-            return Ok((pending, Some(Instant::now())));
+        if let Ok(Ok(conn)) = attempt {
+            let up = match probe {
+                ReadyProbe::Http { path, status, .. } => {
+                    let answered = tokio::time::timeout(PROBE_INTERVAL * 500, http_status(conn, &addr, path)).await;
+                    matches!(answered, Ok(Ok(code)) if code == *status)
+                }
+                _ => true,
+            };
+            if up {
+                return Ok((pending, Some(Instant::now())));
+            }
         }
         if tokio::time::Instant::now() >= deadline {
             return Ok((pending, None));
         }
         tokio::time::sleep(PROBE_INTERVAL).await;
+    }
+}
+
+/// Sends `GET path` over `conn` and returns the status code of the answer.
+pub async fn http_status(mut conn: tokio::net::TcpStream, addr: &std::net::SocketAddr, path: &str) -> Result<u16, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nUser-Agent: vmbench\r\n\r\n");
+    conn.write_all(request.as_bytes()).await.map_err(|e| e.to_string())?;
+    let mut head = Vec::new();
+    let mut buf = [0u8; 512];
+    while !head.windows(2).any(|w| w == b"\r\n") && head.len() < 4096 {
+        let n = conn.read(&mut buf).await.map_err(|e| e.to_string())?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let line = String::from_utf8_lossy(&head);
+    let mut words = line.split_whitespace();
+    match (words.next(), words.next().and_then(|code| code.parse().ok())) {
+        (Some(version), Some(code)) if version.starts_with("HTTP/") => Ok(code),
+        _ => Err(format!("not an HTTP answer: {:?}", line.lines().next().unwrap_or_default())),
     }
 }
 

@@ -400,3 +400,36 @@ fn a_run_that_died_holding_its_lock_is_swept_and_marked_and_a_live_one_is_not() 
     assert!(rt().block_on(sweep_dead_runs(locks.path())).is_empty());
     drop(live);
 }
+
+/// A real HTTP answer on a real socket: the status line is read whatever
+/// follows it, and what is not HTTP is an error.
+#[test]
+fn the_http_probe_reads_the_status_line() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        for (answer, expected) in [
+            (&b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"[..], Ok(200)),
+            (b"HTTP/1.0 503 Service Unavailable\r\n\r\n", Ok(503)),
+            (b"SSH-2.0-OpenSSH_9.2\r\n", Err(())),
+        ] {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let server = tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let (mut conn, _) = listener.accept().await.unwrap();
+                let mut request = vec![0u8; 1024];
+                let n = conn.read(&mut request).await.unwrap();
+                conn.write_all(answer).await.unwrap();
+                String::from_utf8_lossy(&request[..n]).into_owned()
+            });
+            let conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let got = super::driver::http_status(conn, &addr, "/health").await.map_err(|_| ());
+            assert_eq!(got, expected);
+            let request = server.await.unwrap();
+            assert!(
+                request.starts_with("GET /health HTTP/1.1\r\n") && request.contains("\r\nHost: 127.0.0.1:"),
+                "{request}"
+            );
+        }
+    });
+}

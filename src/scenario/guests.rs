@@ -292,12 +292,19 @@ fn ready_from_raw(loc: &Locator, i: usize, guest: &Spanned<RawGuest>, init: Gues
             ),
         ));
     }
-    match (&ready.get_ref().tcp, &ready.get_ref().console) {
-        (Some(port), None) => match u16::try_from(*port.get_ref()) {
-            Ok(p) if p > 0 => Ok(Some(ReadyProbe::Tcp(p))),
-            _ => Err(loc.error(Some(port.span()), &format!("{key}.tcp"), "a TCP port is 1–65535")),
-        },
-        (None, Some(pattern)) => match regex_lite::Regex::new(pattern.get_ref()) {
+    let r = ready.get_ref();
+    let http_only = [
+        ("port", r.port.as_ref().map(Spanned::span)),
+        ("status", r.status.as_ref().map(Spanned::span)),
+    ];
+    if r.http.is_none() {
+        if let Some((name, span)) = http_only.iter().find_map(|(n, s)| Some((*n, s.clone()?))) {
+            return Err(loc.error(Some(span), &format!("{key}.{name}"), format!("`{name}` belongs to an `http` probe")));
+        }
+    }
+    match (&r.tcp, &r.console, &r.http) {
+        (Some(port), None, None) => Ok(Some(ReadyProbe::Tcp(port_of(loc, &key, "tcp", port)?))),
+        (None, Some(pattern), None) => match regex_lite::Regex::new(pattern.get_ref()) {
             Ok(_) => Ok(Some(ReadyProbe::Console(pattern.get_ref().clone()))),
             Err(e) => Err(loc.error(
                 Some(pattern.span()),
@@ -305,10 +312,46 @@ fn ready_from_raw(loc: &Locator, i: usize, guest: &Spanned<RawGuest>, init: Gues
                 format!("not a regular expression: {e}"),
             )),
         },
+        (None, None, Some(path)) => http_probe(loc, &key, r, path),
         _ => Err(loc.error(
             Some(ready.span()),
             &key,
-            "give exactly one probe: ready = { tcp = PORT } or ready = { console = \"REGEX\" }",
+            "give exactly one probe: ready = { tcp = PORT }, { console = \"REGEX\" } or { http = \"/PATH\" }",
         )),
     }
+}
+
+fn port_of(loc: &Locator, key: &str, name: &str, port: &Spanned<i64>) -> Result<u16> {
+    match u16::try_from(*port.get_ref()) {
+        Ok(p) if p > 0 => Ok(p),
+        _ => Err(loc.error(Some(port.span()), &format!("{key}.{name}"), "a TCP port is 1–65535")),
+    }
+}
+
+/// `{ http = "/path", port = 80, status = 200 }`: port 80 and status 200 by default.
+fn http_probe(loc: &Locator, key: &str, r: &super::raw::RawReady, path: &Spanned<String>) -> Result<Option<ReadyProbe>> {
+    let p = path.get_ref();
+    if !p.starts_with('/') || p.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(loc.error(
+            Some(path.span()),
+            &format!("{key}.http"),
+            format!("`{p}` is not a request path (it starts with / and has no spaces)"),
+        ));
+    }
+    let port = match &r.port {
+        Some(port) => port_of(loc, key, "port", port)?,
+        None => 80,
+    };
+    let status = match &r.status {
+        Some(s) => match u16::try_from(*s.get_ref()) {
+            Ok(code) if (100..=599).contains(&code) => code,
+            _ => return Err(loc.error(Some(s.span()), &format!("{key}.status"), "an HTTP status is 100–599")),
+        },
+        None => 200,
+    };
+    Ok(Some(ReadyProbe::Http {
+        port,
+        path: p.clone(),
+        status,
+    }))
 }

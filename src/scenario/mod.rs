@@ -132,6 +132,8 @@ pub enum ReadyProbe {
     /// A line of the console (the container's output) matches this regular
     /// expression (`regex-lite` syntax).
     Console(String),
+    /// An HTTP/1.1 `GET path` on this port answers with this status.
+    Http { port: u16, path: String, status: u16 },
 }
 
 impl ReadyProbe {
@@ -140,6 +142,7 @@ impl ReadyProbe {
         match self {
             ReadyProbe::Tcp(port) => format!("tcp:{port}"),
             ReadyProbe::Console(pattern) => format!("console:{pattern}"),
+            ReadyProbe::Http { port, path, status } => format!("http:{port}{path}={status}"),
         }
     }
 }

@@ -39,12 +39,15 @@ pub struct RawGuest {
     pub init: Option<Spanned<String>>,
 }
 
-/// `ready = { tcp = 80 }` or `ready = { console = "regex" }`.
+/// `ready = { tcp = 80 }`, `{ console = "regex" }` or `{ http = "/", port = 80, status = 200 }`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawReady {
     pub tcp: Option<Spanned<i64>>,
     pub console: Option<Spanned<String>>,
+    pub http: Option<Spanned<String>>,
+    pub port: Option<Spanned<i64>>,
+    pub status: Option<Spanned<i64>>,
 }
 
 /// `rootfs = { distro = ..., suite = ..., packages = [...] }`.

@@ -626,8 +626,31 @@ fn an_image_run_as_it_is_needs_one_ready_probe() {
     );
     let e = bad("{ tcp = 80, console = \"x\" }");
     assert!(e.key == "guest[1].ready" && e.message.contains("exactly one"), "{e}");
-    let e = bad("{ http = \"/\" }");
-    assert!(e.message.contains("http"), "{e}");
+    let s = parse_in_dir(&with("{ http = \"/health\" }"), &files).1.unwrap();
+    let http = ReadyProbe::Http {
+        port: 80,
+        path: "/health".into(),
+        status: 200,
+    };
+    assert_eq!(s.guests[1].ready, Some(http));
+    let s = parse_in_dir(&with("{ http = \"/\", port = 8080, status = 204 }"), &files)
+        .1
+        .unwrap();
+    assert_eq!(
+        s.guests[1].ready.as_ref().map(ReadyProbe::describe).as_deref(),
+        Some("http:8080/=204")
+    );
+    let e = bad("{ http = \"health\" }");
+    assert!(e.key == "guest[1].ready.http" && e.message.contains("not a request path"), "{e}");
+    let e = bad("{ http = \"/\", status = 99 }");
+    assert_eq!(e.key, "guest[1].ready.status");
+    let e = bad("{ tcp = 80, status = 200 }");
+    assert!(
+        e.key == "guest[1].ready.status" && e.message.contains("belongs to an `http` probe"),
+        "{e}"
+    );
+    let e = bad("{ grpc = 50051 }");
+    assert!(e.message.contains("grpc"), "{e}");
     // A probe replaces the agent's ready line only where no agent runs.
     let e = parse_in_dir(&OWN.replace("init = \"systemd\"", "ready = { tcp = 80 }"), &files)
         .1
