@@ -40,7 +40,14 @@ fuzz_target!(|data: &[u8]| {
     let tail = whole.tail();
     assert!(tail.len() <= TAIL_LINES);
     for line in &tail {
-        assert!(line.len() <= TAIL_LINE_BYTES + 4 + " [line truncated]".len(), "kept line of {} bytes", line.len());
-        assert!(!line.chars().any(|c| c.is_control() && c != '\t'), "control character kept: {line:?}");
+        assert!(
+            line.len() <= TAIL_LINE_BYTES + 4 + " [line truncated]".len(),
+            "kept line of {} bytes",
+            line.len()
+        );
+        assert!(
+            !line.chars().any(|c| c.is_control() && c != '\t'),
+            "control character kept: {line:?}"
+        );
     }
 });

@@ -13,7 +13,10 @@ fuzz_target!(|data: &[u8]| {
     for line in text.split('\n') {
         if let Ok(message) = decode_line(line, common::NONCE) {
             let again = encode_line(common::NONCE, &message);
-            assert!(decode_line(again.trim_end_matches('\n'), common::NONCE).is_ok(), "re-encoded line does not parse: {again}");
+            assert!(
+                decode_line(again.trim_end_matches('\n'), common::NONCE).is_ok(),
+                "re-encoded line does not parse: {again}"
+            );
         }
     }
     if let Ok(instructions) = Instructions::from_tokens(text.split_whitespace()) {
