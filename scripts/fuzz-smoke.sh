@@ -30,6 +30,9 @@ cargo +nightly fuzz build --fuzz-dir "$FUZZ_DIR"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+# The file-reading targets keep a scratch run directory in the temporary
+# directory: this one, so none is left behind.
+export TMPDIR="$work"
 for target in $targets; do
     mkdir -p "$work/$target"
     echo "fuzz-smoke: $target for ${SECONDS_EACH}s"
