@@ -188,7 +188,13 @@ fn shipped_scenarios_are_valid() {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
-            load(&path).unwrap_or_else(|e| panic!("{e}"));
+            match load(&path) {
+                Ok(_) => {}
+                // spectrum.toml has a libvirt target: a build without the
+                // feature refuses it, rightly, and says how to get it.
+                Err(e) if !cfg!(feature = "libvirt") && e.message.contains("built without libvirt support") => {}
+                Err(e) => panic!("{e}"),
+            }
             count += 1;
         }
     }
