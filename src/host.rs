@@ -88,37 +88,103 @@ pub fn tsc_khz() -> Option<u64> {
     }
 }
 
-/// The commit and branch of the git work tree holding `dir`, read from
-/// `.git` directly (no git binary needed).
+/// The commit, branch and state of the git work tree holding `dir`: from
+/// `git` itself (worktrees and submodules included), else from the CI's own
+/// variables (`GITHUB_SHA`, `CI_COMMIT_SHA`) where the checkout has no
+/// repository or the host no git; `None` when neither knows.
 pub fn git(dir: &std::path::Path) -> Option<crate::rundir::GitFacts> {
-    let root = dir.ancestors().find(|d| d.join(".git").is_dir())?;
-    let git = root.join(".git");
-    let head = std::fs::read_to_string(git.join("HEAD")).ok()?;
-    let head = head.trim();
-    let Some(reference) = head.strip_prefix("ref: ") else {
-        return Some(crate::rundir::GitFacts {
-            commit: head.to_string(),
-            branch: None,
-        });
+    from_git_binary(dir).or_else(|| from_ci_variables(&|name| std::env::var(name).ok()))
+}
+
+fn from_git_binary(dir: &std::path::Path) -> Option<crate::rundir::GitFacts> {
+    let run = |args: &[&str]| -> Option<(bool, String)> {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()?;
+        Some((out.status.success(), String::from_utf8_lossy(&out.stdout).trim().to_string()))
     };
-    let branch = reference.strip_prefix("refs/heads/").map(str::to_string);
-    let commit = std::fs::read_to_string(git.join(reference))
-        .ok()
-        .map(|c| c.trim().to_string())
-        .or_else(|| {
-            let packed = std::fs::read_to_string(git.join("packed-refs")).ok()?;
-            packed
-                .lines()
-                .find(|l| l.ends_with(reference))
-                .and_then(|l| l.split_whitespace().next())
-                .map(str::to_string)
-        })?;
-    Some(crate::rundir::GitFacts { commit, branch })
+    let (ok, commit) = run(&["rev-parse", "--verify", "-q", "HEAD"])?;
+    if !ok || commit.is_empty() {
+        return None;
+    }
+    let branch = run(&["symbolic-ref", "--short", "-q", "HEAD"])
+        .filter(|(ok, b)| *ok && !b.is_empty())
+        .map(|(_, b)| b);
+    // Tracked files changed and not committed (untracked ones do not count).
+    let dirty = run(&["status", "--porcelain", "--untracked-files=no"])
+        .filter(|(ok, _)| *ok)
+        .map(|(_, changes)| !changes.is_empty());
+    Some(crate::rundir::GitFacts {
+        commit,
+        branch,
+        dirty,
+        source: Some("git".into()),
+    })
+}
+
+/// The commit a CI job says it built: GitHub Actions' `GITHUB_SHA` (branch
+/// from `GITHUB_REF_NAME`), GitLab's `CI_COMMIT_SHA` (`CI_COMMIT_REF_NAME`).
+pub fn from_ci_variables(var: &dyn Fn(&str) -> Option<String>) -> Option<crate::rundir::GitFacts> {
+    [("GITHUB_SHA", "GITHUB_REF_NAME"), ("CI_COMMIT_SHA", "CI_COMMIT_REF_NAME")]
+        .into_iter()
+        .find_map(|(sha, branch)| {
+            let commit = var(sha).filter(|c| !c.is_empty())?;
+            Some(crate::rundir::GitFacts {
+                commit,
+                branch: var(branch).filter(|b| !b.is_empty()),
+                dirty: None,
+                source: Some(sha.to_string()),
+            })
+        })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn git_facts_come_from_git_in_a_worktree_and_from_ci_variables_without_one() {
+        let repo = tempfile::tempdir().unwrap();
+        let git = |dir: &std::path::Path, args: &[&str]| {
+            let ok = std::process::Command::new("git")
+                .arg("-C")
+                .arg(dir)
+                .args(["-c", "user.name=t", "-c", "user.email=t@t", "-c", "init.defaultBranch=main"])
+                .args(args)
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false);
+            assert!(ok, "git {args:?}");
+        };
+        git(repo.path(), &["init", "-q"]);
+        std::fs::write(repo.path().join("f"), "1").unwrap();
+        git(repo.path(), &["add", "f"]);
+        git(repo.path(), &["commit", "-q", "-m", "one"]);
+        let facts = super::git(repo.path()).unwrap();
+        assert_eq!((facts.branch.as_deref(), facts.dirty), (Some("main"), Some(false)));
+        assert_eq!(facts.commit.len(), 40);
+        // A linked worktree: `.git` is a file there, which reading it by hand missed.
+        let linked = repo.path().join("wt");
+        git(repo.path(), &["worktree", "add", "-q", "-b", "side", linked.to_str().unwrap()]);
+        std::fs::write(linked.join("f"), "2").unwrap();
+        let facts = super::git(&linked).unwrap();
+        assert_eq!((facts.branch.as_deref(), facts.dirty), (Some("side"), Some(true)));
+        // No repository: what the CI says it built.
+        let vars = |name: &str| match name {
+            "CI_COMMIT_SHA" => Some("abc123".to_string()),
+            "CI_COMMIT_REF_NAME" => Some("feature".to_string()),
+            _ => None,
+        };
+        let facts = from_ci_variables(&vars).unwrap();
+        assert_eq!((facts.commit.as_str(), facts.branch.as_deref()), ("abc123", Some("feature")));
+        assert_eq!(facts.source.as_deref(), Some("CI_COMMIT_SHA"));
+        assert!(from_ci_variables(&|_| None).is_none());
+    }
 
     #[test]
     fn load_and_steal_parse() {

@@ -427,6 +427,13 @@ pub struct GitFacts {
     pub commit: String,
     /// `None` on a detached HEAD.
     pub branch: Option<String>,
+    /// Tracked files differed from the commit (`None`: not known, as from
+    /// a CI variable).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dirty: Option<bool>,
+    /// Where the facts came from: `git`, `GITHUB_SHA` or `CI_COMMIT_SHA`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
