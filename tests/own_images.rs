@@ -47,20 +47,6 @@ impl Drop for Images {
     }
 }
 
-fn with_docker<F, Fut>(f: F)
-where
-    F: FnOnce(bollard::Docker) -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(async {
-        let engine = vmbench::scenario::Engine::Docker;
-        let address = vmbench::backend::docker::engine_address(engine, None);
-        let docker = vmbench::backend::docker::connect(engine, &address).await.unwrap();
-        f(docker).await
-    });
-}
-
 fn image_exists(tag: &str) -> bool {
     let mut found = false;
     with_docker(|docker| {

@@ -50,7 +50,7 @@ pub fn run() -> i32 {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let role = if args.first().map(String::as_str) == Some(service::FLAG) {
         Role::Service(service::place())
-    } else if pid1::is_vm_init() {
+    } else if pid1::is_vm_init(&args) {
         Role::VmInit
     } else {
         Role::Process

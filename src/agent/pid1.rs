@@ -18,10 +18,13 @@ pub fn boottime_ns() -> u64 {
 /// True when the agent is a VM's init: PID 1 with no `/proc` yet (vmbench's
 /// initramfs), or PID 1 on a root file system an initramfs has already
 /// mounted `/proc` for, whose kernel command line carries vmbench's
-/// instructions. A container's entrypoint is PID 1 too, but its `/proc`
-/// shows the host's command line, which never carries them.
-pub fn is_vm_init() -> bool {
-    std::process::id() == 1 && (!std::path::Path::new("/proc/self").exists() || carries_instructions())
+/// instructions. A container's entrypoint is PID 1 too, but gets its
+/// instructions as arguments (`args`), so it never reads the command line:
+/// that read would sit between its start and its ready line.
+pub fn is_vm_init(args: &[String]) -> bool {
+    std::process::id() == 1
+        && (!std::path::Path::new("/proc/self").exists()
+            || (!args.iter().any(|a| a.starts_with(crate::protocol::NONCE_TOKEN)) && carries_instructions()))
 }
 
 /// Whether the kernel command line carries vmbench's instructions, or the

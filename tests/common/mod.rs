@@ -95,32 +95,36 @@ pub fn vmbench_qemu_processes() -> Vec<String> {
     found
 }
 
-/// Removes these images from Docker (those a test made), through the API;
-/// one that is gone already is fine.
-pub fn remove_images(tags: &[String]) {
+/// Runs `f` against the local Docker daemon's API on a runtime of its own.
+pub fn with_docker<F, Fut, T>(f: F) -> T
+where
+    F: FnOnce(bollard::Docker) -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let engine = vmbench::scenario::Engine::Docker;
-        let docker = vmbench::backend::docker::connect(engine, &vmbench::backend::docker::engine_address(engine, None))
-            .await
-            .unwrap();
+        let address = vmbench::backend::docker::engine_address(engine, None);
+        f(vmbench::backend::docker::connect(engine, &address).await.unwrap()).await
+    })
+}
+
+/// Removes these images from Docker (those a test made), through the API;
+/// one that is gone already is fine.
+pub fn remove_images(tags: &[String]) {
+    with_docker(|docker| async move {
         for tag in tags {
             let _ = docker
                 .remove_image(tag, None::<bollard::query_parameters::RemoveImageOptions>, None)
                 .await;
         }
-    });
+    })
 }
 
 /// Containers carrying vmbench's run label for `run_id`, through the API.
 pub fn containers_of_run(run_id: &str) -> usize {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(async {
+    with_docker(|docker| async move {
         use bollard::query_parameters::ListContainersOptionsBuilder;
-        let engine = vmbench::scenario::Engine::Docker;
-        let docker = vmbench::backend::docker::connect(engine, &vmbench::backend::docker::engine_address(engine, None))
-            .await
-            .unwrap();
         let filters = std::collections::HashMap::from([("label", vec![format!("vmbench.run={run_id}")])]);
         let options = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
         docker.list_containers(Some(options)).await.unwrap().len()

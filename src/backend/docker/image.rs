@@ -44,7 +44,14 @@ pub async fn ensure(docker: &Docker, agent: &[u8], agent_sha256: &str) -> Result
     if let Ok(found) = docker.inspect_image(&tag).await {
         return Ok(facts(tag, found, true));
     }
-    let context = build_context(agent, agent_sha256)?;
+    build_tagged(docker, tag.clone(), build_context(agent, agent_sha256)?)
+        .await
+        .with_context(|| format!("building image {tag}"))
+}
+
+/// Builds `context` (a tar with a `Dockerfile`, nothing pulled) as `tag`
+/// and describes the image the engine then has.
+pub(super) async fn build_tagged(docker: &Docker, tag: String, context: Vec<u8>) -> Result<ImageFacts> {
     let options = BuildImageOptionsBuilder::default()
         .dockerfile("Dockerfile")
         .t(&tag)
@@ -52,9 +59,7 @@ pub async fn ensure(docker: &Docker, agent: &[u8], agent_sha256: &str) -> Result
         .forcerm(true)
         .pull("false")
         .build();
-    build(docker, options, context)
-        .await
-        .with_context(|| format!("building image {tag}"))?;
+    build(docker, options, context).await?;
     let built = docker
         .inspect_image(&tag)
         .await

@@ -6,7 +6,7 @@
 //! built once per base image, agent and init and tagged by their hash, so
 //! a later run reuses it.
 
-use super::image::{build, engine_message, facts};
+use super::image::{build, build_tagged, engine_message, facts};
 use crate::guest::rootfs::AgentFile;
 use crate::rundir::{BaseImageFacts, GuestFacts, ImageFacts, LayerFacts};
 use crate::scenario::{Engine, Guest, GuestInit, GuestSource};
@@ -195,21 +195,9 @@ async fn ensure_derived(docker: &Docker, base_id: &str, agent: &[u8], agent_sha2
     if let Ok(found) = docker.inspect_image(&tag).await {
         return Ok(facts(tag, found, true));
     }
-    let options = BuildImageOptionsBuilder::default()
-        .dockerfile("Dockerfile")
-        .t(&tag)
-        .rm(true)
-        .forcerm(true)
-        .pull("false")
-        .build();
-    build(docker, options, derived.context()?)
+    build_tagged(docker, tag.clone(), derived.context()?)
         .await
-        .with_context(|| format!("adding the agent to image {base_id} as {tag}"))?;
-    let built = docker
-        .inspect_image(&tag)
-        .await
-        .with_context(|| format!("image {tag} was not there after its build"))?;
-    Ok(facts(tag, built, false))
+        .with_context(|| format!("adding the agent to image {base_id} as {tag}"))
 }
 
 /// The derived image as data: its Dockerfile and the files its context
