@@ -9,6 +9,7 @@
 pub mod clock;
 pub mod facts;
 pub mod modules;
+pub mod servers;
 mod pid1;
 pub mod service;
 pub mod workloads;
