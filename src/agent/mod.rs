@@ -9,8 +9,8 @@
 pub mod clock;
 pub mod facts;
 pub mod modules;
-pub mod servers;
 mod pid1;
+pub mod servers;
 pub mod service;
 pub mod workloads;
 

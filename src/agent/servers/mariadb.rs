@@ -198,6 +198,9 @@ fn install_args(setup: &Setup) -> Result<Vec<String>, String> {
         // VM without a resolver would wait for a DNS timeout.
         "--skip-name-resolve".into(),
         "--force".into(),
+        // Passed on to the bootstrap server: its temporary tables in the
+        // private directory too, not in a /tmp that others share.
+        format!("--tmpdir={}", utf8(&tmp(setup))?),
     ];
     if setup.root {
         args.push("--user=root".into());
@@ -237,6 +240,13 @@ fn command_line(setup: &Setup, program: &Path) -> Result<Vec<String>, String> {
     Ok(args)
 }
 
+/// The first `lines` non-empty lines of `text`.
+fn head(text: &[u8], lines: usize) -> String {
+    let text = String::from_utf8_lossy(text);
+    let first: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).take(lines).collect();
+    first.join("\n")
+}
+
 /// The last `lines` non-empty lines of `text`.
 fn tail(text: &[u8], lines: usize) -> String {
     let text = String::from_utf8_lossy(text);
@@ -272,17 +282,14 @@ impl Server for MariaDb {
             .output()
             .map_err(|e| format!("cannot run {}: {e}", tool.display()))?;
         if !out.status.success() {
-            // The script reports some failures on standard output, the
-            // bootstrap server on standard error.
-            let mut said = tail(&out.stdout, 10);
-            let err = tail(&out.stderr, 20);
-            if !err.is_empty() {
-                if !said.is_empty() {
-                    said.push('\n');
-                }
-                said.push_str(&err);
-            }
-            return Err(format!("{} failed ({}):\n{said}", tool.display(), out.status));
+            // The script says what failed at the start of its standard
+            // output (then advice), the bootstrap server why on standard
+            // error.
+            let said: Vec<String> = [head(&out.stdout, 3), tail(&out.stderr, 20)]
+                .into_iter()
+                .filter(|part| !part.is_empty())
+                .collect();
+            return Err(format!("{} failed ({}):\n{}", tool.display(), out.status, said.join("\n")));
         }
         Ok(())
     }
@@ -330,7 +337,10 @@ mod tests {
 
     #[test]
     fn the_command_line_carries_the_parameters() {
-        let args = line(&setup(&[("flush_log_at_trx_commit", "2"), ("buffer_pool_mib", "256"), ("clients", "8")], true));
+        let args = line(&setup(
+            &[("flush_log_at_trx_commit", "2"), ("buffer_pool_mib", "256"), ("clients", "8")],
+            true,
+        ));
         assert_eq!(args[..2], ["/usr/sbin/mariadbd", "--no-defaults"], "--no-defaults must come first");
         for want in [
             "--innodb-flush-log-at-trx-commit=2",
@@ -410,8 +420,9 @@ mod tests {
     }
 
     #[test]
-    fn tails_keep_the_last_non_empty_lines() {
+    fn heads_and_tails_keep_non_empty_lines() {
         assert_eq!(tail(b"a\n\nb\nc\n\n", 2), "b\nc");
+        assert_eq!(head(b"\na\n\nb\nc\n", 2), "a\nb");
         assert_eq!(tail(b"", 3), "");
     }
 }
