@@ -20,12 +20,17 @@
 /// On an empty slice: there is no percentile of nothing.
 pub fn nearest_rank(sorted: &[f64], q: f64) -> f64 {
     assert!(!sorted.is_empty(), "percentile of nothing");
-    let n = sorted.len();
+    sorted[rank(sorted.len() as u64, q) as usize - 1]
+}
+
+/// The 1-based rank [`nearest_rank`] takes among `n` ≥ 1 sorted samples: for
+/// samples kept as counts (a histogram) rather than one by one.
+pub fn rank(n: u64, q: f64) -> u64 {
     let x = q.clamp(0.0, 1.0) * n as f64;
     // q·n is often an integer in exact arithmetic (0.07 × 100) but a few ulps
     // above it in floating point, which would push ⌈q·n⌉ one rank too far.
-    let rank = (x - x * 1e-12).ceil() as usize;
-    sorted[rank.clamp(1, n) - 1]
+    let rank = (x - x * 1e-12).ceil() as u64;
+    rank.clamp(1, n.max(1))
 }
 
 #[cfg(test)]
