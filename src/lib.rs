@@ -38,6 +38,8 @@ pub mod history;
 #[cfg(feature = "harness")]
 pub mod host;
 #[cfg(feature = "harness")]
+pub mod load;
+#[cfg(feature = "harness")]
 pub mod metric;
 #[cfg(feature = "harness")]
 pub mod output;
