@@ -192,7 +192,9 @@ pub struct HttpOutcome {
     /// flight, or in the open loop not yet sent).
     pub unfinished: u64,
     /// Open loop: the generator's own lateness for sends the schedule made
-    /// a connection wait for (intended instant to actual send), in µs.
+    /// a connection wait for (intended instant to actual send), in µs. Its
+    /// count is 0 when no connection ever waited for the schedule: every send
+    /// was held up by a late response (the server could not keep up).
     pub send_lag: Option<Latency>,
 }
 
