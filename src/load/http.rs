@@ -107,7 +107,6 @@
 //! is over the bucket midpoints.
 
 use hdrhistogram::Histogram;
-use serde::{Deserialize, Serialize};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io::{self, Read, Write};
@@ -148,18 +147,7 @@ pub enum Loop {
     Open { rate: f64 },
 }
 
-/// Latency percentiles in microseconds (see the module doc for how they
-/// relate to nearest rank).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct Latency {
-    pub p50: f64,
-    pub p90: f64,
-    pub p99: f64,
-    pub p999: f64,
-    pub max: f64,
-    pub mean: f64,
-    pub count: u64,
-}
+pub use super::Latency;
 
 /// What one [`run`] measured.
 #[derive(Debug, Clone)]
@@ -381,19 +369,7 @@ fn new_histogram() -> Histogram<u64> {
 
 /// The percentiles of a histogram of nanoseconds, in microseconds.
 fn latency_of(h: &Histogram<u64>) -> Latency {
-    if h.is_empty() {
-        return Latency::default();
-    }
-    let us = |ns: u64| ns as f64 / 1000.0;
-    Latency {
-        p50: us(h.value_at_quantile(0.5)),
-        p90: us(h.value_at_quantile(0.9)),
-        p99: us(h.value_at_quantile(0.99)),
-        p999: us(h.value_at_quantile(0.999)),
-        max: us(h.max()),
-        mean: h.mean() / 1000.0,
-        count: h.len(),
-    }
+    Latency::of(h, h.max(), h.mean())
 }
 
 /// The request, built once.

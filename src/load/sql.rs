@@ -65,7 +65,6 @@
 //!   host.
 
 use crate::agent::workloads::params::XorShift;
-use crate::stats::percentile;
 use hdrhistogram::Histogram;
 use mysql::prelude::Queryable;
 use mysql::{Conn, Opts, OptsBuilder, Statement};
@@ -118,18 +117,7 @@ impl Mix {
     }
 }
 
-/// Transaction latencies in microseconds; all zero when `count` is 0.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct Latency {
-    pub p50: f64,
-    pub p90: f64,
-    pub p99: f64,
-    pub p999: f64,
-    pub max: f64,
-    pub mean: f64,
-    /// Transactions the percentiles are of.
-    pub count: u64,
-}
+pub use super::Latency;
 
 /// What [`run`] measured.
 #[derive(Debug, Clone)]
@@ -481,34 +469,9 @@ impl Tally {
 
     fn latency(&self) -> Latency {
         let count = self.latency_ns.len();
-        if count == 0 {
-            return Latency::default();
-        }
-        let at = |q: f64| nearest_rank_ns(&self.latency_ns, q).min(self.max_ns) as f64 / 1e3;
-        Latency {
-            p50: at(0.50),
-            p90: at(0.90),
-            p99: at(0.99),
-            p999: at(0.999),
-            max: self.max_ns as f64 / 1e3,
-            mean: self.sum_ns as f64 / count as f64 / 1e3,
-            count,
-        }
+        let mean = if count == 0 { 0.0 } else { self.sum_ns as f64 / count as f64 };
+        Latency::of(&self.latency_ns, self.max_ns, mean)
     }
-}
-
-/// The nearest-rank `q` percentile of a non-empty histogram: the top of the
-/// bucket that holds the sample of rank [`percentile::rank`].
-fn nearest_rank_ns(hist: &Histogram<u64>, q: f64) -> u64 {
-    let rank = percentile::rank(hist.len(), q);
-    let mut below = 0;
-    for bucket in hist.iter_recorded() {
-        below += bucket.count_at_value();
-        if below >= rank {
-            return bucket.value_iterated_to();
-        }
-    }
-    hist.max()
 }
 
 /// Why a client did not run.
@@ -650,6 +613,7 @@ pub fn run(addr: SocketAddr, load: &SqlLoad, mix: Mix) -> Result<SqlOutcome, Str
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stats::percentile;
 
     #[test]
     fn ids_are_uniform_within_the_table() {
