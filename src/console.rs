@@ -28,8 +28,10 @@ pub struct AgentReport {
     /// The guest init's own boot phases ([`AgentMessage::Phases`]).
     pub phases: Option<BTreeMap<String, f64>>,
     pub metrics: Option<BTreeMap<String, f64>>,
-    /// The port the agent's network workload listens on, once it says so.
+    /// The port a host-driven workload listens on, once the agent says so.
     pub listening: Option<u16>,
+    /// The server an application workload started, as the agent described it.
+    pub server: Option<crate::protocol::ServerFacts>,
     pub error: Option<String>,
     /// The agent cannot run this workload on this target at all.
     pub unsupported: Option<String>,
@@ -149,7 +151,10 @@ impl Console {
             AgentMessage::Facts(facts) => self.report.facts = Some(facts.clone()),
             AgentMessage::Phases(phases) => self.report.phases = Some(phases.clone()),
             AgentMessage::Result { metrics, .. } => self.report.metrics = Some(metrics.clone()),
-            AgentMessage::Listening { port } => self.report.listening = Some(*port),
+            AgentMessage::Listening { port, server } => {
+                self.report.listening = Some(*port);
+                self.report.server = server.clone();
+            }
             AgentMessage::Error { message } => self.report.error = Some(message.clone()),
             AgentMessage::Unsupported { reason } => self.report.unsupported = Some(reason.clone()),
             AgentMessage::Done => {

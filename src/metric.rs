@@ -45,6 +45,14 @@ const SUFFIXES: &[(&str, &str, Direction)] = &[
     ("_ops_per_s", "ops/s", Direction::HigherIsBetter),
     ("_iops", "IOPS", Direction::HigherIsBetter),
     ("_mflops", "MFLOP/s", Direction::HigherIsBetter),
+    ("_rps", "req/s", Direction::HigherIsBetter),
+    ("_tps", "txn/s", Direction::HigherIsBetter),
+    ("_qps", "queries/s", Direction::HigherIsBetter),
+    // Failed requests or transactions.
+    ("_count", "count", Direction::LowerIsBetter),
+    // 1 when something went wrong that does not fail the sample (an open
+    // loop the generator could not keep on schedule), else 0.
+    ("_flag", "flag", Direction::LowerIsBetter),
     // Dimensionless spreads (a coefficient of variation): steadier is better.
     ("_ratio", "ratio", Direction::LowerIsBetter),
 ];
@@ -85,7 +93,12 @@ pub const LAUNCH_METRICS: &[&str] = &[
 /// Metrics that describe the machine a target ran on rather than how well
 /// it did (the clock's resolution, the array size the memory workload chose,
 /// huge pages it got): summarised and reported, but never a regression.
-pub const DESCRIPTIVE_METRICS: &[&str] = &["clock_res_ns", "stream_array_bytes", "chase_anon_huge_bytes"];
+pub const DESCRIPTIVE_METRICS: &[&str] = &[
+    "clock_res_ns",
+    "stream_array_bytes",
+    "chase_anon_huge_bytes",
+    "http_open_fell_behind_flag",
+];
 
 /// Whether a change of `metric` between two runs can be a regression.
 pub fn judged(metric: &str) -> bool {
@@ -112,6 +125,8 @@ pub fn headline(workload: WorkloadKind) -> &'static str {
         WorkloadKind::Disk => "rand_read_iops",
         WorkloadKind::Network => "tcp_rr_p50_us",
         WorkloadKind::Boot => "ready_ms",
+        WorkloadKind::Http => "http_rps",
+        WorkloadKind::Sql => "sql_point_tps",
     }
 }
 

@@ -53,6 +53,14 @@ pub fn tokens_from_smbios_oem(raw: &[u8]) -> Option<Vec<String>> {
 /// services do not inherit, is read from `/proc/1/environ`).
 pub const INSTRUCTIONS_ENV: &str = "VMBENCH_INSTRUCTIONS";
 
+/// The port the agent listens on for the host inside a VM or container
+/// (behind NAT: QEMU's user network, a container bridge).
+pub const AGENT_PORT: u16 = 7777;
+/// nginx's port inside a VM or container (the seed lab's `-p 8080:80`).
+pub const HTTP_PORT: u16 = 80;
+/// MariaDB's port inside a VM or container.
+pub const SQL_PORT: u16 = 3306;
+
 /// What a trial measures. The scenario, the agent, the samples and the
 /// reports all speak of workloads by this type; its lowercase name is what
 /// files and instructions carry.
@@ -65,16 +73,22 @@ pub enum WorkloadKind {
     Syscall,
     Disk,
     Network,
+    /// nginx in the target, vmbench's HTTP load generator on the host.
+    Http,
+    /// MariaDB in the target, vmbench's MySQL-protocol client on the host.
+    Sql,
 }
 
 impl WorkloadKind {
-    pub const ALL: [WorkloadKind; 6] = [
+    pub const ALL: [WorkloadKind; 8] = [
         WorkloadKind::Boot,
         WorkloadKind::Cpu,
         WorkloadKind::Memory,
         WorkloadKind::Syscall,
         WorkloadKind::Disk,
         WorkloadKind::Network,
+        WorkloadKind::Http,
+        WorkloadKind::Sql,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -85,7 +99,28 @@ impl WorkloadKind {
             WorkloadKind::Syscall => "syscall",
             WorkloadKind::Disk => "disk",
             WorkloadKind::Network => "network",
+            WorkloadKind::Http => "http",
+            WorkloadKind::Sql => "sql",
         }
+    }
+
+    /// The ports inside the target the host must reach for this workload:
+    /// the agent's own (the network workload's echo and sink, an
+    /// application workload's control connection) and the server's. A
+    /// published container or a VM's user network forwards each of them.
+    pub fn guest_ports(self) -> &'static [u16] {
+        match self {
+            WorkloadKind::Network => &[AGENT_PORT],
+            WorkloadKind::Http => &[AGENT_PORT, HTTP_PORT],
+            WorkloadKind::Sql => &[AGENT_PORT, SQL_PORT],
+            _ => &[],
+        }
+    }
+
+    /// Whether the host drives this workload over the network (the agent
+    /// listens and announces where).
+    pub fn host_driven(self) -> bool {
+        !self.guest_ports().is_empty()
     }
 
     /// The kind called `name`, as scenarios and instructions write it.
@@ -144,8 +179,14 @@ pub enum AgentMessage {
     /// `ready` by an agent run as a systemd unit; the phases a guest cannot
     /// know (a container has no kernel or initrd of its own) are absent.
     Phases(BTreeMap<String, f64>),
-    /// The network workload listens on this port (inside the target).
-    Listening { port: u16 },
+    /// A host-driven workload listens on this port (inside the target): the
+    /// network workload's echo and sink, or the control connection of an
+    /// application workload, whose server is then up and described.
+    Listening {
+        port: u16,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        server: Option<ServerFacts>,
+    },
     /// Measurements of one workload; metric names carry their unit.
     Result { workload: String, metrics: BTreeMap<String, f64> },
     /// The workload failed; the text is the agent's own explanation.
@@ -154,6 +195,25 @@ pub enum AgentMessage {
     Unsupported { reason: String },
     /// Nothing more will follow.
     Done,
+}
+
+/// The server an application workload started, as the agent started it:
+/// what changes its results, recorded next to them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServerFacts {
+    /// `nginx`, `mariadb`.
+    pub name: String,
+    /// As the program reports it (`nginx version: nginx/1.22.1`).
+    pub version: Option<String>,
+    /// The port it listens on inside the target.
+    pub port: u16,
+    /// Worker processes or threads.
+    pub workers: usize,
+    /// Its settings that change results (`innodb_flush_log_at_trx_commit`, ...).
+    pub settings: BTreeMap<String, String>,
+    /// The file system its files live on (`ext4`, `overlay`, `tmpfs`).
+    pub data_fs: Option<String>,
 }
 
 /// The target as the agent sees it from inside: its clock, CPU, caches,

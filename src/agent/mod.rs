@@ -113,7 +113,7 @@ fn serve(instructions: &Instructions, boottime_ns: u64, started: Instant, role: 
         emit(nonce, &AgentMessage::Facts(facts::gather(clock.res_ns)));
     }
     let announce_nonce = nonce.to_string();
-    let announce: workloads::Announce = Box::new(move |port| emit(&announce_nonce, &AgentMessage::Listening { port }));
+    let announce: workloads::Announce = Box::new(move |port, server| emit(&announce_nonce, &AgentMessage::Listening { port, server }));
     let env = workloads::Env {
         scratch: instructions.scratch.clone(),
         listen: instructions.listen.clone(),

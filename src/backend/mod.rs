@@ -249,6 +249,23 @@ pub trait Backend: Send + Sync {
     }
 }
 
+/// Why an application workload (`http`, `sql`) cannot run on a target
+/// without a guest system: vmbench's minimal guests hold the agent alone, no
+/// nginx or MariaDB. `None` for every other workload, or with a guest.
+pub fn needs_a_guest_system(workload: &Workload, guest: Option<&crate::scenario::Guest>) -> Option<String> {
+    let server = match workload.kind {
+        crate::scenario::WorkloadKind::Http => "nginx",
+        crate::scenario::WorkloadKind::Sql => "MariaDB",
+        _ => return None,
+    };
+    guest.is_none().then(|| {
+        format!(
+            "vmbench's minimal guest holds the agent alone, no {server}: give the target a [[guest]] whose packages \
+             include it (scenarios/nginx.toml, scenarios/mysql.toml)"
+        )
+    })
+}
+
 /// The backend for `target`.
 pub fn for_target(target: &Target, ctx: Arc<RunContext>) -> Box<dyn Backend> {
     match &target.spec {

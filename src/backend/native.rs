@@ -4,7 +4,7 @@ use super::{Backend, Footprint, Gone, Launch, LaunchSpec, RunContext, Started};
 use crate::guest;
 use crate::protocol::Instructions;
 use crate::rundir::{TargetFacts, TargetKind};
-use crate::scenario::{NativeSpec, WorkloadKind};
+use crate::scenario::NativeSpec;
 use anyhow::{Context, Result};
 use async_trait::async_trait;
 use std::net::SocketAddr;
@@ -45,12 +45,12 @@ impl NativeBackend {
 }
 
 /// The agent's argv for `spec`: the instructions, the scratch file as it
-/// is, and any free port on loopback for the network workload (the agent
+/// is, and any free port on loopback for a host-driven workload (the agent
 /// says which).
 pub fn argv(agent: &Path, spec: &LaunchSpec) -> Vec<String> {
     let mut instructions = spec.instructions.clone();
     instructions.scratch = spec.scratch.as_ref().map(|p| p.display().to_string());
-    if spec.workload.kind == WorkloadKind::Network {
+    if spec.workload.kind.host_driven() {
         instructions.listen = Some("127.0.0.1:0".into());
     }
     let mut argv = vec![agent.display().to_string()];
@@ -75,10 +75,16 @@ impl Backend for NativeBackend {
             artifact_bytes: agent_bytes,
             reproduce: argv(&agent, &example),
             cpuset: self.ctx.cpuset.as_ref().map(ToString::to_string),
-            settings: [(
-                "accounting".to_string(),
-                super::cgroup::accounting("the agent", self.ctx.accounting),
-            )]
+            settings: [
+                (
+                    "accounting".to_string(),
+                    super::cgroup::accounting("the agent", self.ctx.accounting),
+                ),
+                (
+                    "network_workload".to_string(),
+                    "loopback (127.0.0.1), a port the agent chose".to_string(),
+                ),
+            ]
             .into_iter()
             .chain(self.spec.agent.as_ref().map(|path| {
                 let said = format!("{} (the scenario's `agent`, not vmbench's own)", path.display());
@@ -129,6 +135,9 @@ impl Launch for NativeLaunch {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
+            // A process group of its own: a server the agent started (and
+            // the workers that server forks) ends with it, by the group.
+            .process_group(0)
             .kill_on_drop(true);
         super::pin_child(&mut command, self.cpuset.clone());
         super::die_with_vmbench(&mut command);
@@ -184,7 +193,27 @@ impl Launch for NativeLaunch {
     }
 
     async fn remove(&mut self) -> Result<(), String> {
+        self.kill_group();
         super::end_child(self.child.take(), self.cgroup.as_ref()).await;
         Ok(())
+    }
+}
+
+impl NativeLaunch {
+    /// Kills the agent's process group: whatever the agent started (an
+    /// application workload's server and its workers) goes with it.
+    fn kill_group(&self) {
+        if let Some(pid) = self.child.as_ref().and_then(Child::id) {
+            // SAFETY: the group the agent leads (`process_group(0)`); a
+            // group already gone makes kill fail harmlessly.
+            unsafe { libc::kill(-(pid as libc::pid_t), libc::SIGKILL) };
+        }
+    }
+}
+
+/// Dropped without `remove` (an interrupted run): the group dies too.
+impl Drop for NativeLaunch {
+    fn drop(&mut self) {
+        self.kill_group();
     }
 }

@@ -68,6 +68,7 @@ pub(crate) fn run(scale: f64, reps: usize) -> Run {
                 started_at: String::new(),
                 clocksource: None,
                 agent_facts: None,
+                server: None,
                 not_applicable: None,
             });
         }

@@ -1,6 +1,7 @@
 //! From a run's files to what people read. Starts from `run.json` and the
 //! samples only, so it works on any run directory without a VM or daemon.
 
+pub mod findings;
 pub mod formats;
 pub mod headline;
 pub mod latex;

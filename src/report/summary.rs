@@ -42,6 +42,10 @@ pub struct RunSummary {
     /// `seq`, p < [`super::DRIFT_ALPHA`]): the host drifted during the run.
     #[serde(default)]
     pub drift: Vec<Drift>,
+    /// What the application workloads' medians show, one sentence per
+    /// comparison (`report::findings`).
+    #[serde(default)]
+    pub findings: Vec<String>,
 }
 
 /// The fewest samples each tail percentile needs (see `stats::TAIL_MIN_N`).
@@ -146,6 +150,7 @@ pub fn build(record: &RunRecord, samples: &[Sample]) -> RunSummary {
         host_kernel: record.host.kernel.clone(),
         targets: target_summaries(record, samples),
         drift: super::drifts(&rows),
+        findings: super::findings::findings(record, &rows),
         metrics: rows.into_iter().map(metric_summary).collect(),
         pair_ratios: super::pair_ratios(record, samples),
         not_applicable: not_applicable(samples),

@@ -45,6 +45,10 @@ pub struct Sample {
     /// model, flags and caches, huge pages, mitigations, available memory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_facts: Option<crate::protocol::AgentFacts>,
+    /// The server an application workload (`http`, `sql`) ran in the
+    /// target: program, version, port, workers, settings, file system.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<crate::protocol::ServerFacts>,
     /// Set when the target cannot run this workload at all (one such sample
     /// stands for the whole target × workload pair): why. Not a failure.
     #[serde(default, skip_serializing_if = "Option::is_none")]

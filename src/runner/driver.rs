@@ -29,6 +29,8 @@ pub struct TrialResult {
     /// What the agent saw of its machine (measured clock resolution, CPU
     /// model and caches, huge pages, mitigations).
     pub agent_facts: Option<crate::protocol::AgentFacts>,
+    /// The server an application workload ran, as the agent started it.
+    pub server: Option<crate::protocol::ServerFacts>,
     /// The target cannot run this workload at all (not a failure): why.
     pub not_applicable: Option<String>,
     /// Host-driven phases whose host CPU per unit of work is reported.
@@ -51,6 +53,30 @@ impl TrialResult {
             None => message,
             Some(first) => format!("{first}\nthen: {message}"),
         });
+    }
+}
+
+/// What the host does against a target once its agent listens: the network
+/// workload's round trips and stream, or an application workload's load.
+pub enum HostWork {
+    Network(NetworkClient),
+    App(super::apps::AppClient),
+}
+
+impl HostWork {
+    /// The host's part of `workload`, if it has one.
+    pub fn for_workload(workload: &Workload) -> Option<Self> {
+        NetworkClient::for_workload(workload)
+            .map(HostWork::Network)
+            .or_else(|| super::apps::AppClient::for_workload(workload).map(HostWork::App))
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            HostWork::Network(_) => "network",
+            HostWork::App(super::apps::AppClient::Http { .. }) => "http",
+            HostWork::App(super::apps::AppClient::Sql { .. }) => "sql",
+        }
     }
 }
 
@@ -324,9 +350,9 @@ async fn observe(
         sampler = Some(started);
         Some(mark)
     };
-    let network = NetworkClient::for_workload(workload).map(|client| (client, &*launch));
+    let host_work = HostWork::for_workload(workload).map(|work| (work, &*launch));
     let mut host_side = TrialResult::default();
-    let read = read_console(&mut reading, console, deadline, network, &mut host_side, on_ready);
+    let read = read_console(&mut reading, console, deadline, host_work, &mut host_side, on_ready);
     let outcome = with_pending(read, pending).await;
     let series = match sampler {
         Some(s) => s.stop().await,
@@ -468,15 +494,15 @@ async fn record_removal(launch: &mut dyn Launch, launched: Instant, result: &mut
 /// that watches a target (footprint sampling) starts there, and may hand
 /// back a [`Mark`] with which the network client has the target's CPU time
 /// read at the ends of its phases. When the agent
-/// then announces a listening port and a `network` client is given, the
-/// host side of the network workload runs against the address the launch
-/// gives for that port (its metrics or error go to `host_side`) and reading
-/// resumes.
+/// then announces a listening port and `host_work` is given, the host side
+/// of the workload runs against the addresses the launch gives for the
+/// agent's port and the server's (its metrics or error go to `host_side`)
+/// and reading resumes.
 pub async fn read_console(
     console: &mut Console,
     mut source: BoxStream<'static, std::io::Result<Bytes>>,
     deadline: tokio::time::Instant,
-    network: Option<(NetworkClient, &dyn Launch)>,
+    host_work: Option<(HostWork, &dyn Launch)>,
     host_side: &mut TrialResult,
     on_ready: impl FnOnce() -> Option<Mark>,
 ) -> ConsoleEnd {
@@ -489,19 +515,29 @@ pub async fn read_console(
     let Some(port) = console.report.listening.filter(|_| end == ConsoleEnd::Done && !console.is_done()) else {
         return end;
     };
-    if let Some((client, launch)) = network {
+    if let Some((work, launch)) = host_work {
+        let name = work.name();
+        let server_port = console.report.server.as_ref().map(|s| s.port);
         let measured = async {
-            let addr = launch.address(port).await?;
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            client.run_on_own_thread(addr, left, mark).await
+            match work {
+                HostWork::Network(client) => {
+                    let addr = launch.address(port).await?;
+                    client.run_on_own_thread(addr, left, mark).await
+                }
+                HostWork::App(client) => {
+                    let server_port = server_port.ok_or("the agent announced no server")?;
+                    client.run(launch, port, server_port, left).await
+                }
+            }
         };
         match tokio::time::timeout_at(deadline, measured).await {
             Ok(Ok(measured)) => {
                 host_side.metrics.extend(measured.metrics);
                 host_side.unit_windows = measured.windows;
             }
-            Ok(Err(e)) => host_side.fail(format!("network workload: {e}")),
-            Err(_) => host_side.fail("network workload: timed out"),
+            Ok(Err(e)) => host_side.fail(format!("{name} workload: {e}")),
+            Err(_) => host_side.fail(format!("{name} workload: timed out")),
         }
     }
     // Keep reading, now only until the agent is done.
@@ -555,6 +591,7 @@ pub fn collect_agent_report(console: &Console, launched: Instant, end: ConsoleEn
         result.clocksource = clocksource.clone();
     }
     result.agent_facts = report.facts.clone();
+    result.server = report.server.clone();
     // The guest init's own phases (systemd's kernel, initrd, userspace).
     for (phase, ms) in report.phases.iter().flatten() {
         if ms.is_finite() && *ms >= 0.0 {

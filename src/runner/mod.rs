@@ -1,6 +1,7 @@
 //! Runs a plan: prepares every target (preflight), then executes the trials
 //! in order, appending each sample to disk the moment it exists.
 
+pub mod apps;
 pub mod driver;
 pub mod lock;
 pub mod network;
@@ -364,6 +365,7 @@ fn sample_of(target: &PreparedTarget, workload: WorkloadKind, trial: &plan::Tria
         agent_kernel: result.agent_kernel,
         clocksource: result.clocksource,
         agent_facts: result.agent_facts,
+        server: result.server,
         started_at,
         not_applicable: result.not_applicable,
     }

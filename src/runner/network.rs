@@ -116,7 +116,7 @@ pub struct UnitWindow {
 
 /// Connects, retrying briefly: a forwarded port may accept before the
 /// forwarder reaches the agent (a VM's user network, an engine's userland proxy).
-async fn connect(addr: SocketAddr) -> Result<TcpStream, String> {
+pub async fn connect(addr: SocketAddr) -> Result<TcpStream, String> {
     let start = Instant::now();
     loop {
         match TcpStream::connect(addr).await {

@@ -400,6 +400,12 @@ pub enum ContainerNetwork {
     /// To a port published on 127.0.0.1 (`-p`): through the engine's
     /// userland proxy where it runs one (docker-proxy), then the bridge.
     Published,
+    /// The same port mapping through the kernel's NAT only: published on
+    /// the bridge's gateway address and reached there, where the engine's
+    /// DNAT rule in the host's OUTPUT chain sends it to the container before
+    /// any proxy sees it (Docker's rule skips only 127.0.0.0/8). The
+    /// daemon's configuration is not changed.
+    PublishedNat,
     /// The host's own network stack.
     Host,
 }
@@ -409,14 +415,20 @@ impl ContainerNetwork {
         match self {
             ContainerNetwork::Bridge => "bridge",
             ContainerNetwork::Published => "published",
+            ContainerNetwork::PublishedNat => "published-nat",
             ContainerNetwork::Host => "host",
         }
+    }
+
+    /// Whether the path goes through a published port.
+    pub fn publishes(self) -> bool {
+        matches!(self, ContainerNetwork::Published | ContainerNetwork::PublishedNat)
     }
 
     /// The engine's network mode for this path.
     pub fn engine_mode(self) -> &'static str {
         match self {
-            ContainerNetwork::Bridge | ContainerNetwork::Published => "bridge",
+            ContainerNetwork::Bridge | ContainerNetwork::Published | ContainerNetwork::PublishedNat => "bridge",
             ContainerNetwork::Host => "host",
         }
     }

@@ -399,19 +399,21 @@ fn container_from_raw(loc: &Locator, i: usize, t: &RawTarget, guest: Option<Gues
         &[
             ("bridge", ContainerNetwork::Bridge),
             ("published", ContainerNetwork::Published),
+            ("published-nat", ContainerNetwork::PublishedNat),
             ("host", ContainerNetwork::Host),
         ],
         ContainerNetwork::Bridge,
     )?;
-    if let (Some(g), ContainerNetwork::Published) = (&guest, network) {
+    if let Some(g) = guest.as_ref().filter(|_| network.publishes()) {
         if g.ready.is_some() {
             return Err(loc.error(
                 t.network.as_ref().map(Spanned::span),
                 &key("network"),
                 format!(
-                    "guest `{}` is probed for readiness on its own port, which network = \"published\" does not \
-                     publish (it publishes the agent's); use \"bridge\" or \"host\"",
-                    g.name
+                    "guest `{}` is probed for readiness on its own port, which network = \"{}\" does not \
+                     publish (it publishes the workload's); use \"bridge\" or \"host\"",
+                    g.name,
+                    network.as_str()
                 ),
             ));
         }

@@ -239,6 +239,7 @@ pub fn synthetic_run(dir: &Path, scale: f64, reps: u32, throughput: bool) -> Pat
                 started_at: "2026-11-25T15:01:02Z".into(),
                 clocksource: None,
                 agent_facts: None,
+                server: None,
                 not_applicable: None,
             })
             .unwrap();

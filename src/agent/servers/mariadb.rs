@@ -314,6 +314,10 @@ impl Server for MariaDb {
         let line = text.lines().next()?.trim();
         (out.status.success() && !line.is_empty()).then(|| line.to_string())
     }
+
+    fn settings(&self, setup: &Setup) -> Vec<(String, String)> {
+        settings(setup)
+    }
 }
 
 #[cfg(test)]

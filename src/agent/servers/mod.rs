@@ -46,4 +46,29 @@ pub trait Server {
     fn logs(&self, setup: &Setup) -> Vec<PathBuf>;
     /// Its version as the program reports it (`nginx -v`), for the facts.
     fn version(&self) -> Option<String>;
+    /// Its settings that change results, recorded with them.
+    fn settings(&self, setup: &Setup) -> Vec<(String, String)>;
+}
+
+/// The first of `candidates` that exists.
+pub fn find_program(candidates: &[&str]) -> Result<std::path::PathBuf, String> {
+    candidates
+        .iter()
+        .map(std::path::PathBuf::from)
+        .find(|p| p.exists())
+        .ok_or_else(|| format!("none of {} exists in this target", candidates.join(", ")))
+}
+
+/// The first line a program prints (on stdout or stderr) when run with
+/// `args`, for its version.
+pub fn first_line_of(program: &std::path::Path, args: &[&str]) -> Option<String> {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .env_clear()
+        .env("PATH", crate::agent::workloads::serve::PATH)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let text = if out.stdout.is_empty() { out.stderr } else { out.stdout };
+    String::from_utf8_lossy(&text).lines().next().map(|l| l.trim().to_string())
 }

@@ -3,10 +3,13 @@
 mod boot;
 mod cpu;
 mod disk;
+mod http;
 pub mod memory;
 pub mod network;
 pub mod params;
+pub mod serve;
 pub mod sha256;
+mod sql;
 mod syscall;
 
 use super::clock::Clock;
@@ -17,8 +20,9 @@ pub type Metrics = BTreeMap<String, f64>;
 /// Workload parameters as the host sent them (`vmbench.p.<name>=<value>`).
 pub type Params = BTreeMap<String, String>;
 
-/// Tells the host, mid-workload, the port the agent listens on.
-pub type Announce = Box<dyn Fn(u16) + Send + Sync>;
+/// Tells the host, mid-workload, the port the agent listens on, and the
+/// server an application workload started.
+pub type Announce = Box<dyn Fn(u16, Option<crate::protocol::ServerFacts>) + Send + Sync>;
 
 /// Where a workload runs, beyond its parameters.
 #[derive(Clone)]
@@ -53,7 +57,7 @@ impl Default for Env {
             scratch: None,
             listen: None,
             vm_init: false,
-            announce: std::sync::Arc::new(Box::new(|_| {})),
+            announce: std::sync::Arc::new(Box::new(|_, _| {})),
             clock: Clock::measure(),
             startup: None,
         }
@@ -110,6 +114,8 @@ pub fn all() -> Vec<Box<dyn Workload>> {
         Box::new(syscall::Syscall),
         Box::new(disk::Disk),
         Box::new(network::Network),
+        Box::new(http::Http),
+        Box::new(sql::Sql),
     ]
 }
 

@@ -37,8 +37,6 @@ pub const PARAMS: &[ParamSpec] = &[
     },
 ];
 
-/// The port the agent listens on behind NAT (QEMU user network, Docker bridge).
-pub const GUEST_PORT: u16 = 7777;
 /// QEMU user networking's guest address.
 pub const GUEST_ADDR: [u8; 4] = [10, 0, 2, 15];
 
@@ -66,7 +64,7 @@ impl Workload for Network {
         }
         let listener = TcpListener::bind(listen).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
         let port = listener.local_addr().map_err(|e| e.to_string())?.port();
-        (env.announce)(port);
+        (env.announce)(port, None);
         let (echo, _) = listener.accept().map_err(|e| format!("accepting the echo connection: {e}"))?;
         serve_echo(echo, rr_bytes as usize)?;
         let (sink, _) = listener.accept().map_err(|e| format!("accepting the stream connection: {e}"))?;
@@ -104,7 +102,7 @@ fn serve_sink(mut conn: TcpStream) -> Result<u64, String> {
 }
 
 /// Brings up `lo` and `eth0` with QEMU user networking's guest address.
-fn configure_vm_network() -> Result<(), String> {
+pub fn configure_vm_network() -> Result<(), String> {
     let nic = first_nic(Duration::from_secs(10))?;
     // SAFETY: a plain datagram socket used only for interface ioctls.
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0) };
@@ -193,7 +191,7 @@ mod tests {
     #[test]
     fn serves_an_echo_then_a_sink_on_loopback() {
         let (tx, rx) = mpsc::channel();
-        let announce: super::super::Announce = Box::new(move |port| tx.send(port).unwrap());
+        let announce: super::super::Announce = Box::new(move |port, _| tx.send(port).unwrap());
         let env = Env {
             listen: Some("127.0.0.1:0".into()),
             announce: std::sync::Arc::new(announce),

@@ -39,6 +39,8 @@ pub struct DockerBackend {
     launches: AtomicUsize,
     /// The engine starts this runtime without a network (`--network=none`).
     no_network: bool,
+    /// The bridge's gateway, where `network = "published-nat"` publishes.
+    nat_ip: Option<String>,
     /// The runtime is gVisor's runsc.
     gvisor: bool,
 }
@@ -61,6 +63,7 @@ impl DockerBackend {
             image: None,
             launches: AtomicUsize::new(0),
             no_network: false,
+            nat_ip: None,
             gvisor: false,
         }
     }
@@ -194,6 +197,13 @@ impl Backend for DockerBackend {
             .with_context(|| format!("target `{}`", self.name))?;
         self.no_network = runtime.runtime_args.unwrap_or_default().iter().any(|a| a == "--network=none");
         self.gvisor = self.spec.runtime == "runsc" || runtime.path.is_some_and(|p| p.ends_with("/runsc"));
+        if self.spec.network == ContainerNetwork::PublishedNat {
+            let gateway = bridge_gateway(&docker, engine)
+                .await
+                .map_err(|e| anyhow!(e))
+                .with_context(|| format!("target `{}`: network = \"published-nat\"", self.name))?;
+            self.nat_ip = Some(gateway);
+        }
         let agent_sha = guest::agent::sha256();
         let (image, guest_facts) = self
             .ensure_image(&docker, &agent_sha)
@@ -254,16 +264,23 @@ impl Backend for DockerBackend {
             instructions.scratch = Some(format!("{}/{file_name}", spec::SCRATCH_MOUNT));
             file.parent().map(Path::to_path_buf)
         });
-        let network = spec.workload.kind == WorkloadKind::Network;
-        if network {
+        let kind = spec.workload.kind;
+        if kind.host_driven() {
             instructions.listen = Some(spec::listen_address(self.spec.network));
         }
         let mut plan = self.plan(image, instructions.to_tokens());
         if let Some(dir) = &scratch_dir {
             plan.mount_scratch(dir);
         }
-        if network {
-            plan.enable_network(self.spec.network);
+        if kind.host_driven() {
+            plan.enable_network(&spec::Reach {
+                mode: self.spec.network,
+                ports: kind.guest_ports().to_vec(),
+                nat_ip: self.nat_ip.clone(),
+            });
+        }
+        if matches!(kind, WorkloadKind::Http | WorkloadKind::Sql) {
+            plan.serve_application();
         }
         let body = plan.body();
         Ok(Box::new(ContainerLaunch {
@@ -280,6 +297,9 @@ impl Backend for DockerBackend {
     }
 
     fn not_applicable(&self, workload: &crate::scenario::Workload) -> Option<String> {
+        if let Some(reason) = super::needs_a_guest_system(workload, self.spec.guest.as_ref()) {
+            return Some(reason);
+        }
         if let Some(guest) = self.spec.guest.as_ref().filter(|g| g.init == crate::scenario::GuestInit::Image) {
             if workload.kind != WorkloadKind::Boot {
                 return Some(format!(
@@ -290,7 +310,7 @@ impl Backend for DockerBackend {
             }
         }
         match workload.kind {
-            WorkloadKind::Network if self.no_network => Some(format!(
+            WorkloadKind::Network | WorkloadKind::Http | WorkloadKind::Sql if self.no_network => Some(format!(
                 "{} starts runtime `{}` with --network=none, so its containers have no network",
                 self.spec.engine, self.spec.runtime
             )),
@@ -427,7 +447,7 @@ impl Launch for ContainerLaunch {
     async fn address(&self, port: u16) -> Result<SocketAddr, String> {
         match self.network {
             ContainerNetwork::Host => Ok(super::loopback(port)),
-            ContainerNetwork::Published => published_port(&self.docker, &self.name).await,
+            ContainerNetwork::Published | ContainerNetwork::PublishedNat => published_port(&self.docker, &self.name, port).await,
             ContainerNetwork::Bridge => bridge_address(&self.docker, &self.name, port).await,
         }
     }
@@ -519,9 +539,11 @@ async fn bridge_address(docker: &Docker, name: &str, port: u16) -> Result<std::n
     Ok(std::net::SocketAddr::new(ip, port))
 }
 
-/// The host port Docker published for the agent's port.
-async fn published_port(docker: &Docker, name: &str) -> Result<std::net::SocketAddr, String> {
-    let key = format!("{}/tcp", crate::agent::workloads::network::GUEST_PORT);
+/// The host address and port Docker published for `port` in the container:
+/// on 127.0.0.1 (the userland proxy's path) or on the bridge's gateway (the
+/// kernel's NAT path), as it was published.
+async fn published_port(docker: &Docker, name: &str, port: u16) -> Result<std::net::SocketAddr, String> {
+    let key = spec::port_key(port);
     let inspect = docker
         .inspect_container(name, None)
         .await
@@ -531,10 +553,38 @@ async fn published_port(docker: &Docker, name: &str) -> Result<std::net::SocketA
         .and_then(|n| n.ports)
         .and_then(|mut ports| ports.remove(&key))
         .flatten()
-        .and_then(|bindings| bindings.into_iter().find_map(|b| b.host_port))
-        .and_then(|p| p.parse::<u16>().ok())
+        .and_then(|bindings| {
+            bindings.into_iter().find_map(|b| {
+                let port = b.host_port?.parse::<u16>().ok()?;
+                let ip = match b.host_ip.as_deref() {
+                    None | Some("") | Some("0.0.0.0") => std::net::IpAddr::from([127, 0, 0, 1]),
+                    Some(ip) => ip.parse().ok()?,
+                };
+                Some(std::net::SocketAddr::new(ip, port))
+            })
+        })
         .ok_or_else(|| format!("Docker published no host port for {key}"))?;
-    Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+    Ok(port)
+}
+
+/// The gateway address of the engine's default bridge network (Docker's
+/// `bridge`, Podman's `podman`): where `published-nat` publishes.
+async fn bridge_gateway(docker: &Docker, engine: crate::scenario::Engine) -> Result<String, String> {
+    let name = match engine {
+        crate::scenario::Engine::Docker => "bridge",
+        crate::scenario::Engine::Podman => "podman",
+    };
+    let network = docker
+        .inspect_network(name, None::<bollard::query_parameters::InspectNetworkOptions>)
+        .await
+        .map_err(|e| format!("inspecting the engine's `{name}` network: {e}"))?;
+    network
+        .ipam
+        .and_then(|ipam| ipam.config)
+        .unwrap_or_default()
+        .into_iter()
+        .find_map(|c| c.gateway.filter(|g| g.parse::<std::net::Ipv4Addr>().is_ok()))
+        .ok_or_else(|| format!("the engine's `{name}` network has no IPv4 gateway to publish on"))
 }
 
 async fn remove(docker: &Docker, name: &str) -> Result<()> {

@@ -46,7 +46,13 @@ pub enum ContainerOption {
     /// A host directory bind-mounted read-write at [`SCRATCH_MOUNT`].
     Scratch(PathBuf),
     /// The agent's port published on 127.0.0.1 at an ephemeral host port.
-    PublishAgentPort,
+    /// The workload's ports in the container, each published on an
+    /// ephemeral host port at `host_ip` (127.0.0.1, or the bridge's gateway
+    /// for the NAT path).
+    Publish {
+        host_ip: String,
+        ports: Vec<u16>,
+    },
     /// The host CPUs the container may run on (`--cpuset-cpus`).
     CpuSet(String),
     /// The program the container starts, replacing the image's entrypoint.
@@ -93,14 +99,15 @@ impl ContainerOption {
                 body.labels.get_or_insert_with(HashMap::new).insert(key.clone(), value.clone());
             }
             ContainerOption::Scratch(dir) => host(body).binds.get_or_insert_with(Vec::new).push(scratch_bind(dir)),
-            ContainerOption::PublishAgentPort => {
+            ContainerOption::Publish { host_ip, ports } => {
                 let binding = PortBinding {
-                    host_ip: Some("127.0.0.1".to_string()),
+                    host_ip: Some(host_ip.clone()),
                     // Empty: the engine picks a free port, read back after start.
                     host_port: Some(String::new()),
                 };
-                host(body).port_bindings = Some(HashMap::from([(agent_port(), Some(vec![binding]))]));
-                body.exposed_ports = Some(vec![agent_port()]);
+                let keys: Vec<String> = ports.iter().map(|p| port_key(*p)).collect();
+                host(body).port_bindings = Some(keys.iter().map(|k| (k.clone(), Some(vec![binding.clone()]))).collect());
+                body.exposed_ports = Some(keys);
             }
             ContainerOption::CpuSet(cpus) => host(body).cpuset_cpus = Some(cpus.clone()),
             ContainerOption::Entrypoint(path) => body.entrypoint = Some(vec![path.clone()]),
@@ -129,7 +136,12 @@ impl ContainerOption {
             ContainerOption::Runtime(name) => ("--runtime", name.clone()),
             ContainerOption::Label(key, value) => ("--label", format!("{key}={value}")),
             ContainerOption::Scratch(dir) => ("--volume", scratch_bind(dir)),
-            ContainerOption::PublishAgentPort => ("--publish", format!("127.0.0.1::{}", agent_port())),
+            ContainerOption::Publish { host_ip, ports } => {
+                return ports
+                    .iter()
+                    .flat_map(|p| ["--publish".to_string(), format!("{host_ip}::{}", port_key(*p))])
+                    .collect();
+            }
             ContainerOption::CpuSet(cpus) => ("--cpuset-cpus", cpus.clone()),
             ContainerOption::Entrypoint(path) => ("--entrypoint", path.clone()),
             ContainerOption::Env(key, value) => ("--env", format!("{key}={value}")),
@@ -154,7 +166,14 @@ impl ContainerOption {
             ContainerOption::Runtime(name) => ("runtime", name.clone()),
             ContainerOption::Label(key, value) => return (format!("label.{key}"), value.clone()),
             ContainerOption::Scratch(dir) => ("scratch", scratch_bind(dir)),
-            ContainerOption::PublishAgentPort => ("publish", format!("127.0.0.1::{}", agent_port())),
+            ContainerOption::Publish { host_ip, ports } => (
+                "publish",
+                ports
+                    .iter()
+                    .map(|p| format!("{host_ip}::{}", port_key(*p)))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
             ContainerOption::CpuSet(cpus) => ("cpuset", cpus.clone()),
             ContainerOption::Entrypoint(path) => ("entrypoint", path.clone()),
             ContainerOption::Env(key, value) => return (format!("env.{key}"), value.clone()),
@@ -179,18 +198,48 @@ fn scratch_bind(dir: &Path) -> String {
     format!("{}:{SCRATCH_MOUNT}:rw", dir.display())
 }
 
-fn agent_port() -> String {
-    format!("{}/tcp", crate::agent::workloads::network::GUEST_PORT)
+/// The engine's key of a TCP port in the container (`7777/tcp`).
+pub fn port_key(port: u16) -> String {
+    format!("{port}/tcp")
 }
 
-/// The options that give a container the network workload's network: a
-/// bridge with the agent's port published, or the host's own stack.
-fn network_options(mode: ContainerNetwork) -> Vec<ContainerOption> {
-    match mode {
-        ContainerNetwork::Host => vec![ContainerOption::Network(Some(mode))],
-        ContainerNetwork::Bridge => vec![ContainerOption::Network(Some(mode))],
-        ContainerNetwork::Published => vec![ContainerOption::Network(Some(mode)), ContainerOption::PublishAgentPort],
+/// How a host-driven workload's container is reached: the path and, for a
+/// published one, the ports to publish and the host address to publish them
+/// on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reach {
+    pub mode: ContainerNetwork,
+    pub ports: Vec<u16>,
+    /// The bridge's gateway address, for `published-nat`.
+    pub nat_ip: Option<String>,
+}
+
+impl Reach {
+    /// `mode` for `ports`, published on 127.0.0.1 where it publishes.
+    pub fn new(mode: ContainerNetwork, ports: &[u16]) -> Self {
+        Reach {
+            mode,
+            ports: ports.to_vec(),
+            nat_ip: None,
+        }
     }
+}
+
+/// The options that give a container a host-driven workload's network: a
+/// bridge (its ports published on 127.0.0.1 or on the bridge's gateway, or
+/// not at all), or the host's own stack.
+fn network_options(reach: &Reach) -> Vec<ContainerOption> {
+    let mut options = vec![ContainerOption::Network(Some(reach.mode))];
+    let host_ip = match reach.mode {
+        ContainerNetwork::Host | ContainerNetwork::Bridge => return options,
+        ContainerNetwork::Published => "127.0.0.1".to_string(),
+        ContainerNetwork::PublishedNat => reach.nat_ip.clone().unwrap_or_else(|| "127.0.0.1".into()),
+    };
+    options.push(ContainerOption::Publish {
+        host_ip,
+        ports: reach.ports.clone(),
+    });
+    options
 }
 
 /// One container launch: the engine, image, command and options from which
@@ -256,7 +305,7 @@ impl ContainerPlan {
             // TCP ready probe (or the service itself) needs.
             Some(GuestInit::Image) => {
                 let mut plan = ContainerPlan::new(spec, image, Vec::new());
-                plan.enable_network(spec.network);
+                plan.enable_network(&Reach::new(spec.network, &[]));
                 plan
             }
             Some(GuestInit::Agent) => {
@@ -292,12 +341,22 @@ impl ContainerPlan {
         self.options.push(ContainerOption::Scratch(dir.to_path_buf()));
     }
 
+    /// What a server in the container needs that the default hardening
+    /// takes away, as the seed lab's `docker run nginx` gives it: the
+    /// engine's default capabilities (nginx's workers set their groups,
+    /// MariaDB changes file ownership) and a writable root (the container
+    /// layer holds the server's files: recorded as their file system).
+    pub fn serve_application(&mut self) {
+        self.options
+            .retain(|o| !matches!(o, ContainerOption::CapDrop(_) | ContainerOption::ReadOnlyRoot));
+    }
+
     /// Replaces "no network" (or an earlier mode) with the network
     /// workload's network.
-    pub fn enable_network(&mut self, mode: ContainerNetwork) {
+    pub fn enable_network(&mut self, reach: &Reach) {
         self.options
-            .retain(|o| !matches!(o, ContainerOption::Network(_) | ContainerOption::PublishAgentPort));
-        self.options.extend(network_options(mode));
+            .retain(|o| !matches!(o, ContainerOption::Network(_) | ContainerOption::Publish { .. }));
+        self.options.extend(network_options(reach));
     }
 
     /// The Engine API body. vmbench attaches to the output and removes the
@@ -365,8 +424,8 @@ pub fn mount_scratch(body: &mut ContainerCreateBody, dir: &Path) {
 /// Gives an existing body the network the network workload needs: a bridge
 /// with the agent's port published on 127.0.0.1 (an ephemeral host port), or
 /// the host's own network stack.
-pub fn enable_network(body: &mut ContainerCreateBody, mode: ContainerNetwork) {
-    for option in network_options(mode) {
+pub fn enable_network(body: &mut ContainerCreateBody, reach: &Reach) {
+    for option in network_options(reach) {
         option.apply(body);
     }
 }
@@ -375,8 +434,8 @@ pub fn enable_network(body: &mut ContainerCreateBody, mode: ContainerNetwork) {
 pub fn listen_address(mode: ContainerNetwork) -> String {
     match mode {
         ContainerNetwork::Host => "127.0.0.1:0".to_string(),
-        ContainerNetwork::Bridge | ContainerNetwork::Published => {
-            format!("0.0.0.0:{}", crate::agent::workloads::network::GUEST_PORT)
+        ContainerNetwork::Bridge | ContainerNetwork::Published | ContainerNetwork::PublishedNat => {
+            format!("0.0.0.0:{}", crate::protocol::AGENT_PORT)
         }
     }
 }
@@ -509,7 +568,7 @@ mod tests {
     fn the_body_the_command_line_and_the_settings_agree_option_by_option() {
         let mut plan = ContainerPlan::new(&spec(), "img:1", vec!["vmbench.nonce=x".into()]).labelled("run1", "c");
         plan.mount_scratch(Path::new("/cache/scratch/r/c"));
-        plan.enable_network(ContainerNetwork::Published);
+        plan.enable_network(&Reach::new(ContainerNetwork::Published, &[7777]));
         let (body, argv, settings) = (body_leaves(&plan.body()), plan.argv(), plan.settings());
         // What no option explains: the image, the command and how vmbench
         // drives the container (attached, no TTY, removed by vmbench).
@@ -580,8 +639,8 @@ mod tests {
     fn the_network_workload_gets_its_network_the_same_way_in_body_and_plan() {
         let mut plan = ContainerPlan::new(&spec(), "img:1", Vec::new());
         let mut body = plan.body();
-        enable_network(&mut body, ContainerNetwork::Published);
-        plan.enable_network(ContainerNetwork::Published);
+        enable_network(&mut body, &Reach::new(ContainerNetwork::Published, &[7777]));
+        plan.enable_network(&Reach::new(ContainerNetwork::Published, &[7777]));
         assert_eq!(body, plan.body());
         assert_eq!(body.network_disabled, Some(false));
         let host = body.host_config.unwrap();
@@ -589,7 +648,7 @@ mod tests {
         let binding = &host.port_bindings.unwrap()["7777/tcp"].clone().unwrap()[0];
         assert_eq!(binding.host_ip.as_deref(), Some("127.0.0.1"));
         assert!(plan.argv().join(" ").contains("--network bridge --publish 127.0.0.1::7777/tcp"));
-        plan.enable_network(ContainerNetwork::Host);
+        plan.enable_network(&Reach::new(ContainerNetwork::Host, &[7777]));
         assert_eq!(plan.body().host_config.unwrap().network_mode.as_deref(), Some("host"));
         assert!(!plan.argv().iter().any(|a| a == "--publish"));
     }

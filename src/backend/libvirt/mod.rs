@@ -179,6 +179,10 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 
 #[async_trait]
 impl Backend for LibvirtBackend {
+    fn not_applicable(&self, workload: &crate::scenario::Workload) -> Option<String> {
+        super::needs_a_guest_system(workload, self.spec.guest.as_ref())
+    }
+
     async fn prepare(&mut self) -> Result<TargetFacts> {
         let uri = self.spec.uri.clone();
         let target = self.name.clone();
@@ -360,8 +364,8 @@ impl Launch for DomainLaunch {
         })
     }
 
-    async fn address(&self, _port: u16) -> Result<SocketAddr, String> {
-        qemu::forwarded(&self.cmd)
+    async fn address(&self, port: u16) -> Result<SocketAddr, String> {
+        qemu::forwarded(&self.cmd, port)
     }
 
     fn footprint(&self) -> Footprint {

@@ -18,7 +18,7 @@ pub fn domain(cmd: &QemuCommand, name: &str, console: &Path) -> String {
         Accel::Kvm => "kvm",
         Accel::Tcg => "qemu",
     };
-    let qemu_ns = if cmd.forward_port.is_some() {
+    let qemu_ns = if !cmd.forwards.is_empty() {
         " xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'"
     } else {
         ""
@@ -45,8 +45,8 @@ pub fn domain(cmd: &QemuCommand, name: &str, console: &Path) -> String {
         let _ = writeln!(xml, "  <{event}>destroy</{event}>");
     }
     devices(&mut xml, cmd, console);
-    if let Some(port) = cmd.forward_port {
-        user_network(&mut xml, cmd, port);
+    if !cmd.forwards.is_empty() {
+        user_network(&mut xml, cmd);
     }
     xml.push_str("</domain>\n");
     xml
@@ -108,12 +108,12 @@ fn devices(xml: &mut String, cmd: &QemuCommand, console: &Path) {
 /// QEMU's slirp with hostfwd is passed through instead, the same network the
 /// qemu backend gives its guests. `bus=pcie.0` holds because libvirt
 /// targets are always q35 (the scenario refuses microvm for them).
-fn user_network(xml: &mut String, cmd: &QemuCommand, port: u16) {
+fn user_network(xml: &mut String, cmd: &QemuCommand) {
     let device = virtio_device(Virtio::Net, cmd.machine);
     let _ = writeln!(xml, "  <qemu:commandline>");
     for arg in [
         "-netdev".to_string(),
-        user_netdev("vmbnet0", port),
+        user_netdev("vmbnet0", &cmd.forwards),
         "-device".to_string(),
         format!("{device},netdev=vmbnet0,bus=pcie.0,addr=0x10"),
     ] {
@@ -141,7 +141,7 @@ mod tests {
             smbios_oem: None,
             root_disk: None,
             disk: None,
-            forward_port: None,
+            forwards: Vec::new(),
             cpuset: None,
             sandbox: false,
         }
@@ -183,7 +183,7 @@ mod tests {
     fn disk_and_network_workloads_get_their_devices() {
         let mut cmd = command(Accel::Tcg);
         cmd.disk = Some("/var/lib/libvirt/images/vmbench/r/n.img".into());
-        cmd.forward_port = Some(40123);
+        cmd.forwards = vec![crate::backend::qemu::cmdline::Forward { host: 40123, guest: 7777 }];
         let xml = domain(&cmd, "vmbench-r-t-2", Path::new("/tmp/c"));
         assert!(xml.contains("cache='none'"));
         assert!(xml.contains("<source file='/var/lib/libvirt/images/vmbench/r/n.img'/>"));
@@ -191,7 +191,7 @@ mod tests {
         assert!(xml.contains("xmlns:qemu="));
         assert!(xml.contains("hostfwd=tcp:127.0.0.1:40123-:"));
         // The same user network the qemu backend gives its guests.
-        assert!(xml.contains(&format!("<qemu:arg value='{}'/>", user_netdev("vmbnet0", 40123))));
+        assert!(xml.contains(&format!("<qemu:arg value='{}'/>", user_netdev("vmbnet0", &cmd.forwards))));
         assert!(xml.contains("<qemu:arg value='virtio-net-pci,netdev=vmbnet0,bus=pcie.0,addr=0x10'/>"));
     }
 }

@@ -83,7 +83,7 @@ pub async fn probe(qemu: &Path, kernel: &Path, initrd: &Path) -> Verdict {
         smbios_oem: None,
         root_disk: None,
         disk: None,
-        forward_port: None,
+        forwards: Vec::new(),
         cpuset: None,
         // The probe asks whether KVM runs a guest here, whatever the targets'
         // sandbox; the preflight checks the sandbox on its own.

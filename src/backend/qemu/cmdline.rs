@@ -78,9 +78,10 @@ pub struct QemuCommand {
     pub root_disk: Option<PathBuf>,
     /// A raw image attached as virtio-blk (the disk workload's `/dev/vda`).
     pub disk: Option<PathBuf>,
-    /// A virtio-net NIC on QEMU's user network, with this host port on
-    /// 127.0.0.1 forwarded to the agent's port (the network workload).
-    pub forward_port: Option<u16>,
+    /// A virtio-net NIC on QEMU's user network, with these host ports on
+    /// 127.0.0.1 forwarded to ports in the guest (a host-driven workload's:
+    /// the agent's, a server's). No NIC when empty.
+    pub forwards: Vec<Forward>,
     /// The host CPUs the whole QEMU process (vCPU and helper threads) runs
     /// on; not an argument: applied by affinity, or by libvirt's `<cputune>`.
     pub cpuset: Option<crate::scenario::CpuSet>,
@@ -123,12 +124,22 @@ pub fn virtio_device(kind: Virtio, machine: Machine) -> &'static str {
     }
 }
 
-/// The `-netdev` value of QEMU's user network (slirp) named `id`, with
-/// `host_port` on 127.0.0.1 forwarded to the agent's port in the guest: the
-/// network workload's path in, for the qemu and libvirt backends alike.
-pub fn user_netdev(id: &str, host_port: u16) -> String {
-    let guest = crate::agent::workloads::network::GUEST_PORT;
-    format!("user,id={id},hostfwd=tcp:127.0.0.1:{host_port}-:{guest}")
+/// A host port on 127.0.0.1 forwarded to a guest port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Forward {
+    pub host: u16,
+    pub guest: u16,
+}
+
+/// The `-netdev` value of QEMU's user network (slirp) named `id`, with each
+/// forward's host port on 127.0.0.1 forwarded to its guest port: a
+/// host-driven workload's path in, for the qemu and libvirt backends alike.
+pub fn user_netdev(id: &str, forwards: &[Forward]) -> String {
+    let mut value = format!("user,id={id}");
+    for f in forwards {
+        value.push_str(&format!(",hostfwd=tcp:127.0.0.1:{}-:{}", f.host, f.guest));
+    }
+    value
 }
 
 impl QemuCommand {
@@ -185,8 +196,8 @@ impl QemuCommand {
                 format!("{},drive=disk0,serial={SCRATCH_SERIAL}", virtio_device(Virtio::Blk, self.machine)),
             );
         }
-        if let Some(port) = self.forward_port {
-            pair("-netdev", user_netdev("net0", port));
+        if !self.forwards.is_empty() {
+            pair("-netdev", user_netdev("net0", &self.forwards));
             pair("-device", format!("{},netdev=net0", virtio_device(Virtio::Net, self.machine)));
         }
         // The guest's serial port is QEMU's stdout: a pipe vmbench reads as
@@ -221,7 +232,7 @@ mod tests {
             smbios_oem: None,
             root_disk: None,
             disk: None,
-            forward_port: None,
+            forwards: Vec::new(),
             cpuset: None,
             sandbox: true,
         }
@@ -312,9 +323,12 @@ mod tests {
     #[test]
     fn the_network_workload_gets_a_user_network_nic_with_a_forwarded_port() {
         let mut cmd = command(Machine::Microvm, Accel::Tcg);
-        cmd.forward_port = Some(40000);
+        cmd.forwards = vec![Forward { host: 40000, guest: 7777 }, Forward { host: 40001, guest: 80 }];
         let args = cmd.args();
-        assert_eq!(value_after(&args, "-netdev"), "user,id=net0,hostfwd=tcp:127.0.0.1:40000-:7777");
+        assert_eq!(
+            value_after(&args, "-netdev"),
+            "user,id=net0,hostfwd=tcp:127.0.0.1:40000-:7777,hostfwd=tcp:127.0.0.1:40001-:80"
+        );
         assert_eq!(value_after(&args, "-device"), "virtio-net-device,netdev=net0");
     }
 

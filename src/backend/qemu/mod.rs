@@ -8,7 +8,7 @@ use super::{footprint, Backend, ExitStyle, Footprint, Gone, Launch, LaunchSpec, 
 use crate::guest::{self, kernel::Kernel};
 use crate::protocol::Instructions;
 use crate::rundir::{ArtifactFacts, TargetFacts};
-use crate::scenario::{AccelChoice, VmBackend, VmSpec, WorkloadKind};
+use crate::scenario::{AccelChoice, VmBackend, VmSpec};
 use anyhow::{bail, Context, Result};
 use async_trait::async_trait;
 use cmdline::{Accel, QemuCommand, BASE_KERNEL_ARGS};
@@ -109,7 +109,7 @@ pub async fn prepare_vm(name: &str, spec: &VmSpec, ctx: &RunContext) -> Result<P
         smbios_oem: None,
         root_disk: None,
         disk: None,
-        forward_port: None,
+        forwards: Vec::new(),
         cpuset: ctx.cpuset.clone(),
         sandbox,
     };
@@ -226,7 +226,7 @@ async fn prepare_guest_vm(name: &str, spec: &VmSpec, guest_spec: &crate::scenari
         sandbox,
         root_disk: Some(disk.path.clone()),
         disk: None,
-        forward_port: None,
+        forwards: Vec::new(),
         cpuset: ctx.cpuset.clone(),
     };
     let reproduce = with_instructions(&template, &Instructions::new("repro", "boot")).argv();
@@ -282,11 +282,13 @@ async fn prepare_guest_vm(name: &str, spec: &VmSpec, guest_spec: &crate::scenari
 /// initramfs for both.
 pub fn launch_command(template: &QemuCommand, initrd_drivers: &Path, spec: &LaunchSpec) -> Result<QemuCommand, String> {
     let mut instructions = spec.instructions.clone();
-    let mut forward_port = None;
-    if spec.workload.kind == WorkloadKind::Network {
-        forward_port = Some(free_local_port().map_err(|e| format!("finding a free port to forward: {e}"))?);
-        let guest = crate::agent::workloads::network::GUEST_PORT;
-        instructions.listen = Some(format!("0.0.0.0:{guest}"));
+    let mut forwards = Vec::new();
+    for &guest in spec.workload.kind.guest_ports() {
+        let host = free_local_port().map_err(|e| format!("finding a free port to forward: {e}"))?;
+        forwards.push(cmdline::Forward { host, guest });
+    }
+    if spec.workload.kind.host_driven() {
+        instructions.listen = Some(format!("0.0.0.0:{}", crate::protocol::AGENT_PORT));
     }
     if spec.scratch.is_some() {
         // A guest system's root disk is a virtio disk too: name the scratch
@@ -298,8 +300,9 @@ pub fn launch_command(template: &QemuCommand, initrd_drivers: &Path, spec: &Laun
     }
     let mut cmd = with_instructions(template, &instructions);
     cmd.disk = spec.scratch.clone();
-    cmd.forward_port = forward_port;
-    if cmd.disk.is_some() || forward_port.is_some() {
+    let nic = !forwards.is_empty();
+    cmd.forwards = forwards;
+    if cmd.disk.is_some() || nic {
         cmd.initrd = initrd_drivers.to_path_buf();
     }
     Ok(cmd)
@@ -312,12 +315,13 @@ pub fn free_local_port() -> std::io::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// Where the host reaches the agent's port in a VM: the forwarded port,
-/// whatever the guest port.
-pub fn forwarded(cmd: &QemuCommand) -> Result<SocketAddr, String> {
-    cmd.forward_port
-        .map(super::loopback)
-        .ok_or_else(|| "the VM was started without a forwarded port".to_string())
+/// Where the host reaches `port` in a VM: the host port forwarded to it.
+pub fn forwarded(cmd: &QemuCommand, port: u16) -> Result<SocketAddr, String> {
+    cmd.forwards
+        .iter()
+        .find(|f| f.guest == port)
+        .map(|f| super::loopback(f.host))
+        .ok_or_else(|| format!("the VM was started without a forwarded port for guest port {port}"))
 }
 
 /// The command line for one launch of `template` with `instructions`: on
@@ -334,6 +338,10 @@ pub fn with_instructions(template: &QemuCommand, instructions: &Instructions) ->
 
 #[async_trait]
 impl Backend for QemuBackend {
+    fn not_applicable(&self, workload: &crate::scenario::Workload) -> Option<String> {
+        super::needs_a_guest_system(workload, self.spec.guest.as_ref())
+    }
+
     async fn prepare(&mut self) -> Result<TargetFacts> {
         let prepared = prepare_vm(&self.name, &self.spec, &self.ctx).await?;
         self.template = Some(prepared.template);
@@ -522,8 +530,8 @@ impl Launch for QemuLaunch {
         })
     }
 
-    async fn address(&self, _port: u16) -> Result<SocketAddr, String> {
-        forwarded(&self.cmd)
+    async fn address(&self, port: u16) -> Result<SocketAddr, String> {
+        forwarded(&self.cmd, port)
     }
 
     fn footprint(&self) -> Footprint {

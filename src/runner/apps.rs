@@ -1,0 +1,161 @@
+//! The host side of the application workloads: once the agent says its
+//! server is up, vmbench holds the agent's control connection open, runs its
+//! load generator (`load::http`, `load::sql`) against the server's address
+//! on the path the target was given, and closes the control connection so
+//! the agent stops the server and reports what the server cost.
+
+use super::network::{Measured, UnitWindow};
+use crate::agent::servers::mariadb;
+use crate::backend::Launch;
+use crate::load::{http, sql};
+use crate::scenario::{Workload, WorkloadKind};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// What the host runs against one target's server.
+#[derive(Debug, Clone)]
+pub enum AppClient {
+    Http { load: http::HttpLoad, rate: f64 },
+    Sql { load: sql::SqlLoad, read_write: bool },
+}
+
+impl AppClient {
+    /// The client for `workload` if it is an application workload.
+    pub fn for_workload(workload: &Workload) -> Option<Self> {
+        let secs = |name: &str, default: u64| Duration::from_secs(workload.param(name).unwrap_or(default));
+        match workload.kind {
+            WorkloadKind::Http => Some(AppClient::Http {
+                load: http::HttpLoad {
+                    path: crate::agent::servers::nginx::BODY_PATH.to_string(),
+                    host: "vmbench".to_string(),
+                    connections: workload.param("connections").unwrap_or(16) as usize,
+                    threads: workload.param("client_threads").unwrap_or(1) as usize,
+                    warmup: secs("warmup_s", 2),
+                    duration: secs("duration_s", 10),
+                    expect_body_bytes: Some(workload.param("body_bytes").unwrap_or(1024) as usize),
+                },
+                rate: workload.param("rate").unwrap_or(0) as f64,
+            }),
+            WorkloadKind::Sql => Some(AppClient::Sql {
+                load: sql::SqlLoad {
+                    clients: workload.param("clients").unwrap_or(4) as usize,
+                    warmup: secs("warmup_s", 2),
+                    duration: secs("duration_s", 10),
+                    table_rows: workload.param("table_rows").unwrap_or(10_000),
+                    // The account the agent's init file creates.
+                    user: mariadb::USER.to_string(),
+                    password: mariadb::PASSWORD.to_string(),
+                    database: mariadb::DATABASE.to_string(),
+                },
+                read_write: workload.param("read_write").unwrap_or(1) == 1,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Runs the load against the server at `server_port` in the target
+    /// while holding the agent's control connection at `control_port`,
+    /// within `timeout`.
+    pub async fn run(self, launch: &dyn Launch, control_port: u16, server_port: u16, timeout: Duration) -> Result<Measured, String> {
+        let control_addr = launch.address(control_port).await?;
+        let server = launch.address(server_port).await?;
+        // Held open while the load runs; dropping it tells the agent to stop
+        // the server.
+        let control = super::network::connect(control_addr).await?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(self.run_blocking(server));
+        });
+        let result = match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err("the load generator's thread ended without an answer".to_string()),
+            Err(_) => Err("timed out".to_string()),
+        };
+        drop(control);
+        result
+    }
+
+    fn run_blocking(self, server: SocketAddr) -> Result<Measured, String> {
+        match self {
+            AppClient::Http { load, rate } => run_http(server, &load, rate),
+            AppClient::Sql { load, read_write } => run_sql(server, &load, read_write),
+        }
+    }
+}
+
+/// Closed loop, then (with a rate) open loop.
+fn run_http(server: SocketAddr, load: &http::HttpLoad, rate: f64) -> Result<Measured, String> {
+    let mut m = BTreeMap::new();
+    let closed = http::run(server, load, http::Loop::Closed)?;
+    m.insert("http_rps".to_string(), closed.achieved_rps);
+    latencies(&mut m, "http", &closed.latency);
+    m.insert("http_errors_count".to_string(), closed.errors as f64);
+    m.insert("http_reconnects_count".to_string(), closed.reconnects as f64);
+    let mut windows = vec![window(
+        "host_cpu_per_request_us",
+        closed.window_start,
+        closed.window_end,
+        closed.requests,
+    )];
+    if rate > 0.0 {
+        let open = http::run(server, load, http::Loop::Open { rate })?;
+        m.insert("http_open_achieved_rps".to_string(), open.achieved_rps);
+        latencies(&mut m, "http_open", &open.latency);
+        m.insert("http_open_errors_count".to_string(), open.errors as f64);
+        m.insert("http_open_fell_behind_flag".to_string(), if open.kept_up { 0.0 } else { 1.0 });
+        windows.push(window(
+            "host_cpu_per_request_open_us",
+            open.window_start,
+            open.window_end,
+            open.requests,
+        ));
+    }
+    Ok(Measured { metrics: m, windows })
+}
+
+/// Logs in (the server may accept connections before its init file has
+/// made vmbench's account), fills the table, runs point selects and, if
+/// asked, the read/write mix.
+fn run_sql(server: SocketAddr, load: &sql::SqlLoad, read_write: bool) -> Result<Measured, String> {
+    let mut m = BTreeMap::new();
+    sql::wait_ready(server, load, Duration::from_secs(120))?;
+    let preparing = Instant::now();
+    sql::prepare(server, load)?;
+    m.insert("sql_prepare_ms".to_string(), preparing.elapsed().as_secs_f64() * 1e3);
+    let point = sql::run(server, load, sql::Mix::PointSelect)?;
+    m.insert("sql_point_tps".to_string(), point.tps);
+    latencies(&mut m, "sql_point", &point.latency);
+    m.insert("sql_point_errors_count".to_string(), point.errors as f64);
+    let mut windows = vec![window(
+        "host_cpu_per_txn_us",
+        point.window_start,
+        point.window_end,
+        point.transactions,
+    )];
+    if read_write {
+        let rw = sql::run(server, load, sql::Mix::ReadWrite)?;
+        m.insert("sql_rw_tps".to_string(), rw.tps);
+        m.insert("sql_rw_qps".to_string(), rw.qps);
+        latencies(&mut m, "sql_rw", &rw.latency);
+        m.insert("sql_rw_errors_count".to_string(), rw.errors as f64);
+        windows.push(window("host_cpu_per_rw_txn_us", rw.window_start, rw.window_end, rw.transactions));
+    }
+    Ok(Measured { metrics: m, windows })
+}
+
+fn window(metric: &'static str, from: Instant, to: Instant, units: u64) -> UnitWindow {
+    UnitWindow {
+        metric,
+        from,
+        to,
+        units: units as f64,
+    }
+}
+
+/// The percentiles as `<prefix>_p50_us` ... `<prefix>_p999_us`.
+fn latencies(m: &mut BTreeMap<String, f64>, prefix: &str, l: &crate::load::Latency) {
+    for (name, value) in [("p50", l.p50), ("p90", l.p90), ("p99", l.p99), ("p999", l.p999)] {
+        m.insert(format!("{prefix}_{name}_us"), value);
+    }
+}
