@@ -69,6 +69,10 @@ PACKAGES=(qemu-system-x86 hyperfine ca-certificates crun runsc fonts-dejavu-core
 # distribution's archive; mkfs.ext4 -d, mkfs.fat, mtools, syslinux and
 # systemd-boot make the bootable VM disk of it; OVMF is the UEFI firmware.
 PACKAGES+=(mmdebstrap e2fsprogs dosfstools mtools syslinux syslinux-common systemd-boot-efi ovmf)
+# The application workloads (http, sql): natively the host's own nginx and
+# MariaDB run them (started by vmbench's agent, never as system services);
+# wrk and sysbench are the reference tools they are compared with.
+APP_PACKAGES=(nginx mariadb-server wrk sysbench)
 CACHE_DIR=${VMBENCH_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/vmbench}
 APT_UPDATED=0
 
@@ -110,6 +114,30 @@ install_packages() {
         log "installing ${missing[*]}"
         DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
     fi
+}
+
+# The application packages, with every service start refused while they
+# install (a policy-rc.d that says no): a host nginx on port 80 or a system
+# MariaDB would only compete with what is measured.
+install_app_packages() {
+    local missing=() pkg policy=/usr/sbin/policy-rc.d placed=0
+    for pkg in "${APP_PACKAGES[@]}"; do
+        if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
+            missing+=("$pkg")
+        fi
+    done
+    [[ ${#missing[@]} -gt 0 ]] || return 0
+    apt_update_once
+    if [[ ! -e $policy ]]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy"
+        chmod 755 "$policy"
+        placed=1
+    fi
+    log "installing ${missing[*]} (services not started)"
+    local rc=0
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null || rc=$?
+    [[ $placed -eq 0 ]] || rm -f "$policy"
+    return $rc
 }
 
 # True when pid file $1 names a live (not zombie) process called $2.
@@ -333,6 +361,7 @@ step "choose the Docker package"
 docker_package
 step "install packages"
 install_packages
+install_app_packages
 step "register crun and runsc with Docker"
 changed=$(register_runtimes)
 if [[ $changed == changed ]]; then
