@@ -30,6 +30,61 @@ const MEMORY: Measured = Measured {
     metric: "mem_ready_bytes",
     scale: 1024.0 * 1024.0,
 };
+/// Without the boot workload: the most the target held while it worked
+/// (an application workload's server starts after the ready line).
+const PEAK_MEMORY: Measured = Measured {
+    title: "peak memory MiB",
+    metric: "mem_peak_bytes",
+    scale: 1024.0 * 1024.0,
+};
+
+/// The measured columns of the headline for `record`'s workloads: ready
+/// and exit times where the scenario boots, then host memory, then each
+/// application workload's rate and median latency.
+fn columns(record: &RunRecord) -> (Vec<Measured>, Measured) {
+    let mut out = Vec::new();
+    let boots = record.scenario.workloads.contains(&WorkloadKind::Boot);
+    if boots {
+        out.extend([READY, EXIT]);
+    }
+    let memory = if boots || record.scenario.workloads.is_empty() {
+        MEMORY
+    } else {
+        PEAK_MEMORY
+    };
+    let mut apps = Vec::new();
+    for w in &record.scenario.workloads {
+        match w {
+            WorkloadKind::Http => apps.extend([
+                Measured {
+                    title: "http req/s",
+                    metric: "http_rps",
+                    scale: 1.0,
+                },
+                Measured {
+                    title: "http p50 µs",
+                    metric: "http_p50_us",
+                    scale: 1.0,
+                },
+            ]),
+            WorkloadKind::Sql => apps.extend([
+                Measured {
+                    title: "sql txn/s",
+                    metric: "sql_point_tps",
+                    scale: 1.0,
+                },
+                Measured {
+                    title: "sql p50 µs",
+                    metric: "sql_point_p50_us",
+                    scale: 1.0,
+                },
+            ]),
+            _ => {}
+        }
+    }
+    out.extend(apps);
+    (out, memory)
+}
 
 /// The row of `metric` for `target`: from the boot workload when it has one,
 /// else from the first workload (in the scenario's order) that does.
@@ -98,26 +153,56 @@ fn artifact(t: &TargetFacts, native: Option<&TargetFacts>) -> [String; 2] {
 pub fn headline(record: &RunRecord, samples: &[Sample]) -> String {
     let rows = metric_rows(record, samples);
     let native = record.targets.iter().find(|t| t.kind == TargetKind::Native);
-    let mut lines: Vec<[String; 5]> = Vec::new();
+    let (measures, memory) = columns(record);
+    let mut lines: Vec<Vec<String>> = Vec::new();
     let mut borrowed = Vec::new();
     for t in &record.targets {
-        let ([ready, ready_r], _) = measured(&rows, record, &t.name, &READY);
-        let ([exit, exit_r], _) = measured(&rows, record, &t.name, &EXIT);
-        let ([mem, mem_r], from) = measured(&rows, record, &t.name, &MEMORY);
-        if let Some(w) = from {
-            borrowed.push(format!("{} from its {w} workload", t.name));
+        let mut values = vec![t.name.clone()];
+        let mut ratios = vec![format!(" {}", how(Some(t)))];
+        // Times before the artifact, memory and the applications after it.
+        let split = measures
+            .iter()
+            .take_while(|m| m.metric == READY.metric || m.metric == EXIT.metric)
+            .count();
+        for m in &measures[..split] {
+            let ([v, r], _) = measured(&rows, record, &t.name, m);
+            values.push(v);
+            ratios.push(r);
         }
         let [size, size_r] = artifact(t, native);
-        lines.push([t.name.clone(), ready, exit, size, mem]);
-        lines.push([format!(" {}", how(Some(t))), ready_r, exit_r, size_r, mem_r]);
+        values.push(size);
+        ratios.push(size_r);
+        let ([mem, mem_r], from) = measured(&rows, record, &t.name, &memory);
+        if let Some(w) = from.filter(|_| memory.metric == MEMORY.metric) {
+            borrowed.push(format!("{} from its {w} workload", t.name));
+        }
+        values.push(mem);
+        ratios.push(mem_r);
+        for m in &measures[split..] {
+            let ([v, r], _) = measured(&rows, record, &t.name, m);
+            values.push(v);
+            ratios.push(r);
+        }
+        lines.push(values);
+        lines.push(ratios);
     }
-    let header = ["target", READY.title, EXIT.title, "artifact MiB", MEMORY.title];
+    let split = measures
+        .iter()
+        .take_while(|m| m.metric == READY.metric || m.metric == EXIT.metric)
+        .count();
+    let mut header = vec!["target"];
+    header.extend(measures[..split].iter().map(|m| m.title));
+    header.extend(["artifact MiB", memory.title]);
+    header.extend(measures[split..].iter().map(|m| m.title));
     let mut out = layout(&header, &lines);
     if native.is_some() && record.targets.len() > 1 {
         out.push_str("second line: accel / runtime, and × native [95% CI] (> 1 costs more; * = ratio of medians)\n");
     }
     if !borrowed.is_empty() {
         out.push_str(&format!("host memory at the ready line; {}\n", borrowed.join(", ")));
+    }
+    if memory.metric == PEAK_MEMORY.metric {
+        out.push_str("peak memory: the most the target held on the host while it worked (its server included)\n");
     }
     for (target, failed) in failures(samples) {
         out.push_str(&format!("{target}: {failed} failed trial(s); see samples.jsonl for the errors\n"));
@@ -135,7 +220,7 @@ pub fn headline(record: &RunRecord, samples: &[Sample]) -> String {
 
 /// Left-aligned columns two spaces apart (a value and the ratio under it
 /// start in the same place), a rule under the header.
-fn layout(header: &[&str; 5], lines: &[[String; 5]]) -> String {
+fn layout(header: &[&str], lines: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for line in lines {
         for (i, cell) in line.iter().enumerate() {
@@ -149,7 +234,7 @@ fn layout(header: &[&str; 5], lines: &[[String; 5]]) -> String {
     let mut out = join(header.iter().map(|h| h.to_string()).collect());
     out.push_str(&join(widths.iter().map(|w| "-".repeat(*w)).collect()));
     for line in lines {
-        out.push_str(&join(line.to_vec()));
+        out.push_str(&join(line.clone()));
     }
     out
 }
@@ -218,6 +303,36 @@ mod tests {
         // Shorter than the long table by far.
         let long = super::super::table::summary(&run.record, &run.samples);
         assert!(text.lines().count() < long.lines().count(), "{text}\n{long}");
+    }
+
+    #[test]
+    fn an_application_run_heads_with_its_rate_latency_and_peak_memory() {
+        let mut run = crate::compare::tests::run(1.0, 6);
+        run.record.scenario.workloads = vec![WorkloadKind::Http];
+        for s in run.samples.iter_mut() {
+            s.workload = WorkloadKind::Http;
+            let slow = if s.target == "vm" { 10.0 } else { 1.0 };
+            s.metrics = [
+                ("http_rps".to_string(), 40000.0 / slow),
+                ("http_p50_us".to_string(), 50.0 * slow),
+                ("mem_peak_bytes".to_string(), 8.0 * slow * 1048576.0),
+            ]
+            .into_iter()
+            .collect();
+        }
+        let text = headline(&run.record, &run.samples);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(!lines[0].contains("ready ms"), "no boot workload, no boot columns: {text}");
+        for title in ["http req/s", "http p50 µs", "peak memory MiB"] {
+            assert!(lines[0].contains(title), "{title}: {text}");
+        }
+        let vm = lines.iter().position(|l| l.starts_with("vm")).unwrap();
+        assert!(
+            lines[vm].contains("4000") && lines[vm].contains("500") && lines[vm].contains("80.0"),
+            "{text}"
+        );
+        assert!(lines[vm + 1].contains("10.0× ["), "costs ten times native on every column: {text}");
+        assert!(text.contains("peak memory: the most the target held"), "{text}");
     }
 
     #[test]
