@@ -4,6 +4,7 @@
 //! reads a console or samples a footprint.
 
 pub mod http;
+pub mod reference;
 pub mod sql;
 
 use crate::stats::percentile;

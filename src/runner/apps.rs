@@ -7,7 +7,7 @@
 use super::network::{Measured, UnitWindow};
 use crate::agent::servers::mariadb;
 use crate::backend::Launch;
-use crate::load::{http, sql};
+use crate::load::{http, reference, sql};
 use crate::scenario::{Workload, WorkloadKind};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -16,8 +16,18 @@ use std::time::{Duration, Instant};
 /// What the host runs against one target's server.
 #[derive(Debug, Clone)]
 pub enum AppClient {
-    Http { load: http::HttpLoad, rate: f64 },
-    Sql { load: sql::SqlLoad, read_write: bool },
+    Http {
+        load: http::HttpLoad,
+        rate: f64,
+        /// Run wrk too (`reference = 1`).
+        reference: bool,
+    },
+    Sql {
+        load: sql::SqlLoad,
+        read_write: bool,
+        /// Run sysbench too (`reference = 1`).
+        reference: bool,
+    },
 }
 
 impl AppClient {
@@ -36,6 +46,7 @@ impl AppClient {
                     expect_body_bytes: Some(workload.param("body_bytes").unwrap_or(1024) as usize),
                 },
                 rate: workload.param("rate").unwrap_or(0) as f64,
+                reference: workload.param("reference").unwrap_or(0) == 1,
             }),
             WorkloadKind::Sql => Some(AppClient::Sql {
                 load: sql::SqlLoad {
@@ -49,6 +60,7 @@ impl AppClient {
                     database: mariadb::DATABASE.to_string(),
                 },
                 read_write: workload.param("read_write").unwrap_or(1) == 1,
+                reference: workload.param("reference").unwrap_or(0) == 1,
             }),
             _ => None,
         }
@@ -78,16 +90,34 @@ impl AppClient {
 
     fn run_blocking(self, server: SocketAddr) -> Result<Measured, String> {
         match self {
-            AppClient::Http { load, rate } => run_http(server, &load, rate),
-            AppClient::Sql { load, read_write } => run_sql(server, &load, read_write),
+            AppClient::Http { load, rate, reference } => run_http(server, &load, rate, reference),
+            AppClient::Sql {
+                load,
+                read_write,
+                reference,
+            } => run_sql(server, &load, read_write, reference),
         }
     }
 }
 
-/// Closed loop, then (with a rate) open loop.
-fn run_http(server: SocketAddr, load: &http::HttpLoad, rate: f64) -> Result<Measured, String> {
+/// Closed loop, then (with a rate) open loop. With `reference`, wrk runs
+/// right before and right after the closed loop with the same connections,
+/// threads and duration, and its mean is recorded: vmbench's figure sits
+/// between the two in time, so a drifting host does not favour either.
+fn run_http(server: SocketAddr, load: &http::HttpLoad, rate: f64, reference: bool) -> Result<Measured, String> {
     let mut m = BTreeMap::new();
-    let closed = http::run(server, load, http::Loop::Closed)?;
+    let wrk = || reference::wrk(server, &load.path, load.connections, load.threads, load.duration);
+    let before = reference.then(|| measured_cpu(Usage::Children, wrk)).transpose()?;
+    let (closed, cpu_ms) = measured_cpu(Usage::Process, || http::run(server, load, http::Loop::Closed))?;
+    if let Some(before) = before {
+        let after = measured_cpu(Usage::Children, wrk)?;
+        record_reference(&mut m, "wrk", load.duration, &before, &after);
+    }
+    let phase = load.warmup + load.duration;
+    m.insert(
+        "client_cpu_per_request_us".to_string(),
+        per_unit_us(cpu_ms, closed.achieved_rps, phase),
+    );
     m.insert("http_rps".to_string(), closed.achieved_rps);
     latencies(&mut m, "http", &closed.latency);
     m.insert("http_errors_count".to_string(), closed.errors as f64);
@@ -116,14 +146,23 @@ fn run_http(server: SocketAddr, load: &http::HttpLoad, rate: f64) -> Result<Meas
 
 /// Logs in (the server may accept connections before its init file has
 /// made vmbench's account), fills the table, runs point selects and, if
-/// asked, the read/write mix.
-fn run_sql(server: SocketAddr, load: &sql::SqlLoad, read_write: bool) -> Result<Measured, String> {
+/// asked, the read/write mix; with `reference`, sysbench's same test right
+/// before and after each.
+fn run_sql(server: SocketAddr, load: &sql::SqlLoad, read_write: bool, reference: bool) -> Result<Measured, String> {
     let mut m = BTreeMap::new();
     sql::wait_ready(server, load, Duration::from_secs(120))?;
     let preparing = Instant::now();
     sql::prepare(server, load)?;
     m.insert("sql_prepare_ms".to_string(), preparing.elapsed().as_secs_f64() * 1e3);
-    let point = sql::run(server, load, sql::Mix::PointSelect)?;
+    let sysbench = |read_write: bool| reference::sysbench(server, load, reference::sysbench_test(read_write));
+    let phase = load.warmup + load.duration;
+    let before = reference.then(|| measured_cpu(Usage::Children, || sysbench(false))).transpose()?;
+    let (point, cpu_ms) = measured_cpu(Usage::Process, || sql::run(server, load, sql::Mix::PointSelect))?;
+    if let Some(before) = before {
+        let after = measured_cpu(Usage::Children, || sysbench(false))?;
+        record_reference(&mut m, "sysbench_point", load.duration, &before, &after);
+    }
+    m.insert("client_cpu_per_txn_us".to_string(), per_unit_us(cpu_ms, point.tps, phase));
     m.insert("sql_point_tps".to_string(), point.tps);
     latencies(&mut m, "sql_point", &point.latency);
     m.insert("sql_point_errors_count".to_string(), point.errors as f64);
@@ -134,7 +173,13 @@ fn run_sql(server: SocketAddr, load: &sql::SqlLoad, read_write: bool) -> Result<
         point.transactions,
     )];
     if read_write {
-        let rw = sql::run(server, load, sql::Mix::ReadWrite)?;
+        let before = reference.then(|| measured_cpu(Usage::Children, || sysbench(true))).transpose()?;
+        let (rw, cpu_ms) = measured_cpu(Usage::Process, || sql::run(server, load, sql::Mix::ReadWrite))?;
+        if let Some(before) = before {
+            let after = measured_cpu(Usage::Children, || sysbench(true))?;
+            record_reference(&mut m, "sysbench_rw", load.duration, &before, &after);
+        }
+        m.insert("client_cpu_per_rw_txn_us".to_string(), per_unit_us(cpu_ms, rw.tps, phase));
         m.insert("sql_rw_tps".to_string(), rw.tps);
         m.insert("sql_rw_qps".to_string(), rw.qps);
         latencies(&mut m, "sql_rw", &rw.latency);
@@ -158,4 +203,65 @@ fn latencies(m: &mut BTreeMap<String, f64>, prefix: &str, l: &crate::load::Laten
     for (name, value) in [("p50", l.p50), ("p90", l.p90), ("p99", l.p99), ("p999", l.p999)] {
         m.insert(format!("{prefix}_{name}_us"), value);
     }
+}
+
+/// Whose CPU time [`measured_cpu`] reads: vmbench's own process (its load
+/// generator's threads, and the little else vmbench does meanwhile), or the
+/// children it has waited for (a reference tool).
+#[derive(Clone, Copy)]
+enum Usage {
+    Process,
+    Children,
+}
+
+/// User + system CPU time in ms of `who` so far.
+fn cpu_ms(who: Usage) -> f64 {
+    let which = match who {
+        Usage::Process => libc::RUSAGE_SELF,
+        Usage::Children => libc::RUSAGE_CHILDREN,
+    };
+    // SAFETY: all-zero is a valid rusage; getrusage fills it.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `u` is writable.
+    unsafe { libc::getrusage(which, &mut u) };
+    let ms = |tv: libc::timeval| tv.tv_sec as f64 * 1e3 + tv.tv_usec as f64 / 1e3;
+    ms(u.ru_utime) + ms(u.ru_stime)
+}
+
+/// `f`'s result and the CPU time (ms) `who` spent while it ran.
+fn measured_cpu<T>(who: Usage, f: impl FnOnce() -> Result<T, String>) -> Result<(T, f64), String> {
+    let from = cpu_ms(who);
+    let out = f()?;
+    Ok((out, cpu_ms(who) - from))
+}
+
+/// The client's CPU per unit of work in µs: its CPU time over a whole phase
+/// (warm-up included) divided by the units the phase did at the window's
+/// rate.
+fn per_unit_us(cpu_ms: f64, rate: f64, phase: std::time::Duration) -> f64 {
+    let units = rate * phase.as_secs_f64();
+    if units > 0.0 {
+        cpu_ms * 1e3 / units
+    } else {
+        0.0
+    }
+}
+
+/// A reference tool's two runs around vmbench's (each with the CPU time it
+/// took): their mean rate and median latency, the errors it counted and
+/// its CPU per unit, as `<tool>_rps` or `_tps`, `<tool>_p50_us`,
+/// `<tool>_errors_count`, `<tool>_cpu_per_unit_us`.
+fn record_reference(
+    m: &mut BTreeMap<String, f64>,
+    tool: &str,
+    duration: std::time::Duration,
+    (a, a_cpu): &(reference::Reported, f64),
+    (b, b_cpu): &(reference::Reported, f64),
+) {
+    let unit = if tool == "wrk" { "rps" } else { "tps" };
+    m.insert(format!("{tool}_{unit}"), (a.rate + b.rate) / 2.0);
+    m.insert(format!("{tool}_p50_us"), (a.p50_us + b.p50_us) / 2.0);
+    m.insert(format!("{tool}_errors_count"), a.errors + b.errors);
+    let cpu = (per_unit_us(*a_cpu, a.rate, duration) + per_unit_us(*b_cpu, b.rate, duration)) / 2.0;
+    m.insert(format!("{tool}_cpu_per_unit_us"), cpu);
 }

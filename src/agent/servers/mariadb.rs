@@ -113,6 +113,13 @@ pub const PARAMS: &[ParamSpec] = &[
         max: 65_536,
         doc: "innodb_buffer_pool_size in MiB",
     },
+    ParamSpec {
+        name: "reference",
+        default: 0,
+        min: 0,
+        max: 1,
+        doc: "1: also run sysbench against the same table, before and after each mix",
+    },
 ];
 
 /// The first of `names` that exists in the usual directories ([`PATH`]).

@@ -51,6 +51,13 @@ pub const PARAMS: &[ParamSpec] = &[
         max: 10_000_000,
         doc: "requests/s of an open-loop phase after the closed loop (0: none)",
     },
+    ParamSpec {
+        name: "reference",
+        default: 0,
+        min: 0,
+        max: 1,
+        doc: "1: also run wrk against the same server, before and after the closed loop",
+    },
 ];
 
 impl Workload for Http {
