@@ -426,7 +426,11 @@ fn worker(plan: Arc<Plan>, globals: Vec<usize>, ready: mpsc::Sender<Ready>, go: 
     let (up, first) = w.connect_all();
     let _ = ready.send(Ok((up, first)));
     match go.recv() {
-        Ok(Some(t0)) => w.run(t0),
+        Ok(Some(t0)) => {
+            let tally = w.run(t0);
+            super::account_thread_cpu();
+            tally
+        }
         // Aborted: nobody reads this.
         _ => Err("aborted".into()),
     }

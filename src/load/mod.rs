@@ -8,6 +8,31 @@ pub mod reference;
 pub mod sql;
 
 use crate::stats::percentile;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// CPU time (µs, user + system) the load generators' threads have spent in
+/// this process, each adding its own when it ends: what the generator cost,
+/// apart from everything else vmbench does meanwhile (the footprint
+/// sampler's reads of a VM's page tables, the console).
+static LOAD_THREADS_CPU_US: AtomicU64 = AtomicU64::new(0);
+
+/// Adds the calling thread's CPU time to [`load_threads_cpu_ms`]; a load
+/// thread calls it as its last act.
+pub fn account_thread_cpu() {
+    // SAFETY: all-zero is a valid rusage; getrusage fills it.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `u` is writable.
+    if unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut u) } == 0 {
+        let us = |tv: libc::timeval| tv.tv_sec as u64 * 1_000_000 + tv.tv_usec as u64;
+        LOAD_THREADS_CPU_US.fetch_add(us(u.ru_utime) + us(u.ru_stime), Ordering::Relaxed);
+    }
+}
+
+/// The CPU time (ms) every ended load thread has spent so far; the
+/// difference across a phase is that phase's generator cost.
+pub fn load_threads_cpu_ms() -> f64 {
+    LOAD_THREADS_CPU_US.load(Ordering::Relaxed) as f64 / 1e3
+}
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 

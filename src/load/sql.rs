@@ -536,6 +536,7 @@ fn client(index: usize, addr: SocketAddr, load: &SqlLoad, mix: Mix, gate: &Gate)
             }
         }
     }
+    super::account_thread_cpu();
     Ok((tally, window_start))
 }
 

@@ -23,8 +23,8 @@ fn path_of(record: &RunRecord, target: &str) -> Option<String> {
         TargetKind::Native => "native loopback".to_string(),
         TargetKind::Vm => "QEMU's user network".to_string(),
         TargetKind::Container => match facts.settings.get("network_workload").map(String::as_str) {
-            Some("published") => "the published port (docker-proxy)".to_string(),
-            Some("published-nat") => "the published port through the kernel's NAT".to_string(),
+            Some("published") => "a published port through docker-proxy".to_string(),
+            Some("published-nat") => "a published port through the kernel's NAT".to_string(),
             Some("bridge") => "the container's own address".to_string(),
             Some("host") => "the host's network".to_string(),
             other => other.unwrap_or("its network").to_string(),
@@ -160,7 +160,7 @@ mod tests {
         let f = findings(&record, &rows);
         assert_eq!(f.len(), 4, "{f:#?}");
         assert!(
-            f[0].starts_with("`proxy` (the published port (docker-proxy)): adds 90.0 µs at p50"),
+            f[0].starts_with("`proxy` (a published port through docker-proxy): adds 90.0 µs at p50"),
             "{}",
             f[0]
         );

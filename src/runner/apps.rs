@@ -108,7 +108,7 @@ fn run_http(server: SocketAddr, load: &http::HttpLoad, rate: f64, reference: boo
     let mut m = BTreeMap::new();
     let wrk = || reference::wrk(server, &load.path, load.connections, load.threads, load.duration);
     let before = reference.then(|| measured_cpu(Usage::Children, wrk)).transpose()?;
-    let (closed, cpu_ms) = measured_cpu(Usage::Process, || http::run(server, load, http::Loop::Closed))?;
+    let (closed, cpu_ms) = measured_cpu(Usage::LoadThreads, || http::run(server, load, http::Loop::Closed))?;
     if let Some(before) = before {
         let after = measured_cpu(Usage::Children, wrk)?;
         record_reference(&mut m, "wrk", load.duration, &before, &after);
@@ -157,7 +157,7 @@ fn run_sql(server: SocketAddr, load: &sql::SqlLoad, read_write: bool, reference:
     let sysbench = |read_write: bool| reference::sysbench(server, load, reference::sysbench_test(read_write));
     let phase = load.warmup + load.duration;
     let before = reference.then(|| measured_cpu(Usage::Children, || sysbench(false))).transpose()?;
-    let (point, cpu_ms) = measured_cpu(Usage::Process, || sql::run(server, load, sql::Mix::PointSelect))?;
+    let (point, cpu_ms) = measured_cpu(Usage::LoadThreads, || sql::run(server, load, sql::Mix::PointSelect))?;
     if let Some(before) = before {
         let after = measured_cpu(Usage::Children, || sysbench(false))?;
         record_reference(&mut m, "sysbench_point", load.duration, &before, &after);
@@ -174,7 +174,7 @@ fn run_sql(server: SocketAddr, load: &sql::SqlLoad, read_write: bool, reference:
     )];
     if read_write {
         let before = reference.then(|| measured_cpu(Usage::Children, || sysbench(true))).transpose()?;
-        let (rw, cpu_ms) = measured_cpu(Usage::Process, || sql::run(server, load, sql::Mix::ReadWrite))?;
+        let (rw, cpu_ms) = measured_cpu(Usage::LoadThreads, || sql::run(server, load, sql::Mix::ReadWrite))?;
         if let Some(before) = before {
             let after = measured_cpu(Usage::Children, || sysbench(true))?;
             record_reference(&mut m, "sysbench_rw", load.duration, &before, &after);
@@ -205,19 +205,19 @@ fn latencies(m: &mut BTreeMap<String, f64>, prefix: &str, l: &crate::load::Laten
     }
 }
 
-/// Whose CPU time [`measured_cpu`] reads: vmbench's own process (its load
-/// generator's threads, and the little else vmbench does meanwhile), or the
-/// children it has waited for (a reference tool).
+/// Whose CPU time [`measured_cpu`] reads: vmbench's load generator threads
+/// (nothing else vmbench does meanwhile), or the children it has waited for
+/// (a reference tool).
 #[derive(Clone, Copy)]
 enum Usage {
-    Process,
+    LoadThreads,
     Children,
 }
 
 /// User + system CPU time in ms of `who` so far.
 fn cpu_ms(who: Usage) -> f64 {
     let which = match who {
-        Usage::Process => libc::RUSAGE_SELF,
+        Usage::LoadThreads => return crate::load::load_threads_cpu_ms(),
         Usage::Children => libc::RUSAGE_CHILDREN,
     };
     // SAFETY: all-zero is a valid rusage; getrusage fills it.
