@@ -298,6 +298,9 @@ pub struct Instructions {
     pub scratch: Option<String>,
     /// Where the network workload listens, `address:port` (port 0: any).
     pub listen: Option<String>,
+    /// A VM's own address on its NIC, `a.b.c.d/prefix` (a tap network);
+    /// `None`: QEMU's user network's 10.0.2.15/24.
+    pub address: Option<String>,
 }
 
 impl Instructions {
@@ -309,6 +312,7 @@ impl Instructions {
             exit: ExitMode::Reboot,
             scratch: None,
             listen: None,
+            address: None,
         }
     }
 
@@ -326,6 +330,9 @@ impl Instructions {
         }
         if let Some(listen) = &self.listen {
             tokens.push(format!("{TOKEN_PREFIX}listen={listen}"));
+        }
+        if let Some(address) = &self.address {
+            tokens.push(format!("{TOKEN_PREFIX}addr={address}"));
         }
         for (key, value) in &self.params {
             tokens.push(format!("{TOKEN_PREFIX}p.{key}={value}"));
@@ -353,6 +360,7 @@ impl Instructions {
                 "workload" => instructions.workload = value.to_string(),
                 "scratch" => instructions.scratch = Some(value.to_string()),
                 "listen" => instructions.listen = Some(value.to_string()),
+                "addr" => instructions.address = Some(value.to_string()),
                 "exit" => {
                     instructions.exit = match value {
                         "reboot" => ExitMode::Reboot,

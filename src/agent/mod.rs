@@ -117,6 +117,7 @@ fn serve(instructions: &Instructions, boottime_ns: u64, started: Instant, role: 
     let env = workloads::Env {
         scratch: instructions.scratch.clone(),
         listen: instructions.listen.clone(),
+        address: instructions.address.clone(),
         vm_init,
         announce: std::sync::Arc::new(announce),
         clock,

@@ -195,6 +195,9 @@ pub trait Sweeper: Send + Sync {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Leftovers {
+    /// The launch cgroups and, of a VM's tap network, the run's tap devices
+    /// and the bridge once empty.
+    TapDevices,
     /// Containers carrying the run's label at one engine.
     Containers { engine: crate::scenario::Engine, address: String },
     /// libvirt domains named after the run at one URI, and the run's images.
@@ -215,6 +218,7 @@ pub fn sweeper_for(leftovers: &Leftovers) -> Result<Arc<dyn Sweeper>, String> {
              `vmbench clean` in a build with it destroys them"
         )),
         Leftovers::Cgroups => Ok(Arc::new(CgroupSweeper)),
+        Leftovers::TapDevices => Ok(Arc::new(qemu::TapSweeper)),
     }
 }
 

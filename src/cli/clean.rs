@@ -1,7 +1,8 @@
 //! `vmbench clean`: removes what runs that crashed before their own cleanup
 //! left behind: first every run that died holding its lock (as `vmbench run`
 //! does at its start), then containers (by vmbench's run label) in Docker and
-//! Podman, libvirt domains (by vmbench's name prefix) and cgroups of any run.
+//! Podman, libvirt domains (by vmbench's name prefix), cgroups and tap
+//! devices of any run.
 //! QEMU processes and native agents vmbench spawned itself die with it
 //! (PR_SET_PDEATHSIG). An engine that does not answer is reported and skipped.
 
@@ -58,6 +59,8 @@ pub fn exec(args: CleanArgs) -> anyhow::Result<i32> {
             let removed = crate::backend::cgroup::remove_all(&hierarchies);
             println!("removed {removed} cgroup directory(ies) of vmbench runs");
         }
+        let taps = crate::backend::qemu::tap::sweep(None);
+        println!("removed {taps} vmbench tap device(s) (and the bridge, once empty)");
         if args.cache {
             clean_guest_cache()?;
         }

@@ -264,6 +264,28 @@ pub struct VmSpec {
     /// QEMU's seccomp sandbox (qemu backend only; libvirt applies its own,
     /// as its `qemu.conf` says). `false` only for debugging.
     pub sandbox: bool,
+    /// How the host-driven workloads reach the guest.
+    pub network: VmNetwork,
+}
+
+/// A VM's network path for the host-driven workloads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum VmNetwork {
+    /// QEMU's user network (slirp) with forwarded 127.0.0.1 ports.
+    #[default]
+    User,
+    /// A tap device on a Linux bridge vmbench makes, the guest at its own
+    /// address; vhost-net under KVM (qemu backend only).
+    Tap,
+}
+
+impl VmNetwork {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VmNetwork::User => "user",
+            VmNetwork::Tap => "tap",
+        }
+    }
 }
 
 /// How a VM reaches a guest system's kernel.

@@ -88,6 +88,7 @@ const VM_KEYS: &[&str] = &[
     "qemu",
     "uri",
     "sandbox",
+    "network",
 ];
 const CONTAINER_KEYS: &[&str] = &["guest", "engine", "runtime", "cpus", "memory_mib", "host", "pids_limit", "network"];
 const NATIVE_KEYS: &[&str] = &["agent"];
@@ -133,6 +134,20 @@ fn vm_from_raw(loc: &Locator, i: usize, t: &RawTarget, base_dir: &Path, guest: O
     let boot = vm_boot(loc, i, t, guest.as_ref(), machine)?;
     let uri = vm_uri(loc, i, t, libvirt)?;
     let sandbox = vm_sandbox(loc, i, t, libvirt)?;
+    let network = one_of(
+        loc,
+        t.network.as_ref(),
+        &key("network"),
+        &[("user", VmNetwork::User), ("tap", VmNetwork::Tap)],
+        VmNetwork::User,
+    )?;
+    if let (true, VmNetwork::Tap) = (libvirt, network) {
+        return Err(loc.error(
+            t.network.as_ref().map(Spanned::span),
+            &key("network"),
+            "network = \"tap\" applies to backend = \"qemu\" only; libvirt targets use QEMU's user network",
+        ));
+    }
     let accel = one_of(
         loc,
         t.accel.as_ref(),
@@ -158,6 +173,7 @@ fn vm_from_raw(loc: &Locator, i: usize, t: &RawTarget, base_dir: &Path, guest: O
         guest,
         boot,
         sandbox,
+        network,
     })
 }
 

@@ -31,6 +31,8 @@ pub struct Env {
     pub scratch: Option<String>,
     /// Where to listen for the host (`vmbench.listen=`).
     pub listen: Option<String>,
+    /// A VM's address on its NIC (`vmbench.addr=`, a tap network).
+    pub address: Option<String>,
     /// The agent is a VM's init: drivers may need loading first.
     pub vm_init: bool,
     /// How the network workload announces its port.
@@ -56,6 +58,7 @@ impl Default for Env {
         Env {
             scratch: None,
             listen: None,
+            address: None,
             vm_init: false,
             announce: std::sync::Arc::new(Box::new(|_, _| {})),
             clock: Clock::measure(),

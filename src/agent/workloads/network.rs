@@ -60,7 +60,7 @@ impl Workload for Network {
         if env.vm_init {
             super::super::modules::load_all()?;
             super::super::modules::load_network_from_tree()?;
-            configure_vm_network()?;
+            configure_vm_network(env.address.as_deref())?;
         }
         let listener = TcpListener::bind(listen).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
         let port = listener.local_addr().map_err(|e| e.to_string())?.port();
@@ -101,8 +101,23 @@ fn serve_sink(mut conn: TcpStream) -> Result<u64, String> {
     Ok(total)
 }
 
-/// Brings up `lo` and `eth0` with QEMU user networking's guest address.
-pub fn configure_vm_network() -> Result<(), String> {
+/// `a.b.c.d/prefix` as an address and its netmask.
+pub fn parse_address(text: &str) -> Result<([u8; 4], [u8; 4]), String> {
+    let bad = || format!("`{text}` is not an IPv4 address with a prefix length (a.b.c.d/n)");
+    let (ip, prefix) = text.split_once('/').ok_or_else(bad)?;
+    let ip: std::net::Ipv4Addr = ip.parse().map_err(|_| bad())?;
+    let prefix: u32 = prefix.parse().ok().filter(|p| (1..=32).contains(p)).ok_or_else(bad)?;
+    let mask = (u32::MAX << (32 - prefix)).to_be_bytes();
+    Ok((ip.octets(), mask))
+}
+
+/// Brings up `lo` and the VM's NIC with `address` (`a.b.c.d/prefix`, a tap
+/// network's), or QEMU user networking's guest address.
+pub fn configure_vm_network(address: Option<&str>) -> Result<(), String> {
+    let (ip, mask) = match address {
+        Some(text) => parse_address(text)?,
+        None => (GUEST_ADDR, [255, 255, 255, 0]),
+    };
     let nic = first_nic(Duration::from_secs(10))?;
     // SAFETY: a plain datagram socket used only for interface ioctls.
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0) };
@@ -111,8 +126,8 @@ pub fn configure_vm_network() -> Result<(), String> {
     }
     let result = (|| {
         up(fd, "lo")?;
-        set_addr(fd, &nic, libc::SIOCSIFADDR, GUEST_ADDR)?;
-        set_addr(fd, &nic, libc::SIOCSIFNETMASK, [255, 255, 255, 0])?;
+        set_addr(fd, &nic, libc::SIOCSIFADDR, ip)?;
+        set_addr(fd, &nic, libc::SIOCSIFNETMASK, mask)?;
         up(fd, &nic)
     })();
     // SAFETY: closing the socket opened above.
@@ -187,6 +202,15 @@ fn up(fd: i32, name: &str) -> Result<(), String> {
 mod tests {
     use super::*;
     use std::sync::mpsc;
+
+    #[test]
+    fn addresses_parse_with_their_netmask() {
+        assert_eq!(parse_address("10.77.77.9/24"), Ok(([10, 77, 77, 9], [255, 255, 255, 0])));
+        assert_eq!(parse_address("10.0.0.1/30").unwrap().1, [255, 255, 255, 252]);
+        assert!(parse_address("10.0.0.1").is_err());
+        assert!(parse_address("10.0.0.1/33").is_err());
+        assert!(parse_address("nope/24").is_err());
+    }
 
     #[test]
     fn serves_an_echo_then_a_sink_on_loopback() {

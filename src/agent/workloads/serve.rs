@@ -39,7 +39,7 @@ pub fn run(server: &dyn Server, params: &Params, env: &Env) -> Result<Metrics, W
     if env.vm_init {
         crate::agent::modules::load_all()?;
         crate::agent::modules::load_network_from_tree()?;
-        super::network::configure_vm_network()?;
+        super::network::configure_vm_network(env.address.as_deref())?;
     }
     let port = if listen.port() == 0 { free_port()? } else { server.port() };
     let dir = WorkDir::create(server.name())?;

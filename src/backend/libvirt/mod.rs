@@ -217,7 +217,7 @@ impl Backend for LibvirtBackend {
         let (Some(conn), Some(template), Some(drivers)) = (&self.conn, &self.template, &self.initrd_drivers) else {
             return Err("libvirt target used before prepare".into());
         };
-        let cmd = qemu::launch_command(template, drivers, &spec)?;
+        let cmd = qemu::launch_command(template, drivers, &spec, None)?;
         let console_dir = self.ctx.scratch_for(&self.name);
         std::fs::create_dir_all(&console_dir).map_err(|e| format!("creating the scratch directory: {e}"))?;
         let console = console_dir.join(format!("{}.console", spec.instructions.nonce));

@@ -142,6 +142,7 @@ mod tests {
             root_disk: None,
             disk: None,
             forwards: Vec::new(),
+            tap: None,
             cpuset: None,
             sandbox: false,
         }

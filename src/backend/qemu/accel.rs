@@ -84,6 +84,7 @@ pub async fn probe(qemu: &Path, kernel: &Path, initrd: &Path) -> Verdict {
         root_disk: None,
         disk: None,
         forwards: Vec::new(),
+        tap: None,
         cpuset: None,
         // The probe asks whether KVM runs a guest here, whatever the targets'
         // sandbox; the preflight checks the sandbox on its own.

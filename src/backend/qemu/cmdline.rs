@@ -82,6 +82,9 @@ pub struct QemuCommand {
     /// 127.0.0.1 forwarded to ports in the guest (a host-driven workload's:
     /// the agent's, a server's). No NIC when empty.
     pub forwards: Vec<Forward>,
+    /// A virtio-net NIC on this tap device instead (a `tap` network), the
+    /// guest at its own address; vhost-net with KVM.
+    pub tap: Option<super::tap::Tap>,
     /// The host CPUs the whole QEMU process (vCPU and helper threads) runs
     /// on; not an argument: applied by affinity, or by libvirt's `<cputune>`.
     pub cpuset: Option<crate::scenario::CpuSet>,
@@ -196,7 +199,14 @@ impl QemuCommand {
                 format!("{},drive=disk0,serial={SCRATCH_SERIAL}", virtio_device(Virtio::Blk, self.machine)),
             );
         }
-        if !self.forwards.is_empty() {
+        if let Some(tap) = &self.tap {
+            let vhost = if tap.vhost { ",vhost=on" } else { "" };
+            pair(
+                "-netdev",
+                format!("tap,id=net0,ifname={},script=no,downscript=no{vhost}", tap.ifname),
+            );
+            pair("-device", format!("{},netdev=net0", virtio_device(Virtio::Net, self.machine)));
+        } else if !self.forwards.is_empty() {
             pair("-netdev", user_netdev("net0", &self.forwards));
             pair("-device", format!("{},netdev=net0", virtio_device(Virtio::Net, self.machine)));
         }
@@ -233,6 +243,7 @@ mod tests {
             root_disk: None,
             disk: None,
             forwards: Vec::new(),
+            tap: None,
             cpuset: None,
             sandbox: true,
         }

@@ -3,13 +3,14 @@
 
 pub mod accel;
 pub mod cmdline;
+pub mod tap;
 
 use super::{footprint, Backend, ExitStyle, Footprint, Gone, Launch, LaunchSpec, RunContext, Started};
 use crate::guest::{self, kernel::Kernel};
 use crate::protocol::Instructions;
 use crate::rundir::{ArtifactFacts, TargetFacts};
-use crate::scenario::{AccelChoice, VmBackend, VmSpec};
-use anyhow::{bail, Context, Result};
+use crate::scenario::{AccelChoice, VmBackend, VmNetwork, VmSpec};
+use anyhow::{anyhow, bail, Context, Result};
 use async_trait::async_trait;
 use cmdline::{Accel, QemuCommand, BASE_KERNEL_ARGS};
 use std::net::SocketAddr;
@@ -29,6 +30,8 @@ pub struct QemuBackend {
     template: Option<QemuCommand>,
     /// The initramfs that also carries virtio drivers (disk, network).
     initrd_drivers: Option<PathBuf>,
+    /// Launches so far: numbers the tap devices.
+    launches: std::sync::atomic::AtomicU32,
 }
 
 impl QemuBackend {
@@ -39,6 +42,7 @@ impl QemuBackend {
             ctx,
             template: None,
             initrd_drivers: None,
+            launches: Default::default(),
         }
     }
 }
@@ -110,6 +114,7 @@ pub async fn prepare_vm(name: &str, spec: &VmSpec, ctx: &RunContext) -> Result<P
         root_disk: None,
         disk: None,
         forwards: Vec::new(),
+        tap: None,
         cpuset: ctx.cpuset.clone(),
         sandbox,
     };
@@ -227,6 +232,7 @@ async fn prepare_guest_vm(name: &str, spec: &VmSpec, guest_spec: &crate::scenari
         root_disk: Some(disk.path.clone()),
         disk: None,
         forwards: Vec::new(),
+        tap: None,
         cpuset: ctx.cpuset.clone(),
     };
     let reproduce = with_instructions(&template, &Instructions::new("repro", "boot")).argv();
@@ -278,14 +284,25 @@ async fn prepare_guest_vm(name: &str, spec: &VmSpec, guest_spec: &crate::scenari
 
 /// The command line of one launch: the template plus the launch's
 /// instructions, the disk workload's scratch file as a raw virtio disk, a
-/// forwarded port for the network workload, and the driver-carrying
-/// initramfs for both.
-pub fn launch_command(template: &QemuCommand, initrd_drivers: &Path, spec: &LaunchSpec) -> Result<QemuCommand, String> {
+/// host-driven workload's NIC (forwarded ports on the user network, or
+/// `tap` with the guest's address), and the driver-carrying initramfs for
+/// both.
+pub fn launch_command(
+    template: &QemuCommand,
+    initrd_drivers: &Path,
+    spec: &LaunchSpec,
+    tap: Option<tap::Tap>,
+) -> Result<QemuCommand, String> {
     let mut instructions = spec.instructions.clone();
     let mut forwards = Vec::new();
-    for &guest in spec.workload.kind.guest_ports() {
-        let host = free_local_port().map_err(|e| format!("finding a free port to forward: {e}"))?;
-        forwards.push(cmdline::Forward { host, guest });
+    let tap = tap.filter(|_| spec.workload.kind.host_driven());
+    if let Some(tap) = &tap {
+        instructions.address = Some(format!("{}/{}", tap.guest, tap::PREFIX));
+    } else {
+        for &guest in spec.workload.kind.guest_ports() {
+            let host = free_local_port().map_err(|e| format!("finding a free port to forward: {e}"))?;
+            forwards.push(cmdline::Forward { host, guest });
+        }
     }
     if spec.workload.kind.host_driven() {
         instructions.listen = Some(format!("0.0.0.0:{}", crate::protocol::AGENT_PORT));
@@ -300,8 +317,9 @@ pub fn launch_command(template: &QemuCommand, initrd_drivers: &Path, spec: &Laun
     }
     let mut cmd = with_instructions(template, &instructions);
     cmd.disk = spec.scratch.clone();
-    let nic = !forwards.is_empty();
+    let nic = !forwards.is_empty() || tap.is_some();
     cmd.forwards = forwards;
+    cmd.tap = tap;
     if cmd.disk.is_some() || nic {
         cmd.initrd = initrd_drivers.to_path_buf();
     }
@@ -315,8 +333,12 @@ pub fn free_local_port() -> std::io::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// Where the host reaches `port` in a VM: the host port forwarded to it.
+/// Where the host reaches `port` in a VM: the guest's own address on a tap
+/// network, else the host port forwarded to it.
 pub fn forwarded(cmd: &QemuCommand, port: u16) -> Result<SocketAddr, String> {
+    if let Some(tap) = &cmd.tap {
+        return Ok(SocketAddr::from((tap.guest, port)));
+    }
     cmd.forwards
         .iter()
         .find(|f| f.guest == port)
@@ -343,7 +365,28 @@ impl Backend for QemuBackend {
     }
 
     async fn prepare(&mut self) -> Result<TargetFacts> {
-        let prepared = prepare_vm(&self.name, &self.spec, &self.ctx).await?;
+        if self.spec.network == VmNetwork::Tap {
+            tap::preflight()
+                .and_then(|()| tap::ensure_bridge())
+                .map_err(|e| anyhow!("target `{}`: network = \"tap\": {e}", self.name))?;
+        }
+        let mut prepared = prepare_vm(&self.name, &self.spec, &self.ctx).await?;
+        if self.spec.network == VmNetwork::Tap {
+            let vhost = match (prepared.template.accel, tap::vhost(prepared.template.accel)) {
+                (_, true) => "on",
+                (Accel::Kvm, false) => "off (no /dev/vhost-net)",
+                (Accel::Tcg, false) => "off (TCG)",
+            };
+            prepared.facts.settings.insert(
+                "network_workload".to_string(),
+                format!(
+                    "tap: virtio-net on a tap device on bridge {} ({}/{}), the guest at its own address; vhost-net {vhost}",
+                    tap::BRIDGE,
+                    tap::HOST,
+                    tap::PREFIX
+                ),
+            );
+        }
         self.template = Some(prepared.template);
         self.initrd_drivers = Some(prepared.initrd_drivers);
         Ok(prepared.facts)
@@ -357,15 +400,34 @@ impl Backend for QemuBackend {
         let (Some(template), Some(drivers)) = (&self.template, &self.initrd_drivers) else {
             return Err("VM target used before prepare".into());
         };
-        let cmd = launch_command(template, drivers, &spec)?;
+        let tap = match self.spec.network {
+            VmNetwork::Tap if spec.workload.kind.host_driven() => {
+                let n = self.launches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Some(tap::create(&self.ctx.run_id, n, tap::vhost(template.accel))?)
+            }
+            _ => None,
+        };
+        let cmd = match launch_command(template, drivers, &spec, tap.clone()) {
+            Ok(cmd) => cmd,
+            Err(e) => {
+                if let Some(tap) = &tap {
+                    tap::delete(&tap.ifname);
+                }
+                return Err(e);
+            }
+        };
         let mut launch = QemuLaunch::new(cmd);
         launch.cgroup = super::launch_cgroup(&self.ctx, &self.name, &spec.instructions.nonce);
         Ok(Box::new(launch))
     }
     // QEMU children are killed when their handle drops and, should vmbench
-    // itself die, by PR_SET_PDEATHSIG; what is left is their cgroups.
+    // itself die, by PR_SET_PDEATHSIG; what is left is their cgroups, and on
+    // a tap network the run's tap devices and the bridge.
     fn sweeper(&self) -> Option<Arc<dyn super::Sweeper>> {
-        Some(Arc::new(super::CgroupSweeper))
+        match self.spec.network {
+            VmNetwork::Tap => Some(Arc::new(TapSweeper)),
+            VmNetwork::User => Some(Arc::new(super::CgroupSweeper)),
+        }
     }
 }
 
@@ -578,6 +640,40 @@ impl Launch for QemuLaunch {
 
     async fn remove(&mut self) -> Result<(), String> {
         super::end_child(self.child.take(), self.cgroup.as_ref()).await;
+        if let Some(tap) = self.cmd.tap.take() {
+            tap::delete(&tap.ifname);
+        }
+        Ok(())
+    }
+}
+
+/// The tap device goes with the launch, however the launch ends.
+impl Drop for QemuLaunch {
+    fn drop(&mut self) {
+        if let Some(tap) = self.cmd.tap.take() {
+            if let Some(child) = self.child.as_mut() {
+                // QEMU holds the device open; it goes first.
+                let _ = child.start_kill();
+            }
+            tap::delete(&tap.ifname);
+        }
+    }
+}
+
+/// Sweeps a run's cgroups, its tap devices and, once empty, the bridge.
+pub struct TapSweeper;
+
+#[async_trait]
+impl super::Sweeper for TapSweeper {
+    fn key(&self) -> String {
+        "vmbench cgroups and tap devices".into()
+    }
+    fn leftovers(&self) -> Option<super::Leftovers> {
+        Some(super::Leftovers::TapDevices)
+    }
+    async fn sweep(&self, run_id: &str, interrupted: bool) -> Result<()> {
+        super::CgroupSweeper.sweep(run_id, interrupted).await?;
+        tap::sweep(Some(run_id));
         Ok(())
     }
 }
