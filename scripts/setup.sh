@@ -73,6 +73,8 @@ PACKAGES+=(mmdebstrap e2fsprogs dosfstools mtools syslinux syslinux-common syste
 # MariaDB run them (started by vmbench's agent, never as system services);
 # wrk and sysbench are the reference tools they are compared with.
 APP_PACKAGES=(nginx mariadb-server wrk sysbench)
+# A VM's tap network (network = "tap"): ip makes the bridge and the tap devices.
+PACKAGES+=(iproute2)
 CACHE_DIR=${VMBENCH_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/vmbench}
 APT_UPDATED=0
 

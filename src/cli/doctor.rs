@@ -74,6 +74,7 @@ pub fn exec(args: DoctorArgs) -> anyhow::Result<i32> {
         }
         check_libvirt(&mut report).await;
         check_guest_tools(&mut report);
+        check_app_tools(&mut report);
         if args.format == super::TextOrJson::Json {
             super::print_json(&report.json())?;
         }
@@ -132,6 +133,32 @@ fn check_guest_tools(report: &mut Report) {
         report.warn(
             "guests",
             format!("[[guest]] systems lack: {}; scripts/setup.sh installs them", missing.join(", ")),
+        );
+    }
+}
+
+/// What the application workloads need natively (nginx, MariaDB) and for
+/// `reference = 1` (wrk, sysbench), and what a tap network needs; warnings,
+/// since the main job needs none of it.
+fn check_app_tools(report: &mut Report) {
+    let tools: [(&str, &[&str], &str); 5] = [
+        ("nginx", &["/usr/sbin/nginx", "/usr/local/sbin/nginx"], "http natively"),
+        ("mariadbd", &["/usr/sbin/mariadbd", "/usr/local/sbin/mariadbd"], "sql natively"),
+        ("wrk", &["/usr/bin/wrk", "/usr/local/bin/wrk"], "http reference = 1"),
+        ("sysbench", &["/usr/bin/sysbench", "/usr/local/bin/sysbench"], "sql reference = 1"),
+        ("ip", &["/usr/sbin/ip", "/usr/bin/ip", "/sbin/ip", "/bin/ip"], "network = \"tap\""),
+    ];
+    let missing: Vec<String> = tools
+        .iter()
+        .filter(|(_, paths, _)| !paths.iter().any(|p| std::path::Path::new(p).exists()))
+        .map(|(name, _, purpose)| format!("{name} ({purpose})"))
+        .collect();
+    if missing.is_empty() {
+        report.ok("applications", "nginx, mariadbd, wrk, sysbench and ip present");
+    } else {
+        report.warn(
+            "applications",
+            format!("missing: {}; scripts/setup.sh installs them", missing.join(", ")),
         );
     }
 }
