@@ -1,8 +1,8 @@
 //! The application workloads, for real: Debian's nginx and MariaDB in a VM
-//! (TCG, booted from the guest disk), in Docker containers on every network
-//! path, and the host's own natively, driven by vmbench's load generators
-//! for a second each. One guest tree with both packages serves both tests,
-//! so the cache holds one build.
+//! (TCG, booted from the guest disk, on QEMU's user network and on a tap),
+//! in Docker containers on every network path, and the host's own natively,
+//! driven by vmbench's load generators for a second each. One guest tree
+//! with both packages serves both tests, so the cache holds one build.
 
 mod common;
 
@@ -104,6 +104,14 @@ accel = "tcg"
 memory_mib = 512
 
 [[target]]
+name = "vm-tap"
+kind = "vm"
+guest = "apps"
+accel = "tcg"
+memory_mib = 512
+network = "tap"
+
+[[target]]
 name = "ctr-published"
 kind = "container"
 guest = "apps"
@@ -152,7 +160,7 @@ rate = 300
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success(), "{}", stderr(&output));
     let samples = samples(&out);
-    for target in ["vm-user", "ctr-published", "ctr-nat", "ctr-bridge", "ctr-host", "native"] {
+    for target in ["vm-user", "vm-tap", "ctr-published", "ctr-nat", "ctr-bridge", "ctr-host", "native"] {
         let s = sample(&samples, target, WorkloadKind::Http);
         assert!(s.ok, "{target}: {:?}", s.error);
         assert!(metric(s, "http_rps") > 0.0, "{target}");
@@ -194,6 +202,13 @@ rate = 300
     assert_eq!(nat_rules(), rules_before, "NAT rules left behind");
     assert!(vmbench_qemu_processes().is_empty());
     assert!(no_server_dirs("nginx"), "an nginx directory was left in /tmp");
+    let devices: Vec<String> = std::fs::read_dir("/sys/class/net")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("vmbt") || n == "vmbench0")
+        .collect();
+    assert!(devices.is_empty(), "network devices left: {devices:?}");
 }
 
 /// Whether no server directory of the agent's is left in /tmp.
