@@ -278,3 +278,50 @@ table_rows = 1000
     assert!(vmbench_qemu_processes().is_empty());
     assert!(no_server_dirs("mariadb"), "a MariaDB directory was left in /tmp");
 }
+
+#[test]
+fn ctrl_c_during_a_native_http_trial_leaves_no_server_and_no_files() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let scenario = r#"name = "apps-interrupted"
+repetitions = 1
+warmup = 0
+timeout_s = 300
+
+[[target]]
+name = "native"
+kind = "native"
+
+[[workload]]
+kind = "http"
+duration_s = 60
+warmup_s = 0
+connections = 2
+"#;
+    let path = write(tmp.path(), "http.toml", scenario);
+    let out = tmp.path().join("out");
+    let mut child = spawn_run(tmp.path(), &path, &out);
+    // Until nginx serves from the launch's own directory.
+    let started = std::time::Instant::now();
+    while !processes("nginx").iter().any(|c| c.contains("vmbench-run-")) {
+        assert!(started.elapsed().as_secs() < 60, "nginx never started");
+        assert!(child.try_wait().unwrap().is_none(), "vmbench ended before nginx started");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    // SAFETY: signalling the child we started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "an interrupted run does not exit 0");
+    let left: Vec<String> = processes("nginx").into_iter().filter(|c| c.contains("vmbench-run-")).collect();
+    assert!(left.is_empty(), "nginx left running: {left:?}");
+    let record = record(&out);
+    let prefix = format!("vmbench-run-{}-", record.run_id);
+    let dirs: Vec<String> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&prefix))
+        .collect();
+    assert!(dirs.is_empty(), "left in /tmp: {dirs:?}");
+}

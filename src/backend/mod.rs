@@ -253,6 +253,23 @@ pub trait Backend: Send + Sync {
     }
 }
 
+/// A launch's own temporary directory, named after its run, so the run's
+/// sweep finds what a killed launch left ([`remove_run_temp_dirs`]).
+pub fn run_temp_dir(run_id: &str, launch: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("vmbench-run-{run_id}-{launch}"))
+}
+
+/// Removes the temporary directories of `run_id`'s launches.
+pub fn remove_run_temp_dirs(run_id: &str) {
+    let prefix = format!("vmbench-run-{run_id}-");
+    let Ok(dir) = std::fs::read_dir(std::env::temp_dir()) else { return };
+    for entry in dir.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 /// Why an application workload (`http`, `sql`) cannot run on a target
 /// without a guest system: vmbench's minimal guests hold the agent alone, no
 /// nginx or MariaDB. `None` for every other workload, or with a guest.
@@ -373,6 +390,7 @@ impl Sweeper for CgroupSweeper {
         if let Some(h) = cgroup::Hierarchies::of_host() {
             cgroup::remove_run(&h, run_id);
         }
+        remove_run_temp_dirs(run_id);
         Ok(())
     }
 }

@@ -108,6 +108,7 @@ impl Backend for NativeBackend {
             cpuset: self.ctx.cpuset.clone(),
             cgroup: super::launch_cgroup(&self.ctx, &self.name, &spec.instructions.nonce),
             child: None,
+            temp: super::run_temp_dir(&self.ctx.run_id, &format!("{}-{}", self.name, spec.instructions.nonce)),
         }))
     }
 
@@ -124,6 +125,10 @@ struct NativeLaunch {
     /// The agent's own cgroup, where the host lets vmbench make one.
     cgroup: Option<super::cgroup::LaunchCgroup>,
     child: Option<Child>,
+    /// The agent's `TMPDIR`, where an application workload's server keeps
+    /// its files: removed with the launch (and by the run's sweep), even
+    /// when the agent was killed before it could remove them itself.
+    temp: std::path::PathBuf,
 }
 
 #[async_trait]
@@ -144,6 +149,8 @@ impl Launch for NativeLaunch {
         if let Some(cgroup) = &self.cgroup {
             cgroup.join_in_child(&mut command);
         }
+        std::fs::create_dir_all(&self.temp).map_err(|e| format!("creating {}: {e}", self.temp.display()))?;
+        command.env("TMPDIR", &self.temp);
         let spawning = Instant::now();
         let mut child = command.spawn().map_err(|e| format!("cannot start {}: {e}", self.argv[0]))?;
         let spawn_ms = super::ms_between(spawning, Instant::now());
@@ -195,6 +202,7 @@ impl Launch for NativeLaunch {
     async fn remove(&mut self) -> Result<(), String> {
         self.kill_group();
         super::end_child(self.child.take(), self.cgroup.as_ref()).await;
+        let _ = std::fs::remove_dir_all(&self.temp);
         Ok(())
     }
 }
@@ -215,5 +223,6 @@ impl NativeLaunch {
 impl Drop for NativeLaunch {
     fn drop(&mut self) {
         self.kill_group();
+        let _ = std::fs::remove_dir_all(&self.temp);
     }
 }
