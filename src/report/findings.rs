@@ -21,6 +21,7 @@ fn path_of(record: &RunRecord, target: &str) -> Option<String> {
     let facts = record.targets.iter().find(|t| t.name == target)?;
     Some(match facts.kind {
         TargetKind::Native => "native loopback".to_string(),
+        TargetKind::Vm if is_tap(facts) => "a tap device on vmbench's bridge".to_string(),
         TargetKind::Vm => "QEMU's user network".to_string(),
         TargetKind::Container => match facts.settings.get("network_workload").map(String::as_str) {
             Some("published") => "a published port through docker-proxy".to_string(),
@@ -37,6 +38,11 @@ fn median(rows: &[MetricRow], target: &str, workload: WorkloadKind, metric: &str
         .find(|r| r.target == target && r.workload == workload && r.metric == metric)
         .map(|r| r.summary.median)
         .filter(|m| m.is_finite())
+}
+
+/// Whether a VM target ran on a tap network.
+fn is_tap(facts: &crate::rundir::TargetFacts) -> bool {
+    facts.settings.get("network_workload").is_some_and(|p| p.starts_with("tap"))
 }
 
 /// The container target whose path is `path`, if any.
@@ -96,6 +102,17 @@ pub fn findings(record: &RunRecord, rows: &[MetricRow]) -> Vec<String> {
                 }
             }
         }
+        // A VM's tap against a VM's user network: what slirp costs.
+        let vm = |tap: bool| {
+            record
+                .targets
+                .iter()
+                .find(|t| t.kind == TargetKind::Vm && is_tap(t) == tap)
+                .map(|t| t.name.clone())
+        };
+        if let (Some(tap), Some(user)) = (vm(true), vm(false)) {
+            out.extend(against(rows, record, workload, &tap, &user));
+        }
         // Every other target against native loopback.
         if let Some(native) = &native {
             for t in record.targets.iter().filter(|t| t.kind != TargetKind::Native) {
@@ -128,7 +145,8 @@ mod tests {
             target("native", TargetKind::Native, None),
             target("bridge", TargetKind::Container, Some("bridge")),
             target("proxy", TargetKind::Container, Some("published")),
-            target("vm", TargetKind::Vm, None),
+            target("vm", TargetKind::Vm, Some("virtio-net on QEMU's user network")),
+            target("tap", TargetKind::Vm, Some("tap: virtio-net on a tap device")),
         ];
         let template = run.samples[0].clone();
         let mut samples = Vec::new();
@@ -138,6 +156,7 @@ mod tests {
                 ("bridge", 30000.0, 60.0),
                 ("proxy", 15000.0, 150.0),
                 ("vm", 4000.0, 900.0),
+                ("tap", 5000.0, 800.0),
             ] {
                 let mut s = template.clone();
                 s.target = name.into();
@@ -158,7 +177,7 @@ mod tests {
         let (record, samples) = http_run();
         let rows = super::super::metric_rows(&record, &samples);
         let f = findings(&record, &rows);
-        assert_eq!(f.len(), 4, "{f:#?}");
+        assert_eq!(f.len(), 6, "{f:#?}");
         assert!(
             f[0].starts_with("`proxy` (a published port through docker-proxy): adds 90.0 µs at p50"),
             "{}",
@@ -171,6 +190,12 @@ mod tests {
             vm.contains("QEMU's user network") && vm.contains("costs 90.0%") && vm.contains("native loopback"),
             "{vm}"
         );
+        let tap = f
+            .iter()
+            .find(|s| s.starts_with("`tap` (a tap") && s.contains("compared with `vm`"))
+            .unwrap();
+        assert!(tap.contains("saves 100.0 µs") && tap.contains("gains 25.0% of requests/s"), "{tap}");
+        assert!(tap.ends_with("compared with `vm` (QEMU's user network)."), "{tap}");
     }
 
     #[test]
