@@ -6,12 +6,42 @@ use anyhow::{anyhow, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-/// (label, ratio, low, high, target index) for every metric with a ratio.
+/// The metrics an application workload's chart shows: its rate, latencies,
+/// host CPU and memory. The server's start, the reference tools and the
+/// client's own CPU stay in the tables, where the chart would drown in them.
+pub fn charted(workload: crate::rundir::WorkloadKind) -> Option<&'static [&'static str]> {
+    use crate::rundir::WorkloadKind;
+    match workload {
+        WorkloadKind::Http => Some(&[
+            "http_rps",
+            "http_p50_us",
+            "http_p99_us",
+            "http_open_p50_us",
+            "http_open_p99_us",
+            "host_cpu_per_request_us",
+            "mem_peak_bytes",
+        ]),
+        WorkloadKind::Sql => Some(&[
+            "sql_point_tps",
+            "sql_point_p50_us",
+            "sql_point_p99_us",
+            "sql_rw_tps",
+            "sql_rw_p50_us",
+            "host_cpu_per_txn_us",
+            "mem_peak_bytes",
+        ]),
+        _ => None,
+    }
+}
+
+/// (label, ratio, low, high, target index) for every metric with a ratio
+/// (of an application workload, those [`charted`] names).
 pub fn bars(metrics: &[&MetricSummary], targets: &[String]) -> Vec<(String, f64, f64, f64, usize)> {
     metrics
         .iter()
         // What describes the machine (the clock's resolution, say) is no cost.
         .filter(|m| !crate::metric::DESCRIPTIVE_METRICS.contains(&m.metric.as_str()))
+        .filter(|m| charted(m.workload).is_none_or(|keep| keep.contains(&m.metric.as_str())))
         .filter_map(|m| {
             let r = m.vs_native?;
             let t = targets.iter().position(|t| t == &m.target)?;
