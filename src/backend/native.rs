@@ -4,7 +4,7 @@ use super::{Backend, Footprint, Gone, Launch, LaunchSpec, RunContext, Started};
 use crate::guest;
 use crate::protocol::Instructions;
 use crate::rundir::{TargetFacts, TargetKind};
-use crate::scenario::NativeSpec;
+use crate::scenario::{NativeSpec, WorkloadKind};
 use anyhow::{Context, Result};
 use async_trait::async_trait;
 use std::net::SocketAddr;
@@ -108,7 +108,10 @@ impl Backend for NativeBackend {
             cpuset: self.ctx.cpuset.clone(),
             cgroup: super::launch_cgroup(&self.ctx, &self.name, &spec.instructions.nonce),
             child: None,
-            temp: super::run_temp_dir(&self.ctx.run_id, &format!("{}-{}", self.name, spec.instructions.nonce)),
+            // Only where the agent starts a server: the directory is made
+            // between the launch and the ready line.
+            temp: matches!(spec.workload.kind, WorkloadKind::Http | WorkloadKind::Sql)
+                .then(|| super::run_temp_dir(&self.ctx.run_id, &format!("{}-{}", self.name, spec.instructions.nonce))),
         }))
     }
 
@@ -127,8 +130,9 @@ struct NativeLaunch {
     child: Option<Child>,
     /// The agent's `TMPDIR`, where an application workload's server keeps
     /// its files: removed with the launch (and by the run's sweep), even
-    /// when the agent was killed before it could remove them itself.
-    temp: std::path::PathBuf,
+    /// when the agent was killed before it could remove them itself. Only
+    /// for the application workloads.
+    temp: Option<std::path::PathBuf>,
 }
 
 #[async_trait]
@@ -149,8 +153,10 @@ impl Launch for NativeLaunch {
         if let Some(cgroup) = &self.cgroup {
             cgroup.join_in_child(&mut command);
         }
-        std::fs::create_dir_all(&self.temp).map_err(|e| format!("creating {}: {e}", self.temp.display()))?;
-        command.env("TMPDIR", &self.temp);
+        if let Some(temp) = &self.temp {
+            std::fs::create_dir_all(temp).map_err(|e| format!("creating {}: {e}", temp.display()))?;
+            command.env("TMPDIR", temp);
+        }
         let spawning = Instant::now();
         let mut child = command.spawn().map_err(|e| format!("cannot start {}: {e}", self.argv[0]))?;
         let spawn_ms = super::ms_between(spawning, Instant::now());
@@ -202,7 +208,9 @@ impl Launch for NativeLaunch {
     async fn remove(&mut self) -> Result<(), String> {
         self.kill_group();
         super::end_child(self.child.take(), self.cgroup.as_ref()).await;
-        let _ = std::fs::remove_dir_all(&self.temp);
+        if let Some(temp) = &self.temp {
+            let _ = std::fs::remove_dir_all(temp);
+        }
         Ok(())
     }
 }
@@ -223,6 +231,8 @@ impl NativeLaunch {
 impl Drop for NativeLaunch {
     fn drop(&mut self) {
         self.kill_group();
-        let _ = std::fs::remove_dir_all(&self.temp);
+        if let Some(temp) = &self.temp {
+            let _ = std::fs::remove_dir_all(temp);
+        }
     }
 }
