@@ -108,6 +108,7 @@ impl Backend for NativeBackend {
             cpuset: self.ctx.cpuset.clone(),
             cgroup: super::launch_cgroup(&self.ctx, &self.name, &spec.instructions.nonce),
             child: None,
+            group: None,
             // Only where the agent starts a server: the directory is made
             // between the launch and the ready line.
             temp: matches!(spec.workload.kind, WorkloadKind::Http | WorkloadKind::Sql)
@@ -128,6 +129,9 @@ struct NativeLaunch {
     /// The agent's own cgroup, where the host lets vmbench make one.
     cgroup: Option<super::cgroup::LaunchCgroup>,
     child: Option<Child>,
+    /// The process group the agent leads (its pid), kept after the agent
+    /// is reaped: a server's workers may outlive it in the group.
+    group: Option<libc::pid_t>,
     /// The agent's `TMPDIR`, where an application workload's server keeps
     /// its files: removed with the launch (and by the run's sweep), even
     /// when the agent was killed before it could remove them itself. Only
@@ -161,6 +165,7 @@ impl Launch for NativeLaunch {
         let mut child = command.spawn().map_err(|e| format!("cannot start {}: {e}", self.argv[0]))?;
         let spawn_ms = super::ms_between(spawning, Instant::now());
         let stdout = child.stdout.take().expect("stdout is piped");
+        self.group = child.id().map(|pid| pid as libc::pid_t);
         self.child = Some(child);
         Ok(Started {
             console: super::reader_stream(stdout),
@@ -218,11 +223,13 @@ impl Launch for NativeLaunch {
 impl NativeLaunch {
     /// Kills the agent's process group: whatever the agent started (an
     /// application workload's server and its workers) goes with it.
-    fn kill_group(&self) {
-        if let Some(pid) = self.child.as_ref().and_then(Child::id) {
-            // SAFETY: the group the agent leads (`process_group(0)`); a
-            // group already gone makes kill fail harmlessly.
-            unsafe { libc::kill(-(pid as libc::pid_t), libc::SIGKILL) };
+    fn kill_group(&mut self) {
+        if let Some(group) = self.group.take() {
+            // SAFETY: the group the agent leads (`process_group(0)`), also
+            // after the agent was reaped: a group lives while any member
+            // does, so its id is not reused meanwhile; a group already gone
+            // makes kill fail harmlessly.
+            unsafe { libc::kill(-group, libc::SIGKILL) };
         }
     }
 }

@@ -39,19 +39,19 @@ const PEAK_MEMORY: Measured = Measured {
 };
 
 /// The measured columns of the headline for `record`'s workloads: ready
-/// and exit times where the scenario boots, then host memory, then each
-/// application workload's rate and median latency.
+/// and exit times and memory at the ready line, as ever, unless the
+/// scenario runs only application workloads (their server starts after the
+/// ready line: then the peak memory); then each application workload's
+/// rate and median latency.
 fn columns(record: &RunRecord) -> (Vec<Measured>, Measured) {
     let mut out = Vec::new();
-    let boots = record.scenario.workloads.contains(&WorkloadKind::Boot);
-    if boots {
+    let workloads = &record.scenario.workloads;
+    let app = |w: &WorkloadKind| matches!(w, WorkloadKind::Http | WorkloadKind::Sql);
+    let only_apps = !workloads.is_empty() && workloads.iter().all(app);
+    if !only_apps {
         out.extend([READY, EXIT]);
     }
-    let memory = if boots || record.scenario.workloads.is_empty() {
-        MEMORY
-    } else {
-        PEAK_MEMORY
-    };
+    let memory = if only_apps { PEAK_MEMORY } else { MEMORY };
     let mut apps = Vec::new();
     for w in &record.scenario.workloads {
         match w {
@@ -333,6 +333,16 @@ mod tests {
         );
         assert!(lines[vm + 1].contains("10.0× ["), "costs ten times native on every column: {text}");
         assert!(text.contains("peak memory: the most the target held"), "{text}");
+    }
+
+    #[test]
+    fn a_run_without_boot_or_applications_keeps_ready_exit_and_memory_at_ready() {
+        let mut run = crate::compare::tests::run(1.0, 6);
+        run.record.scenario.workloads = vec![WorkloadKind::Cpu];
+        let text = headline(&run.record, &run.samples);
+        let header = text.lines().next().unwrap();
+        assert!(header.contains("ready ms") && header.contains("host memory MiB"), "{text}");
+        assert!(!header.contains("peak memory"), "{text}");
     }
 
     #[test]

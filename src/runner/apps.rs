@@ -30,6 +30,10 @@ pub enum AppClient {
     },
 }
 
+/// What is kept of a trial's time for the agent to stop its server and
+/// report once the load is over (or has run out of time).
+const STOP_RESERVE: Duration = Duration::from_secs(30);
+
 impl AppClient {
     /// The client for `workload` if it is an application workload.
     pub fn for_workload(workload: &Workload) -> Option<Self> {
@@ -71,7 +75,15 @@ impl AppClient {
     /// within `timeout`.
     pub async fn run(self, launch: &dyn Launch, control_port: u16, server_port: u16, timeout: Duration) -> Result<Measured, String> {
         let control_addr = launch.address(control_port).await?;
-        let server = launch.address(server_port).await?;
+        let server = match launch.address(server_port).await {
+            Ok(server) => server,
+            Err(e) => {
+                // Still tell the agent to stop, so the trial ends now rather
+                // than at its deadline.
+                drop(super::network::connect(control_addr).await);
+                return Err(e);
+            }
+        };
         // Held open while the load runs; dropping it tells the agent to stop
         // the server.
         let control = super::network::connect(control_addr).await?;
@@ -79,7 +91,9 @@ impl AppClient {
         std::thread::spawn(move || {
             let _ = tx.send(self.run_blocking(server));
         });
-        let result = match tokio::time::timeout(timeout, rx).await {
+        // The agent needs time to stop the server and report after the load.
+        let budget = timeout.saturating_sub(STOP_RESERVE);
+        let result = match tokio::time::timeout(budget, rx).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err("the load generator's thread ended without an answer".to_string()),
             Err(_) => Err("timed out".to_string()),

@@ -17,7 +17,7 @@ pub struct Setup {
     /// A private, empty, writable directory for configuration, data, logs,
     /// the pid file and sockets; removed afterwards.
     pub dir: PathBuf,
-    /// The TCP port the server listens on (all addresses).
+    /// The TCP port the server listens on (every IPv4 address).
     pub port: u16,
     /// Worker processes or threads: the CPUs the agent may run on.
     pub workers: usize,

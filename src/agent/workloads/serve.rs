@@ -23,6 +23,10 @@ use std::time::{Duration, Instant};
 /// How long a server may take to accept its first connection: MariaDB in a
 /// VM under TCG takes tens of seconds.
 const READY_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long the host may take to open its control connection once told
+/// where: a host that failed before it did must not keep the target (and
+/// its server) up until the trial's deadline.
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a server may take to stop after SIGTERM before SIGKILL.
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 /// `PATH` for the server and its tools: the agent may be PID 1 with an empty
@@ -68,9 +72,7 @@ pub fn run(server: &dyn Server, params: &Params, env: &Env) -> Result<Metrics, W
     let control = TcpListener::bind(listen).map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let control_port = control.local_addr().map_err(|e| e.to_string())?.port();
     (env.announce)(control_port, Some(facts));
-    let (conn, _) = control
-        .accept()
-        .map_err(|e| format!("accepting the host's control connection: {e}"))?;
+    let conn = accept_within(&control, CONTROL_TIMEOUT)?;
     wait_closed(conn);
     if let Some(status) = running.exited() {
         return Err(with_logs(format!("{} exited during the load ({status})", server.name()), server, &setup).into());
@@ -79,6 +81,30 @@ pub fn run(server: &dyn Server, params: &Params, env: &Env) -> Result<Metrics, W
     metrics.insert("server_stop_ms".into(), ms(stop));
     metrics.insert("server_cpu_ms".into(), cpu);
     Ok(metrics)
+}
+
+/// The host's control connection, if it comes within `timeout`.
+fn accept_within(listener: &TcpListener, timeout: Duration) -> Result<TcpStream, String> {
+    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+    let start = Instant::now();
+    loop {
+        match listener.accept() {
+            Ok((conn, _)) => {
+                conn.set_nonblocking(false).map_err(|e| e.to_string())?;
+                return Ok(conn);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if start.elapsed() > timeout {
+                    return Err(format!(
+                        "the host did not open its control connection within {} s",
+                        timeout.as_secs()
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => return Err(format!("accepting the host's control connection: {e}")),
+        }
+    }
 }
 
 /// Blocks until the host closes the control connection (or it breaks).
@@ -119,12 +145,17 @@ impl Running {
             // to files, quoted when it fails.
             .stdout(log("stdout.log")?)
             .stderr(log("stderr.log")?);
-        // SAFETY: prctl is async-signal-safe; nothing is allocated. The
-        // server dies with the agent, however the agent ends.
+        let agent = std::process::id() as libc::pid_t;
+        // SAFETY: prctl and getppid are async-signal-safe; nothing is
+        // allocated. The server dies with the agent, however the agent ends
+        // (and does not start if the agent died before the prctl).
         unsafe {
-            command.pre_exec(|| {
+            command.pre_exec(move || {
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
                     return Err(std::io::Error::last_os_error());
+                }
+                if libc::getppid() != agent {
+                    return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
                 }
                 Ok(())
             });
@@ -362,6 +393,17 @@ mod tests {
         assert!(e.contains("exits exited before it listened on port"), "{e}");
         assert!(e.contains("own.log:\n  first line\n  the server's own reason"), "{e}");
         assert!(e.contains("stderr.log:") && e.contains("nonexistent-vmbench-path"), "{e}");
+    }
+
+    #[test]
+    fn a_host_that_never_connects_ends_the_wait() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let e = accept_within(&listener, Duration::from_millis(50)).unwrap_err();
+        assert!(e.contains("did not open its control connection"), "{e}");
+        let addr = listener.local_addr().unwrap();
+        let client = std::thread::spawn(move || TcpStream::connect(addr).unwrap());
+        assert!(accept_within(&listener, Duration::from_secs(5)).is_ok());
+        client.join().unwrap();
     }
 
     #[test]

@@ -273,6 +273,11 @@ impl Backend for DockerBackend {
             plan.mount_scratch(dir);
         }
         if kind.host_driven() {
+            if self.spec.network == ContainerNetwork::PublishedNat && self.nat_ip.is_none() {
+                // Publishing on 127.0.0.1 instead would measure the proxy
+                // under the NAT path's name.
+                return Err("network = \"published-nat\" without the bridge's gateway (prepare did not find it)".into());
+            }
             plan.enable_network(&spec::Reach {
                 mode: self.spec.network,
                 ports: kind.guest_ports().to_vec(),

@@ -421,9 +421,10 @@ pub fn mount_scratch(body: &mut ContainerCreateBody, dir: &Path) {
     ContainerOption::Scratch(dir.to_path_buf()).apply(body);
 }
 
-/// Gives an existing body the network the network workload needs: a bridge
-/// with the agent's port published on 127.0.0.1 (an ephemeral host port), or
-/// the host's own network stack.
+/// Gives an existing body the network a host-driven workload needs: a
+/// bridge, with the workload's ports published on ephemeral host ports (on
+/// 127.0.0.1, or on the bridge's gateway for `published-nat`) where the
+/// path publishes, or the host's own network stack.
 pub fn enable_network(body: &mut ContainerCreateBody, reach: &Reach) {
     for option in network_options(reach) {
         option.apply(body);

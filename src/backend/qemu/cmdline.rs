@@ -205,7 +205,14 @@ impl QemuCommand {
                 "-netdev",
                 format!("tap,id=net0,ifname={},script=no,downscript=no{vhost}", tap.ifname),
             );
-            pair("-device", format!("{},netdev=net0", virtio_device(Virtio::Net, self.machine)));
+            pair(
+                "-device",
+                format!(
+                    "{},netdev=net0,mac={}",
+                    virtio_device(Virtio::Net, self.machine),
+                    super::tap::mac(tap)
+                ),
+            );
         } else if !self.forwards.is_empty() {
             pair("-netdev", user_netdev("net0", &self.forwards));
             pair("-device", format!("{},netdev=net0", virtio_device(Virtio::Net, self.machine)));

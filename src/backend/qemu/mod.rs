@@ -30,8 +30,6 @@ pub struct QemuBackend {
     template: Option<QemuCommand>,
     /// The initramfs that also carries virtio drivers (disk, network).
     initrd_drivers: Option<PathBuf>,
-    /// Launches so far: numbers the tap devices.
-    launches: std::sync::atomic::AtomicU32,
 }
 
 impl QemuBackend {
@@ -42,7 +40,6 @@ impl QemuBackend {
             ctx,
             template: None,
             initrd_drivers: None,
-            launches: Default::default(),
         }
     }
 }
@@ -299,9 +296,15 @@ pub fn launch_command(
     if let Some(tap) = &tap {
         instructions.address = Some(format!("{}/{}", tap.guest, tap::PREFIX));
     } else {
+        // Every probe listener is held until all are chosen, so two forwards
+        // never get the same port.
+        let mut held = Vec::new();
         for &guest in spec.workload.kind.guest_ports() {
-            let host = free_local_port().map_err(|e| format!("finding a free port to forward: {e}"))?;
-            forwards.push(cmdline::Forward { host, guest });
+            let probe = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| Ok((l.local_addr()?.port(), l)))
+                .map_err(|e| format!("finding a free port to forward: {e}"))?;
+            forwards.push(cmdline::Forward { host: probe.0, guest });
+            held.push(probe.1);
         }
     }
     if spec.workload.kind.host_driven() {
@@ -401,10 +404,7 @@ impl Backend for QemuBackend {
             return Err("VM target used before prepare".into());
         };
         let tap = match self.spec.network {
-            VmNetwork::Tap if spec.workload.kind.host_driven() => {
-                let n = self.launches.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                Some(tap::create(&self.ctx.run_id, n, tap::vhost(template.accel))?)
-            }
+            VmNetwork::Tap if spec.workload.kind.host_driven() => Some(tap::create(&self.ctx.run_id, tap::vhost(template.accel))?),
             _ => None,
         };
         let cmd = match launch_command(template, drivers, &spec, tap.clone()) {

@@ -65,15 +65,33 @@ pub fn guest_address(n: u32) -> Ipv4Addr {
     Ipv4Addr::new(10, 77, 77, 2 + (n % 250) as u8)
 }
 
-/// Makes launch `n`'s tap device on the bridge, up.
-pub fn create(run_id: &str, n: u32, vhost: bool) -> Result<Tap, String> {
+/// Tap launches so far in this process, over every target: numbers the
+/// devices and addresses, so two tap targets of one run never share them.
+static LAUNCHES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// The guest NIC's MAC address for `tap`: one per guest address, so two
+/// guests on the bridge never share QEMU's default.
+pub fn mac(tap: &Tap) -> String {
+    format!("52:54:00:4d:4d:{:02x}", tap.guest.octets()[3])
+}
+
+/// Makes the next launch's tap device on the bridge, up. A device of that
+/// name that another run left is not touched: the launch fails, saying so.
+pub fn create(run_id: &str, vhost: bool) -> Result<Tap, String> {
     ensure_bridge()?;
+    let n = LAUNCHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let tap = Tap {
         ifname: ifname(run_id, n),
         guest: guest_address(n),
         vhost,
     };
-    if Path::new(SYS_NET).join(&tap.ifname).exists() {
+    if let Some((_, alias)) = interfaces().into_iter().find(|(name, _)| *name == tap.ifname) {
+        if alias != format!("{ALIAS_PREFIX}{run_id}") {
+            return Err(format!(
+                "a network device {} already exists (alias `{alias}`); `vmbench clean` removes vmbench's",
+                tap.ifname
+            ));
+        }
         delete(&tap.ifname);
     }
     let made = (|| {
