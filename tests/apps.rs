@@ -211,6 +211,12 @@ rate = 300
     assert!(devices.is_empty(), "network devices left: {devices:?}");
 }
 
+/// Docker's volumes, by name.
+fn volumes() -> Vec<String> {
+    let out = std::process::Command::new("docker").args(["volume", "ls", "-q"]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
+}
+
 /// Whether no server directory of the agent's is left in /tmp.
 fn no_server_dirs(name: &str) -> bool {
     let prefix = format!("vmbench-{name}-");
@@ -246,6 +252,14 @@ network = "bridge"
 memory_mib = 1024
 
 [[target]]
+name = "ctr-volume"
+kind = "container"
+guest = "apps"
+network = "bridge"
+memory_mib = 1024
+storage = "volume"
+
+[[target]]
 name = "native"
 kind = "native"
 
@@ -257,10 +271,11 @@ clients = 2
 table_rows = 1000
 "#
     );
+    let volumes_before = volumes();
     let (output, out) = run_scenario(tmp.path(), "sql.toml", &scenario);
     assert!(output.status.success(), "{}", stderr(&output));
     let samples = samples(&out);
-    for target in ["vm-user", "ctr-bridge", "native"] {
+    for target in ["vm-user", "ctr-bridge", "ctr-volume", "native"] {
         let s = sample(&samples, target, WorkloadKind::Sql);
         assert!(s.ok, "{target}: {:?}", s.error);
         assert!(metric(s, "sql_point_tps") > 0.0, "{target}");
@@ -272,6 +287,11 @@ table_rows = 1000
         assert_eq!(server.name, "mariadb");
         assert!(!server.settings.is_empty(), "{server:?}");
     }
+    // The layer is overlay; the volume is the host's own file system.
+    let fs = |t: &str| sample(&samples, t, WorkloadKind::Sql).server.as_ref().unwrap().data_fs.clone();
+    assert_eq!(fs("ctr-bridge").as_deref(), Some("overlay"));
+    assert!(fs("ctr-volume").is_some_and(|f| f != "overlay"), "{:?}", fs("ctr-volume"));
+    assert_eq!(volumes(), volumes_before, "the launch's volume was left behind");
     let record = record(&out);
     assert!(processes("mariadbd").is_empty(), "{:?}", processes("mariadbd"));
     assert_eq!(containers_of_run(&record.run_id), 0);

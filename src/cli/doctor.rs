@@ -270,6 +270,7 @@ async fn check_runtimes(report: &mut Report, engine: Engine, client: &bollard::D
             pids_limit: 64,
             network: crate::scenario::ContainerNetwork::Bridge,
             guest: None,
+            storage: crate::scenario::ServerStorage::Layer,
         };
         let run_id = format!("doctor-{}", std::process::id());
         let plan =

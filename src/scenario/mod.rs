@@ -388,6 +388,28 @@ pub struct ContainerSpec {
     pub network: ContainerNetwork,
     /// The guest system's image to run; `None`: vmbench's agent-only image.
     pub guest: Option<Guest>,
+    /// Where an application workload's server keeps its files.
+    pub storage: ServerStorage,
+}
+
+/// Where a container's server (an application workload's) keeps its files.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ServerStorage {
+    /// The container's own writable layer (overlay).
+    #[default]
+    Layer,
+    /// An anonymous volume the engine makes for the launch (on the host's
+    /// file system) and removes with the container.
+    Volume,
+}
+
+impl ServerStorage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServerStorage::Layer => "layer",
+            ServerStorage::Volume => "volume",
+        }
+    }
 }
 
 /// How vmbench accounts the memory and CPU of the targets it starts itself.

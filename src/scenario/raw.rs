@@ -89,6 +89,7 @@ pub struct RawTarget {
     pub host: Option<Spanned<String>>,
     pub pids_limit: Option<Spanned<toml::Value>>,
     pub network: Option<Spanned<String>>,
+    pub storage: Option<Spanned<String>>,
     // native
     pub agent: Option<Spanned<String>>,
 }

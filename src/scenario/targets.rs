@@ -90,7 +90,17 @@ const VM_KEYS: &[&str] = &[
     "sandbox",
     "network",
 ];
-const CONTAINER_KEYS: &[&str] = &["guest", "engine", "runtime", "cpus", "memory_mib", "host", "pids_limit", "network"];
+const CONTAINER_KEYS: &[&str] = &[
+    "guest",
+    "engine",
+    "runtime",
+    "cpus",
+    "memory_mib",
+    "host",
+    "pids_limit",
+    "network",
+    "storage",
+];
 const NATIVE_KEYS: &[&str] = &["agent"];
 
 /// The kind-specific keys a target sets, with the span of each value.
@@ -119,6 +129,7 @@ fn present_keys(t: &RawTarget) -> Vec<(&'static str, Range<usize>)> {
     add("host", t.host.as_ref().map(Spanned::span));
     add("pids_limit", t.pids_limit.as_ref().map(Spanned::span));
     add("network", t.network.as_ref().map(Spanned::span));
+    add("storage", t.storage.as_ref().map(Spanned::span));
     add("agent", t.agent.as_ref().map(Spanned::span));
     keys
 }
@@ -434,6 +445,13 @@ fn container_from_raw(loc: &Locator, i: usize, t: &RawTarget, guest: Option<Gues
             ));
         }
     }
+    let storage = one_of(
+        loc,
+        t.storage.as_ref(),
+        &key("storage"),
+        &[("layer", ServerStorage::Layer), ("volume", ServerStorage::Volume)],
+        ServerStorage::Layer,
+    )?;
     Ok(ContainerSpec {
         engine,
         runtime,
@@ -443,5 +461,6 @@ fn container_from_raw(loc: &Locator, i: usize, t: &RawTarget, guest: Option<Gues
         pids_limit,
         network,
         guest,
+        storage,
     })
 }

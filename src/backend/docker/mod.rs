@@ -285,7 +285,7 @@ impl Backend for DockerBackend {
             });
         }
         if matches!(kind, WorkloadKind::Http | WorkloadKind::Sql) {
-            plan.serve_application();
+            plan.serve_application(self.spec.storage);
         }
         let body = plan.body();
         Ok(Box::new(ContainerLaunch {

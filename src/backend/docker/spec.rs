@@ -45,7 +45,6 @@ pub enum ContainerOption {
     Label(String, String),
     /// A host directory bind-mounted read-write at [`SCRATCH_MOUNT`].
     Scratch(PathBuf),
-    /// The agent's port published on 127.0.0.1 at an ephemeral host port.
     /// The workload's ports in the container, each published on an
     /// ephemeral host port at `host_ip` (127.0.0.1, or the bridge's gateway
     /// for the NAT path).
@@ -67,6 +66,8 @@ pub enum ContainerOption {
     CgroupnsPrivate,
     /// Empty tmpfs file systems mounted at these paths.
     Tmpfs(Vec<&'static str>),
+    /// An anonymous volume at this path (removed with the container).
+    Volume(&'static str),
     /// A terminal as the container's console: systemd as PID 1 points its
     /// own standard output at /dev/null and writes to `/dev/console`, which
     /// only exists, and reaches the engine's stream, with a terminal.
@@ -116,6 +117,7 @@ impl ContainerOption {
             ContainerOption::CgroupnsPrivate => host(body).cgroupns_mode = Some(bollard::models::HostConfigCgroupnsModeEnum::PRIVATE),
             ContainerOption::Tmpfs(paths) => host(body).tmpfs = Some(paths.iter().map(|p| (p.to_string(), String::new())).collect()),
             ContainerOption::Tty => body.tty = Some(true),
+            ContainerOption::Volume(path) => body.volumes = Some(vec![path.to_string()]),
         }
     }
 
@@ -149,6 +151,7 @@ impl ContainerOption {
             ContainerOption::CgroupnsPrivate => ("--cgroupns", "private".to_string()),
             ContainerOption::Tmpfs(paths) => return repeated("--tmpfs", paths),
             ContainerOption::Tty => return vec!["--tty".to_string()],
+            ContainerOption::Volume(path) => ("--volume", path.to_string()),
         };
         vec![flag.to_string(), value]
     }
@@ -181,6 +184,7 @@ impl ContainerOption {
             ContainerOption::CgroupnsPrivate => ("cgroupns", "private".to_string()),
             ContainerOption::Tmpfs(paths) => ("tmpfs", paths.join(",")),
             ContainerOption::Tty => ("tty", "true".to_string()),
+            ContainerOption::Volume(path) => ("volume", path.to_string()),
         };
         (key.to_string(), value)
     }
@@ -197,6 +201,10 @@ fn network_name(mode: Option<ContainerNetwork>) -> &'static str {
 fn scratch_bind(dir: &Path) -> String {
     format!("{}:{SCRATCH_MOUNT}:rw", dir.display())
 }
+
+/// Where an application workload's server keeps its files in a container
+/// with `storage = "volume"`: an anonymous volume mounted there.
+pub const SERVER_DATA: &str = "/var/lib/vmbench";
 
 /// The engine's key of a TCP port in the container (`7777/tcp`).
 pub fn port_key(port: u16) -> String {
@@ -254,6 +262,9 @@ pub struct ContainerPlan {
     /// [`ContainerPlan::enable_network`]); recorded with the settings,
     /// since every other launch has none.
     pub network_workload: ContainerNetwork,
+    /// Where an application workload's server keeps its files; recorded
+    /// with the settings.
+    pub server_storage: crate::scenario::ServerStorage,
 }
 
 impl ContainerPlan {
@@ -277,6 +288,7 @@ impl ContainerPlan {
             cmd,
             options,
             network_workload: spec.network,
+            server_storage: spec.storage,
         }
     }
 
@@ -346,9 +358,17 @@ impl ContainerPlan {
     /// engine's default capabilities (nginx's workers set their groups,
     /// MariaDB changes file ownership) and a writable root (the container
     /// layer holds the server's files: recorded as their file system).
-    pub fn serve_application(&mut self) {
+    /// With `ServerStorage::Volume` the server's files go to an anonymous
+    /// volume instead (the agent's `TMPDIR` points there).
+    pub fn serve_application(&mut self, storage: crate::scenario::ServerStorage) {
         self.options
             .retain(|o| !matches!(o, ContainerOption::CapDrop(_) | ContainerOption::ReadOnlyRoot));
+        if storage == crate::scenario::ServerStorage::Volume {
+            self.options.extend([
+                ContainerOption::Volume(SERVER_DATA),
+                ContainerOption::Env("TMPDIR".into(), SERVER_DATA.into()),
+            ]);
+        }
     }
 
     /// Replaces "no network" (or an earlier mode) with the network
@@ -407,6 +427,7 @@ impl ContainerPlan {
     pub fn settings(&self) -> BTreeMap<String, String> {
         let mut settings: BTreeMap<String, String> = self.options.iter().map(ContainerOption::setting).collect();
         settings.insert("network_workload".to_string(), self.network_workload.as_str().to_string());
+        settings.insert("server_storage".to_string(), self.server_storage.as_str().to_string());
         settings
     }
 }
@@ -465,6 +486,7 @@ mod tests {
             pids_limit: 64,
             network: crate::scenario::ContainerNetwork::Published,
             guest: None,
+            storage: crate::scenario::ServerStorage::Layer,
         }
     }
 
@@ -570,6 +592,8 @@ mod tests {
         let mut plan = ContainerPlan::new(&spec(), "img:1", vec!["vmbench.nonce=x".into()]).labelled("run1", "c");
         plan.mount_scratch(Path::new("/cache/scratch/r/c"));
         plan.enable_network(&Reach::new(ContainerNetwork::Published, &[7777]));
+        // A server's container, its files on a volume: every option agrees too.
+        plan.serve_application(crate::scenario::ServerStorage::Volume);
         let (body, argv, settings) = (body_leaves(&plan.body()), plan.argv(), plan.settings());
         // What no option explains: the image, the command and how vmbench
         // drives the container (attached, no TTY, removed by vmbench).
@@ -579,7 +603,7 @@ mod tests {
         };
         let mut explained = body_leaves(&bare.body());
         let mut expected_argv = vec!["docker".to_string(), "run".into(), "--rm".into()];
-        let mut expected_keys = vec!["network_workload".to_string()];
+        let mut expected_keys = vec!["network_workload".to_string(), "server_storage".to_string()];
         for option in &plan.options {
             // Its API fields are set, to the values the whole body carries.
             let mut alone = ContainerCreateBody::default();
