@@ -198,3 +198,25 @@ fn emit(nonce: &str, message: &AgentMessage) {
         let _ = write(&line);
     }
 }
+
+/// The `pre_exec` hook that makes a child die with this process: between
+/// fork and exec it sets `PR_SET_PDEATHSIG` to SIGKILL, and fails (so the
+/// child never starts) if this process died before that. Shared by the
+/// harness (QEMU, the native agent) and the agent (a workload's server), as
+/// the one place this rule lives.
+pub fn dies_with_this_process() -> impl FnMut() -> std::io::Result<()> + Send + Sync + 'static {
+    let parent = std::process::id() as libc::pid_t;
+    move || {
+        // SAFETY: prctl and getppid are async-signal-safe; nothing is
+        // allocated between fork and exec.
+        unsafe {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::getppid() != parent {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+        }
+        Ok(())
+    }
+}

@@ -422,18 +422,9 @@ pub fn pin_child(command: &mut tokio::process::Command, cpuset: Option<CpuSet>) 
 /// too (`PR_SET_PDEATHSIG`, set between fork and exec). If vmbench died
 /// before that, the child does not start at all.
 pub fn die_with_vmbench(command: &mut tokio::process::Command) {
-    let parent = std::process::id() as libc::pid_t;
-    // SAFETY: prctl and getppid are async-signal-safe; nothing is allocated.
+    // SAFETY: the hook only calls async-signal-safe functions.
     unsafe {
-        command.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            if libc::getppid() != parent {
-                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
-            }
-            Ok(())
-        });
+        command.pre_exec(crate::agent::dies_with_this_process());
     }
 }
 

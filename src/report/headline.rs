@@ -331,7 +331,13 @@ mod tests {
             lines[vm].contains("4000") && lines[vm].contains("500") && lines[vm].contains("80.0"),
             "{text}"
         );
-        assert!(lines[vm + 1].contains("10.0× ["), "costs ten times native on every column: {text}");
+        // Rate, latency and memory all cost ten times native's: an inverted
+        // rate would read 0.1×.
+        assert_eq!(
+            lines[vm + 1].matches("10.0× [").count(),
+            3,
+            "ten times native on every column: {text}"
+        );
         assert!(text.contains("peak memory: the most the target held"), "{text}");
     }
 

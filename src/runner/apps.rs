@@ -121,12 +121,8 @@ impl AppClient {
 fn run_http(server: SocketAddr, load: &http::HttpLoad, rate: f64, reference: bool) -> Result<Measured, String> {
     let mut m = BTreeMap::new();
     let wrk = || reference::wrk(server, &load.path, load.connections, load.threads, load.duration);
-    let before = reference.then(|| measured_cpu(Usage::Children, wrk)).transpose()?;
-    let (closed, cpu_ms) = measured_cpu(Usage::LoadThreads, || http::run(server, load, http::Loop::Closed))?;
-    if let Some(before) = before {
-        let after = measured_cpu(Usage::Children, wrk)?;
-        record_reference(&mut m, "wrk", load.duration, &before, &after);
-    }
+    let tool: Option<Tool> = reference.then_some(("wrk", &wrk));
+    let (closed, cpu_ms) = with_reference(&mut m, tool, load.duration, || http::run(server, load, http::Loop::Closed))?;
     let phase = load.warmup + load.duration;
     m.insert(
         "client_cpu_per_request_us".to_string(),
@@ -168,14 +164,11 @@ fn run_sql(server: SocketAddr, load: &sql::SqlLoad, read_write: bool, reference:
     let preparing = Instant::now();
     sql::prepare(server, load)?;
     m.insert("sql_prepare_ms".to_string(), preparing.elapsed().as_secs_f64() * 1e3);
-    let sysbench = |read_write: bool| reference::sysbench(server, load, reference::sysbench_test(read_write));
+    let point_select = || reference::sysbench(server, load, reference::sysbench_test(false));
+    let read_write_mix = || reference::sysbench(server, load, reference::sysbench_test(true));
     let phase = load.warmup + load.duration;
-    let before = reference.then(|| measured_cpu(Usage::Children, || sysbench(false))).transpose()?;
-    let (point, cpu_ms) = measured_cpu(Usage::LoadThreads, || sql::run(server, load, sql::Mix::PointSelect))?;
-    if let Some(before) = before {
-        let after = measured_cpu(Usage::Children, || sysbench(false))?;
-        record_reference(&mut m, "sysbench_point", load.duration, &before, &after);
-    }
+    let tool: Option<Tool> = reference.then_some(("sysbench_point", &point_select));
+    let (point, cpu_ms) = with_reference(&mut m, tool, load.duration, || sql::run(server, load, sql::Mix::PointSelect))?;
     m.insert("client_cpu_per_txn_us".to_string(), per_unit_us(cpu_ms, point.tps, phase));
     m.insert("sql_point_tps".to_string(), point.tps);
     latencies(&mut m, "sql_point", &point.latency);
@@ -187,12 +180,8 @@ fn run_sql(server: SocketAddr, load: &sql::SqlLoad, read_write: bool, reference:
         point.transactions,
     )];
     if read_write {
-        let before = reference.then(|| measured_cpu(Usage::Children, || sysbench(true))).transpose()?;
-        let (rw, cpu_ms) = measured_cpu(Usage::LoadThreads, || sql::run(server, load, sql::Mix::ReadWrite))?;
-        if let Some(before) = before {
-            let after = measured_cpu(Usage::Children, || sysbench(true))?;
-            record_reference(&mut m, "sysbench_rw", load.duration, &before, &after);
-        }
+        let tool: Option<Tool> = reference.then_some(("sysbench_rw", &read_write_mix));
+        let (rw, cpu_ms) = with_reference(&mut m, tool, load.duration, || sql::run(server, load, sql::Mix::ReadWrite))?;
         m.insert("client_cpu_per_rw_txn_us".to_string(), per_unit_us(cpu_ms, rw.tps, phase));
         m.insert("sql_rw_tps".to_string(), rw.tps);
         m.insert("sql_rw_qps".to_string(), rw.qps);
@@ -259,6 +248,28 @@ fn per_unit_us(cpu_ms: f64, rate: f64, phase: std::time::Duration) -> f64 {
     } else {
         0.0
     }
+}
+
+/// A reference tool: the name its metrics carry, and one run of it.
+type Tool<'a> = (&'static str, &'a dyn Fn() -> Result<reference::Reported, String>);
+
+/// vmbench's own load phase `own`, with its load threads' CPU time (ms),
+/// run between two runs of the reference `tool` when there is one, whose
+/// results are recorded in `m`: vmbench's figure sits between the tool's
+/// two in time, so a drifting host favours neither.
+fn with_reference<T>(
+    m: &mut BTreeMap<String, f64>,
+    tool: Option<Tool>,
+    duration: Duration,
+    own: impl FnOnce() -> Result<T, String>,
+) -> Result<(T, f64), String> {
+    let before = tool.map(|(_, run)| measured_cpu(Usage::Children, run)).transpose()?;
+    let measured = measured_cpu(Usage::LoadThreads, own)?;
+    if let (Some((name, run)), Some(before)) = (tool, before) {
+        let after = measured_cpu(Usage::Children, run)?;
+        record_reference(m, name, duration, &before, &after);
+    }
+    Ok(measured)
 }
 
 /// A reference tool's two runs around vmbench's (each with the CPU time it

@@ -145,20 +145,10 @@ impl Running {
             // to files, quoted when it fails.
             .stdout(log("stdout.log")?)
             .stderr(log("stderr.log")?);
-        let agent = std::process::id() as libc::pid_t;
-        // SAFETY: prctl and getppid are async-signal-safe; nothing is
-        // allocated. The server dies with the agent, however the agent ends
-        // (and does not start if the agent died before the prctl).
+        // The server dies with the agent, however the agent ends.
+        // SAFETY: the hook only calls async-signal-safe functions.
         unsafe {
-            command.pre_exec(move || {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                if libc::getppid() != agent {
-                    return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
-                }
-                Ok(())
-            });
+            command.pre_exec(crate::agent::dies_with_this_process());
         }
         let started = Instant::now();
         let child = command.spawn().map_err(|e| format!("cannot start {program}: {e}"))?;
