@@ -10,8 +10,10 @@
 
 use super::footprint::Reading;
 use std::ffi::CString;
+use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Where a controller's counters live.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,18 +58,35 @@ impl Hierarchies {
     }
 }
 
+/// Whether vmbench can make cgroups for its targets here: a hierarchy with
+/// the memory (and CPU accounting) controller that it may write to.
+pub fn usable() -> Result<(), String> {
+    let hierarchies = Hierarchies::of_host().ok_or("no cgroup v1 memory + cpuacct or v2 memory controller found")?;
+    for dir in [&hierarchies.memory, &hierarchies.cpu] {
+        let path = CString::new(dir.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())?;
+        // SAFETY: access only reads the NUL-terminated path it is given.
+        if unsafe { libc::access(path.as_ptr(), libc::W_OK) } != 0 {
+            return Err(format!("{} is not writable: {}", dir.display(), std::io::Error::last_os_error()));
+        }
+    }
+    Ok(())
+}
+
 /// How the memory and CPU of a target vmbench starts itself are accounted
-/// on this host, for `run.json` (`settings.accounting`).
-pub fn accounting(what: &str, mode: crate::scenario::Accounting) -> String {
+/// on this host, for `run.json` (`settings.accounting`); `fallback` says why
+/// the cgroup accounting the scenario asked for could not be had.
+pub fn accounting(what: &str, mode: crate::scenario::Accounting, fallback: Option<&str>) -> String {
+    const BATCHES: &str = "charged in batches of 64 pages per CPU, so a reading may be up to 256 KiB per CPU above what is in use";
     if mode == crate::scenario::Accounting::Process {
-        return format!(
-            "{what}'s own process (accounting = \"process\"): RSS, VmHWM and CPU time from /proc, or as the agent reports them"
-        );
+        let asked = match fallback {
+            Some(why) => format!("accounting = \"cgroup\" was asked for, but {why}"),
+            None => "accounting = \"process\"".to_string(),
+        };
+        return format!("{what}'s own process ({asked}): RSS, VmHWM and CPU time from /proc, or as the agent reports them");
     }
     match Hierarchies::of_host() {
-        Some(h) if h.unified() => format!("{what} in a cgroup of its own made by vmbench (cgroup v2: memory.current/peak, cpu.stat); the process's own RSS and PSS as rss_ready_bytes, pss_ready_bytes"),
-        Some(_) => format!("{what} in a cgroup of its own made by vmbench (cgroup v1: memory usage and max usage, cpuacct.usage); the process's own RSS and PSS as rss_ready_bytes, pss_ready_bytes"),
-        None => format!("{what}'s own RSS, VmHWM and CPU time from /proc (no usable cgroup hierarchy here)"),
+        Some(h) if h.unified() => format!("{what} in a cgroup of its own made by vmbench (cgroup v2: memory.current/peak, {BATCHES}; cpu.stat); the process's own RSS and PSS as rss_ready_bytes, pss_ready_bytes"),
+        _ => format!("{what} in a cgroup of its own made by vmbench (cgroup v1: memory usage and max usage, {BATCHES}; cpuacct.usage); the process's own RSS and PSS as rss_ready_bytes, pss_ready_bytes"),
     }
 }
 
@@ -100,12 +119,15 @@ impl LaunchCgroup {
     }
 
     /// Makes the child join this cgroup before it runs anything.
-    pub fn join_in_child(&self, command: &mut tokio::process::Command) {
+    pub fn join_in_child(&self, command: &mut tokio::process::Command) -> JoinClock {
         let procs = self.procs.clone();
-        // SAFETY: open, write and close are async-signal-safe; the paths were
-        // built before the fork and are only read.
+        let pipe = JoinPipe::new();
+        let report = pipe.as_ref().map(|p| p.write.as_raw_fd());
+        // SAFETY: clock_gettime, open, write and close are async-signal-safe;
+        // the paths were built before the fork and are only read.
         unsafe {
             command.pre_exec(move || {
+                let joining = monotonic_ns();
                 for path in &procs {
                     let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
                     if fd < 0 {
@@ -118,9 +140,14 @@ impl LaunchCgroup {
                         return Err(std::io::Error::last_os_error());
                     }
                 }
+                if let Some(fd) = report {
+                    let took = monotonic_ns().saturating_sub(joining).to_ne_bytes();
+                    libc::write(fd, took.as_ptr().cast(), took.len());
+                }
                 Ok(())
             });
         }
+        JoinClock(pipe)
     }
 
     /// Removes the directories (the processes must be gone).
@@ -130,6 +157,53 @@ impl LaunchCgroup {
             let _ = std::fs::remove_dir(dir);
         }
     }
+}
+
+/// How long the child took to join its cgroup, as it measured it between
+/// fork and exec. A cgroup migration is vmbench's own work, not the target's
+/// (on cgroup v1 it waits for an RCU grace period: 10-16 ms here), so the
+/// launch's clock leaves it out.
+pub struct JoinClock(Option<JoinPipe>);
+
+struct JoinPipe {
+    read: OwnedFd,
+    write: OwnedFd,
+}
+
+impl JoinPipe {
+    fn new() -> Option<JoinPipe> {
+        let mut fds = [0; 2];
+        // SAFETY: pipe2 fills the two descriptors it returns, which are
+        // then owned here and nowhere else.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
+            return None;
+        }
+        // SAFETY: both descriptors were just created and are not shared.
+        unsafe {
+            Some(JoinPipe {
+                read: OwnedFd::from_raw_fd(fds[0]),
+                write: OwnedFd::from_raw_fd(fds[1]),
+            })
+        }
+    }
+}
+
+impl JoinClock {
+    /// The join's duration, once the child was spawned (it wrote it before
+    /// its exec, which the spawn waited for); `None` if it could not say.
+    pub fn joined(self) -> Option<Duration> {
+        let pipe = self.0?;
+        let mut took = [0u8; 8];
+        let read = std::fs::File::from(pipe.read).read(&mut took).ok()?;
+        (read == took.len()).then(|| Duration::from_nanos(u64::from_ne_bytes(took)))
+    }
+}
+
+fn monotonic_ns() -> u64 {
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime only writes the timespec it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
 }
 
 /// Memory and CPU counters of a cgroup, plus `extra_pid`'s RSS (a

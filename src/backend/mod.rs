@@ -48,19 +48,36 @@ pub struct RunContext {
     pub scratch: PathBuf,
     /// The host CPUs every target runs on; `None`: no pinning.
     pub cpuset: Option<CpuSet>,
-    /// Cgroups of vmbench's own for QEMU and the native agent, or their processes.
+    /// Cgroups of vmbench's own for QEMU and the native agent, or their
+    /// processes: what this host allows of what the scenario asked for.
     pub accounting: Accounting,
+    /// Why the scenario's `accounting = "cgroup"` could not be had here.
+    pub accounting_fallback: Option<String>,
 }
 
 impl RunContext {
     pub fn new(run_id: &str, cpuset: Option<CpuSet>, accounting: Accounting) -> Arc<Self> {
+        let fallback = match accounting {
+            Accounting::Cgroup => cgroup::usable().err(),
+            Accounting::Process => None,
+        };
+        if let Some(why) = &fallback {
+            eprintln!("warning: no cgroup of vmbench's own for the VMs and native agents it starts ({why}); their processes are read instead (recorded as settings.accounting)");
+        }
         Arc::new(RunContext {
             run_id: run_id.to_string(),
             kvm: Default::default(),
             scratch: scratch_root(run_id),
             cpuset,
-            accounting,
+            accounting: if fallback.is_some() { Accounting::Process } else { accounting },
+            accounting_fallback: fallback,
         })
+    }
+
+    /// How the memory and CPU of `what` (a target vmbench starts itself)
+    /// are accounted, for `run.json`.
+    pub fn accounting_setting(&self, what: &str) -> String {
+        cgroup::accounting(what, self.accounting, self.accounting_fallback.as_deref())
     }
 
     /// A target's own scratch directory (not created here).
@@ -109,6 +126,10 @@ pub struct Started {
     /// container engine's start call: the agent may be ready before it
     /// returns). Resolves to its own phases.
     pub pending: Option<BoxFuture<'static, Result<Pending, String>>>,
+    /// vmbench's own work inside the start call that is not the target's
+    /// (joining the cgroup vmbench made for it): the launch's clock starts
+    /// this much later, so `ready_ms`, `exit_ms` and the rest leave it out.
+    pub uncounted: Duration,
 }
 
 /// What a start call in flight measured when it returned.
@@ -346,6 +367,24 @@ pub fn ms_between(from: Instant, to: Instant) -> f64 {
     to.saturating_duration_since(from).as_secs_f64() * 1000.0
 }
 
+/// `cgroup_join_ms`, when the launch joined a cgroup vmbench made.
+pub fn join_phase(joined: Duration) -> BTreeMap<String, f64> {
+    let mut phases = BTreeMap::new();
+    if !joined.is_zero() {
+        phases.insert("cgroup_join_ms".to_string(), joined.as_secs_f64() * 1000.0);
+    }
+    phases
+}
+
+/// A spawned process's phases: `spawn_ms` (fork to exec, less the cgroup
+/// join, which is vmbench's own work) and `cgroup_join_ms`.
+pub fn spawn_phases(spawning: Instant, spawned: Instant, joined: Duration) -> BTreeMap<String, f64> {
+    let mut phases = join_phase(joined);
+    let spawn = spawned.saturating_duration_since(spawning).saturating_sub(joined);
+    phases.insert("spawn_ms".to_string(), spawn.as_secs_f64() * 1000.0);
+    phases
+}
+
 /// The loopback address of a port the agent opened on the host's own
 /// network stack (native, a container with host networking).
 pub fn loopback(port: u16) -> SocketAddr {
@@ -353,21 +392,17 @@ pub fn loopback(port: u16) -> SocketAddr {
 }
 
 /// A cgroup of its own for one launch of a target vmbench starts itself, so
-/// its memory and CPU are accounted as a container's are; `None` (with a
-/// warning once per process) where the host's cgroups cannot be used, and the
-/// target's own process is then read instead.
-pub fn launch_cgroup(ctx: &RunContext, target: &str, nonce: &str) -> Option<cgroup::LaunchCgroup> {
+/// its memory and CPU are accounted as a container's are (`None` under
+/// process accounting). The run checked that it may make them; one it cannot
+/// make fails the launch rather than mix two accountings in one target.
+pub fn launch_cgroup(ctx: &RunContext, target: &str, nonce: &str) -> Result<Option<cgroup::LaunchCgroup>, String> {
     if ctx.accounting != Accounting::Cgroup {
-        return None;
+        return Ok(None);
     }
-    static WARNED: std::sync::Once = std::sync::Once::new();
-    let made = cgroup::Hierarchies::of_host()
-        .ok_or_else(|| "no cgroup v1 memory + cpuacct or v2 memory controller found".to_string())
-        .and_then(|h| cgroup::LaunchCgroup::create(&h, &ctx.run_id, &format!("{target}-{nonce}")).map_err(|e| e.to_string()));
-    made.map_err(|e| {
-        WARNED.call_once(|| eprintln!("warning: no cgroup of vmbench's own for its targets ({e}); reading their processes instead"))
-    })
-    .ok()
+    let hierarchies = cgroup::Hierarchies::of_host().ok_or("the host's cgroup hierarchy went away")?;
+    cgroup::LaunchCgroup::create(&hierarchies, &ctx.run_id, &format!("{target}-{nonce}"))
+        .map(Some)
+        .map_err(|e| format!("cannot make the launch's cgroup (accounting = \"cgroup\"): {e}"))
 }
 
 /// Removes the cgroups vmbench made for a run's launches.

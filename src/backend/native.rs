@@ -1,5 +1,6 @@
 //! The baseline: the agent as a plain child process of vmbench.
 
+use super::cgroup::JoinClock;
 use super::{Backend, Footprint, Gone, Launch, LaunchSpec, RunContext, Started};
 use crate::guest;
 use crate::protocol::Instructions;
@@ -76,10 +77,7 @@ impl Backend for NativeBackend {
             reproduce: argv(&agent, &example),
             cpuset: self.ctx.cpuset.as_ref().map(ToString::to_string),
             settings: [
-                (
-                    "accounting".to_string(),
-                    super::cgroup::accounting("the agent", self.ctx.accounting),
-                ),
+                ("accounting".to_string(), self.ctx.accounting_setting("the agent")),
                 (
                     "network_workload".to_string(),
                     "loopback (127.0.0.1), a port the agent chose".to_string(),
@@ -103,10 +101,11 @@ impl Backend for NativeBackend {
 
     fn launch(&self, spec: LaunchSpec) -> Result<Box<dyn Launch>, String> {
         let agent = self.agent.as_ref().ok_or("native target used before prepare")?;
+        let cgroup = super::launch_cgroup(&self.ctx, &self.name, &spec.instructions.nonce)?;
         Ok(Box::new(NativeLaunch {
             argv: argv(agent, &spec),
             cpuset: self.ctx.cpuset.clone(),
-            cgroup: super::launch_cgroup(&self.ctx, &self.name, &spec.instructions.nonce),
+            cgroup,
             child: None,
             group: None,
             // Only where the agent starts a server: the directory is made
@@ -154,23 +153,23 @@ impl Launch for NativeLaunch {
             .kill_on_drop(true);
         super::pin_child(&mut command, self.cpuset.clone());
         super::die_with_vmbench(&mut command);
-        if let Some(cgroup) = &self.cgroup {
-            cgroup.join_in_child(&mut command);
-        }
+        let join = self.cgroup.as_ref().map(|cgroup| cgroup.join_in_child(&mut command));
         if let Some(temp) = &self.temp {
             std::fs::create_dir_all(temp).map_err(|e| format!("creating {}: {e}", temp.display()))?;
             command.env("TMPDIR", temp);
         }
         let spawning = Instant::now();
         let mut child = command.spawn().map_err(|e| format!("cannot start {}: {e}", self.argv[0]))?;
-        let spawn_ms = super::ms_between(spawning, Instant::now());
+        let spawned = Instant::now();
+        let uncounted = join.and_then(JoinClock::joined).unwrap_or_default();
         let stdout = child.stdout.take().expect("stdout is piped");
         self.group = child.id().map(|pid| pid as libc::pid_t);
         self.child = Some(child);
         Ok(Started {
             console: super::reader_stream(stdout),
-            phases: [("spawn_ms".to_string(), spawn_ms)].into_iter().collect(),
+            phases: super::spawn_phases(spawning, spawned, uncounted),
             pending: None,
+            uncounted,
         })
     }
 

@@ -159,9 +159,12 @@ fn scratch_file(dir: &Path, nonce: &str, workload: &Workload) -> std::io::Result
 async fn drive(launch: &mut dyn Launch, nonce: &str, workload: &Workload, timeout: Duration) -> TrialResult {
     let deadline = tokio::time::Instant::now() + timeout;
     let mut result = TrialResult::default();
-    let launched = Instant::now();
+    let mut launched = Instant::now();
     let end = match tokio::time::timeout_at(deadline, launch.start()).await {
-        Ok(Ok(started)) => observe(launch, started, nonce, workload, deadline, launched, &mut result).await,
+        Ok(Ok(started)) => {
+            launched += started.uncounted;
+            observe(launch, started, nonce, workload, deadline, launched, &mut result).await
+        }
         Ok(Err(e)) => {
             result.fail(e);
             None
@@ -184,9 +187,12 @@ async fn drive(launch: &mut dyn Launch, nonce: &str, workload: &Workload, timeou
 async fn drive_probed(launch: &mut dyn Launch, nonce: &str, probe: &ReadyProbe, timeout: Duration) -> TrialResult {
     let deadline = tokio::time::Instant::now() + timeout;
     let mut result = TrialResult::default();
-    let launched = Instant::now();
+    let mut launched = Instant::now();
     match tokio::time::timeout_at(deadline, launch.start()).await {
-        Ok(Ok(started)) => observe_probed(launch, started, nonce, probe, deadline, launched, &mut result).await,
+        Ok(Ok(started)) => {
+            launched += started.uncounted;
+            observe_probed(launch, started, nonce, probe, deadline, launched, &mut result).await
+        }
         Ok(Err(e)) => result.fail(e),
         Err(_) => result.fail("timed out starting the target"),
     }
@@ -206,7 +212,9 @@ async fn observe_probed(
     launched: Instant,
     result: &mut TrialResult,
 ) {
-    let Started { console, phases, pending } = started;
+    let Started {
+        console, phases, pending, ..
+    } = started;
     result.metrics.extend(phases);
     let pattern = match probe {
         ReadyProbe::Console(pattern) => regex_lite::Regex::new(pattern).ok(),
@@ -332,7 +340,9 @@ async fn observe(
     launched: Instant,
     result: &mut TrialResult,
 ) -> Option<(ConsoleEnd, Option<Instant>)> {
-    let Started { console, phases, pending } = started;
+    let Started {
+        console, phases, pending, ..
+    } = started;
     result.metrics.extend(phases);
     let mut reading = Console::new(nonce);
     let footprint = launch.footprint();

@@ -50,6 +50,21 @@ fn phases_and_metrics_are_assembled_once_for_every_backend() {
 }
 
 #[test]
+fn vmbenchs_own_work_in_the_start_call_is_left_out_of_the_launch_clock() {
+    // 300 ms of cgroup join, then ready 20 ms later: ready_ms and exit_ms
+    // count from the end of the join.
+    let backend = fake(|_, _| Script {
+        uncounted: 300 * MS,
+        ..Script::good(20 * MS, vec![])
+    });
+    let result = rt().block_on(run_trial(&backend, &workload("boot"), Duration::from_secs(2)));
+    assert_eq!(result.error, None);
+    let m = &result.metrics;
+    assert!(m["ready_ms"] >= 20.0 && m["ready_ms"] < 250.0, "{m:?}");
+    assert!(m["exit_ms"] < 250.0, "{m:?}");
+}
+
+#[test]
 fn garbage_and_foreign_ready_lines_do_not_count() {
     let backend = fake(|_, _| Script {
         steps: vec![

@@ -416,13 +416,14 @@ impl ServerStorage {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Accounting {
     /// The process: QEMU's RSS, PSS and CPU time from /proc, the native
-    /// agent's own RSS and CPU time. Nothing on the launch path.
-    #[default]
+    /// agent's own RSS and CPU time.
     Process,
-    /// A cgroup of its own per launch, as a container has. Joining it is a
-    /// cgroup migration, which on cgroup v1 hosts waits for an RCU grace
-    /// period: 10-16 ms measured at each launch here, inside `spawn_ms`
-    /// and `ready_ms`.
+    /// A cgroup of its own per launch, as a container has (the default), so
+    /// every target's `mem_*` and `host_cpu_ms` are the same kind of number.
+    /// Joining it is a cgroup migration, which on cgroup v1 hosts waits for
+    /// an RCU grace period (2-16 ms here); that is vmbench's own work and is
+    /// left out of the launch's clock (`cgroup_join_ms`).
+    #[default]
     Cgroup,
 }
 

@@ -92,12 +92,20 @@ mod tests {
 
     #[test]
     fn a_built_in_scenario_loads_by_name_from_anywhere() {
-        let s = load(Path::new("spectrum")).unwrap();
-        assert_eq!(s.name, "spectrum");
-        assert_eq!(s.path, Path::new("built-in:spectrum.toml"));
+        let s = load(Path::new("boot")).unwrap();
+        assert_eq!(s.name, "boot");
+        assert_eq!(s.path, Path::new("built-in:boot.toml"));
         assert_eq!(load(Path::new("boot.toml")).unwrap().name, "boot");
         for name in names() {
-            load(Path::new(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+            match load(Path::new(name)) {
+                Ok(_) => {}
+                // spectrum.toml has a libvirt target: without the feature
+                // that is the error this build must give.
+                Err(e) if !cfg!(feature = "libvirt") && e.key.ends_with(".backend") => {
+                    assert!(e.message.contains("built without libvirt support"), "{name}: {e}")
+                }
+                Err(e) => panic!("{name}: {e}"),
+            }
         }
     }
 

@@ -47,7 +47,7 @@ pub fn validate(path: &Path, text: &str) -> Result<Scenario> {
         raw.accounting.as_ref(),
         "accounting",
         &[("process", Accounting::Process), ("cgroup", Accounting::Cgroup)],
-        Accounting::Process,
+        Accounting::Cgroup,
     )?;
     let target_cpus = cpuset.as_ref().map_or_else(usable_cpus, |s| s.len() as u64);
     check_cpus(&loc, &raw, &targets, target_cpus)?;

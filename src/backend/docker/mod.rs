@@ -446,6 +446,7 @@ impl Launch for ContainerLaunch {
             .into_iter()
             .collect(),
             pending: Some(Box::pin(pending)),
+            uncounted: Default::default(),
         })
     }
 

@@ -361,6 +361,7 @@ impl Launch for DomainLaunch {
             console: follow(file, self.gone.clone()),
             phases: [("create_ms".to_string(), ms_between(creating, created))].into_iter().collect(),
             pending: None,
+            uncounted: Default::default(),
         })
     }
 

@@ -5,6 +5,7 @@ pub mod accel;
 pub mod cmdline;
 pub mod tap;
 
+use super::cgroup::JoinClock;
 use super::{footprint, Backend, ExitStyle, Footprint, Gone, Launch, LaunchSpec, RunContext, Started};
 use crate::guest::{self, kernel::Kernel};
 use crate::protocol::Instructions;
@@ -119,7 +120,7 @@ pub async fn prepare_vm(name: &str, spec: &VmSpec, ctx: &RunContext) -> Result<P
     let mut facts = facts(name, &template, &kernel, &initramfs, version, accel_reason, reproduce, agent_sha);
     facts
         .settings
-        .insert("accounting".into(), super::cgroup::accounting("the QEMU process", ctx.accounting));
+        .insert("accounting".into(), ctx.accounting_setting("the QEMU process"));
     facts.settings.insert("sandbox".into(), sandbox_setting(sandbox));
     facts.initramfs_drivers = Some(ArtifactFacts {
         path: with_drivers.path.display().to_string(),
@@ -248,7 +249,7 @@ async fn prepare_guest_vm(name: &str, spec: &VmSpec, guest_spec: &crate::scenari
     let mut facts = facts(name, &template, &kernel, &initrd, version, accel_reason, reproduce, agent_sha);
     facts
         .settings
-        .insert("accounting".into(), super::cgroup::accounting("the QEMU process", ctx.accounting));
+        .insert("accounting".into(), ctx.accounting_setting("the QEMU process"));
     facts.settings.insert(
         "root_disk".into(),
         format!(
@@ -417,7 +418,8 @@ impl Backend for QemuBackend {
             }
         };
         let mut launch = QemuLaunch::new(cmd);
-        launch.cgroup = super::launch_cgroup(&self.ctx, &self.name, &spec.instructions.nonce);
+        // On error the launch is dropped, and with it its tap device.
+        launch.cgroup = super::launch_cgroup(&self.ctx, &self.name, &spec.instructions.nonce)?;
         Ok(Box::new(launch))
     }
     // QEMU children are killed when their handle drops and, should vmbench
@@ -580,15 +582,17 @@ impl QemuLaunch {
 #[async_trait]
 impl Launch for QemuLaunch {
     async fn start(&mut self) -> Result<Started, String> {
-        let mut child = spawn(&self.cmd, self.cgroup.as_ref()).map_err(|e| format!("could not start QEMU: {e}"))?;
+        let (mut child, join) = spawn(&self.cmd, self.cgroup.as_ref()).map_err(|e| format!("could not start QEMU: {e}"))?;
+        let uncounted = join.and_then(JoinClock::joined).unwrap_or_default();
         crate::fault::point("qemu-after-spawn");
         let stdout = child.stdout.take().expect("stdout is piped");
         self.stderr = child.stderr.take().map(super::collect_stderr);
         self.child = Some(child);
         Ok(Started {
             console: super::reader_stream(stdout),
-            phases: Default::default(),
+            phases: super::join_phase(uncounted),
             pending: None,
+            uncounted,
         })
     }
 
@@ -679,8 +683,8 @@ impl super::Sweeper for TapSweeper {
 }
 
 /// Spawns QEMU with its console on a pipe, on the run's CPUs and in its
-/// launch's cgroup; it dies with vmbench.
-fn spawn(cmd: &QemuCommand, cgroup: Option<&super::cgroup::LaunchCgroup>) -> std::io::Result<Child> {
+/// launch's cgroup (with the clock of that join); it dies with vmbench.
+fn spawn(cmd: &QemuCommand, cgroup: Option<&super::cgroup::LaunchCgroup>) -> std::io::Result<(Child, Option<JoinClock>)> {
     let mut command = Command::new(&cmd.binary);
     command
         .args(cmd.args())
@@ -689,11 +693,9 @@ fn spawn(cmd: &QemuCommand, cgroup: Option<&super::cgroup::LaunchCgroup>) -> std
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     super::pin_child(&mut command, cmd.cpuset.clone());
-    if let Some(cgroup) = cgroup {
-        cgroup.join_in_child(&mut command);
-    }
+    let join = cgroup.map(|cgroup| cgroup.join_in_child(&mut command));
     super::die_with_vmbench(&mut command);
-    command.spawn()
+    Ok((command.spawn()?, join))
 }
 
 #[cfg(test)]
