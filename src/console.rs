@@ -39,6 +39,49 @@ pub struct AgentReport {
     /// When a console line first matched the readiness pattern, if one is
     /// watched ([`Console::watching`]).
     pub matched_at: Option<Instant>,
+    /// Begins and ends of the agent's regions ([`AgentMessage::Region`]), at
+    /// most [`MAX_REGION_EDGES`], in the order read.
+    pub regions: Vec<RegionEdge>,
+}
+
+/// How many region lines a launch may send; more are ignored, so a guest
+/// cannot make vmbench keep an unbounded list.
+pub const MAX_REGION_EDGES: usize = 64;
+
+/// One region line: its unit, when the host read it, and for an end the
+/// units of work done.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegionEdge {
+    pub unit: String,
+    pub at: Instant,
+    pub units: Option<f64>,
+}
+
+impl AgentReport {
+    /// Each region that began and then ended (the first end of its unit after
+    /// its begin), as `(unit, from, to, units)`.
+    pub fn closed_regions(&self) -> Vec<(String, Instant, Instant, f64)> {
+        let mut open: BTreeMap<&str, Instant> = BTreeMap::new();
+        let mut closed = Vec::new();
+        for edge in &self.regions {
+            match edge.units {
+                None => {
+                    open.insert(&edge.unit, edge.at);
+                }
+                Some(units) => {
+                    if let Some(from) = open.remove(edge.unit.as_str()) {
+                        closed.push((edge.unit.clone(), from, edge.at, units));
+                    }
+                }
+            }
+        }
+        closed
+    }
+}
+
+/// A region's unit becomes part of a metric name: short lower-case words.
+fn valid_unit(unit: &str) -> bool {
+    (1..=32).contains(&unit.len()) && unit.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 #[derive(Debug)]
@@ -151,6 +194,16 @@ impl Console {
             AgentMessage::Facts(facts) => self.report.facts = Some(facts.clone()),
             AgentMessage::Phases(phases) => self.report.phases = Some(phases.clone()),
             AgentMessage::Result { metrics, .. } => self.report.metrics = Some(metrics.clone()),
+            AgentMessage::Region { unit, units } => {
+                let units_ok = units.is_none_or(crate::metric::possible);
+                if valid_unit(unit) && units_ok && self.report.regions.len() < MAX_REGION_EDGES {
+                    self.report.regions.push(RegionEdge {
+                        unit: unit.clone(),
+                        at,
+                        units: *units,
+                    });
+                }
+            }
             AgentMessage::Listening { port, server } => {
                 self.report.listening = Some(*port);
                 self.report.server = server.clone();
@@ -231,6 +284,30 @@ mod tests {
         c.feed(t1, b);
         assert_eq!(c.report.ready_at, Some(t1));
         assert_eq!(c.report.first_byte_at, Some(t0));
+    }
+
+    fn region(unit: &str, units: Option<f64>) -> Vec<u8> {
+        encode_line("n1", &AgentMessage::Region { unit: unit.into(), units }).into_bytes()
+    }
+
+    #[test]
+    fn regions_pair_each_begin_with_its_end_and_a_guest_cannot_grow_the_list() {
+        let mut c = Console::new("n1");
+        let t = |ms| Instant::now() + std::time::Duration::from_millis(ms);
+        let (t1, t2, t3, t4) = (t(1), t(2), t(3), t(4));
+        c.feed(t1, &region("seq_write_mb", None));
+        c.feed(t2, &region("seq_write_mb", Some(16.0)));
+        // An end with no begin, a name that cannot be part of a metric, an
+        // impossible count: none of them makes a window.
+        c.feed(t2, &region("rand_read_io", Some(50.0)));
+        c.feed(t2, &region("Bad-Name", None));
+        c.feed(t3, &region("getppid", None));
+        c.feed(t4, &region("getppid", Some(-1.0)));
+        assert_eq!(c.report.closed_regions(), vec![("seq_write_mb".to_string(), t1, t2, 16.0)]);
+        for _ in 0..1000 {
+            c.feed(t4, &region("getppid", None));
+        }
+        assert_eq!(c.report.regions.len(), MAX_REGION_EDGES);
     }
 
     #[test]

@@ -187,6 +187,15 @@ pub enum AgentMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         server: Option<ServerFacts>,
     },
+    /// A region of an agent-driven workload whose host CPU per unit of work
+    /// is wanted begins (`units` absent) or ends, having done `units` of
+    /// `unit`; the host reads the target's CPU time as each line arrives and
+    /// reports `host_cpu_per_<unit>_us`.
+    Region {
+        unit: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        units: Option<f64>,
+    },
     /// Measurements of one workload; metric names carry their unit.
     Result { workload: String, metrics: BTreeMap<String, f64> },
     /// The workload failed; the text is the agent's own explanation.

@@ -8,7 +8,15 @@ use common::*;
 use std::path::Path;
 use vmbench::metric;
 
-const CPU: &[&str] = &["sha256_1t_mb_per_s", "sha256_mt_mb_per_s", "matmul_1t_mflops", "matmul_mt_mflops"];
+const CPU: &[&str] = &[
+    "sha256_1t_mb_per_s",
+    "sha256_mt_mb_per_s",
+    "matmul_1t_mflops",
+    "matmul_mt_mflops",
+    // The host's CPU time over the region, read as the agent's region lines
+    // arrive (every target is in a cgroup by default).
+    "host_cpu_per_sha256_1t_mb_us",
+];
 const MEMORY: &[&str] = &[
     "stream_copy_gb_per_s",
     "stream_scale_gb_per_s",
@@ -16,7 +24,12 @@ const MEMORY: &[&str] = &[
     "stream_triad_gb_per_s",
     "chase_latency_ns",
 ];
-const SYSCALL: &[&str] = &["getppid_ns", "pipe_same_cpu_ns"];
+const SYSCALL: &[&str] = &[
+    "getppid_ns",
+    "pipe_same_cpu_ns",
+    "host_cpu_per_getppid_us",
+    "host_cpu_per_pipe_same_cpu_us",
+];
 const NETWORK: &[&str] = &["tcp_rr_p50_us", "tcp_rr_p99_us", "tcp_stream_gbps"];
 const DISK: &[&str] = &[
     "seq_write_mb_per_s",
@@ -25,6 +38,10 @@ const DISK: &[&str] = &[
     "rand_write_iops",
     "fsync_p50_us",
     "fsync_p99_us",
+    "host_cpu_per_seq_write_mb_us",
+    "host_cpu_per_seq_read_mb_us",
+    "host_cpu_per_rand_read_io_us",
+    "host_cpu_per_rand_write_io_us",
 ];
 
 #[test]

@@ -114,7 +114,18 @@ fn serve(instructions: &Instructions, boottime_ns: u64, started: Instant, role: 
     }
     let announce_nonce = nonce.to_string();
     let announce: workloads::Announce = Box::new(move |port, server| emit(&announce_nonce, &AgentMessage::Listening { port, server }));
+    let region_nonce = nonce.to_string();
+    let region: workloads::RegionLine = Box::new(move |unit, units| {
+        emit(
+            &region_nonce,
+            &AgentMessage::Region {
+                unit: unit.to_string(),
+                units,
+            },
+        )
+    });
     let env = workloads::Env {
+        region: std::sync::Arc::new(region),
         scratch: instructions.scratch.clone(),
         listen: instructions.listen.clone(),
         address: instructions.address.clone(),

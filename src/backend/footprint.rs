@@ -17,6 +17,14 @@ use std::time::{Duration, Instant};
 
 pub const INTERVAL: Duration = Duration::from_millis(20);
 
+/// How late a reading may come after the instant it stands for when there
+/// is no earlier one to interpolate from. That happens when a region begins
+/// before the sampler's first reading: the sampler starts at the ready line
+/// and first has to find its source (a container's cgroup), while the agent
+/// begins its first region milliseconds later. The CPU time spent between
+/// the instant and that reading (at most this long) is then missed.
+pub const MARK_SLACK: Duration = INTERVAL;
+
 /// One reading: bytes in use, and the peak so far when the source knows it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Reading {
@@ -43,7 +51,8 @@ impl Series {
 
     /// Host CPU time (ns) the source used between `from` and `to`, each
     /// end interpolated linearly between the readings around it; `None`
-    /// unless readings with CPU time bracket both ends.
+    /// unless readings with CPU time bracket both ends. An end before the
+    /// first reading takes that reading when it came within [`MARK_SLACK`].
     pub fn cpu_between(&self, from: Instant, to: Instant) -> Option<f64> {
         Some(self.cpu_at(to)? - self.cpu_at(from)?).filter(|ns| *ns >= 0.0)
     }
@@ -55,7 +64,10 @@ impl Series {
         if t1 == t {
             return Some(c1 as f64);
         }
-        let (t0, c0) = *with_cpu.get(after.checked_sub(1)?)?;
+        let Some(before) = after.checked_sub(1) else {
+            return (t1 - t <= MARK_SLACK).then_some(c1 as f64);
+        };
+        let (t0, c0) = with_cpu[before];
         let span = (t1 - t0).as_secs_f64();
         let part = (t - t0).as_secs_f64() / span;
         Some(c0 as f64 + (c1 as f64 - c0 as f64) * part)
@@ -318,6 +330,13 @@ mod tests {
         assert!((ns - 6e6).abs() < 1.0, "half of 10 ms, then half of 2 ms: {ns}");
         assert_eq!(s.cpu_between(ms(20), ms(40)), Some(2e6));
         assert_eq!(s.cpu_between(ms(10), ms(50)), None, "no reading after the end");
-        assert_eq!(Series(vec![r(5, 1)]).cpu_between(ms(0), ms(5)), None, "none before the start");
+        assert_eq!(
+            Series(vec![r(25, 1), r(30, 2)]).cpu_between(ms(0), ms(30)),
+            None,
+            "none near the start"
+        );
+        // The first reading, 1 ms after the start, stands for it.
+        let marked = Series(vec![r(11, 3), r(20, 10)]);
+        assert_eq!(marked.cpu_between(ms(10), ms(20)), Some(7e6));
     }
 }

@@ -194,7 +194,7 @@ fn run_sql(server: SocketAddr, load: &sql::SqlLoad, read_write: bool, reference:
 
 fn window(metric: &'static str, from: Instant, to: Instant, units: u64) -> UnitWindow {
     UnitWindow {
-        metric,
+        metric: metric.into(),
         from,
         to,
         units: units as f64,

@@ -224,7 +224,7 @@ async fn observe_probed(
     let mut source = console;
     let outcome = match probe {
         ReadyProbe::Console(_) => {
-            let read = read_until(&mut reading, &mut source, deadline, |c| c.report.matched_at.is_some());
+            let read = read_until(&mut reading, &mut source, deadline, None, |c| c.report.matched_at.is_some());
             with_pending(read, pending)
                 .await
                 .map(|(end, pending)| (end, pending, reading.report.matched_at))
@@ -232,7 +232,7 @@ async fn observe_probed(
         ReadyProbe::Tcp(_) | ReadyProbe::Http { .. } => {
             let connected = connect_ready(&*launch, pending, probe, deadline);
             // The console is read meanwhile, for the failure message.
-            let read = read_until(&mut reading, &mut source, deadline, |_| false);
+            let read = read_until(&mut reading, &mut source, deadline, None, |_| false);
             tokio::select! {
                 outcome = connected => outcome.map(|(pending, at)| (ConsoleEnd::Done, pending, at)),
                 end = read => Ok((end, None, None)),
@@ -387,7 +387,9 @@ async fn observe(
     }
     collect_agent_report(&reading, launched, end, result);
     record_footprint(&reading, &series, agent_reported, &mut result.metrics);
-    record_cpu_per_unit(&series, &host_side.unit_windows, &mut result.metrics);
+    let mut windows = std::mem::take(&mut host_side.unit_windows);
+    windows.extend(agent_regions(&reading.report));
+    record_cpu_per_unit(&series, &windows, &mut result.metrics);
     if launch.boots_a_kernel() {
         boot_phases(&reading, launched, &mut result.metrics);
     }
@@ -422,10 +424,24 @@ async fn with_pending(
 /// request, per MB), from the sampled CPU time at the phase's ends. Only
 /// where the target's CPU is sampled (VMs, containers, native targets under
 /// `accounting = "cgroup"`), and only for phases the samples bracket.
+/// The agent's closed regions as windows of `host_cpu_per_<unit>_us`.
+fn agent_regions(report: &crate::console::AgentReport) -> Vec<super::network::UnitWindow> {
+    report
+        .closed_regions()
+        .into_iter()
+        .map(|(unit, from, to, units)| super::network::UnitWindow {
+            metric: format!("host_cpu_per_{unit}_us"),
+            from,
+            to,
+            units,
+        })
+        .collect()
+}
+
 fn record_cpu_per_unit(series: &Series, windows: &[super::network::UnitWindow], metrics: &mut BTreeMap<String, f64>) {
     for w in windows.iter().filter(|w| w.units > 0.0) {
         if let Some(ns) = series.cpu_between(w.from, w.to) {
-            metrics.insert(w.metric.to_string(), ns / 1e3 / w.units);
+            metrics.insert(w.metric.clone(), ns / 1e3 / w.units);
         }
     }
 }
@@ -516,12 +532,15 @@ pub async fn read_console(
     host_side: &mut TrialResult,
     on_ready: impl FnOnce() -> Option<Mark>,
 ) -> ConsoleEnd {
-    let end = read_until(console, &mut source, deadline, |c| c.is_done() || c.report.ready.is_some()).await;
+    let end = read_until(console, &mut source, deadline, None, |c| c.is_done() || c.report.ready.is_some()).await;
     if console.report.ready.is_none() {
         return end;
     }
     let mark = on_ready();
-    let end = read_until(console, &mut source, deadline, |c| c.is_done() || c.report.listening.is_some()).await;
+    let end = read_until(console, &mut source, deadline, mark.as_ref(), |c| {
+        c.is_done() || c.report.listening.is_some()
+    })
+    .await;
     let Some(port) = console.report.listening.filter(|_| end == ConsoleEnd::Done && !console.is_done()) else {
         return end;
     };
@@ -533,7 +552,7 @@ pub async fn read_console(
             match work {
                 HostWork::Network(client) => {
                     let addr = launch.address(port).await?;
-                    client.run_on_own_thread(addr, left, mark).await
+                    client.run_on_own_thread(addr, left, mark.clone()).await
                 }
                 HostWork::App(client) => {
                     let server_port = server_port.ok_or("the agent announced no server")?;
@@ -551,13 +570,16 @@ pub async fn read_console(
         }
     }
     // Keep reading, now only until the agent is done.
-    read_until(console, &mut source, deadline, Console::is_done).await
+    read_until(console, &mut source, deadline, mark.as_ref(), Console::is_done).await
 }
 
+/// Feeds the console until `stop` says so; with a `mark`, the target's CPU
+/// time is read the moment a chunk brings one of the agent's region lines.
 async fn read_until(
     console: &mut Console,
     source: &mut BoxStream<'static, std::io::Result<Bytes>>,
     deadline: tokio::time::Instant,
+    mark: Option<&Mark>,
     stop: impl Fn(&Console) -> bool,
 ) -> ConsoleEnd {
     if stop(console) {
@@ -571,7 +593,11 @@ async fn read_until(
                 return if console.is_done() { ConsoleEnd::Done } else { ConsoleEnd::Closed };
             }
             Ok(Some(Ok(chunk))) => {
+                let edges = console.report.regions.len();
                 console.feed(Instant::now(), &chunk);
+                if let Some(mark) = mark.filter(|_| console.report.regions.len() > edges) {
+                    mark.now();
+                }
                 if stop(console) {
                     return ConsoleEnd::Done;
                 }

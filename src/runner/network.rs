@@ -80,13 +80,13 @@ impl NetworkClient {
             metrics: m,
             windows: vec![
                 UnitWindow {
-                    metric: "host_cpu_per_request_us",
+                    metric: "host_cpu_per_request_us".into(),
                     from: rr_from,
                     to: rr_to,
                     units: rr_count as f64,
                 },
                 UnitWindow {
-                    metric: "host_cpu_per_mb_us",
+                    metric: "host_cpu_per_mb_us".into(),
                     from: stream_from,
                     to: stream_to,
                     units: stream_bytes as f64 / 1e6,
@@ -106,9 +106,9 @@ pub struct Measured {
 
 /// A phase of host-driven work: `units` of it between `from` and `to`,
 /// whose host CPU per unit (in µs) is reported as `metric`.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct UnitWindow {
-    pub metric: &'static str,
+    pub metric: String,
     pub from: Instant,
     pub to: Instant,
     pub units: f64,

@@ -14,7 +14,6 @@
 
 use super::params::{fill_random, read, ParamSpec, XorShift};
 use super::{Env, Metrics, Params, Workload};
-use crate::agent::clock::Clock;
 use crate::percentile::nearest_rank;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
@@ -83,9 +82,12 @@ impl Workload for Disk {
         let file = open_scratch(path)?;
         let size = file_mib * 1024 * 1024;
         let blocks = size / ALIGN as u64;
-        let mut m = sequential_passes(&file, size, (block_kib * 1024) as usize, &env.clock)?;
+        let mut m = sequential_passes(&file, size, (block_kib * 1024) as usize, env)?;
         for (write, name) in [(false, "rand_read"), (true, "rand_write")] {
-            let secs = random_pass(&file, blocks, rand_ops, iodepth as usize, write)?;
+            let unit = format!("{name}_io");
+            let secs = env.per_unit(&unit, || {
+                Ok((random_pass(&file, blocks, rand_ops, iodepth as usize, write)?, rand_ops as f64))
+            })?;
             let what = format!("{rand_ops} operations at iodepth {iodepth}");
             env.clock.check(&name.replace('_', " "), &what, secs * 1e9)?;
             m.insert(format!("{name}_iops"), rand_ops as f64 / secs);
@@ -163,14 +165,17 @@ fn open_scratch(path: &str) -> Result<File, super::WorkloadError> {
 
 /// The sequential write (with its final fsync) and read, each one timed
 /// region.
-fn sequential_passes(file: &File, size: u64, block: usize, clock: &Clock) -> Result<Metrics, String> {
+fn sequential_passes(file: &File, size: u64, block: usize, env: &super::Env) -> Result<Metrics, String> {
     let mut buf = AlignedBuf::new(block.max(ALIGN));
     buf.fill(&mut XorShift(0xd1b54a32d192ed03));
     let mut m = Metrics::new();
     for (write, name) in [(true, "seq_write"), (false, "seq_read")] {
-        let secs = timed(|| sequential(file, size, &mut buf, block, write))?;
+        let unit = format!("{name}_mb");
+        let secs = env.per_unit(&unit, || {
+            Ok((timed(|| sequential(file, size, &mut buf, block, write))?, size as f64 / 1e6))
+        })?;
         let what = format!("{} MiB in {} KiB blocks", size >> 20, block >> 10);
-        clock.check(&name.replace('_', " "), &what, secs * 1e9)?;
+        env.clock.check(&name.replace('_', " "), &what, secs * 1e9)?;
         m.insert(format!("{name}_mb_per_s"), size as f64 / secs / 1e6);
     }
     Ok(m)
@@ -330,11 +335,29 @@ mod tests {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = lines.clone();
         let env = Env {
             scratch: Some(path.display().to_string()),
+            region: std::sync::Arc::new(Box::new(move |unit: &str, units| {
+                seen.lock().unwrap().push((unit.to_string(), units))
+            })),
             ..Default::default()
         };
         let m = Disk.run(&params, &env).unwrap();
+        // Each region a begin and an end with the work it did, for the host's
+        // CPU time per unit.
+        let mb = 16.0 * 1048576.0 / 1e6;
+        let expected: Vec<(String, Option<f64>)> = [
+            ("seq_write_mb", mb),
+            ("seq_read_mb", mb),
+            ("rand_read_io", 50.0),
+            ("rand_write_io", 50.0),
+        ]
+        .into_iter()
+        .flat_map(|(unit, n)| [(unit.to_string(), None), (unit.to_string(), Some(n))])
+        .collect();
+        assert_eq!(*lines.lock().unwrap(), expected);
         for key in [
             "seq_write_mb_per_s",
             "seq_read_mb_per_s",
@@ -354,8 +377,7 @@ mod tests {
         let dir = disk_backed_tempdir();
         let path = dir.path().join("depth.img");
         let file = open_scratch(&path.display().to_string()).unwrap();
-        let clock = Clock::measure();
-        sequential_passes(&file, 16 << 20, 256 << 10, &clock).unwrap();
+        sequential_passes(&file, 16 << 20, 256 << 10, &Env::default()).unwrap();
         let blocks = (16 << 20) / ALIGN as u64;
         for depth in [1, 4] {
             assert!(random_pass(&file, blocks, 64, depth, true).unwrap() > 0.0);

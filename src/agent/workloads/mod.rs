@@ -24,6 +24,9 @@ pub type Params = BTreeMap<String, String>;
 /// server an application workload started.
 pub type Announce = Box<dyn Fn(u16, Option<crate::protocol::ServerFacts>) + Send + Sync>;
 
+/// Prints a region line: a begin (`None`) or an end with the units done.
+pub type RegionLine = Box<dyn Fn(&str, Option<f64>) + Send + Sync>;
+
 /// Where a workload runs, beyond its parameters.
 #[derive(Clone)]
 pub struct Env {
@@ -42,6 +45,22 @@ pub struct Env {
     pub clock: Clock,
     /// A VM's boot as the agent's ready line reported it; `None` elsewhere.
     pub startup: Option<Startup>,
+    /// Tells the host where a region of work begins and ends, so it can
+    /// report its own CPU time per unit of that work ([`Env::per_unit`]).
+    pub region: std::sync::Arc<RegionLine>,
+}
+
+impl Env {
+    /// Runs `work`, which returns its result and how many `unit`s it did,
+    /// between a begin and an end line: the host reports the target's CPU
+    /// time over it as `host_cpu_per_<unit>_us`. The lines are printed
+    /// outside whatever `work` times itself.
+    pub fn per_unit<T>(&self, unit: &str, work: impl FnOnce() -> Result<(T, f64), String>) -> Result<T, String> {
+        (self.region)(unit, None);
+        let (out, units) = work()?;
+        (self.region)(unit, Some(units));
+        Ok(out)
+    }
 }
 
 /// The durations a VM's ready line reported, which the boot workload checks.
@@ -63,6 +82,7 @@ impl Default for Env {
             announce: std::sync::Arc::new(Box::new(|_, _| {})),
             clock: Clock::measure(),
             startup: None,
+            region: std::sync::Arc::new(Box::new(|_, _| {})),
         }
     }
 }

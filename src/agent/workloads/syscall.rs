@@ -41,7 +41,7 @@ impl Workload for Syscall {
         // Each loop is timed as a whole and divided, so the loop is the
         // timed region, not one call.
         let mut m = Metrics::new();
-        let secs = getppid_secs(calls);
+        let secs = env.per_unit("getppid", || Ok((getppid_secs(calls), calls as f64)))?;
         env.clock.check("getppid", &format!("all {calls} calls"), secs * 1e9)?;
         m.insert("getppid_ns".into(), secs * 1e9 / calls as f64);
         // The ping-pong in two named placements: both threads on one CPU (a
@@ -55,7 +55,8 @@ impl Workload for Syscall {
         ];
         for (name, placement) in placements {
             let Some((main, echo)) = placement else { continue };
-            let secs = pipe_round_trip_secs(round_trips, main, echo)?;
+            let unit = name.trim_end_matches("_ns");
+            let secs = env.per_unit(unit, || Ok((pipe_round_trip_secs(round_trips, main, echo)?, round_trips as f64)))?;
             env.clock.check(name, &format!("all {round_trips} round trips"), secs * 1e9)?;
             m.insert(name.into(), secs * 1e9 / round_trips as f64);
         }
