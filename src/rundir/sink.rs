@@ -51,8 +51,18 @@ impl Sink {
         let sample = redacted(sample)?;
         let mut line = serde_json::to_string(&sample).context("serialising a sample")?;
         line.push('\n');
-        self.samples.write_all(line.as_bytes()).context("appending to samples.jsonl")?;
-        self.samples.sync_data().context("syncing samples.jsonl")?;
+        let path = self.dir.join(SAMPLES_FILE);
+        let before = self
+            .samples
+            .metadata()
+            .with_context(|| format!("reading {}", path.display()))?
+            .len();
+        if let Err(e) = self.samples.write_all(line.as_bytes()).and_then(|()| self.samples.sync_data()) {
+            // A full file system takes part of the line: cut it off, so the
+            // file ends with the last whole sample, not a torn one.
+            let _ = self.samples.set_len(before).and_then(|()| self.samples.sync_data());
+            return Err(e).with_context(|| format!("appending a sample to {}", path.display()));
+        }
         self.record.samples += 1;
         if sample.failed() {
             self.record.failed_samples += 1;

@@ -254,7 +254,14 @@ async fn observe_probed(
             ConsoleEnd::TimedOut => "timed out before the ready probe succeeded",
             _ => "the target ended before the ready probe succeeded",
         };
-        return result.fail(with_console_tail(&format!("{why} ({})", probe.describe()), &reading));
+        result.fail(with_console_tail(&format!("{why} ({})", probe.describe()), &reading));
+        if end != ConsoleEnd::TimedOut {
+            let gone = launch.wait_gone(deadline, false).await;
+            if let (Some(problem), Some(error)) = (gone.problem, &mut result.error) {
+                error.push_str(&format!("\nhow it ended: {problem}"));
+            }
+        }
+        return;
     };
     result.metrics.insert("ready_ms".into(), ms_between(launched, ready_at));
     if let Footprint::Sampled(find) = launch.footprint() {
@@ -487,8 +494,12 @@ async fn record_gone(
             }
         }
     }
-    if let Some(problem) = gone.problem.filter(|_| result.error.is_none()) {
-        result.fail(problem);
+    match (gone.problem, &mut result.error) {
+        (Some(problem), None) => result.fail(problem),
+        // A target that ended on its own before its agent was done: how it
+        // ended (an exit status, a signal, the OOM killer) is the reason.
+        (Some(problem), Some(error)) if end == ConsoleEnd::Closed => error.push_str(&format!("\nhow it ended: {problem}")),
+        _ => {}
     }
 }
 

@@ -5,6 +5,7 @@
 //! gives every native agent (`vmbench.nonce=...`).
 
 use std::io::Write;
+use std::os::unix::process::CommandExt;
 
 fn main() {
     let nonce = std::env::args()
@@ -70,6 +71,36 @@ fn main() {
         "huge" => result(&mut out, &line, ready, r#"{"x_ms":1e308}"#),
         "nan" => result(&mut out, &line, ready, r#"{"x_ms":NaN}"#),
         "overflow" => result(&mut out, &line, ready, r#"{"x_ms":1e999}"#),
+        // Memory until something stops it: every page touched, progress
+        // printed every 16 MiB.
+        "membomb" => {
+            let mut held: Vec<Vec<u8>> = Vec::new();
+            loop {
+                held.push(vec![1u8; 1 << 20]);
+                if held.len() % 16 == 0 {
+                    let _ = writeln!(out, "membomb: holding {} MiB", held.len());
+                    let _ = out.flush();
+                }
+            }
+        }
+        // Processes until the system refuses one: every child sleeps, the
+        // parent says how many it got and why it stopped, then exits 1.
+        "forkbomb" => {
+            let mut children = Vec::new();
+            loop {
+                match std::process::Command::new("/proc/self/exe").arg0("sleeper").spawn() {
+                    Ok(child) => children.push(child),
+                    Err(e) => {
+                        let _ = writeln!(out, "forkbomb: refused after {} processes: {e}", children.len());
+                        let _ = out.flush();
+                        std::process::exit(1);
+                    }
+                }
+            }
+        }
+        "sleeper" => loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        },
         other => {
             eprintln!("hostile guest: no behaviour called `{other}`");
             std::process::exit(2);

@@ -487,7 +487,9 @@ impl Launch for ContainerLaunch {
             }
             Ok(Some(Ok(_)) | None) => None,
             Ok(Some(Err(bollard::errors::Error::DockerContainerWaitError { code, error }))) => {
-                Some(format!("the agent exited with status {code} {error}"))
+                let oom = oom_killed(&self.docker, &self.name).await;
+                let error = if error.is_empty() { String::new() } else { format!(" ({error})") };
+                Some(format!("the container's process exited with status {code}{error}{oom}"))
             }
             Ok(Some(Err(e))) => Some(format!("waiting for the container: {e}")),
         };
@@ -525,6 +527,17 @@ pub async fn probe_runtime(docker: &Docker, plan: &spec::ContainerPlan, name: &s
         };
         anyhow!("runtime `{}` cannot start a container on this host: {reason}", plan.runtime())
     })
+}
+
+/// `" (killed by the kernel's OOM killer ...)"` when the engine says the
+/// container's process was, else nothing.
+async fn oom_killed(docker: &Docker, name: &str) -> &'static str {
+    let state = docker.inspect_container(name, None).await.ok().and_then(|i| i.state);
+    if state.and_then(|s| s.oom_killed) == Some(true) {
+        " (killed by the kernel's OOM killer at the container's memory limit: the engine reports OOMKilled)"
+    } else {
+        ""
+    }
 }
 
 /// The container's own address on the engine's bridge, at the agent's port:

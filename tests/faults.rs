@@ -1,0 +1,274 @@
+//! Targets that die or exhaust their own limits mid-run, on the real QEMU and
+//! Docker daemon: QEMU killed as the OOM killer would, a container's memory
+//! bomb stopped at its memory limit, a fork bomb stopped at its pids limit, a
+//! guest kernel that panics. Each is a failed sample that says why, the run
+//! goes on, and nothing is left behind. They look at processes host-wide, so
+//! they run one at a time.
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Pids of QEMU processes whose kernel command line carries a vmbench nonce.
+fn qemu_pids() -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let pid = e.file_name().to_string_lossy().parse::<i32>().ok()?;
+            let cmdline = String::from_utf8_lossy(&std::fs::read(e.path().join("cmdline")).ok()?).replace('\0', " ");
+            (cmdline.contains("qemu-system") && cmdline.contains("vmbench.nonce=")).then_some(pid)
+        })
+        .collect()
+}
+
+#[test]
+fn qemu_killed_mid_trial_is_a_failed_sample_saying_so_and_the_run_goes_on() {
+    let _guard = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    // The VM first (seeded order is not needed: the native trial is short
+    // and the kill waits for QEMU), its cpu workload long enough to be
+    // killed in the middle of it.
+    let text = r#"
+name = "qemu-killed"
+repetitions = 1
+warmup = 0
+timeout_s = 120
+
+[[target]]
+name = "vm"
+kind = "vm"
+machine = "microvm"
+accel = "tcg"
+memory_mib = 256
+
+[[target]]
+name = "native"
+kind = "native"
+
+[[workload]]
+kind = "cpu"
+threads = 1
+sha_mib = 1
+min_time_ms = 3000
+"#;
+    let scenario = write(tmp.path(), "k.toml", text);
+    let out = tmp.path().join("run");
+    let mut run = spawn_run(tmp.path(), &scenario, &out);
+    let started = Instant::now();
+    let mut killed = None;
+    while run.try_wait().unwrap().is_none() && started.elapsed() < Duration::from_secs(120) {
+        if killed.is_none() {
+            if let Some(&pid) = qemu_pids().first() {
+                // Booted (about 2 s under TCG) and into the workload.
+                std::thread::sleep(Duration::from_secs(5));
+                // SAFETY: kill sends a signal; the pid is QEMU's, seen above.
+                assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+                killed = Some(pid);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(killed.is_some(), "never saw QEMU");
+    assert_eq!(run.wait().unwrap().code(), Some(3), "a failed sample, the run finished");
+    let samples = samples(&out);
+    let vm = samples.iter().find(|s| s.target == "vm").unwrap();
+    assert!(!vm.ok);
+    let error = vm.error.as_deref().unwrap();
+    assert!(error.contains("the console closed before the agent finished"), "{error}");
+    assert!(error.contains("how it ended: QEMU exited with signal: 9 (SIGKILL)"), "{error}");
+    assert!(error.contains("last console lines"), "{error}");
+    assert!(vm.metrics.contains_key("ready_ms"), "what was measured before stays: {vm:?}");
+    let native = samples.iter().find(|s| s.target == "native").unwrap();
+    assert!(native.ok, "the run went on: {native:?}");
+    assert!(qemu_pids().is_empty());
+}
+
+/// A static build of the tests' hostile guest, in `dir`, under each name.
+fn static_hostile_guest(dir: &Path, names: &[&str]) {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/guests/hostile.rs");
+    let binary = dir.join("hostile");
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let built = std::process::Command::new(rustc)
+        .args(["--edition", "2021", "-O", "-C", "target-feature=+crt-static", "-o"])
+        .arg(&binary)
+        .arg(&source)
+        .status()
+        .expect("rustc runs");
+    assert!(built.success(), "building the hostile guest");
+    for name in names {
+        std::fs::copy(&binary, dir.join(name)).unwrap();
+    }
+}
+
+/// A scenario with one container target running `behaviour` from a
+/// `FROM scratch` image of the hostile guest (no agent: ready by a console
+/// line it never prints), and a native target after it.
+fn bomb_scenario(dir: &Path, behaviour: &str, limits: &str) -> PathBuf {
+    static_hostile_guest(dir, &[behaviour]);
+    std::fs::write(
+        dir.join("Dockerfile"),
+        format!("FROM scratch\nCOPY {behaviour} /{behaviour}\nENTRYPOINT [\"/{behaviour}\"]\n"),
+    )
+    .unwrap();
+    std::fs::write(dir.join(".dockerignore"), "hostile\n").unwrap();
+    let text = format!(
+        r#"
+name = "{behaviour}"
+repetitions = 1
+warmup = 0
+timeout_s = 60
+
+[[guest]]
+name = "bomb"
+dockerfile = "Dockerfile"
+init = "image"
+ready = {{ console = "^never printed$" }}
+
+[[target]]
+name = "ctr"
+kind = "container"
+guest = "bomb"
+{limits}
+
+[[target]]
+name = "native"
+kind = "native"
+
+[[workload]]
+kind = "boot"
+"#
+    );
+    write(dir, "bomb.toml", &text)
+}
+
+fn run_bomb(behaviour: &str, limits: &str) -> (std::process::Output, Vec<vmbench::rundir::Sample>, String) {
+    let tmp = tempfile::tempdir().unwrap();
+    let scenario = bomb_scenario(tmp.path(), behaviour, limits);
+    let out = tmp.path().join("run");
+    let started = Instant::now();
+    let result = run_in(tmp.path(), &["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(
+        started.elapsed() < Duration::from_secs(55),
+        "the bomb was stopped by its limit, not by the timeout"
+    );
+    let run_id = record(&out).run_id;
+    assert_eq!(containers_of_run(&run_id), 0, "the container is removed");
+    let samples = samples(&out);
+    assert!(samples.iter().find(|s| s.target == "native").unwrap().ok, "the run went on");
+    let error = samples
+        .iter()
+        .find(|s| s.target == "ctr")
+        .unwrap()
+        .error
+        .clone()
+        .unwrap_or_default();
+    eprintln!("{behaviour}: {error}");
+    (result, samples, error)
+}
+
+#[test]
+fn a_memory_bomb_in_a_container_stops_at_its_memory_limit_and_says_oom() {
+    let _guard = serial();
+    let (result, _, error) = run_bomb("membomb", "memory_mib = 64");
+    assert_eq!(result.status.code(), Some(3), "{}", stderr(&result));
+    assert!(error.contains("the target ended before the ready probe succeeded"), "{error}");
+    assert!(error.contains("OOMKilled"), "{error}");
+    assert!(error.contains("membomb: holding"), "its last lines: {error}");
+}
+
+#[test]
+fn a_fork_bomb_in_a_container_stops_at_its_pids_limit() {
+    let _guard = serial();
+    let (result, _, error) = run_bomb("forkbomb", "pids_limit = 32");
+    assert_eq!(result.status.code(), Some(3), "{}", stderr(&result));
+    // The first process and 31 sleepers: the limit, and not one more.
+    assert!(error.contains("forkbomb: refused after 31 processes"), "{error}");
+    assert!(error.contains("exited with status 1"), "{error}");
+}
+
+#[test]
+fn a_guest_kernel_that_panics_is_a_failed_sample_with_the_panic_on_its_console() {
+    let _guard = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    // No init where the kernel is told to look: it panics, and with
+    // vmbench's `panic=-1` and `-no-reboot` QEMU exits at once.
+    let text = r#"
+name = "panic"
+repetitions = 1
+warmup = 0
+timeout_s = 60
+
+[[target]]
+name = "vm"
+kind = "vm"
+machine = "microvm"
+accel = "tcg"
+memory_mib = 256
+kernel_args = ["rdinit=/no/such/init"]
+
+[[target]]
+name = "native"
+kind = "native"
+
+[[workload]]
+kind = "boot"
+"#;
+    let scenario = write(tmp.path(), "p.toml", text);
+    let out = tmp.path().join("run");
+    let started = Instant::now();
+    let result = run_in(tmp.path(), &["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(started.elapsed() < Duration::from_secs(55), "ended by the panic, not the timeout");
+    assert_eq!(result.status.code(), Some(3), "{}", stderr(&result));
+    let samples = samples(&out);
+    let vm = samples.iter().find(|s| s.target == "vm").unwrap();
+    let error = vm.error.as_deref().unwrap();
+    assert!(error.contains("the console closed before the agent was ready"), "{error}");
+    assert!(error.contains("Kernel panic"), "{error}");
+    assert!(samples.iter().find(|s| s.target == "native").unwrap().ok);
+    assert!(qemu_pids().is_empty());
+}
+
+#[test]
+fn a_full_results_file_system_is_a_clear_error_and_every_sample_written_stays_whole() {
+    let _guard = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let small = tmp.path().join("small");
+    std::fs::create_dir(&small).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+        .arg(&small)
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "mounting a 64 KiB tmpfs (the tests run as root)");
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(self.0).status();
+        }
+    }
+    let _unmount = Unmount(&small);
+    let text = "name = \"full\"\nrepetitions = 400\nwarmup = 0\ntimeout_s = 30\n\n[[target]]\nname = \"native\"\nkind = \"native\"\n\n[[workload]]\nkind = \"boot\"\n";
+    let scenario = write(tmp.path(), "full.toml", text);
+    let out = small.join("run");
+    let result = run_in(tmp.path(), &["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let err = stderr(&result);
+    assert_eq!(result.status.code(), Some(4), "a file vmbench could not write: {err}");
+    assert!(err.contains("No space left on device"), "{err}");
+    assert!(err.contains(out.to_str().unwrap()), "the error names the path: {err}");
+    // Every line whole and parsed, by vmbench's own reader and as JSON.
+    let text = std::fs::read_to_string(out.join("samples.jsonl")).unwrap();
+    assert!(text.ends_with('\n'), "no torn last line");
+    let lines = text.lines().count();
+    assert!(lines > 50, "the samples that fitted are there: {lines}");
+    assert_eq!(samples(&out).len(), lines);
+    assert!(
+        std::fs::read_dir(&out)
+            .unwrap()
+            .flatten()
+            .all(|e| !e.file_name().to_string_lossy().contains(".tmp")),
+        "no temporary file left"
+    );
+}
