@@ -206,6 +206,10 @@ pub async fn execute_with(
         Err(e) => sink.finish(RunStatus::Failed, Some(format!("{e:#}")))?,
     }
     result?;
+    drop(samples);
+    // Read back from the file rather than kept through the run, so a long
+    // run's memory does not grow with every sample.
+    let samples = crate::rundir::read_samples(&dir)?;
     Ok(RunOutcome {
         dir,
         record: sink.record.clone(),
@@ -297,7 +301,11 @@ async fn run_trials(
         if sample.not_applicable.is_some() {
             settled.insert(pair);
         }
-        samples.push(sample);
+        if plan.auto.is_some() {
+            // `repetitions = "auto"` decides on each pair's headline values;
+            // nothing else of a sample is kept in memory.
+            samples.push(headline_only(sample, workload.kind));
+        }
         if let (Some(auto), false) = (plan.auto, trial.warmup) {
             settle_auto(&auto, plan, targets, trial.workload, workload.kind, &mut settled, samples, sink)?;
         }
@@ -347,6 +355,14 @@ fn settle_auto(
         sink.record_auto(*auto, outcome)?;
     }
     Ok(())
+}
+
+/// What the stopping rule of `repetitions = "auto"` reads of a sample.
+fn headline_only(mut sample: Sample, workload: WorkloadKind) -> Sample {
+    let metric = crate::metric::headline(workload);
+    sample.metrics.retain(|name, _| name == metric);
+    sample.error = None;
+    sample
 }
 
 /// The line of `samples.jsonl` for one trial.
