@@ -397,13 +397,22 @@ impl Launch for ContainerLaunch {
     /// before the engine answers it.
     async fn start(&mut self) -> Result<Started, String> {
         let (docker, name) = (&self.docker, self.name.as_str());
-        let creating = Instant::now();
+        let asked = Instant::now();
+        let mut creating = asked;
         let options = CreateContainerOptionsBuilder::default().name(name).build();
         let body = self.body.take().ok_or("the container was started twice")?;
-        let response = docker
-            .create_container(Some(options), body)
-            .await
-            .map_err(|e| format!("creating the container: {e}"))?;
+        let response = loop {
+            match docker.create_container(Some(options.clone()), body.clone()).await {
+                // The engine went away (killed, restarting): the trial waits
+                // until it answers again, within the driver's deadline, and
+                // that wait is not the container's start.
+                Err(e) if unreachable(&e) => {
+                    wait_for_engine(docker).await;
+                    creating = Instant::now();
+                }
+                other => break other.map_err(|e| engine_error("creating the container", &e))?,
+            }
+        };
         self.id = Some(response.id);
         let created = Instant::now();
         crate::fault::point("docker-after-create");
@@ -437,6 +446,7 @@ impl Launch for ContainerLaunch {
                 ready_since: Some(("start_to_ready_ms", attached)),
             })
         };
+        let waited = creating - asked;
         Ok(Started {
             console: Box::pin(bytes),
             phases: [
@@ -446,7 +456,7 @@ impl Launch for ContainerLaunch {
             .into_iter()
             .collect(),
             pending: Some(Box::pin(pending)),
-            uncounted: Default::default(),
+            uncounted: waited,
         })
     }
 
@@ -491,7 +501,7 @@ impl Launch for ContainerLaunch {
                 let error = if error.is_empty() { String::new() } else { format!(" ({error})") };
                 Some(format!("the container's process exited with status {code}{error}{oom}"))
             }
-            Ok(Some(Err(e))) => Some(format!("waiting for the container: {e}")),
+            Ok(Some(Err(e))) => Some(engine_error("waiting for the container", &e)),
         };
         Gone {
             at: Some(Instant::now()),
@@ -502,7 +512,13 @@ impl Launch for ContainerLaunch {
     async fn remove(&mut self) -> Result<(), String> {
         remove(&self.docker, &self.name)
             .await
-            .map_err(|e| format!("removing container {}: {e:#}", self.name))
+            .map_err(|e| match e.downcast_ref::<bollard::errors::Error>() {
+                Some(e) if unreachable(e) => format!(
+                    "{}; the run's sweep removes it at the end, once the engine answers",
+                    engine_error(&format!("removing container {}", self.name), e)
+                ),
+                _ => format!("removing container {}: {e:#}", self.name),
+            })
     }
 }
 
@@ -527,6 +543,33 @@ pub async fn probe_runtime(docker: &Docker, plan: &spec::ContainerPlan, name: &s
         };
         anyhow!("runtime `{}` cannot start a container on this host: {reason}", plan.runtime())
     })
+}
+
+/// Whether `e` says the engine does not answer at all (its socket refuses
+/// connections or is gone): a daemon that died or is restarting.
+fn unreachable(e: &bollard::errors::Error) -> bool {
+    match e {
+        bollard::errors::Error::HyperLegacyError { err } => err.is_connect(),
+        bollard::errors::Error::SocketNotFoundError(_) => true,
+        _ => false,
+    }
+}
+
+/// `what` failed: in the engine's words, or that the engine went away.
+fn engine_error(what: &str, e: &bollard::errors::Error) -> String {
+    if unreachable(e) {
+        format!("{what}: the engine stopped answering (it died or is restarting: {e})")
+    } else {
+        format!("{what}: {e}")
+    }
+}
+
+/// Waits until the engine answers a ping, asking every 250 ms; the caller's
+/// deadline bounds the wait.
+async fn wait_for_engine(docker: &Docker) {
+    while docker.ping().await.is_err() {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
 }
 
 /// `" (killed by the kernel's OOM killer ...)"` when the engine says the

@@ -145,11 +145,55 @@ pub fn images_dir(run_id: &str) -> PathBuf {
     Path::new(IMAGES_DIR).join(run_id)
 }
 
+/// The connection to libvirtd that a target's launches share, opened again
+/// when libvirtd went away (killed, restarting): the domains it started run
+/// on without it, so vmbench reconnects rather than losing track of them.
+struct Link {
+    uri: String,
+    conn: std::sync::Mutex<Arc<Connect>>,
+}
+
+impl Link {
+    fn new(uri: &str, conn: Connect) -> Arc<Link> {
+        Arc::new(Link {
+            uri: uri.to_string(),
+            conn: std::sync::Mutex::new(Arc::new(conn)),
+        })
+    }
+
+    fn current(&self) -> Arc<Connect> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// A connection that answers: the current one, or a new one as soon as
+    /// libvirtd answers again (asked every 250 ms; the caller's deadline
+    /// bounds the wait).
+    async fn alive(&self) -> Arc<Connect> {
+        loop {
+            let conn = self.current();
+            let probe = conn.clone();
+            if tokio::task::spawn_blocking(move || probe.is_alive().unwrap_or(false))
+                .await
+                .unwrap_or(false)
+            {
+                return conn;
+            }
+            let uri = self.uri.clone();
+            if let Ok(Ok(fresh)) = tokio::task::spawn_blocking(move || Connect::open(Some(&uri))).await {
+                let fresh = Arc::new(fresh);
+                *self.conn.lock().unwrap_or_else(|e| e.into_inner()) = fresh.clone();
+                return fresh;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}
+
 pub struct LibvirtBackend {
     name: String,
     spec: VmSpec,
     ctx: Arc<RunContext>,
-    conn: Option<Arc<Connect>>,
+    link: Option<Arc<Link>>,
     template: Option<QemuCommand>,
     initrd_drivers: Option<PathBuf>,
     /// Launches so far, for unique domain names.
@@ -162,7 +206,7 @@ impl LibvirtBackend {
             name: name.to_string(),
             spec,
             ctx,
-            conn: None,
+            link: None,
             template: None,
             initrd_drivers: None,
             launches: AtomicUsize::new(0),
@@ -188,9 +232,9 @@ impl Backend for LibvirtBackend {
         let target = self.name.clone();
         // The first connection takes seconds: libvirt probes QEMU.
         let conn = blocking(move || open(&uri).with_context(|| format!("target `{target}`"))).await?;
-        let conn = Arc::new(conn);
+        let link = Link::new(&self.spec.uri, conn);
         let versions = {
-            let conn = conn.clone();
+            let conn = link.current();
             blocking(move || versions_of(&conn)).await?
         };
         let prepared = qemu::prepare_vm(&self.name, &self.spec, &self.ctx).await?;
@@ -203,7 +247,7 @@ impl Backend for LibvirtBackend {
         template.initrd = stage(&template.initrd, &initrd_sha)?;
         let initrd_drivers = stage(&prepared.initrd_drivers, &drivers_sha)?;
         describe(&mut facts, &template, &self.spec.uri, versions);
-        self.conn = Some(conn);
+        self.link = Some(link);
         self.template = Some(template);
         self.initrd_drivers = Some(initrd_drivers);
         Ok(facts)
@@ -214,7 +258,7 @@ impl Backend for LibvirtBackend {
     }
 
     fn launch(&self, spec: LaunchSpec) -> Result<Box<dyn Launch>, String> {
-        let (Some(conn), Some(template), Some(drivers)) = (&self.conn, &self.template, &self.initrd_drivers) else {
+        let (Some(link), Some(template), Some(drivers)) = (&self.link, &self.template, &self.initrd_drivers) else {
             return Err("libvirt target used before prepare".into());
         };
         let cmd = qemu::launch_command(template, drivers, &spec, None)?;
@@ -224,7 +268,7 @@ impl Backend for LibvirtBackend {
         let n = self.launches.fetch_add(1, Ordering::Relaxed) + 1;
         let name = format!("{DOMAIN_PREFIX}{}-{}-{n}", self.ctx.run_id, self.name);
         Ok(Box::new(DomainLaunch {
-            conn: conn.clone(),
+            link: link.clone(),
             xml: xml::domain(&cmd, &name, &console),
             name,
             cmd,
@@ -326,7 +370,7 @@ impl Sweeper for DomainSweeper {
 
 /// One transient domain, its console a file that libvirt's QEMU writes.
 struct DomainLaunch {
-    conn: Arc<Connect>,
+    link: Arc<Link>,
     name: String,
     xml: String,
     /// The command the XML was made from (its forwarded port).
@@ -345,8 +389,12 @@ struct DomainLaunch {
 impl Launch for DomainLaunch {
     /// The create call (timed), then the console file from its start.
     async fn start(&mut self) -> Result<Started, String> {
+        // A libvirtd that went away is waited for (within the driver's
+        // deadline); that wait is not the domain's start.
+        let asked = Instant::now();
+        let conn = self.link.alive().await;
         let creating = Instant::now();
-        let (conn, xml) = (self.conn.clone(), self.xml.clone());
+        let xml = self.xml.clone();
         let created = tokio::task::spawn_blocking(move || conn.create_domain_xml(&xml, 0).map(|_| Instant::now()))
             .await
             .map_err(|e| format!("the create call panicked: {e}"))?
@@ -355,13 +403,13 @@ impl Launch for DomainLaunch {
         // libvirt (re)creates the file while starting the domain: open it now,
         // from its start, so nothing written so far is missed.
         let file = std::fs::File::open(&self.console).map_err(|e| format!("opening the console file libvirt writes: {e}"))?;
-        let watch = watch(self.conn.clone(), self.name.clone(), self.gone.clone(), self.console_ended.clone());
+        let watch = watch(self.link.clone(), self.name.clone(), self.gone.clone(), self.console_ended.clone());
         self.watcher = Some(tokio::spawn(watch));
         Ok(Started {
             console: follow(file, self.gone.clone()),
             phases: [("create_ms".to_string(), ms_between(creating, created))].into_iter().collect(),
             pending: None,
-            uncounted: Default::default(),
+            uncounted: creating - asked,
         })
     }
 
@@ -410,7 +458,17 @@ impl Launch for DomainLaunch {
         if let Some(watcher) = self.watcher.take() {
             watcher.abort();
         }
-        let (conn, name) = (self.conn.clone(), self.name.clone());
+        // A libvirtd that went away is waited for a while; if it stays away
+        // the run's sweep destroys the domain at the end.
+        let conn = tokio::time::timeout(Duration::from_secs(10), self.link.alive()).await;
+        let Ok(conn) = conn else {
+            let _ = std::fs::remove_file(&self.console);
+            return Err(format!(
+                "libvirtd does not answer at {}: domain {} not destroyed; the run's sweep destroys it at the end",
+                self.link.uri, self.name
+            ));
+        };
+        let name = self.name.clone();
         let _ = tokio::task::spawn_blocking(move || destroy(&conn, &name)).await;
         let _ = std::fs::remove_file(&self.console);
         Ok(())
@@ -418,9 +476,13 @@ impl Launch for DomainLaunch {
 }
 
 /// Whether the domain `name` still runs (a transient domain that ended is
-/// gone, which counts as not running).
-fn is_running(conn: &Connect, name: &str) -> bool {
-    conn.lookup_domain_by_name(name).and_then(|d| d.is_active()).unwrap_or(false)
+/// gone, which counts as not running); `None` when libvirt did not answer.
+fn is_running(conn: &Connect, name: &str) -> Option<bool> {
+    match conn.lookup_domain_by_name(name).and_then(|d| d.is_active()) {
+        Ok(active) => Some(active),
+        Err(e) if e.code().is(virt::error::ErrorNumber::NoDomain) => Some(false),
+        Err(_) => None,
+    }
 }
 
 fn destroy(conn: &Connect, name: &str) {
@@ -432,12 +494,18 @@ fn destroy(conn: &Connect, name: &str) {
 /// Asks libvirt whether the domain still runs, every [`POLL_DOMAIN_RUNNING`]
 /// until `console_ended` is notified and every [`POLL_DOMAIN`] after; when
 /// it does not, sets `gone` and returns when that was seen.
-async fn watch(conn: Arc<Connect>, name: String, gone: Arc<AtomicBool>, console_ended: Arc<tokio::sync::Notify>) -> Instant {
+async fn watch(link: Arc<Link>, name: String, gone: Arc<AtomicBool>, console_ended: Arc<tokio::sync::Notify>) -> Instant {
     let mut interval = POLL_DOMAIN_RUNNING;
     loop {
-        let (c, n) = (conn.clone(), name.clone());
-        let running = tokio::task::spawn_blocking(move || is_running(&c, &n)).await.unwrap_or(false);
-        if !running {
+        let (c, n) = (link.current(), name.clone());
+        let running = tokio::task::spawn_blocking(move || is_running(&c, &n)).await.ok().flatten();
+        if running.is_none() {
+            // No answer: libvirtd went away while the domain runs on. Ask
+            // again through a new connection once it is back.
+            link.alive().await;
+            continue;
+        }
+        if running == Some(false) {
             let at = Instant::now();
             gone.store(true, Ordering::SeqCst);
             return at;
