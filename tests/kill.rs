@@ -291,3 +291,44 @@ kind = "boot"
         assert_eq!(record(out).status, RunStatus::Interrupted);
     }
 }
+
+/// Podman containers carrying vmbench's run label for `run_id`.
+fn podman_containers_of_run(run_id: &str) -> usize {
+    let out = std::process::Command::new("podman")
+        .args(["ps", "-a", "-q", "--filter", &format!("label=vmbench.run={run_id}")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "podman ps: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().count()
+}
+
+#[test]
+fn killed_podman_runs_leave_containers_that_the_next_run_removes() {
+    let _turn = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let podman = scenario(3).replace("kind = \"container\"", "kind = \"container\"\nengine = \"podman\"");
+    let killed_scenario = write(tmp.path(), "podman.toml", &podman);
+    let mut killed = Vec::new();
+    // Spread over preparation (the engine's image import), the podman
+    // container's trials and the native ones.
+    for (i, delay_ms) in [900u64, 1700, 2500, 3300, 4100, 4900].into_iter().enumerate() {
+        let out = tmp.path().join(format!("podman-{i}"));
+        let mut child = start(tmp.path(), &cache, &killed_scenario, &out);
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        if let Ok(record) = vmbench::rundir::read_run_record(&out) {
+            killed.push((record.run_id.clone(), podman_containers_of_run(&record.run_id)));
+        }
+    }
+    eprintln!("killed podman runs (run id, containers left): {killed:?}");
+    assert!(killed.iter().any(|(_, left)| *left > 0), "no kill left a container to sweep: {killed:?}");
+    let sweeper_out = tmp.path().join("sweeper");
+    let sweeper = start(tmp.path(), &cache, &killed_scenario, &sweeper_out).wait_with_output().unwrap();
+    assert_eq!(sweeper.status.code(), Some(0), "{}", stderr(&sweeper));
+    for (id, _) in &killed {
+        assert_eq!(podman_containers_of_run(id), 0, "containers of {id}");
+    }
+    assert!(locked_runs(&cache).is_empty(), "locks left: {:?}", locked_runs(&cache));
+}
