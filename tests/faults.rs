@@ -272,3 +272,92 @@ fn a_full_results_file_system_is_a_clear_error_and_every_sample_written_stays_wh
         "no temporary file left"
     );
 }
+
+/// A scenario with one TCG microVM booted once, whose initramfs vmbench
+/// builds into its cache.
+const ONE_VM: &str = "name = \"cache\"\nrepetitions = 1\nwarmup = 0\ntimeout_s = 60\n\n[[target]]\nname = \"vm\"\nkind = \"vm\"\naccel = \"tcg\"\n\n[[workload]]\nkind = \"boot\"\n";
+
+/// vmbench run with `cache` as its cache directory and the host's guest
+/// kernel named directly (a fresh cache has none unpacked).
+fn run_with_cache(dir: &Path, cache: &Path, out: &Path) -> std::process::Child {
+    let kernel = vmbench::guest::kernel::find(None).expect("scripts/setup.sh unpacks a guest kernel");
+    vmbench()
+        .current_dir(dir)
+        .env("VMBENCH_CACHE_DIR", cache)
+        .env("VMBENCH_KERNEL", &kernel.path)
+        .args(["run", "cache.toml", "--out", out.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Files under `dir` whose name says they are half-written.
+fn temporary_files(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(temporary_files(&path));
+        } else if path.file_name().unwrap().to_string_lossy().contains(".tmp") {
+            found.push(path);
+        }
+    }
+    found
+}
+
+#[test]
+fn a_full_or_read_only_cache_is_a_preflight_error_and_leaves_nothing_half_written() {
+    let _guard = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    write(tmp.path(), "cache.toml", ONE_VM);
+    for (options, says) in [("size=1m", "No space left on device"), ("size=1m,ro", "Read-only file system")] {
+        let cache = tmp.path().join("cache");
+        std::fs::create_dir_all(&cache).unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
+            .arg(&cache)
+            .status()
+            .unwrap();
+        assert!(mounted.success());
+        let out = tmp.path().join(format!("run-{}", options.len()));
+        let result = run_with_cache(tmp.path(), &cache, &out).wait_with_output().unwrap();
+        let err = stderr(&result);
+        let left = temporary_files(&cache);
+        let _ = std::process::Command::new("umount").arg(&cache).status();
+        assert_eq!(result.status.code(), Some(2), "a preflight error: {err}");
+        assert!(err.contains("building the initramfs") && err.contains(says), "{err}");
+        assert!(err.contains(cache.to_str().unwrap()), "the error names the path: {err}");
+        assert!(left.is_empty(), "half-written files left in the cache: {left:?}");
+        assert!(!out.exists(), "nothing was started");
+    }
+}
+
+#[test]
+fn two_runs_building_the_same_artifact_at_once_end_with_one_good_copy() {
+    let _guard = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    write(tmp.path(), "cache.toml", ONE_VM);
+    let cache = tmp.path().join("cache");
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let (first, second) = (run_with_cache(tmp.path(), &cache, &a), run_with_cache(tmp.path(), &cache, &b));
+    for run in [first, second] {
+        let out = run.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    let built: Vec<PathBuf> = std::fs::read_dir(cache.join("initramfs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(temporary_files(&cache).is_empty(), "{built:?}");
+    // One initramfs (and its variant with drivers, if the kernel needs one)
+    // and each run used exactly what is in the cache.
+    for out in [&a, &b] {
+        let target = record(out).targets.into_iter().next().unwrap();
+        let initramfs = target.initramfs.expect("the initramfs is recorded");
+        let on_disk = vmbench::guest::sha256_file(Path::new(&initramfs.path)).unwrap();
+        assert_eq!(on_disk, initramfs.sha256, "{} is the copy the run recorded", initramfs.path);
+        assert!(built.contains(&PathBuf::from(&initramfs.path)), "{built:?}");
+    }
+}

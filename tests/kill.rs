@@ -323,9 +323,14 @@ fn killed_podman_runs_leave_containers_that_the_next_run_removes() {
         }
     }
     eprintln!("killed podman runs (run id, containers left): {killed:?}");
-    assert!(killed.iter().any(|(_, left)| *left > 0), "no kill left a container to sweep: {killed:?}");
+    assert!(
+        killed.iter().any(|(_, left)| *left > 0),
+        "no kill left a container to sweep: {killed:?}"
+    );
     let sweeper_out = tmp.path().join("sweeper");
-    let sweeper = start(tmp.path(), &cache, &killed_scenario, &sweeper_out).wait_with_output().unwrap();
+    let sweeper = start(tmp.path(), &cache, &killed_scenario, &sweeper_out)
+        .wait_with_output()
+        .unwrap();
     assert_eq!(sweeper.status.code(), Some(0), "{}", stderr(&sweeper));
     for (id, _) in &killed {
         assert_eq!(podman_containers_of_run(id), 0, "containers of {id}");
