@@ -337,3 +337,99 @@ fn killed_podman_runs_leave_containers_that_the_next_run_removes() {
     }
     assert!(locked_runs(&cache).is_empty(), "locks left: {:?}", locked_runs(&cache));
 }
+
+/// The uids of the processes in vmbench's cgroups of `run_id`.
+fn uids_of_run(run_id: &str) -> Vec<u32> {
+    let needle = format!("/vmbench/{run_id}/");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| std::fs::read_to_string(e.path().join("cgroup")).is_ok_and(|c| c.contains(&needle)))
+        .filter_map(|e| {
+            let status = std::fs::read_to_string(e.path().join("status")).ok()?;
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("Uid:")?.split_whitespace().next()?.parse().ok())
+        })
+        .collect()
+}
+
+/// A child killed when dropped, so a failed assertion leaves no run going.
+struct KilledOnDrop(std::process::Child);
+
+impl Drop for KilledOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `run_as`: QEMU gives up root once it has opened its files. The kernel
+/// then clears its parent-death signal, so it outlives a killed vmbench;
+/// the next run finds it by its cgroup and kills it.
+#[test]
+fn a_qemu_running_as_another_user_outlives_a_killed_vmbench_until_the_next_run() {
+    let _turn = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let vm = r#"name = "run-as"
+repetitions = 2
+warmup = 0
+timeout_s = 60
+
+[[target]]
+name = "vm"
+kind = "vm"
+accel = "tcg"
+run_as = "nobody"
+
+[[workload]]
+kind = "cpu"
+threads = 1
+sha_mib = 1
+min_time_ms = 3000
+"#;
+    let scenario = write(tmp.path(), "vm.toml", vm);
+    let out = tmp.path().join("vm-run");
+    let mut child = KilledOnDrop(
+        vmbench()
+            .current_dir(tmp.path())
+            .args(["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let started = Instant::now();
+    while !out.join("run.json").exists() {
+        assert!(started.elapsed() < Duration::from_secs(30), "the run never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let run_id = record(&out).run_id;
+    // QEMU starts as root, opens its files, then switches before the guest runs.
+    loop {
+        let uids = uids_of_run(&run_id);
+        if uids.first().is_some_and(|&uid| uid != 0) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "QEMU never ran as `nobody`: uids {uids:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(record(&out).targets[0].settings["sandbox"].contains("runs as user `nobody`"));
+    std::thread::sleep(Duration::from_secs(1));
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        !processes_of_run(&run_id).is_empty(),
+        "QEMU as another user is expected to outlive vmbench (no parent-death signal)"
+    );
+    let next = "name = \"next\"\nrepetitions = 1\nwarmup = 0\n\n[[target]]\nname = \"native\"\nkind = \"native\"\n\n[[workload]]\nkind = \"boot\"\n";
+    let (result, _) = run_scenario(tmp.path(), "next.toml", next);
+    assert_eq!(result.status.code(), Some(0), "{}", stderr(&result));
+    assert!(stderr(&result).contains(&format!("run {run_id} ")), "{}", stderr(&result));
+    assert_eq!(processes_of_run(&run_id), Vec::<String>::new(), "the next run killed it");
+    assert!(cgroup_dirs(&run_id).is_empty());
+}

@@ -275,15 +275,45 @@ pub fn remove_all(hierarchies: &Hierarchies) -> usize {
     removed
 }
 
-/// Removes what is left of a run's cgroups: leaf directories first.
+/// Removes what is left of a run's cgroups: leaf directories first, each
+/// after killing any process still in it. Normally there is none (every
+/// launch kills and reaps its own, and QEMU dies with vmbench); a QEMU that
+/// changed its user (`run_as`) lost its parent-death signal and outlives a
+/// killed vmbench, and this is where it ends.
 pub fn remove_run(hierarchies: &Hierarchies, run_id: &str) {
     for dir in hierarchies.run_dirs(run_id) {
         if let Ok(entries) = std::fs::read_dir(&dir) {
             for leaf in entries.flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_dir())) {
+                kill_members(&leaf.path());
                 let _ = std::fs::remove_dir(leaf.path());
             }
         }
         let _ = std::fs::remove_dir(&dir);
+    }
+}
+
+/// Sends SIGKILL to every process in the cgroup `dir` and waits (at most
+/// 2 s) until the cgroup is empty, so it can be removed.
+fn kill_members(dir: &Path) {
+    let members = |dir: &Path| -> Vec<libc::pid_t> {
+        std::fs::read_to_string(dir.join("cgroup.procs"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let pids = members(dir);
+        if pids.is_empty() || Instant::now() > deadline {
+            return;
+        }
+        for pid in pids {
+            // SAFETY: kill sends a signal; the pid is a member of vmbench's
+            // own cgroup for this run.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -264,6 +264,9 @@ pub struct VmSpec {
     /// QEMU's seccomp sandbox (qemu backend only; libvirt applies its own,
     /// as its `qemu.conf` says). `false` only for debugging.
     pub sandbox: bool,
+    /// The user QEMU switches to once it has opened what it needs
+    /// (`-runas`; qemu backend only). `None`: vmbench's own user.
+    pub run_as: Option<String>,
     /// How the host-driven workloads reach the guest.
     pub network: VmNetwork,
 }

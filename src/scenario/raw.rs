@@ -80,6 +80,7 @@ pub struct RawTarget {
     pub uri: Option<Spanned<String>>,
     pub boot: Option<Spanned<String>>,
     pub sandbox: Option<Spanned<bool>>,
+    pub run_as: Option<Spanned<String>>,
     // vm and container
     pub memory_mib: Option<Spanned<toml::Value>>,
     // container

@@ -88,6 +88,7 @@ const VM_KEYS: &[&str] = &[
     "qemu",
     "uri",
     "sandbox",
+    "run_as",
     "network",
 ];
 const CONTAINER_KEYS: &[&str] = &[
@@ -122,6 +123,7 @@ fn present_keys(t: &RawTarget) -> Vec<(&'static str, Range<usize>)> {
     add("qemu", t.qemu.as_ref().map(Spanned::span));
     add("uri", t.uri.as_ref().map(Spanned::span));
     add("sandbox", t.sandbox.as_ref().map(Spanned::span));
+    add("run_as", t.run_as.as_ref().map(Spanned::span));
     add("memory_mib", t.memory_mib.as_ref().map(Spanned::span));
     add("engine", t.engine.as_ref().map(Spanned::span));
     add("runtime", t.runtime.as_ref().map(Spanned::span));
@@ -145,6 +147,7 @@ fn vm_from_raw(loc: &Locator, i: usize, t: &RawTarget, base_dir: &Path, guest: O
     let boot = vm_boot(loc, i, t, guest.as_ref(), machine)?;
     let uri = vm_uri(loc, i, t, libvirt)?;
     let sandbox = vm_sandbox(loc, i, t, libvirt)?;
+    let run_as = vm_run_as(loc, i, t, libvirt)?;
     let network = one_of(
         loc,
         t.network.as_ref(),
@@ -184,6 +187,7 @@ fn vm_from_raw(loc: &Locator, i: usize, t: &RawTarget, base_dir: &Path, guest: O
         guest,
         boot,
         sandbox,
+        run_as,
         network,
     })
 }
@@ -240,6 +244,28 @@ fn vm_sandbox(loc: &Locator, i: usize, t: &RawTarget, libvirt: bool) -> Result<b
         Some(s) => Ok(*s.get_ref()),
         None => Ok(true),
     }
+}
+
+/// The user QEMU runs as once it has opened what it needs (`-runas`); qemu
+/// backend only (libvirt runs its QEMU as its own user), and a user this
+/// host has.
+fn vm_run_as(loc: &Locator, i: usize, t: &RawTarget, libvirt: bool) -> Result<Option<String>> {
+    let Some(user) = &t.run_as else { return Ok(None) };
+    let key = format!("target[{i}].run_as");
+    if libvirt {
+        return Err(loc.error(
+            Some(user.span()),
+            &key,
+            "`run_as` only applies to backend = \"qemu\"; libvirt runs its QEMU as the user in /etc/libvirt/qemu.conf",
+        ));
+    }
+    let name = user.get_ref();
+    let c_name = std::ffi::CString::new(name.as_str()).map_err(|_| loc.error(Some(user.span()), &key, "a user name has no NUL byte"))?;
+    // SAFETY: getpwnam reads the NUL-terminated name; only its null-ness is used.
+    if unsafe { libc::getpwnam(c_name.as_ptr()) }.is_null() {
+        return Err(loc.error(Some(user.span()), &key, &format!("no user `{name}` on this host")));
+    }
+    Ok(Some(name.clone()))
 }
 
 /// The VM's `backend` (QEMU by default); libvirt only if this build has it.

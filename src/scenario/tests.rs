@@ -689,3 +689,35 @@ fn every_workload_at_its_defaults_fits_every_target_kind_at_its_defaults() {
     let e = parse_str(tiny).unwrap_err();
     assert!(e.message.contains("the memory workload needs about 144 MiB"), "{e}");
 }
+
+#[test]
+fn run_as_names_a_user_of_this_host_and_needs_cgroup_accounting() {
+    let vm = |s: &Scenario| match &s.targets[0].spec {
+        TargetSpec::Vm(vm) => vm.run_as.clone(),
+        _ => panic!("vm"),
+    };
+    assert_eq!(vm(&parse_str(GOOD).unwrap()), None);
+    let nobody = parse_str(&GOOD.replacen("vcpus = 2", "vcpus = 2\nrun_as = \"nobody\"", 1)).unwrap();
+    assert_eq!(vm(&nobody).as_deref(), Some("nobody"));
+    let e = bad("vcpus = 2", "vcpus = 2\nrun_as = \"no-such-user-here\"");
+    assert_eq!((e.line, e.key.as_str()), (13, "target[0].run_as"));
+    assert!(e.message.contains("no user `no-such-user-here`"), "{e}");
+    let e = parse_str(&GOOD.replacen("vcpus = 2", "vcpus = 2\nrun_as = \"nobody\"", 1).replacen(
+        "timeout_s = 30",
+        "timeout_s = 30\naccounting = \"process\"",
+        1,
+    ))
+    .unwrap_err();
+    assert_eq!((e.line, e.key.as_str()), (14, "target[0].run_as"));
+    assert!(e.message.contains("needs accounting = \"cgroup\""), "{e}");
+    let e = bad("cpus = 1", "cpus = 1\nrun_as = \"nobody\"");
+    assert_eq!(e.key, "target[1].run_as");
+}
+
+#[cfg(feature = "libvirt")]
+#[test]
+fn libvirt_runs_its_qemu_as_its_own_user() {
+    let e = bad("machine = \"q35\"", "backend = \"libvirt\"\nrun_as = \"nobody\"");
+    assert_eq!((e.line, e.key.as_str()), (11, "target[0].run_as"));
+    assert!(e.message.contains("/etc/libvirt/qemu.conf"), "{e}");
+}

@@ -49,6 +49,7 @@ pub fn validate(path: &Path, text: &str) -> Result<Scenario> {
         &[("process", Accounting::Process), ("cgroup", Accounting::Cgroup)],
         Accounting::Cgroup,
     )?;
+    check_run_as(&loc, &raw, accounting)?;
     let target_cpus = cpuset.as_ref().map_or_else(usable_cpus, |s| s.len() as u64);
     check_cpus(&loc, &raw, &targets, target_cpus)?;
     cross_check(&loc, &raw, &targets, &workloads, target_cpus)?;
@@ -68,6 +69,23 @@ pub fn validate(path: &Path, text: &str) -> Result<Scenario> {
         path: path.to_path_buf(),
         text: text.to_string(),
     })
+}
+
+/// A QEMU that changes its user loses its parent-death signal (the kernel
+/// clears it), so it no longer dies with a killed vmbench; vmbench then
+/// finds it by its cgroup, which only cgroup accounting gives it.
+fn check_run_as(loc: &Locator, raw: &RawScenario, accounting: Accounting) -> Result<()> {
+    for (i, t) in raw.target.iter().enumerate() {
+        if let (Some(user), Accounting::Process) = (&t.get_ref().run_as, accounting) {
+            return Err(loc.error(
+                Some(user.span()),
+                &format!("target[{i}].run_as"),
+                "`run_as` needs accounting = \"cgroup\" (the default): a QEMU that changed its user no longer dies with \
+                 vmbench (the kernel clears its parent-death signal), and vmbench finds it again by its cgroup",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Every `[[target]]`, each name once.

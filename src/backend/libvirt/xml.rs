@@ -145,6 +145,7 @@ mod tests {
             tap: None,
             cpuset: None,
             sandbox: false,
+            run_as: None,
         }
     }
 

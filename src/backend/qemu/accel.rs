@@ -89,6 +89,7 @@ pub async fn probe(qemu: &Path, kernel: &Path, initrd: &Path) -> Verdict {
         // The probe asks whether KVM runs a guest here, whatever the targets'
         // sandbox; the preflight checks the sandbox on its own.
         sandbox: false,
+        run_as: None,
     };
     let launched = Instant::now();
     let mut launch = QemuLaunch::new(cmd);

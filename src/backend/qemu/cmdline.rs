@@ -90,6 +90,8 @@ pub struct QemuCommand {
     pub cpuset: Option<crate::scenario::CpuSet>,
     /// QEMU's seccomp filter ([`SANDBOX`]); off only when a scenario asks.
     pub sandbox: bool,
+    /// The user QEMU switches to before it starts the guest (`-runas`).
+    pub run_as: Option<String>,
 }
 
 /// QEMU's own seccomp filter, as libvirt applies it by default: besides
@@ -99,6 +101,12 @@ pub struct QemuCommand {
 /// between fork and exec, before the filter exists). A guest that escapes
 /// into QEMU then cannot start a shell or change its own limits.
 pub const SANDBOX: &str = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny";
+
+/// The filter for a QEMU that changes its user (`-runas`): the same but for
+/// privilege elevation, which `-runas` itself needs (QEMU installs its
+/// filter first and calls setuid later, so with `elevateprivileges=deny` the
+/// filter kills it). Once it is that user it has no privilege to regain.
+pub const SANDBOX_RUN_AS: &str = "on,obsolete=deny,spawn=deny,resourcecontrol=deny";
 
 /// The serial number of the disk workload's scratch disk, by which a guest
 /// system (with a root disk of its own) finds it.
@@ -156,7 +164,11 @@ impl QemuCommand {
             args.push(value);
         };
         if self.sandbox {
-            pair("-sandbox", SANDBOX.to_string());
+            let filter = if self.run_as.is_some() { SANDBOX_RUN_AS } else { SANDBOX };
+            pair("-sandbox", filter.to_string());
+        }
+        if let Some(user) = &self.run_as {
+            pair("-runas", user.clone());
         }
         pair("-machine", self.machine.as_str().to_string());
         pair("-accel", self.accel.as_str().to_string());
@@ -253,6 +265,7 @@ mod tests {
             tap: None,
             cpuset: None,
             sandbox: true,
+            run_as: None,
         }
     }
 
@@ -279,6 +292,17 @@ mod tests {
             value_after(&args, "-sandbox"),
             "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
         );
+    }
+
+    #[test]
+    fn a_qemu_that_changes_its_user_keeps_the_filter_but_may_call_setuid_once() {
+        let mut cmd = command(Machine::Microvm, Accel::Tcg);
+        cmd.run_as = Some("nobody".into());
+        let args = cmd.args();
+        assert_eq!(value_after(&args, "-runas"), "nobody");
+        assert_eq!(value_after(&args, "-sandbox"), SANDBOX_RUN_AS);
+        assert!(!SANDBOX_RUN_AS.contains("elevateprivileges"));
+        assert_eq!(SANDBOX_RUN_AS, SANDBOX.replace("elevateprivileges=deny,", ""));
     }
 
     #[test]

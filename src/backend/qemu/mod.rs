@@ -115,13 +115,16 @@ pub async fn prepare_vm(name: &str, spec: &VmSpec, ctx: &RunContext) -> Result<P
         tap: None,
         cpuset: ctx.cpuset.clone(),
         sandbox,
+        run_as: spec.run_as.clone(),
     };
     let reproduce = with_instructions(&template, &Instructions::new("repro", "boot")).argv();
     let mut facts = facts(name, &template, &kernel, &initramfs, version, accel_reason, reproduce, agent_sha);
     facts
         .settings
         .insert("accounting".into(), ctx.accounting_setting("the QEMU process"));
-    facts.settings.insert("sandbox".into(), sandbox_setting(sandbox));
+    facts
+        .settings
+        .insert("sandbox".into(), sandbox_setting(sandbox, spec.run_as.as_deref()));
     facts.initramfs_drivers = Some(ArtifactFacts {
         path: with_drivers.path.display().to_string(),
         sha256: with_drivers.sha256.clone(),
@@ -232,6 +235,7 @@ async fn prepare_guest_vm(name: &str, spec: &VmSpec, guest_spec: &crate::scenari
         forwards: Vec::new(),
         tap: None,
         cpuset: ctx.cpuset.clone(),
+        run_as: spec.run_as.clone(),
     };
     let reproduce = with_instructions(&template, &Instructions::new("repro", "boot")).argv();
     let kernel = Kernel {
@@ -259,7 +263,9 @@ async fn prepare_guest_vm(name: &str, spec: &VmSpec, guest_spec: &crate::scenari
         ),
     );
     facts.settings.insert("boot".into(), spec.boot.as_str().into());
-    facts.settings.insert("sandbox".into(), sandbox_setting(sandbox));
+    facts
+        .settings
+        .insert("sandbox".into(), sandbox_setting(sandbox, spec.run_as.as_deref()));
     if spec.boot != crate::scenario::BootPath::Direct {
         facts.settings.insert("loader_cmdline".into(), loader_args.join(" "));
         facts.kernel_cmdline = Some(loader_args.join(" "));
@@ -502,11 +508,18 @@ pub fn find_qemu(configured: Option<&Path>) -> Result<PathBuf> {
 }
 
 /// What `run.json` says about QEMU's sandbox (`settings.sandbox`).
-pub fn sandbox_setting(on: bool) -> String {
-    if on {
-        format!("-sandbox {} (QEMU's seccomp filter)", cmdline::SANDBOX)
-    } else {
-        "off: the scenario says sandbox = false".to_string()
+pub fn sandbox_setting(on: bool, run_as: Option<&str>) -> String {
+    let filter = match (on, run_as) {
+        (false, _) => "off: the scenario says sandbox = false".to_string(),
+        (true, None) => format!("-sandbox {} (QEMU's seccomp filter)", cmdline::SANDBOX),
+        (true, Some(_)) => format!(
+            "-sandbox {} (QEMU's seccomp filter, privilege elevation allowed for -runas)",
+            cmdline::SANDBOX_RUN_AS
+        ),
+    };
+    match run_as {
+        Some(user) => format!("{filter}; QEMU runs as user `{user}` once it has opened its files (-runas)"),
+        None => filter,
     }
 }
 
