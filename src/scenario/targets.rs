@@ -263,7 +263,7 @@ fn vm_run_as(loc: &Locator, i: usize, t: &RawTarget, libvirt: bool) -> Result<Op
     let c_name = std::ffi::CString::new(name.as_str()).map_err(|_| loc.error(Some(user.span()), &key, "a user name has no NUL byte"))?;
     // SAFETY: getpwnam reads the NUL-terminated name; only its null-ness is used.
     if unsafe { libc::getpwnam(c_name.as_ptr()) }.is_null() {
-        return Err(loc.error(Some(user.span()), &key, &format!("no user `{name}` on this host")));
+        return Err(loc.error(Some(user.span()), &key, format!("no user `{name}` on this host")));
     }
     Ok(Some(name.clone()))
 }
