@@ -101,3 +101,30 @@ fn man_renders_the_page_with_its_commands_and_exit_statuses() {
         .unwrap();
     assert!(stdout(&export).contains("--direction"), "{}", stdout(&export));
 }
+
+#[test]
+fn setup_installs_the_completions_where_bash_looks_for_them() {
+    let _guard = serial();
+    let setup = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/setup.sh");
+    let out = Command::new("bash").arg(setup).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("shell completions from"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for file in [
+        "/usr/share/bash-completion/completions/vmbench",
+        "/usr/share/zsh/vendor-completions/_vmbench",
+        "/usr/share/fish/vendor_completions.d/vmbench.fish",
+    ] {
+        let text = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert!(text.contains("vmbench"), "{file}");
+    }
+    let probe = Command::new("bash")
+        .args(["-c", BASH_PROBE, "probe", "/usr/share/bash-completion/completions/vmbench"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&probe.stdout);
+    assert!(said.contains("commands: compare completions"), "{said}");
+}

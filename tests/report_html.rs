@@ -9,6 +9,33 @@ use common::*;
 use std::path::Path;
 use std::process::Command;
 
+/// Whether a headless Chromium can run here. Not where it is missing or is
+/// Ubuntu's snap shim (scripts/setup.sh does not install it there): then the
+/// test below says it skips, unless `VMBENCH_REQUIRE_CHROMIUM=1` (set by
+/// .ci/run) makes that a failure.
+fn chromium_available() -> bool {
+    let runs = Command::new("chromium").arg("--version").output();
+    let real = runs
+        .as_ref()
+        .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains("Chromium"));
+    if !real {
+        let why = match &runs {
+            Err(e) => format!("cannot run chromium: {e}"),
+            Ok(o) => format!(
+                "`chromium --version` said: {}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            ),
+        };
+        assert!(
+            std::env::var("VMBENCH_REQUIRE_CHROMIUM").as_deref() != Ok("1"),
+            "VMBENCH_REQUIRE_CHROMIUM=1 but {why}"
+        );
+        eprintln!("skipped: no headless Chromium here ({why}); on Ubuntu its package is a snap, which scripts/setup.sh does not install");
+    }
+    real
+}
+
 /// Runs headless Chromium on `page` with a fresh profile; returns its stderr.
 fn chromium(args: &[&str], page: &Path, profile: &Path) -> std::process::Output {
     Command::new("chromium")
@@ -57,6 +84,9 @@ fn pixel_counts(png_path: &Path) -> (usize, usize, usize) {
 #[test]
 fn report_html_opens_in_chromium_with_its_charts_drawn_and_no_errors() {
     let _guard = serial();
+    if !chromium_available() {
+        return;
+    }
     let tmp = tempfile::tempdir().unwrap();
     let scenario = write(tmp.path(), "html.toml", &three_targets("html", 2, 0, 60.0));
     let out = tmp.path().join("run");
