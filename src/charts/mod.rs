@@ -9,6 +9,7 @@
 pub mod distribution;
 pub mod footprint;
 pub mod history;
+pub mod order;
 pub mod overhead;
 pub mod phases;
 
@@ -100,9 +101,10 @@ fn both(dir: &std::path::Path, stem: &str, title: &str, draw: impl Fn(bool, &std
     })
 }
 
-/// The charts of one run: the boot-time distribution per target, where the
-/// boot time goes (phases), artifact size and memory per target, and the
-/// overhead against native of every workload that has a native baseline.
+/// The charts of one run: per workload its headline metric's distribution
+/// per target and the same in run order, where the boot time goes (phases),
+/// artifact size and memory per target, and the overhead against native of
+/// every workload that has a native baseline.
 pub fn write_run(
     dir: &std::path::Path,
     record: &crate::rundir::RunRecord,
@@ -113,7 +115,7 @@ pub fn write_run(
     let targets: Vec<String> = record.targets.iter().map(|t| t.name.clone()).collect();
     let accel = accel_note(record);
     let mut out = Vec::new();
-    out.extend(boot_ready_chart(dir, &targets, samples, accel)?);
+    out.extend(per_workload_charts(dir, record, &targets, samples, accel)?);
     out.extend(boot_phases_chart(dir, record, summary, accel)?);
     out.extend(footprint_chart(dir, record, summary, accel)?);
     out.extend(overhead_charts(dir, record, summary, &targets, accel)?);
@@ -143,23 +145,40 @@ fn name_and_how(summary: &crate::report::summary::RunSummary, name: &str) -> Str
     format!("{name} ({how})")
 }
 
-/// The distribution of boot `ready_ms` per target; `None` without boot samples.
-fn boot_ready_chart(
+/// Per workload of the scenario, the distribution of its headline metric
+/// per target (boot: `ready_ms`, in `charts/boot-ready`) and the same metric
+/// in run order (`charts/order-<workload>`), where drift shows.
+fn per_workload_charts(
     dir: &std::path::Path,
+    record: &crate::rundir::RunRecord,
     targets: &[String],
     samples: &[crate::rundir::Sample],
     accel: &str,
-) -> Result<Option<ChartFile>> {
+) -> Result<Vec<ChartFile>> {
     use plotters::prelude::*;
-    let data = distribution::values(targets, samples, crate::rundir::WorkloadKind::Boot, "ready_ms");
-    if data.is_empty() {
-        return Ok(None);
+    let mut out = Vec::new();
+    for &workload in &record.scenario.workloads {
+        let metric = crate::metric::headline(workload);
+        let unit = crate::metric::unit(metric);
+        let data = distribution::values(targets, samples, workload, metric);
+        if data.is_empty() {
+            continue;
+        }
+        let stem = match workload {
+            crate::rundir::WorkloadKind::Boot => "boot-ready".to_string(),
+            other => format!("distribution-{other}"),
+        };
+        let title = format!("{workload}: {metric} per target, every sample, black = median{accel}");
+        out.push(svg_and_png!(dir, &stem, &title, (960, 540), |area| distribution::draw(
+            area, &title, unit, &data
+        ))?);
+        let series = order::series(targets, samples, workload, metric);
+        let title = format!("{workload}: {metric} in run order (hollow = warm-up){accel}");
+        out.push(svg_and_png!(dir, &format!("order-{workload}"), &title, (1100, 480), |area| {
+            order::draw(area, &title, unit, &series)
+        })?);
     }
-    let title = format!("boot: ready_ms per target, every sample, black = median{accel}");
-    let chart = svg_and_png!(dir, "boot-ready", &title, (960, 540), |area| distribution::draw(
-        area, &title, "ms", &data
-    ))?;
-    Ok(Some(chart))
+    Ok(out)
 }
 
 /// Where the time to ready goes, one bar per target; `None` without boot phases.
