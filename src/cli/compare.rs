@@ -1,6 +1,7 @@
 //! `vmbench compare BASE NEW`: did anything regress?
 
 use crate::compare::format::{self, CompareFormat};
+use crate::compare::html::HtmlComparison;
 use crate::compare::junit::{JunitComparison, RunTime};
 use crate::compare::{self, baseline, Comparison, Options};
 use crate::output::Render;
@@ -16,6 +17,8 @@ pub enum Format {
     Json,
     /// JUnit XML: a failure per regression, an error for a refused environment change.
     Junit,
+    /// One self-contained HTML page: per metric both runs' samples and the change with its interval.
+    Html,
 }
 
 #[derive(Debug, clap::Args)]
@@ -58,9 +61,13 @@ pub fn exec(args: CompareArgs) -> anyhow::Result<i32> {
         let new = baseline::resolve(&args.new, results_dir)?;
         let (b, n) = (crate::rundir::load(&base)?, crate::rundir::load(&new)?);
         let c = compare::compare(&b, &n, &args.base, &args.new, options);
-        Ok::<_, anyhow::Error>((c, RunTime::of(&n.record)))
+        let page = match args.format {
+            Format::Html => Some(crate::output::text(&HtmlComparison { base: &b, new: &n }, &c)?),
+            _ => None,
+        };
+        Ok::<_, anyhow::Error>((c, RunTime::of(&n.record), page))
     })();
-    let (comparison, when) = match result {
+    let (comparison, when, page) = match result {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -72,6 +79,7 @@ pub fn exec(args: CompareArgs) -> anyhow::Result<i32> {
         allow_env_change: args.allow_env_change,
         junit: args.junit.as_deref(),
         human: super::Human::Stdout,
+        page,
     };
     report(&comparison, when, &how)
 }
@@ -84,6 +92,8 @@ pub struct How<'a> {
     pub junit: Option<&'a Path>,
     /// Where the table goes.
     pub human: super::Human,
+    /// The HTML page, already rendered (it needs the runs' samples).
+    pub page: Option<String>,
 }
 
 /// Prints `c`, writes it as JUnit when asked, appends it to the GitHub step
@@ -99,9 +109,10 @@ pub fn report(c: &Comparison, when: RunTime, how: &How<'_>) -> anyhow::Result<i3
         Format::Md => crate::output::text(&CompareFormat::Markdown, c),
         Format::Json => crate::output::text(&CompareFormat::Json, c),
         Format::Junit => crate::output::text(&junit, c),
+        Format::Html => how.page.clone().ok_or_else(|| anyhow::anyhow!("no page was rendered")),
     };
     match shown {
-        Ok(text) if how.format == Format::Junit => how.human.print(&text),
+        Ok(text) if matches!(how.format, Format::Junit | Format::Html) => how.human.print(&text),
         Ok(text) => how.human.print(&format!("{text}\n")),
         Err(e) => eprintln!("error: rendering the comparison: {e:#}"),
     }
@@ -130,6 +141,7 @@ pub fn against_baseline(run_dir: &Path, name: &str, results_dir: &Path, human: s
         allow_env_change: false,
         junit: None,
         human,
+        page: None,
     };
     report(&c, RunTime::of(&n.record), &how)
 }

@@ -7,6 +7,7 @@
 pub mod baseline;
 pub mod export;
 pub mod format;
+pub mod html;
 pub mod junit;
 pub mod thresholds;
 
@@ -102,9 +103,9 @@ impl Comparison {
     }
 }
 
-type Key = (String, String, String);
+pub(crate) type Key = (String, String, String);
 
-fn values(run: &Run) -> BTreeMap<Key, Vec<f64>> {
+pub(crate) fn values(run: &Run) -> BTreeMap<Key, Vec<f64>> {
     let mut out: BTreeMap<Key, Vec<f64>> = BTreeMap::new();
     for s in run.samples.iter().filter(|s| s.ok && !s.warmup) {
         for (m, v) in s
