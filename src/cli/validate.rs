@@ -8,7 +8,7 @@ pub struct ValidateArgs {
     /// Scenario files to check (or names of built-in scenarios, when no such file exists).
     #[arg(required = true)]
     pub scenarios: Vec<PathBuf>,
-    /// json: `{"valid", "scenarios": [{"path", "valid", "name", "targets", "workloads", "repetitions"} or {"path", "valid", "error"}]}`.
+    /// json: `{"valid", "scenarios": [{"path", "valid", "name", "targets", "workloads", "repetitions"} or {"path", "valid", "error", "errors": [{"line", "column", "key", "message"}]}]}`.
     #[arg(long, value_enum, default_value_t = super::TextOrJson::Text)]
     pub format: super::TextOrJson,
 }
@@ -35,7 +35,12 @@ pub fn exec(args: ValidateArgs) -> anyhow::Result<i32> {
                 if text {
                     eprintln!("error: {e}");
                 }
-                results.push(json!({ "path": path, "valid": false, "error": e.to_string() }));
+                // Each error on its own, for scripts and editors.
+                let errors: Vec<Value> = std::iter::once(&e)
+                    .chain(e.more.iter())
+                    .map(|e| json!({ "line": e.line, "column": e.column, "key": e.key, "message": e.message }))
+                    .collect();
+                results.push(json!({ "path": path, "valid": false, "error": e.to_string(), "errors": errors }));
                 bad += 1;
             }
         }

@@ -5,7 +5,7 @@ use std::ops::Range;
 
 /// A problem with a scenario file. Always the user's input, so the CLI exits
 /// with status 2 and creates nothing.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct ScenarioError {
     pub file: String,
     /// 1-based; 0 when the problem is not at a place in the file (missing file).
@@ -14,10 +14,27 @@ pub struct ScenarioError {
     /// Dotted key path such as `target[1].memory_mib`; empty when none applies.
     pub key: String,
     pub message: String,
+    /// The text of `line`, shown under the message with a caret at `column`.
+    pub source_line: Option<Box<str>>,
+    /// The file's other errors, in the order found (one per table at most).
+    pub more: Box<[ScenarioError]>,
 }
 
-impl fmt::Display for ScenarioError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl ScenarioError {
+    /// The first of `errors`, carrying the rest; `errors` must not be empty.
+    pub fn all(mut errors: Vec<ScenarioError>) -> ScenarioError {
+        assert!(!errors.is_empty(), "no error to report");
+        let mut first = errors.remove(0);
+        first.more = errors.into_boxed_slice();
+        first
+    }
+
+    /// How many errors this reports.
+    pub fn count(&self) -> usize {
+        1 + self.more.len()
+    }
+
+    fn one(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.file)?;
         if self.line > 0 {
             write!(f, ":{}:{}", self.line, self.column)?;
@@ -25,7 +42,29 @@ impl fmt::Display for ScenarioError {
         if !self.key.is_empty() {
             write!(f, ": key `{}`", self.key)?;
         }
-        write!(f, ": {}", self.message)
+        write!(f, ": {}", self.message)?;
+        if let Some(source) = self.source_line.as_ref().filter(|_| self.line > 0) {
+            // The offending line, as rustc shows it, with a caret under the spot.
+            let number = self.line.to_string();
+            let pad = " ".repeat(number.len());
+            let caret = " ".repeat(self.column.saturating_sub(1));
+            write!(f, "\n{pad} |\n{number} | {source}\n{pad} | {caret}^")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.one(f)?;
+        for other in self.more.iter() {
+            write!(f, "\nerror: ")?;
+            other.one(f)?;
+        }
+        if !self.more.is_empty() {
+            write!(f, "\n({} errors in {})", self.count(), self.file)?;
+        }
+        Ok(())
     }
 }
 
@@ -40,12 +79,19 @@ pub struct Locator<'a> {
 impl<'a> Locator<'a> {
     pub fn error(&self, span: Option<Range<usize>>, key: &str, message: impl Into<String>) -> ScenarioError {
         let (line, column) = span.map(|s| line_column(self.text, s.start)).unwrap_or((0, 0));
+        // Tabs would put the caret off its column: shown as one space each.
+        let source_line = (line > 0)
+            .then(|| self.text.lines().nth(line - 1))
+            .flatten()
+            .map(|l| l.replace('\t', " ").into_boxed_str());
         ScenarioError {
             file: self.file.to_string(),
             line,
             column,
             key: key.to_string(),
             message: message.into(),
+            source_line,
+            more: Box::default(),
         }
     }
 
@@ -165,6 +211,7 @@ mod tests {
             column: 1,
             key: "warmup".into(),
             message: "too big".into(),
+            ..Default::default()
         };
         assert_eq!(e.to_string(), "s.toml:3:1: key `warmup`: too big");
     }

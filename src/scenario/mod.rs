@@ -539,8 +539,8 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
         file: path.display().to_string(),
         line: 0,
         column: 0,
-        key: String::new(),
         message: format!("cannot read the scenario: {e}"),
+        ..Default::default()
     })?;
     parse(path, &text)
 }

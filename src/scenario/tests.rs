@@ -721,3 +721,29 @@ fn libvirt_runs_its_qemu_as_its_own_user() {
     assert_eq!((e.line, e.key.as_str()), (11, "target[0].run_as"));
     assert!(e.message.contains("/etc/libvirt/qemu.conf"), "{e}");
 }
+
+#[test]
+fn every_table_with_an_error_is_reported_at_once_each_with_its_line_and_a_caret() {
+    let text = "name = \"bad\"\nwarmup = -1\n\n[[target]]\nname = \"vm\"\nkind = \"vm\"\nvcpus = 0\n\n\
+                [[target]]\nname = \"c\"\nkind = \"contaner\"\n\n[[workload]]\nkind = \"bott\"\n";
+    let e = parse_str(text).unwrap_err();
+    let all: Vec<(usize, &str)> = std::iter::once(&e).chain(e.more.iter()).map(|e| (e.line, e.key.as_str())).collect();
+    assert_eq!(
+        all,
+        [
+            (2, "warmup"),
+            (7, "target[0].vcpus"),
+            (11, "target[1].kind"),
+            (14, "workload[0].kind")
+        ]
+    );
+    let shown = e.to_string();
+    assert!(shown.starts_with("s.toml:2:10: key `warmup`"), "{shown}");
+    assert!(shown.contains("\n7 | vcpus = 0\n  |         ^"), "{shown}");
+    assert!(shown.contains("\nerror: s.toml:14:8: key `workload[0].kind`"), "{shown}");
+    assert!(shown.ends_with("(4 errors in s.toml)"), "{shown}");
+    // One error alone has no count line.
+    let one = bad("vcpus = 2", "vcpus = 0");
+    assert_eq!(one.count(), 1);
+    assert!(!one.to_string().contains("errors in"), "{one}");
+}

@@ -17,39 +17,61 @@ pub fn validate(path: &Path, text: &str) -> Result<Scenario> {
     let file = path.display().to_string();
     let loc = Locator { file: &file, text };
     let raw: RawScenario = toml::from_str(text).map_err(|e| loc.error_at(e.span(), e.message().trim()))?;
+    // Every table is checked, and every error of the file reported at once
+    // (the first in each table); the checks across tables need them all.
+    let mut errors = Vec::new();
     let whole = Some(0..0);
     let name = raw
         .name
         .as_ref()
-        .ok_or_else(|| loc.error(whole.clone(), "name", "missing: every scenario needs a `name`"))?;
-    check_name(&loc, name, "name")?;
-    let (repetitions, auto) = repetitions_from_raw(&loc, &raw)?;
-    let warmup = int_in(&loc, raw.warmup.as_ref(), "warmup", 0..=10_000, DEFAULT_WARMUP)?;
-    let timeout_s = float_in(&loc, raw.timeout_s.as_ref(), "timeout_s", 0.001..=86_400.0, DEFAULT_TIMEOUT_S)?;
+        .ok_or_else(|| loc.error(whole.clone(), "name", "missing: every scenario needs a `name`"));
+    let name = kept(&mut errors, name.and_then(|n| check_name(&loc, n, "name").map(|()| n)));
+    let repetitions = kept(&mut errors, repetitions_from_raw(&loc, &raw));
+    let warmup = kept(&mut errors, int_in(&loc, raw.warmup.as_ref(), "warmup", 0..=10_000, DEFAULT_WARMUP));
+    let timeout_s = kept(
+        &mut errors,
+        float_in(&loc, raw.timeout_s.as_ref(), "timeout_s", 0.001..=86_400.0, DEFAULT_TIMEOUT_S),
+    );
     if raw.target.is_empty() {
-        return Err(loc.error(whole, "target", "no `[[target]]`: a scenario needs at least one target"));
+        errors.push(loc.error(whole.clone(), "target", "no `[[target]]`: a scenario needs at least one target"));
     }
     let base_dir = path.parent().unwrap_or(Path::new("."));
-    let guests = super::guests::guests_from_raw(&loc, &raw.guest, base_dir)?;
-    let targets = targets_from_raw(&loc, &raw, base_dir, &guests)?;
+    let guests = kept(&mut errors, super::guests::guests_from_raw(&loc, &raw.guest, base_dir));
+    // Targets name guests: checked only against guests that are all valid.
+    let targets = guests
+        .as_ref()
+        .map(|guests| targets_from_raw(&loc, &raw, base_dir, guests, &mut errors));
     if raw.workload.is_empty() {
-        return Err(loc.error(whole, "workload", "no `[[workload]]`: add `[[workload]]` with `kind = \"boot\"`"));
+        errors.push(loc.error(whole, "workload", "no `[[workload]]`: add `[[workload]]` with `kind = \"boot\"`"));
     }
-    let workloads = raw
+    let workloads: Vec<Workload> = raw
         .workload
         .iter()
         .enumerate()
-        .map(|(i, w)| workload_from_raw(&loc, i, w))
-        .collect::<Result<Vec<_>>>()?;
-    let cpuset = cpuset_from_raw(&loc, raw.cpuset.as_ref())?;
-    let accounting = one_of(
-        &loc,
-        raw.accounting.as_ref(),
-        "accounting",
-        &[("process", Accounting::Process), ("cgroup", Accounting::Cgroup)],
-        Accounting::Cgroup,
-    )?;
-    check_run_as(&loc, &raw, accounting)?;
+        .filter_map(|(i, w)| kept(&mut errors, workload_from_raw(&loc, i, w)))
+        .collect();
+    let cpuset = kept(&mut errors, cpuset_from_raw(&loc, raw.cpuset.as_ref()));
+    let accounting = kept(
+        &mut errors,
+        one_of(
+            &loc,
+            raw.accounting.as_ref(),
+            "accounting",
+            &[("process", Accounting::Process), ("cgroup", Accounting::Cgroup)],
+            Accounting::Cgroup,
+        ),
+    );
+    if let Some(accounting) = accounting {
+        kept(&mut errors, check_run_as(&loc, &raw, accounting));
+    }
+    let (Some(name), Some((repetitions, auto)), Some(warmup), Some(timeout_s), Some(guests), Some(targets), Some(cpuset), Some(accounting)) =
+        (name, repetitions, warmup, timeout_s, guests, targets, cpuset, accounting)
+    else {
+        return Err(ScenarioError::all(errors));
+    };
+    if !errors.is_empty() {
+        return Err(ScenarioError::all(errors));
+    }
     let target_cpus = cpuset.as_ref().map_or_else(usable_cpus, |s| s.len() as u64);
     check_cpus(&loc, &raw, &targets, target_cpus)?;
     cross_check(&loc, &raw, &targets, &workloads, target_cpus)?;
@@ -71,6 +93,12 @@ pub fn validate(path: &Path, text: &str) -> Result<Scenario> {
     })
 }
 
+/// The value of a check that passed; the error of one that failed goes to
+/// `errors`.
+fn kept<T>(errors: &mut Vec<ScenarioError>, checked: Result<T>) -> Option<T> {
+    checked.map_err(|e| errors.push(e)).ok()
+}
+
 /// A QEMU that changes its user loses its parent-death signal (the kernel
 /// clears it), so it no longer dies with a killed vmbench; vmbench then
 /// finds it by its cgroup, which only cgroup accounting gives it.
@@ -88,19 +116,23 @@ fn check_run_as(loc: &Locator, raw: &RawScenario, accounting: Accounting) -> Res
     Ok(())
 }
 
-/// Every `[[target]]`, each name once.
-fn targets_from_raw(loc: &Locator, raw: &RawScenario, base_dir: &Path, guests: &[Guest]) -> Result<Vec<Target>> {
+/// Every `[[target]]`, each name once; the error of each target that is
+/// not valid goes to `errors`.
+fn targets_from_raw(loc: &Locator, raw: &RawScenario, base_dir: &Path, guests: &[Guest], errors: &mut Vec<ScenarioError>) -> Vec<Target> {
     let mut targets = Vec::new();
     let mut seen = HashSet::new();
     for (i, target) in raw.target.iter().enumerate() {
-        let t = super::targets::target_from_raw(loc, i, target, base_dir, guests)?;
+        let Some(t) = kept(errors, super::targets::target_from_raw(loc, i, target, base_dir, guests)) else {
+            continue;
+        };
         if !seen.insert(t.name.clone()) {
             let span = target.get_ref().name.as_ref().map(|n| n.span());
-            return Err(loc.error(span, &format!("target[{i}].name"), format!("duplicate target name `{}`", t.name)));
+            errors.push(loc.error(span, &format!("target[{i}].name"), format!("duplicate target name `{}`", t.name)));
+            continue;
         }
         targets.push(t);
     }
-    Ok(targets)
+    targets
 }
 
 fn workload_from_raw(loc: &Locator, i: usize, w: &Spanned<RawWorkload>) -> Result<Workload> {
