@@ -131,11 +131,12 @@ pub async fn ensure_rootfs(docker: &Docker, built: &crate::guest::rootfs::Built,
     })
     .await
     .context("archiving the guest tree")??;
-    let (repo, version) = tag.split_once(':').expect("the tag has a version");
+    // The whole reference as `repo`, which the API allows: Podman's
+    // compatible import ignores a separate `tag` and names the image
+    // `latest`, so it was never found under its tag.
     let options = bollard::query_parameters::CreateImageOptionsBuilder::default()
         .from_src("-")
-        .repo(repo)
-        .tag(version)
+        .repo(&tag)
         .changes(vec![format!("LABEL vmbench.rootfs.key=\"{}\"", built.key)])
         .build();
     let mut stream = docker.create_image(Some(options), Some(bollard::body_full(archive.into())), None);
@@ -162,7 +163,12 @@ pub async fn remove_guest_images(docker: &Docker) -> Result<usize> {
             .build();
         let images = docker.list_images(Some(options)).await.context("listing guest images")?;
         for image in images {
-            for tag in image.repo_tags.iter().filter(|t| t.starts_with(&format!("{repository}:"))) {
+            // Podman names them `docker.io/<repository>:<tag>`.
+            let ours = |t: &&String| {
+                let t = t.strip_prefix("docker.io/").or_else(|| t.strip_prefix("localhost/")).unwrap_or(t);
+                t.starts_with(&format!("{repository}:"))
+            };
+            for tag in image.repo_tags.iter().filter(ours) {
                 docker
                     .remove_image(tag, None::<bollard::query_parameters::RemoveImageOptions>, None)
                     .await
