@@ -64,7 +64,7 @@ fi
 # python3 and curl are used by this script itself.
 PACKAGES=(qemu-system-x86 hyperfine ca-certificates crun runsc fonts-dejavu-core
           libvirt-daemon-system libvirt-dev pkg-config podman curl
-          python3 python3-junitparser)
+          python3 python3-junitparser python3-jsonschema)
 # Headless Chromium is needed by one test only (it opens report.html). On
 # Ubuntu the chromium package is a shim that installs a snap, which needs
 # snapd running (not in containers or most CI runners): not installed there,

@@ -18,7 +18,7 @@ pub fn possible(value: f64) -> bool {
 }
 
 /// Whether a larger value is good or bad news.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     LowerIsBetter,

@@ -65,6 +65,7 @@ pub const SQL_PORT: u16 = 3306;
 /// reports all speak of workloads by this type; its lowercase name is what
 /// files and instructions carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "harness", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum WorkloadKind {
     Boot,
@@ -137,6 +138,7 @@ impl std::fmt::Display for WorkloadKind {
 
 /// One message from the agent to the host.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "harness", derive(schemars::JsonSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum AgentMessage {
     /// The agent is running. Sent first, before any workload.
@@ -209,6 +211,7 @@ pub enum AgentMessage {
 /// The server an application workload started, as the agent started it:
 /// what changes its results, recorded next to them.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "harness", derive(schemars::JsonSchema))]
 #[serde(default)]
 pub struct ServerFacts {
     /// `nginx`, `mariadb`.
@@ -229,6 +232,7 @@ pub struct ServerFacts {
 /// memory and kernel settings. Every field is optional on reading, so lines
 /// from older or newer agents still parse.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "harness", derive(schemars::JsonSchema))]
 #[serde(default)]
 pub struct AgentFacts {
     /// Measured resolution of `CLOCK_MONOTONIC` in ns: the smallest non-zero
@@ -259,6 +263,7 @@ pub struct AgentFacts {
 
 /// One CPU cache.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "harness", derive(schemars::JsonSchema))]
 pub struct CacheFact {
     pub level: u8,
     /// `Data`, `Instruction` or `Unified`.
@@ -269,6 +274,7 @@ pub struct CacheFact {
 /// The CPU vulnerability files, compactly: how many there are and which
 /// say `Vulnerable` (unmitigated).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "harness", derive(schemars::JsonSchema))]
 #[serde(default)]
 pub struct MitigationSummary {
     pub listed: usize,
@@ -277,6 +283,7 @@ pub struct MitigationSummary {
 
 /// How the agent leaves when it runs as PID 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "harness", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ExitMode {
     /// `reboot(RB_AUTOBOOT)`: QEMU started with `-no-reboot` exits at once.

@@ -13,6 +13,7 @@ mod init;
 mod manpage;
 mod report;
 mod run;
+pub mod schema;
 mod validate;
 
 use clap::{Parser, Subcommand};
@@ -56,6 +57,8 @@ pub enum Command {
     Completions(completions::CompletionsArgs),
     /// Print the man page (roff) to standard output, or write it and one page per command to --out DIR.
     Manpage(manpage::ManpageArgs),
+    /// Print the JSON Schema of a scenario file, run.json or summary.json (for editors and scripts).
+    Schema(schema::SchemaArgs),
     /// Re-render a run's reports (summary.json, samples.csv, report.md, report.html, summary.tex) from its files.
     Report(report::ReportArgs),
 }
@@ -103,6 +106,7 @@ pub fn main() -> i32 {
         Command::History(args) => history::exec(args),
         Command::Completions(args) => completions::exec(args),
         Command::Manpage(args) => manpage::exec(args),
+        Command::Schema(args) => schema::exec(args),
     };
     match result {
         Ok(code) => code,

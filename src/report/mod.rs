@@ -126,7 +126,7 @@ pub fn metric_rows(record: &RunRecord, samples: &[Sample]) -> Vec<MetricRow> {
 }
 
 /// The cost of one target against another on a workload's headline metric.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct PairRatio {
     pub workload: WorkloadKind,
     pub metric: String,
@@ -245,7 +245,7 @@ pub const DRIFT_ALPHA: f64 = 0.01;
 
 /// A metric that moved with run order: its Spearman correlation with `seq`
 /// has p < [`DRIFT_ALPHA`].
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Drift {
     pub target: String,
     pub workload: WorkloadKind,

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 /// p90/p99/p999 are exact nearest ranks and null below `tail_min_n`.
 pub const SUMMARY_SCHEMA_VERSION: u32 = 2;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RunSummary {
     pub schema_version: u32,
     pub run_id: String,
@@ -49,7 +49,7 @@ pub struct RunSummary {
 }
 
 /// The fewest samples each tail percentile needs (see `stats::TAIL_MIN_N`).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TailMinN {
     pub p90: usize,
     pub p99: usize,
@@ -69,14 +69,14 @@ impl Default for TailMinN {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct NotApplicable {
     pub target: String,
     pub workload: WorkloadKind,
     pub reason: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TargetSummary {
     pub name: String,
     pub kind: crate::rundir::TargetKind,
@@ -96,7 +96,7 @@ pub struct TargetSummary {
     pub guest: Option<crate::rundir::GuestFacts>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MetricSummary {
     pub target: String,
     pub workload: WorkloadKind,

@@ -14,7 +14,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 
 /// One trial's outcome: a line of `samples.jsonl`, written the moment the
 /// trial ends.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Sample {
     pub target: String,
     pub workload: WorkloadKind,
@@ -63,7 +63,7 @@ impl Sample {
 }
 
 /// A built artifact on disk.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ArtifactFacts {
     pub path: String,
     pub sha256: String,
@@ -73,7 +73,7 @@ pub struct ArtifactFacts {
 }
 
 /// A locally built container image.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ImageFacts {
     pub tag: String,
     pub id: String,
@@ -84,7 +84,7 @@ pub struct ImageFacts {
 
 /// Everything about one target that changes its numbers, recorded before
 /// the first launch.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TargetFacts {
     pub name: String,
     pub kind: TargetKind,
@@ -161,7 +161,7 @@ pub struct TargetFacts {
 /// A guest system as a target ran it: its definition, what "ready" meant,
 /// and its sizes: a root file system vmbench built as a tree, a disk and an
 /// image, or the user's own image with its layers.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct GuestFacts {
     pub name: String,
     /// Where the guest came from; runs recorded before there was a choice
@@ -213,7 +213,7 @@ pub struct GuestFacts {
 }
 
 /// Where a guest system came from: the scenario key that named it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum GuestSourceKind {
     /// A distribution's tree built by vmbench.
@@ -239,7 +239,7 @@ impl GuestSourceKind {
 }
 
 /// The user's own container image, as the engine describes it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct BaseImageFacts {
     /// What the scenario named: the image reference, or the Dockerfile's or
     /// the archive's path.
@@ -262,7 +262,7 @@ pub struct BaseImageFacts {
 }
 
 /// One step of an image's history.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LayerFacts {
     /// The instruction that made it (`COPY ...`, `RUN ...`), as the engine
     /// recorded it.
@@ -353,7 +353,7 @@ impl GuestFacts {
 }
 
 /// The host the run happened on.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct HostFacts {
     pub hostname: String,
     pub os: String,
@@ -391,7 +391,7 @@ pub struct HostFacts {
 /// `running` while samples are being written; `complete`, `interrupted` or
 /// `failed` once the run ended. A reader of a `running` run whose process is
 /// gone is looking at a crash.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
     Running,
@@ -401,7 +401,7 @@ pub enum RunStatus {
 }
 
 /// `run.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RunRecord {
     pub schema_version: u32,
     pub vmbench_version: String,
@@ -426,7 +426,7 @@ pub struct RunRecord {
     pub label: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct GitFacts {
     pub commit: String,
     /// `None` on a detached HEAD.
@@ -440,7 +440,7 @@ pub struct GitFacts {
     pub source: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AutoFacts {
     pub min_repetitions: u32,
     pub max_repetitions: u32,
@@ -451,7 +451,7 @@ pub struct AutoFacts {
 }
 
 /// How `repetitions = "auto"` ended for one target × workload.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AutoOutcome {
     pub target: String,
     pub workload: WorkloadKind,
@@ -471,7 +471,7 @@ pub struct AutoOutcome {
     pub converged: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ScenarioFacts {
     pub name: String,
     pub description: String,

@@ -83,7 +83,7 @@ impl Target {
 }
 
 /// What isolates a target: a VM, a container or nothing (the bare host).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TargetKind {
     Vm,
@@ -482,7 +482,7 @@ impl ContainerNetwork {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Engine {
     Docker,
@@ -531,6 +531,11 @@ impl Workload {
     pub fn param(&self, name: &str) -> Option<u64> {
         self.params.get(name).and_then(|v| v.parse().ok())
     }
+}
+
+/// The JSON Schema of a scenario file, from the types it is read into.
+pub fn schema() -> serde_json::Value {
+    raw::scenario_schema()
 }
 
 /// Reads and validates a scenario file.

@@ -16,7 +16,7 @@ pub use trend::{spearman_trend, Trend, TREND_MIN_N};
 pub const CONFIDENCE: f64 = 0.95;
 
 /// Summary of one metric of one target over its measured repetitions.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Summary {
     pub n: usize,
     pub min: f64,
@@ -105,7 +105,7 @@ pub fn median(values: &[f64]) -> Option<f64> {
 }
 
 /// A ratio of medians with a percentile-bootstrap confidence interval.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Ratio {
     pub value: f64,
     pub low: f64,

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 pub const TREND_MIN_N: usize = 6;
 
 /// Spearman's ρ of a metric against run order, with its p-value.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Trend {
     pub n: usize,
     /// −1 … 1: the values fall (−) or rise (+) with run order.
