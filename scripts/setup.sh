@@ -65,13 +65,8 @@ fi
 PACKAGES=(qemu-system-x86 hyperfine ca-certificates crun runsc fonts-dejavu-core
           libvirt-daemon-system libvirt-dev pkg-config podman curl
           python3 python3-junitparser python3-jsonschema)
-# Headless Chromium is needed by one test only (it opens report.html). On
-# Ubuntu the chromium package is a shim that installs a snap, which needs
-# snapd running (not in containers or most CI runners): not installed there,
-# and that test says it skips.
-if ! grep -qx 'ID=ubuntu' /etc/os-release 2>/dev/null; then
-    PACKAGES+=(chromium)
-fi
+# Headless Chromium is needed by one test only (it opens report.html), so
+# .ci/run installs it, not this script; without it that test says it skips.
 # Guest systems ([[guest]]): mmdebstrap builds the root file system from the
 # distribution's archive; mkfs.ext4 -d, mkfs.fat, mtools, syslinux and
 # systemd-boot make the bootable VM disk of it; OVMF is the UEFI firmware.

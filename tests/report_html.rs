@@ -9,10 +9,10 @@ use common::*;
 use std::path::Path;
 use std::process::Command;
 
-/// Whether a headless Chromium can run here. Not where it is missing or is
-/// Ubuntu's snap shim (scripts/setup.sh does not install it there): then the
-/// test below says it skips, unless `VMBENCH_REQUIRE_CHROMIUM=1` (set by
-/// .ci/run) makes that a failure.
+/// Whether a headless Chromium can run here. Not where it is missing (only
+/// .ci/run installs it) or is Ubuntu's snap shim: then the test below says it
+/// skips, unless `VMBENCH_REQUIRE_CHROMIUM=1` (set by .ci/run) makes that a
+/// failure.
 fn chromium_available() -> bool {
     let runs = Command::new("chromium").arg("--version").output();
     let real = runs
@@ -31,7 +31,7 @@ fn chromium_available() -> bool {
             std::env::var("VMBENCH_REQUIRE_CHROMIUM").as_deref() != Ok("1"),
             "VMBENCH_REQUIRE_CHROMIUM=1 but {why}"
         );
-        eprintln!("skipped: no headless Chromium here ({why}); on Ubuntu its package is a snap, which scripts/setup.sh does not install");
+        eprintln!("skipped: no headless Chromium here ({why}); `apt-get install chromium` on Debian (.ci/run does); on Ubuntu the package is a snap");
     }
     real
 }
@@ -55,7 +55,7 @@ fn chromium(args: &[&str], page: &Path, profile: &Path) -> std::process::Output 
         .args(args)
         .arg(format!("file://{}", page.display()))
         .output()
-        .expect("chromium runs (scripts/setup.sh installs it)")
+        .expect("chromium runs (checked above)")
 }
 
 /// Pixels of the screenshot: how many are not white, and how many carry the
