@@ -102,24 +102,30 @@ impl<'a> Locator<'a> {
         self.error(span, &key, message)
     }
 
-    /// The span of `key = ...` in the table whose header (or first line)
-    /// starts at `table.start`, up to the next table header.
+    /// The span of `key = ...` in the table that starts at `table.start`
+    /// (its header), as the TOML parser gives it. For keys serde cannot hand
+    /// over with their spans (a workload's parameters, read as one map).
     pub fn find_key(&self, table: Range<usize>, key: &str) -> Option<Range<usize>> {
-        let mut offset = table.start;
-        for (i, line) in self.text.get(table.start..)?.split_inclusive('\n').enumerate() {
-            let trimmed = line.trim_start();
-            if i > 0 && trimmed.starts_with('[') {
-                return None;
-            }
-            if let Some(rest) = trimmed.strip_prefix(key) {
-                if rest.trim_start().starts_with('=') {
-                    let start = offset + (line.len() - trimmed.len());
-                    return Some(start..start + key.len());
+        let root = toml::de::DeTable::parse(self.text).ok()?;
+        let root = toml::Spanned::new(root.span(), toml::de::DeValue::Table(root.into_inner()));
+        key_in(&root, table.start, key)
+    }
+}
+
+/// The span of `key` in the table somewhere under `value` that starts at
+/// `start`.
+fn key_in(value: &toml::Spanned<toml::de::DeValue<'_>>, start: usize, key: &str) -> Option<Range<usize>> {
+    match value.get_ref() {
+        toml::de::DeValue::Table(table) => {
+            if value.span().start == start {
+                if let Some((k, _)) = table.iter().find(|(k, _)| k.get_ref().as_ref() == key) {
+                    return Some(k.span());
                 }
             }
-            offset += line.len();
+            table.values().find_map(|v| key_in(v, start, key))
         }
-        None
+        toml::de::DeValue::Array(items) => items.iter().find_map(|v| key_in(v, start, key)),
+        _ => None,
     }
 }
 
