@@ -168,7 +168,7 @@ fn every_format_flag_lists_its_values_and_results_dir_has_its_variable_in_help()
         ("validate", "[possible values: text, json]"),
         ("history", "[possible values: text, json]"),
         ("doctor", "[possible values: text, json]"),
-        ("compare", "[possible values: table, md, json, junit]"),
+        ("compare", "[possible values: table, md, json, junit, html]"),
         ("export", "[possible values: github-action-benchmark, bencher, junit]"),
         ("report", "[possible values: json, csv, md, html, tex]"),
     ] {

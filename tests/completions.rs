@@ -91,8 +91,8 @@ fn man_renders_the_page_with_its_commands_and_exit_statuses() {
     let out = run_in(tmp.path(), &["manpage", "--out", dir.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     // vmbench.1 and one per command: run, validate, init, doctor, clean,
-    // compare, check, export, history, report, completions, manpage.
-    assert_eq!(stdout(&out).lines().count(), 13, "vmbench.1 and one per command:\n{}", stdout(&out));
+    // compare, check, export, history, report, completions, manpage, schema.
+    assert_eq!(stdout(&out).lines().count(), 14, "vmbench.1 and one per command:\n{}", stdout(&out));
     assert!(dir.join("vmbench-init.1").is_file());
     let export = Command::new("man")
         .args(["-P", "cat", "-l"])

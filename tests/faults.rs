@@ -62,8 +62,9 @@ min_time_ms = 3000
     while run.try_wait().unwrap().is_none() && started.elapsed() < Duration::from_secs(120) {
         if killed.is_none() {
             if let Some(&pid) = qemu_pids().first() {
-                // Booted (about 2 s under TCG) and into the workload.
-                std::thread::sleep(Duration::from_secs(5));
+                // Booted (about 2 s under TCG, more on a loaded host) and
+                // well into the workload (four passes of at least 3 s).
+                std::thread::sleep(Duration::from_secs(8));
                 // SAFETY: kill sends a signal; the pid is QEMU's, seen above.
                 assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
                 killed = Some(pid);

@@ -58,18 +58,18 @@ impl Hierarchies {
     }
 }
 
-/// Whether vmbench can make cgroups for its targets here: a hierarchy with
-/// the memory (and CPU accounting) controller that it may write to.
-pub fn usable() -> Result<(), String> {
+/// Whether vmbench can make cgroups for run `run_id`'s targets here: it
+/// makes one as a launch would (controllers delegated on v2) and removes it
+/// again, with the run's directories, which stay empty until a launch.
+pub fn usable(run_id: &str) -> Result<(), String> {
     let hierarchies = Hierarchies::of_host().ok_or("no cgroup v1 memory + cpuacct or v2 memory controller found")?;
-    for dir in [&hierarchies.memory, &hierarchies.cpu] {
-        let path = CString::new(dir.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())?;
-        // SAFETY: access only reads the NUL-terminated path it is given.
-        if unsafe { libc::access(path.as_ptr(), libc::W_OK) } != 0 {
-            return Err(format!("{} is not writable: {}", dir.display(), std::io::Error::last_os_error()));
-        }
+    let made = LaunchCgroup::create(&hierarchies, run_id, "probe");
+    if let Ok(probe) = &made {
+        probe.remove();
     }
-    Ok(())
+    remove_run(&hierarchies, run_id);
+    made.map(|_| ())
+        .map_err(|e| format!("cannot make a cgroup under {}: {e}", hierarchies.memory.display()))
 }
 
 /// How the memory and CPU of a target vmbench starts itself are accounted
@@ -122,7 +122,9 @@ impl LaunchCgroup {
     pub fn join_in_child(&self, command: &mut tokio::process::Command) -> JoinClock {
         let procs = self.procs.clone();
         let pipe = JoinPipe::new();
-        let report = pipe.as_ref().map(|p| p.write.as_raw_fd());
+        // The closure owns its own copy of the write end, so the number it
+        // writes to stays this pipe's whatever happens to the JoinClock.
+        let report = pipe.as_ref().and_then(|p| p.write.try_clone().ok());
         // SAFETY: clock_gettime, open, write and close are async-signal-safe;
         // the paths were built before the fork and are only read.
         unsafe {
@@ -140,9 +142,9 @@ impl LaunchCgroup {
                         return Err(std::io::Error::last_os_error());
                     }
                 }
-                if let Some(fd) = report {
+                if let Some(fd) = &report {
                     let took = monotonic_ns().saturating_sub(joining).to_ne_bytes();
-                    libc::write(fd, took.as_ptr().cast(), took.len());
+                    libc::write(fd.as_raw_fd(), took.as_ptr().cast(), took.len());
                 }
                 Ok(())
             });
@@ -161,8 +163,9 @@ impl LaunchCgroup {
 
 /// How long the child took to join its cgroup, as it measured it between
 /// fork and exec. A cgroup migration is vmbench's own work, not the target's
-/// (on cgroup v1 it waits for an RCU grace period: 10-16 ms here), so the
+/// (on cgroup v1 it waits for an RCU grace period: 2-16 ms here), so the
 /// launch's clock leaves it out.
+#[must_use = "the join's duration is read from it after the spawn"]
 pub struct JoinClock(Option<JoinPipe>);
 
 struct JoinPipe {
@@ -385,7 +388,7 @@ mod tests {
     static HOST_CGROUPS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
     #[test]
-    fn clean_removes_the_cgroups_a_killed_run_left() {
+    fn a_dead_runs_cgroups_are_removed_with_whatever_still_runs_in_them() {
         let _alone = HOST_CGROUPS.lock().unwrap_or_else(|e| e.into_inner());
         let Some(hierarchies) = Hierarchies::of_host() else {
             eprintln!("no usable cgroup hierarchy here; skipped");
@@ -394,7 +397,21 @@ mod tests {
         let run = format!("left-{}", std::process::id());
         let cgroup = LaunchCgroup::create(&hierarchies, &run, "vm-0").unwrap();
         assert!(cgroup.memory.exists());
-        assert!(remove_all(&hierarchies) >= 1);
+        // A process the dead run left in its cgroup (as a QEMU that changed
+        // its user, and so lost its parent-death signal, would be).
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let mut child = rt.block_on(async {
+            let mut command = tokio::process::Command::new("sleep");
+            command.arg("600");
+            let join = cgroup.join_in_child(&mut command);
+            let child = command.spawn().unwrap();
+            assert!(join.joined().is_some(), "the child timed its join");
+            child
+        });
+        // Its own run only: remove_all would reach any live run's cgroups.
+        remove_run(&hierarchies, &run);
+        let status = rt.block_on(child.wait()).unwrap();
+        assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(libc::SIGKILL));
         assert!(hierarchies.run_dirs(&run).iter().all(|d| !d.exists()));
     }
 
@@ -418,7 +435,7 @@ mod tests {
             // `yes` into /dev/null: a child that burns CPU until killed.
             let mut command = tokio::process::Command::new("yes");
             command.stdout(std::process::Stdio::null());
-            cgroup.join_in_child(&mut command);
+            let _join = cgroup.join_in_child(&mut command);
             let mut child = command.spawn().unwrap();
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
             child.kill().await.unwrap();

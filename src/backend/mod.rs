@@ -58,7 +58,7 @@ pub struct RunContext {
 impl RunContext {
     pub fn new(run_id: &str, cpuset: Option<CpuSet>, accounting: Accounting) -> Arc<Self> {
         let fallback = match accounting {
-            Accounting::Cgroup => cgroup::usable().err(),
+            Accounting::Cgroup => cgroup::usable(run_id).err(),
             Accounting::Process => None,
         };
         if let Some(why) = &fallback {
@@ -423,7 +423,9 @@ impl Sweeper for CgroupSweeper {
             tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         }
         if let Some(h) = cgroup::Hierarchies::of_host() {
-            cgroup::remove_run(&h, run_id);
+            // Kills and waits for what is left in them: off the runtime's thread.
+            let run_id = run_id.to_string();
+            let _ = tokio::task::spawn_blocking(move || cgroup::remove_run(&h, &run_id)).await;
         }
         remove_run_temp_dirs(run_id);
         Ok(())

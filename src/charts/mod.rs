@@ -122,6 +122,13 @@ pub fn write_run(
     Ok(out)
 }
 
+/// The run's workload kinds in scenario order, each once (a scenario may
+/// list one kind twice with other parameters; its samples share one chart).
+fn workload_kinds(record: &crate::rundir::RunRecord) -> Vec<crate::rundir::WorkloadKind> {
+    let mut seen = std::collections::HashSet::new();
+    record.scenario.workloads.iter().copied().filter(|w| seen.insert(*w)).collect()
+}
+
 /// The note appended to chart titles saying how the run's VMs were accelerated.
 fn accel_note(record: &crate::rundir::RunRecord) -> &'static str {
     if record.targets.iter().any(|t| t.accel.as_deref() == Some("tcg")) {
@@ -157,7 +164,7 @@ fn per_workload_charts(
 ) -> Result<Vec<ChartFile>> {
     use plotters::prelude::*;
     let mut out = Vec::new();
-    for &workload in &record.scenario.workloads {
+    for workload in workload_kinds(record) {
         let metric = crate::metric::headline(workload);
         let unit = crate::metric::unit(metric);
         let data = distribution::values(targets, samples, workload, metric);
@@ -232,7 +239,7 @@ fn overhead_charts(
 ) -> Result<Vec<ChartFile>> {
     use plotters::prelude::*;
     let mut out = Vec::new();
-    for workload in &record.scenario.workloads {
+    for workload in &workload_kinds(record) {
         let metrics: Vec<&crate::report::summary::MetricSummary> = summary.metrics.iter().filter(|m| m.workload == *workload).collect();
         let bars = overhead::bars(&metrics, targets);
         if bars.is_empty() {

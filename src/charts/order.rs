@@ -130,6 +130,12 @@ mod tests {
                 .filter(|x| x.ok && x.target == s.target && x.workload == workload && x.metrics.contains_key(&metric))
                 .count();
             assert_eq!(s.points.len(), expected);
+            let warmups = run
+                .samples
+                .iter()
+                .filter(|x| x.ok && x.warmup && x.target == s.target && x.workload == workload)
+                .count();
+            assert_eq!(s.points.iter().filter(|p| p.2).count(), warmups, "warm-ups drawn apart");
         }
     }
 }

@@ -54,6 +54,14 @@ impl TrialResult {
             Some(first) => format!("{first}\nthen: {message}"),
         });
     }
+
+    /// Adds how the target ended (an exit status, a signal, the OOM killer)
+    /// to a failure already recorded.
+    pub fn how_it_ended(&mut self, problem: &str) {
+        if let Some(error) = &mut self.error {
+            error.push_str(&format!("\nhow it ended: {problem}"));
+        }
+    }
 }
 
 /// What the host does against a target once its agent listens: the network
@@ -234,7 +242,12 @@ async fn observe_probed(
             // The console is read meanwhile, for the failure message.
             let read = read_until(&mut reading, &mut source, deadline, None, |_| false);
             tokio::select! {
-                outcome = connected => outcome.map(|(pending, at)| (ConsoleEnd::Done, pending, at)),
+                // A probe that gave up at the deadline timed out; the
+                // target did not end.
+                outcome = connected => outcome.map(|(pending, at)| {
+                    let end = if at.is_some() { ConsoleEnd::Done } else { ConsoleEnd::TimedOut };
+                    (end, pending, at)
+                }),
                 end = read => Ok((end, None, None)),
             }
         }
@@ -257,8 +270,8 @@ async fn observe_probed(
         result.fail(with_console_tail(&format!("{why} ({})", probe.describe()), &reading));
         if end != ConsoleEnd::TimedOut {
             let gone = launch.wait_gone(deadline, false).await;
-            if let (Some(problem), Some(error)) = (gone.problem, &mut result.error) {
-                error.push_str(&format!("\nhow it ended: {problem}"));
+            if let Some(problem) = gone.problem {
+                result.how_it_ended(&problem);
             }
         }
         return;
@@ -427,10 +440,6 @@ async fn with_pending(
     Ok((end, Some(done)))
 }
 
-/// The target's host CPU per unit of work in each host-driven phase (µs per
-/// request, per MB), from the sampled CPU time at the phase's ends. Only
-/// where the target's CPU is sampled (VMs, containers, native targets under
-/// `accounting = "cgroup"`), and only for phases the samples bracket.
 /// The agent's closed regions as windows of `host_cpu_per_<unit>_us`.
 fn agent_regions(report: &crate::console::AgentReport) -> Vec<super::network::UnitWindow> {
     report
@@ -445,8 +454,15 @@ fn agent_regions(report: &crate::console::AgentReport) -> Vec<super::network::Un
         .collect()
 }
 
+/// The target's host CPU per unit of work in each window (a host-driven
+/// phase, an agent's region): µs per request, per MB, per I/O, from the
+/// sampled CPU time at the window's ends. Only where the target's CPU is
+/// sampled (VMs, containers, native targets under `accounting = "cgroup"`),
+/// and only for windows the samples bracket and that have a length: a
+/// region whose begin and end lines came in one console chunk was not
+/// resolved, and gets no figure rather than 0.
 fn record_cpu_per_unit(series: &Series, windows: &[super::network::UnitWindow], metrics: &mut BTreeMap<String, f64>) {
-    for w in windows.iter().filter(|w| w.units > 0.0) {
+    for w in windows.iter().filter(|w| w.units > 0.0 && w.to > w.from) {
         if let Some(ns) = series.cpu_between(w.from, w.to) {
             metrics.insert(w.metric.clone(), ns / 1e3 / w.units);
         }
@@ -498,7 +514,7 @@ async fn record_gone(
         (Some(problem), None) => result.fail(problem),
         // A target that ended on its own before its agent was done: how it
         // ended (an exit status, a signal, the OOM killer) is the reason.
-        (Some(problem), Some(error)) if end == ConsoleEnd::Closed => error.push_str(&format!("\nhow it ended: {problem}")),
+        (Some(problem), Some(_)) if end == ConsoleEnd::Closed => result.how_it_ended(&problem),
         _ => {}
     }
 }

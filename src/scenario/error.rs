@@ -16,7 +16,9 @@ pub struct ScenarioError {
     pub message: String,
     /// The text of `line`, shown under the message with a caret at `column`.
     pub source_line: Option<Box<str>>,
-    /// The file's other errors, in the order found (one per table at most).
+    /// The file's other errors, in the order found: the first of each
+    /// `[[guest]]`, `[[target]]` and `[[workload]]` table, and each failed
+    /// top-level key.
     pub more: Box<[ScenarioError]>,
 }
 

@@ -260,12 +260,24 @@ fn vm_run_as(loc: &Locator, i: usize, t: &RawTarget, libvirt: bool) -> Result<Op
         ));
     }
     let name = user.get_ref();
-    let c_name = std::ffi::CString::new(name.as_str()).map_err(|_| loc.error(Some(user.span()), &key, "a user name has no NUL byte"))?;
-    // SAFETY: getpwnam reads the NUL-terminated name; only its null-ness is used.
-    if unsafe { libc::getpwnam(c_name.as_ptr()) }.is_null() {
+    if !user_exists(name) {
         return Err(loc.error(Some(user.span()), &key, format!("no user `{name}` on this host")));
     }
     Ok(Some(name.clone()))
+}
+
+/// Whether the host's user database knows `name` (getpwnam_r: scenarios
+/// are validated from several threads at once).
+fn user_exists(name: &str) -> bool {
+    let Ok(c_name) = std::ffi::CString::new(name) else { return false };
+    // SAFETY: a zeroed passwd is a valid out-parameter; getpwnam_r writes
+    // the entry's strings into `buf` and sets `found` to `entry` or null.
+    unsafe {
+        let mut entry: libc::passwd = std::mem::zeroed();
+        let mut buf = vec![0 as libc::c_char; 4096];
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        libc::getpwnam_r(c_name.as_ptr(), &mut entry, buf.as_mut_ptr(), buf.len(), &mut found) == 0 && !found.is_null()
+    }
 }
 
 /// The VM's `backend` (QEMU by default); libvirt only if this build has it.

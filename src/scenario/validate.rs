@@ -103,7 +103,13 @@ fn kept<T>(errors: &mut Vec<ScenarioError>, checked: Result<T>) -> Option<T> {
 /// clears it), so it no longer dies with a killed vmbench; vmbench then
 /// finds it by its cgroup, which only cgroup accounting gives it.
 fn check_run_as(loc: &Locator, raw: &RawScenario, accounting: Accounting) -> Result<()> {
-    for (i, t) in raw.target.iter().enumerate() {
+    // Only VM targets: on others `run_as` is already an error of its own.
+    let vms = raw
+        .target
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.get_ref().kind.as_ref().is_some_and(|k| k.get_ref() == "vm"));
+    for (i, t) in vms {
         if let (Some(user), Accounting::Process) = (&t.get_ref().run_as, accounting) {
             return Err(loc.error(
                 Some(user.span()),

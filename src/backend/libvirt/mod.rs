@@ -172,7 +172,9 @@ impl Link {
         loop {
             let conn = self.current();
             let probe = conn.clone();
-            if tokio::task::spawn_blocking(move || probe.is_alive().unwrap_or(false))
+            // A call that goes to libvirtd: the client may not notice a
+            // closed socket until one fails.
+            if tokio::task::spawn_blocking(move || probe.lib_version().is_ok())
                 .await
                 .unwrap_or(false)
             {
@@ -501,7 +503,8 @@ async fn watch(link: Arc<Link>, name: String, gone: Arc<AtomicBool>, console_end
         let running = tokio::task::spawn_blocking(move || is_running(&c, &n)).await.ok().flatten();
         if running.is_none() {
             // No answer: libvirtd went away while the domain runs on. Ask
-            // again through a new connection once it is back.
+            // again (through a new connection once it is back), not at once.
+            tokio::time::sleep(interval).await;
             link.alive().await;
             continue;
         }

@@ -88,6 +88,14 @@ pub async fn prepare_vm(name: &str, spec: &VmSpec, ctx: &RunContext) -> Result<P
     let qemu = find_qemu(spec.qemu.as_deref())?;
     let version = qemu_version(&qemu).await?;
     // libvirt puts its own -sandbox on the QEMU it starts (see `libvirt::sandbox`).
+    if spec.run_as.is_some() && ctx.accounting != crate::scenario::Accounting::Cgroup {
+        // Without a cgroup nothing could find a QEMU that outlived a killed
+        // vmbench (it has no parent-death signal once it changed its user).
+        bail!(
+            "target `{name}`: run_as needs a cgroup of vmbench's own for QEMU, and this host gives none ({})",
+            ctx.accounting_fallback.as_deref().unwrap_or("accounting = \"process\"")
+        );
+    }
     let sandbox = spec.sandbox && spec.backend == VmBackend::Qemu;
     if sandbox {
         check_sandbox(&qemu, &format!("target `{name}`")).await?;
