@@ -20,76 +20,97 @@ pub fn validate(path: &Path, text: &str) -> Result<Scenario> {
     // Every table is checked, and every error of the file reported at once
     // (the first in each table); the checks across tables need them all.
     let mut errors = Vec::new();
-    let whole = Some(0..0);
-    let name = raw
-        .name
-        .as_ref()
-        .ok_or_else(|| loc.error(whole.clone(), "name", "missing: every scenario needs a `name`"));
-    let name = kept(&mut errors, name.and_then(|n| check_name(&loc, n, "name").map(|()| n)));
-    let repetitions = kept(&mut errors, repetitions_from_raw(&loc, &raw));
-    let warmup = kept(&mut errors, int_in(&loc, raw.warmup.as_ref(), "warmup", 0..=10_000, DEFAULT_WARMUP));
-    let timeout_s = kept(
-        &mut errors,
-        float_in(&loc, raw.timeout_s.as_ref(), "timeout_s", 0.001..=86_400.0, DEFAULT_TIMEOUT_S),
-    );
-    if raw.target.is_empty() {
-        errors.push(loc.error(whole.clone(), "target", "no `[[target]]`: a scenario needs at least one target"));
-    }
+    let top = top_level(&loc, &raw, &mut errors);
     let base_dir = path.parent().unwrap_or(Path::new("."));
     let guests = kept(&mut errors, super::guests::guests_from_raw(&loc, &raw.guest, base_dir));
     // Targets name guests: checked only against guests that are all valid.
     let targets = guests
         .as_ref()
         .map(|guests| targets_from_raw(&loc, &raw, base_dir, guests, &mut errors));
-    if raw.workload.is_empty() {
-        errors.push(loc.error(whole, "workload", "no `[[workload]]`: add `[[workload]]` with `kind = \"boot\"`"));
-    }
     let workloads: Vec<Workload> = raw
         .workload
         .iter()
         .enumerate()
         .filter_map(|(i, w)| kept(&mut errors, workload_from_raw(&loc, i, w)))
         .collect();
-    let cpuset = kept(&mut errors, cpuset_from_raw(&loc, raw.cpuset.as_ref()));
-    let accounting = kept(
-        &mut errors,
-        one_of(
-            &loc,
-            raw.accounting.as_ref(),
-            "accounting",
-            &[("process", Accounting::Process), ("cgroup", Accounting::Cgroup)],
-            Accounting::Cgroup,
-        ),
-    );
-    if let Some(accounting) = accounting {
-        kept(&mut errors, check_run_as(&loc, &raw, accounting));
-    }
-    let (Some(name), Some((repetitions, auto)), Some(warmup), Some(timeout_s), Some(guests), Some(targets), Some(cpuset), Some(accounting)) =
-        (name, repetitions, warmup, timeout_s, guests, targets, cpuset, accounting)
-    else {
+    let (Some(top), Some(guests), Some(targets), true) = (top, guests, targets, errors.is_empty()) else {
         return Err(ScenarioError::all(errors));
     };
-    if !errors.is_empty() {
-        return Err(ScenarioError::all(errors));
-    }
-    let target_cpus = cpuset.as_ref().map_or_else(usable_cpus, |s| s.len() as u64);
+    let target_cpus = top.cpuset.as_ref().map_or_else(usable_cpus, |s| s.len() as u64);
     check_cpus(&loc, &raw, &targets, target_cpus)?;
     cross_check(&loc, &raw, &targets, &workloads, target_cpus)?;
     check_disk_space(&loc, &raw, &workloads)?;
     Ok(Scenario {
-        name: name.get_ref().clone(),
+        name: top.name,
         description: raw.description.map(|d| d.into_inner()).unwrap_or_default(),
-        repetitions,
-        auto,
-        warmup: warmup as u32,
-        timeout: Duration::from_secs_f64(timeout_s),
-        cpuset,
-        accounting,
+        repetitions: top.repetitions,
+        auto: top.auto,
+        warmup: top.warmup,
+        timeout: top.timeout,
+        cpuset: top.cpuset,
+        accounting: top.accounting,
         guests,
         targets,
         workloads,
         path: path.to_path_buf(),
         text: text.to_string(),
+    })
+}
+
+/// The scenario's own keys, checked.
+struct TopLevel {
+    name: String,
+    repetitions: u32,
+    auto: Option<AutoRepetitions>,
+    warmup: u32,
+    timeout: Duration,
+    cpuset: Option<CpuSet>,
+    accounting: Accounting,
+}
+
+/// The top-level keys (and that there are targets and workloads); each
+/// problem goes to `errors`, and `None` comes back if there was any.
+fn top_level(loc: &Locator, raw: &RawScenario, errors: &mut Vec<ScenarioError>) -> Option<TopLevel> {
+    let before = errors.len();
+    let whole = Some(0..0);
+    let name = raw
+        .name
+        .as_ref()
+        .ok_or_else(|| loc.error(whole.clone(), "name", "missing: every scenario needs a `name`"));
+    let name = kept(errors, name.and_then(|n| check_name(loc, n, "name").map(|()| n)));
+    let repetitions = kept(errors, repetitions_from_raw(loc, raw));
+    let warmup = kept(errors, int_in(loc, raw.warmup.as_ref(), "warmup", 0..=10_000, DEFAULT_WARMUP));
+    let timeout_s = kept(
+        errors,
+        float_in(loc, raw.timeout_s.as_ref(), "timeout_s", 0.001..=86_400.0, DEFAULT_TIMEOUT_S),
+    );
+    if raw.target.is_empty() {
+        errors.push(loc.error(whole.clone(), "target", "no `[[target]]`: a scenario needs at least one target"));
+    }
+    if raw.workload.is_empty() {
+        errors.push(loc.error(whole, "workload", "no `[[workload]]`: add `[[workload]]` with `kind = \"boot\"`"));
+    }
+    let cpuset = kept(errors, cpuset_from_raw(loc, raw.cpuset.as_ref()));
+    let accounting = kept(
+        errors,
+        one_of(
+            loc,
+            raw.accounting.as_ref(),
+            "accounting",
+            &[("process", Accounting::Process), ("cgroup", Accounting::Cgroup)],
+            Accounting::Cgroup,
+        ),
+    )?;
+    kept(errors, check_run_as(loc, raw, accounting));
+    let ((repetitions, auto), cpuset) = (repetitions?, cpuset?);
+    (errors.len() == before).then(|| TopLevel {
+        name: name.map(|n| n.get_ref().clone()).unwrap_or_default(),
+        repetitions,
+        auto,
+        warmup: warmup.unwrap_or_default() as u32,
+        timeout: Duration::from_secs_f64(timeout_s.unwrap_or(DEFAULT_TIMEOUT_S)),
+        cpuset,
+        accounting,
     })
 }
 
