@@ -98,6 +98,12 @@ fn serve_sink(mut conn: TcpStream) -> Result<u64, String> {
         }
     }
     conn.write_all(&total.to_be_bytes()).map_err(|e| format!("stream answer: {e}"))?;
+    // Wait for the host to close once it has the answer: returning now would
+    // let a VM power off while its user network still holds the answer for
+    // the host, which then read an early end of file (seen under TCG).
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    let _ = conn.read(&mut [0u8; 1]);
     Ok(total)
 }
 
