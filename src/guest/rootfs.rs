@@ -130,6 +130,8 @@ pub fn ensure(rootfs: &Rootfs, agent: &[u8], agent_sha256: &str) -> Result<Built
         build_staged(&base, &staged, agent)?;
         Some(started.elapsed().as_secs_f64() * 1e3)
     };
+    mark_used(&staged);
+    prune_agent_builds(&dir, &staged);
     let tree = staged.join("tree");
     let (kernel, initrd) = boot_files(&tree)?;
     Ok(Built {
@@ -141,6 +143,51 @@ pub fn ensure(rootfs: &Rootfs, agent: &[u8], agent_sha256: &str) -> Result<Built
         build_ms,
         agent_build_ms,
     })
+}
+
+/// How many agent builds of one tree the cache keeps, the last used first.
+/// Each is the tree's hard links plus its VM disks (0.6-2 GB), and every new
+/// vmbench brings a new agent: kept forever, they filled the disk.
+pub const KEEP_AGENT_BUILDS: usize = 2;
+
+/// Sets `staged`'s modification time to now: when it was last used.
+fn mark_used(staged: &Path) {
+    let now = std::time::SystemTime::now();
+    if let Err(e) = std::fs::File::open(staged).and_then(|dir| dir.set_modified(now)) {
+        eprintln!("warning: marking {} as used: {e}", staged.display());
+    }
+}
+
+/// Removes the agent builds under `dir` beyond the [`KEEP_AGENT_BUILDS`]
+/// last used (never `current`), saying so. Each is renamed away before it is
+/// removed, so a removal cut short leaves nothing that looks built.
+fn prune_agent_builds(dir: &Path, current: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let mut others: Vec<(std::time::SystemTime, PathBuf)> = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(".agent-") && name.contains(".removing") {
+            // A removal that a killed vmbench did not finish.
+            let _ = std::fs::remove_dir_all(entry.path());
+        } else if name.starts_with("agent-") && entry.path() != current {
+            if let Some(used) = entry.metadata().ok().and_then(|m| m.modified().ok()) {
+                others.push((used, entry.path()));
+            }
+        }
+    }
+    others.sort_by_key(|(used, _)| std::cmp::Reverse(*used));
+    for (_, old) in others.into_iter().skip(KEEP_AGENT_BUILDS - 1) {
+        let name = old.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let doomed = dir.join(format!(".{name}.removing{}", std::process::id()));
+        if std::fs::rename(&old, &doomed).is_ok() {
+            let freed = std::fs::remove_dir_all(&doomed);
+            eprintln!(
+                "vmbench: removed {} from the cache (an older vmbench's agent; the {KEEP_AGENT_BUILDS} last used are kept){}",
+                old.display(),
+                freed.err().map(|e| format!(": {e}")).unwrap_or_default()
+            );
+        }
+    }
 }
 
 /// Runs mmdebstrap into a temporary directory beside `base` and renames it
@@ -615,6 +662,28 @@ mod tests {
         assert_eq!(u32::from_le_bytes(mbr[470..474].try_into().unwrap()), 133120);
         assert_eq!(&mbr[478..510], &[0u8; 32], "no third or fourth partition");
         assert!(master_boot_record(&[0; 441], &[]).is_err());
+    }
+
+    #[test]
+    fn only_the_last_used_agent_builds_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = std::time::SystemTime::now();
+        let hour = std::time::Duration::from_secs(3600);
+        for (name, age) in [("agent-old", 3), ("agent-older", 5), ("agent-recent", 1), ("agent-current", 9)] {
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(path.join("tree")).unwrap();
+            std::fs::File::open(&path).unwrap().set_modified(now - hour * age).unwrap();
+        }
+        std::fs::create_dir_all(dir.path().join(".agent-gone.removing1/tree")).unwrap();
+        std::fs::create_dir_all(dir.path().join("base")).unwrap();
+        prune_agent_builds(dir.path(), &dir.path().join("agent-current"));
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        // The one in use (however old its time) and the last used other.
+        assert_eq!(left, ["agent-current", "agent-recent", "base"]);
     }
 
     #[test]

@@ -101,9 +101,18 @@ where
     F: FnOnce(bollard::Docker) -> Fut,
     Fut: std::future::Future<Output = T>,
 {
+    with_engine(vmbench::scenario::Engine::Docker, f)
+}
+
+/// Runs `f` against the local engine's API (Docker or the Podman service)
+/// on a runtime of its own.
+pub fn with_engine<F, Fut, T>(engine: vmbench::scenario::Engine, f: F) -> T
+where
+    F: FnOnce(bollard::Docker) -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
-        let engine = vmbench::scenario::Engine::Docker;
         let address = vmbench::backend::docker::engine_address(engine, None);
         f(vmbench::backend::docker::connect(engine, &address).await.unwrap()).await
     })

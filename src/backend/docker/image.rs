@@ -8,6 +8,7 @@ use anyhow::{bail, Context, Result};
 use bollard::query_parameters::BuildImageOptionsBuilder;
 use bollard::Docker;
 use futures_util::StreamExt;
+use std::path::{Path, PathBuf};
 
 /// Repository of vmbench's images; the tag is the agent hash.
 pub const REPOSITORY: &str = "vmbench/agent";
@@ -111,35 +112,85 @@ pub fn rootfs_tag(built: &crate::guest::rootfs::Built, agent_sha256: &str) -> St
     format!("{ROOTFS_REPOSITORY}:{}-{}", &built.key[..16], &agent_sha256[..12])
 }
 
+/// How an engine is given the tar of a guest tree to import.
+pub enum ImportFrom<'a> {
+    /// In the request's body (`fromSrc=-`): Docker.
+    Body,
+    /// As a file the engine reads itself, written into this directory and
+    /// removed after the import: Podman, whose compatible endpoint copies a
+    /// body into `/var/tmp/api_load.tar*` and never removes the copy (a
+    /// guest tree's size left behind on every import; podman#28531).
+    File(&'a Path),
+}
+
 /// Returns the image of a guest's root file system (the same tree the VM
 /// disk is made of), importing it through the Engine API (`docker import`)
 /// if the engine lacks it.
-pub async fn ensure_rootfs(docker: &Docker, built: &crate::guest::rootfs::Built, agent_sha256: &str) -> Result<ImageFacts> {
+pub async fn ensure_rootfs(
+    docker: &Docker,
+    built: &crate::guest::rootfs::Built,
+    agent_sha256: &str,
+    from: ImportFrom<'_>,
+) -> Result<ImageFacts> {
     let tag = rootfs_tag(built, agent_sha256);
     if let Ok(found) = docker.inspect_image(&tag).await {
         return Ok(facts(tag, found, true));
     }
-    let tree = built.tree.clone();
-    let archive = tokio::task::spawn_blocking(move || -> Result<Vec<u8>> {
-        let mut tar = tar::Builder::new(Vec::new());
-        tar.follow_symlinks(false);
-        // Docker's importer rejects GNU sparse entries (header type S).
-        tar.sparse(false);
-        tar.append_dir_all(".", &tree)
-            .with_context(|| format!("archiving {}", tree.display()))?;
-        Ok(tar.into_inner()?)
-    })
-    .await
-    .context("archiving the guest tree")??;
     // The whole reference as `repo`, which the API allows: Podman's
     // compatible import ignores a separate `tag` and names the image
     // `latest`, so it was never found under its tag.
-    let options = bollard::query_parameters::CreateImageOptionsBuilder::default()
-        .from_src("-")
-        .repo(&tag)
-        .changes(vec![format!("LABEL vmbench.rootfs.key=\"{}\"", built.key)])
-        .build();
-    let mut stream = docker.create_image(Some(options), Some(bollard::body_full(archive.into())), None);
+    let options = |src: &str| {
+        bollard::query_parameters::CreateImageOptionsBuilder::default()
+            .from_src(src)
+            .repo(&tag)
+            .changes(vec![format!("LABEL vmbench.rootfs.key=\"{}\"", built.key)])
+            .build()
+    };
+    let tree = built.tree.clone();
+    match from {
+        ImportFrom::Body => {
+            let archive = tokio::task::spawn_blocking(move || archive(&tree, Vec::new()))
+                .await
+                .context("archiving the guest tree")??;
+            let stream = docker.create_image(Some(options("-")), Some(bollard::body_full(archive.into())), None);
+            finish_import(docker, tag, stream).await
+        }
+        ImportFrom::File(dir) => {
+            let file = TempTar::new(dir, &tag)?;
+            let path = file.path.clone();
+            tokio::task::spawn_blocking(move || -> Result<()> {
+                let out = std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+                archive(&tree, std::io::BufWriter::new(out))?
+                    .into_inner()
+                    .map_err(|e| e.into_error())
+                    .and_then(|f| f.sync_all())
+                    .with_context(|| format!("writing {}", path.display()))
+            })
+            .await
+            .context("archiving the guest tree")??;
+            let stream = docker.create_image(Some(options(&file.path.display().to_string())), None, None);
+            // `file` is removed when this returns, imported or not.
+            finish_import(docker, tag, stream).await
+        }
+    }
+}
+
+/// The guest tree as a tar written to `out`. Docker's importer rejects GNU
+/// sparse entries (header type S), so none are made.
+fn archive<W: std::io::Write>(tree: &Path, out: W) -> Result<W> {
+    let mut tar = tar::Builder::new(out);
+    tar.follow_symlinks(false);
+    tar.sparse(false);
+    tar.append_dir_all(".", tree)
+        .with_context(|| format!("archiving {}", tree.display()))?;
+    Ok(tar.into_inner()?)
+}
+
+async fn finish_import(
+    docker: &Docker,
+    tag: String,
+    mut stream: impl futures_util::Stream<Item = Result<bollard::models::CreateImageInfo, bollard::errors::Error>> + Unpin,
+) -> Result<ImageFacts> {
     while let Some(item) = stream.next().await {
         item.with_context(|| format!("importing image {tag}"))?;
     }
@@ -148,6 +199,29 @@ pub async fn ensure_rootfs(docker: &Docker, built: &crate::guest::rootfs::Built,
         .await
         .with_context(|| format!("image {tag} was not there after its import"))?;
     Ok(facts(tag, imported, false))
+}
+
+/// A tar file for the engine to import, removed when dropped (an import
+/// that fails or a vmbench that dies leaves it in the run's scratch
+/// directory, which the next run's sweep removes).
+struct TempTar {
+    path: PathBuf,
+}
+
+impl TempTar {
+    fn new(dir: &Path, tag: &str) -> Result<Self> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let name = tag.replace(['/', ':'], "-");
+        Ok(TempTar {
+            path: dir.join(format!("{name}.import.tar")),
+        })
+    }
+}
+
+impl Drop for TempTar {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
 
 /// Removes every image vmbench made for guests: imported root file systems

@@ -162,7 +162,12 @@ impl DockerBackend {
             .await
             .context("building the guest root file system")?
             .with_context(context)?;
-        let image = image::ensure_rootfs(docker, &built, agent_sha).await.with_context(context)?;
+        let scratch = self.scratch_dir();
+        let from = match self.spec.engine {
+            Engine::Docker => image::ImportFrom::Body,
+            Engine::Podman => image::ImportFrom::File(&scratch),
+        };
+        let image = image::ensure_rootfs(docker, &built, agent_sha, from).await.with_context(context)?;
         Ok((image, Some(crate::rundir::GuestFacts::new(guest, &built))))
     }
 
