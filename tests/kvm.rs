@@ -13,7 +13,7 @@ fn verdict() -> (accel::Verdict, Duration) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let qemu = find_qemu(None).unwrap();
     let kernel = guest::kernel::find(None).unwrap();
-    let initramfs = guest::initramfs::for_kernel(&kernel.path, false).unwrap();
+    let initramfs = guest::initramfs::for_kernel(&kernel.path, false, &guest::agent::Agent::embedded()).unwrap();
     let started = Instant::now();
     let verdict = rt.block_on(accel::probe(&qemu, &kernel.path, &initramfs.path));
     (verdict, started.elapsed())

@@ -32,7 +32,7 @@ use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -84,6 +84,13 @@ impl RunContext {
     pub fn scratch_for(&self, target: &str) -> PathBuf {
         self.scratch.join(target)
     }
+}
+
+/// The `agent` setting recorded for a target that runs the scenario's own
+/// agent program.
+pub fn agent_setting(path: &Path) -> (String, String) {
+    let said = format!("{} (the scenario's `agent`, not vmbench's own)", path.display());
+    ("agent".to_string(), said)
 }
 
 /// Scratch space of a run: in vmbench's cache, on a disk-backed file system

@@ -84,10 +84,7 @@ impl Backend for NativeBackend {
                 ),
             ]
             .into_iter()
-            .chain(self.spec.agent.as_ref().map(|path| {
-                let said = format!("{} (the scenario's `agent`, not vmbench's own)", path.display());
-                ("agent".to_string(), said)
-            }))
+            .chain(self.spec.agent.as_deref().map(super::agent_setting))
             .collect(),
             ..Default::default()
         };

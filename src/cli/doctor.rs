@@ -185,7 +185,7 @@ async fn check_kvm(report: &mut Report, qemu: Option<&std::path::Path>, kernel: 
         report.warn("kvm", "/dev/kvm answers, but without QEMU and a kernel no guest can prove it works");
         return;
     };
-    let initramfs = match guest::initramfs::for_kernel(kernel, false) {
+    let initramfs = match guest::initramfs::for_kernel(kernel, false, &guest::agent::Agent::embedded()) {
         Ok(i) => i,
         Err(e) => {
             report.missing("kvm", format!("cannot build the initramfs for the probe: {e:#}"));
@@ -271,6 +271,7 @@ async fn check_runtimes(report: &mut Report, engine: Engine, client: &bollard::D
             network: crate::scenario::ContainerNetwork::Bridge,
             guest: None,
             storage: crate::scenario::ServerStorage::Layer,
+            agent: None,
         };
         let run_id = format!("doctor-{}", std::process::id());
         let plan =

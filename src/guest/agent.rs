@@ -26,6 +26,46 @@ pub fn path() -> Result<PathBuf> {
     Ok(path)
 }
 
+/// The program a target runs as its agent: vmbench's own, or one the
+/// scenario names with `agent = "PATH"` (it must speak the agent's
+/// protocol: a modified agent, or a hostile guest for tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Agent {
+    bytes: std::borrow::Cow<'static, [u8]>,
+    sha256: String,
+}
+
+impl Agent {
+    /// vmbench's own agent.
+    pub fn embedded() -> Agent {
+        Agent {
+            bytes: std::borrow::Cow::Borrowed(bytes()),
+            sha256: sha256(),
+        }
+    }
+
+    /// The program at `path` when given, else vmbench's own.
+    pub fn from_file(path: Option<&std::path::Path>) -> Result<Agent> {
+        let Some(path) = path else {
+            return Ok(Agent::embedded());
+        };
+        let bytes = std::fs::read(path).with_context(|| format!("reading the agent program {}", path.display()))?;
+        Ok(Agent {
+            sha256: sha256_hex(&bytes),
+            bytes: std::borrow::Cow::Owned(bytes),
+        })
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// SHA-256 of the program; names every artifact built from it.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+}
+
 /// What the ELF headers say about how a binary is linked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Linkage {

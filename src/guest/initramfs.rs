@@ -74,14 +74,14 @@ pub fn ensure(agent: &[u8], agent_sha256: &str, modules: &[Module]) -> Result<In
     })
 }
 
-/// The initramfs for booting `kernel`: the agent alone, or with `drivers`
+/// The initramfs for booting `kernel`: `agent` alone, or with `drivers`
 /// the agent plus that kernel's virtio modules (none when it has them built in
 /// or ships no modules). Workloads that need no device boot without them, so
 /// their boot time does not pay for unpacking drivers they never load.
-pub fn for_kernel(kernel: &std::path::Path, drivers: bool) -> Result<Initramfs> {
+pub fn for_kernel(kernel: &std::path::Path, drivers: bool, agent: &super::agent::Agent) -> Result<Initramfs> {
     let files = match super::modules::dir_for(kernel).filter(|_| drivers) {
         Some(dir) => super::modules::resolve(&dir, super::modules::VIRTIO)?,
         None => Vec::new(),
     };
-    ensure(super::agent::bytes(), &super::agent::sha256(), &read_modules(&files)?)
+    ensure(agent.bytes(), agent.sha256(), &read_modules(&files)?)
 }

@@ -269,6 +269,9 @@ pub struct VmSpec {
     pub run_as: Option<String>,
     /// How the host-driven workloads reach the guest.
     pub network: VmNetwork,
+    /// A static program to boot in the agent's place (`/init`, or the
+    /// guest's agent); `None`: vmbench's own agent.
+    pub agent: Option<PathBuf>,
 }
 
 /// A VM's network path for the host-driven workloads.
@@ -393,6 +396,9 @@ pub struct ContainerSpec {
     pub guest: Option<Guest>,
     /// Where an application workload's server keeps its files.
     pub storage: ServerStorage,
+    /// A static program to run in the agent's place (the entrypoint, or
+    /// the guest's agent); `None`: vmbench's own agent.
+    pub agent: Option<PathBuf>,
 }
 
 /// Where a container's server (an application workload's) keeps its files.

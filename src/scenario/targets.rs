@@ -5,6 +5,7 @@ use super::error::Locator;
 use super::raw::RawTarget;
 use super::validate::{check_name, float_in, int_in, one_of, Result};
 use super::*;
+use std::io::Read;
 use std::ops::Range;
 use toml::Spanned;
 
@@ -27,7 +28,10 @@ pub(super) fn target_from_raw(loc: &Locator, i: usize, target: &Spanned<RawTarge
     let guest = guest_of(loc, i, t, guests)?;
     let (spec, allowed): (TargetSpec, &[&str]) = match kind.get_ref().as_str() {
         "vm" => (TargetSpec::Vm(vm_from_raw(loc, i, t, base_dir, guest)?), VM_KEYS),
-        "container" => (TargetSpec::Container(container_from_raw(loc, i, t, guest)?), CONTAINER_KEYS),
+        "container" => (
+            TargetSpec::Container(container_from_raw(loc, i, t, base_dir, guest)?),
+            CONTAINER_KEYS,
+        ),
         "native" => (TargetSpec::Native(native_from_raw(loc, i, t, base_dir)?), NATIVE_KEYS),
         other => {
             return Err(loc.error(
@@ -90,6 +94,7 @@ const VM_KEYS: &[&str] = &[
     "sandbox",
     "run_as",
     "network",
+    "agent",
 ];
 const CONTAINER_KEYS: &[&str] = &[
     "guest",
@@ -101,6 +106,7 @@ const CONTAINER_KEYS: &[&str] = &[
     "pids_limit",
     "network",
     "storage",
+    "agent",
 ];
 const NATIVE_KEYS: &[&str] = &["agent"];
 
@@ -174,6 +180,7 @@ fn vm_from_raw(loc: &Locator, i: usize, t: &RawTarget, base_dir: &Path, guest: O
     let kernel = vm_kernel(loc, i, t, base_dir)?;
     let kernel_args = vm_kernel_args(loc, i, t)?;
     let qemu = t.qemu.as_ref().map(|q| PathBuf::from(q.get_ref()));
+    let agent = guest_agent(loc, i, t, base_dir, "vm", guest.as_ref())?;
     Ok(VmSpec {
         backend,
         machine,
@@ -189,6 +196,7 @@ fn vm_from_raw(loc: &Locator, i: usize, t: &RawTarget, base_dir: &Path, guest: O
         sandbox,
         run_as,
         network,
+        agent,
     })
 }
 
@@ -416,8 +424,15 @@ fn vm_kernel_args(loc: &Locator, i: usize, t: &RawTarget) -> Result<Vec<String>>
 
 /// A native target's `agent`: a program file relative to `base_dir`, which must exist.
 fn native_from_raw(loc: &Locator, i: usize, t: &RawTarget, base_dir: &Path) -> Result<NativeSpec> {
+    Ok(NativeSpec {
+        agent: agent_program(loc, i, t, base_dir)?,
+    })
+}
+
+/// A target's `agent` program, relative to `base_dir`; it must exist.
+fn agent_program(loc: &Locator, i: usize, t: &RawTarget, base_dir: &Path) -> Result<Option<PathBuf>> {
     let Some(agent) = &t.agent else {
-        return Ok(NativeSpec::default());
+        return Ok(None);
     };
     let path = base_dir.join(agent.get_ref());
     if !path.is_file() {
@@ -427,10 +442,42 @@ fn native_from_raw(loc: &Locator, i: usize, t: &RawTarget, base_dir: &Path) -> R
             format!("program `{}` does not exist (looked at {})", agent.get_ref(), path.display()),
         ));
     }
-    Ok(NativeSpec { agent: Some(path) })
+    Ok(Some(path))
 }
 
-fn container_from_raw(loc: &Locator, i: usize, t: &RawTarget, guest: Option<Guest>) -> Result<ContainerSpec> {
+/// A VM's or container's `agent`: as a native target's, and static, since
+/// it runs where no dynamic loader is (a VM's initramfs, a `FROM scratch`
+/// image), and only where an agent runs at all (not `init = "image"`).
+fn guest_agent(loc: &Locator, i: usize, t: &RawTarget, base_dir: &Path, kind: &str, guest: Option<&Guest>) -> Result<Option<PathBuf>> {
+    let Some(path) = agent_program(loc, i, t, base_dir)? else {
+        return Ok(None);
+    };
+    let span = t.agent.as_ref().map(Spanned::span);
+    let key = format!("target[{i}].agent");
+    if let Some(g) = guest.filter(|g| g.init == GuestInit::Image) {
+        return Err(loc.error(span, &key, format!("guest `{}` has init = \"image\", which runs no agent", g.name)));
+    }
+    // The ELF and program headers are at the start of the file.
+    let mut bytes = Vec::new();
+    std::fs::File::open(&path)
+        .and_then(|f| f.take(64 * 1024).read_to_end(&mut bytes))
+        .map_err(|e| loc.error(span.clone(), &key, format!("reading {}: {e}", path.display())))?;
+    let why = match crate::guest::agent::linkage(&bytes) {
+        crate::guest::agent::Linkage::Static => return Ok(Some(path)),
+        crate::guest::agent::Linkage::Dynamic(loader) => format!("it needs the dynamic loader {loader}"),
+        crate::guest::agent::Linkage::NotElf => "it is not an ELF executable".to_string(),
+    };
+    Err(loc.error(
+        span,
+        &key,
+        format!(
+            "`{}` cannot be a {kind}'s agent: {why}, and it runs where there is none (link it statically)",
+            path.display()
+        ),
+    ))
+}
+
+fn container_from_raw(loc: &Locator, i: usize, t: &RawTarget, base_dir: &Path, guest: Option<Guest>) -> Result<ContainerSpec> {
     let key = |k: &str| format!("target[{i}].{k}");
     let engine = one_of(
         loc,
@@ -490,6 +537,7 @@ fn container_from_raw(loc: &Locator, i: usize, t: &RawTarget, guest: Option<Gues
         &[("layer", ServerStorage::Layer), ("volume", ServerStorage::Volume)],
         ServerStorage::Layer,
     )?;
+    let agent = guest_agent(loc, i, t, base_dir, "container", guest.as_ref())?;
     Ok(ContainerSpec {
         engine,
         runtime,
@@ -498,6 +546,7 @@ fn container_from_raw(loc: &Locator, i: usize, t: &RawTarget, guest: Option<Gues
         host,
         pids_limit,
         network,
+        agent,
         guest,
         storage,
     })

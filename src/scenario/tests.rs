@@ -323,9 +323,43 @@ fn a_native_target_may_name_another_agent_program_that_must_exist() {
     let e = parse(&dir.path().join("s.toml"), &text.replace("\"guest\"", "\"gone\"")).unwrap_err();
     assert_eq!((e.line, e.key.as_str()), (25, "target[2].agent"));
     assert!(e.message.contains("program `gone` does not exist"), "{e}");
-    let e = bad("vcpus = 2", "vcpus = 2\nagent = \"guest\"");
-    assert_eq!(e.key, "target[0].agent");
-    assert!(e.message.contains("does not apply to a target of kind \"vm\""), "{e}");
+}
+
+#[test]
+fn a_vm_or_container_agent_must_be_static_and_run_where_an_agent_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("s.toml");
+    std::fs::write(dir.path().join("static"), crate::guest::agent::bytes()).unwrap();
+    std::fs::copy("/proc/self/exe", dir.path().join("dynamic")).unwrap();
+    std::fs::write(dir.path().join("script"), b"#!/bin/sh\n").unwrap();
+    let with = |target: &str, program: &str| {
+        GOOD.replacen(
+            &format!("kind = \"{target}\"\n"),
+            &format!("kind = \"{target}\"\nagent = \"{program}\"\n"),
+            1,
+        )
+    };
+    let s = parse(&file, &with("vm", "static")).unwrap();
+    let TargetSpec::Vm(vm) = &s.targets[0].spec else { panic!() };
+    assert_eq!(vm.agent, Some(dir.path().join("static")));
+    let s = parse(&file, &with("container", "static")).unwrap();
+    let TargetSpec::Container(ctr) = &s.targets[1].spec else { panic!() };
+    assert_eq!(ctr.agent, Some(dir.path().join("static")));
+    for (target, program, why, line) in [
+        ("vm", "dynamic", "it needs the dynamic loader", 10),
+        ("container", "script", "it is not an ELF executable", 18),
+    ] {
+        let e = parse(&file, &with(target, program)).unwrap_err();
+        assert_eq!(e.line, line, "{e}");
+        assert!(e.message.contains(why) && e.message.contains("link it statically"), "{e}");
+    }
+    // A guest that runs its own entrypoint runs no agent to replace.
+    let own = format!(
+        "{}\n[[guest]]\nname = \"web\"\nimage = \"nginx:1\"\ninit = \"image\"\nready = {{ tcp = 80 }}\n",
+        with("container", "static").replacen("memory_mib = 128", "memory_mib = 128\nguest = \"web\"\nnetwork = \"bridge\"", 1)
+    );
+    let e = parse(&file, &own).unwrap_err();
+    assert!(e.key.ends_with(".agent") && e.message.contains("runs no agent"), "{e}");
 }
 
 #[test]

@@ -1,22 +1,61 @@
-//! A hostile guest for vmbench's tests: run as a native target's `agent`,
-//! it misbehaves as its program name says (the test links one name per
-//! behaviour to this one binary). Standard library only, so the test builds
-//! it with rustc alone. It reads its launch's nonce from the argv vmbench
-//! gives every native agent (`vmbench.nonce=...`).
+//! A hostile guest for vmbench's tests: run as a target's `agent`, it
+//! misbehaves as its program name says (the test links one name per
+//! behaviour to one binary), or as `HOSTILE_BEHAVIOUR` said when it was
+//! built (a VM's `/init` and a container's entrypoint have names of their
+//! own). Standard library only, so the test builds it with rustc alone.
+//! It reads its launch's nonce where vmbench's agent finds it: in its argv
+//! (`vmbench.nonce=...`: a native agent, a container's command) or, as a
+//! VM's init, on the kernel command line. As init it powers the VM off when
+//! it is done, as the agent does.
 
 use std::io::Write;
 use std::os::unix::process::CommandExt;
 
 fn main() {
-    let nonce = std::env::args()
-        .find_map(|a| a.strip_prefix("vmbench.nonce=").map(str::to_string))
-        .unwrap_or_default();
+    let from_argv = std::env::args().find_map(|a| a.strip_prefix("vmbench.nonce=").map(str::to_string));
+    let vm_init = from_argv.is_none() && std::process::id() == 1;
+    let nonce = from_argv.or_else(|| vm_init.then(nonce_from_kernel).flatten()).unwrap_or_default();
     let program = std::env::args().next().unwrap_or_default();
-    let behaviour = program.rsplit('/').next().unwrap_or_default().to_string();
+    let behaviour = option_env!("HOSTILE_BEHAVIOUR")
+        .map(str::to_string)
+        .unwrap_or_else(|| program.rsplit('/').next().unwrap_or_default().to_string());
+    misbehave(&behaviour, &nonce);
+    if vm_init {
+        power_off();
+    }
+}
+
+extern "C" {
+    fn mount(source: *const u8, target: *const u8, fstype: *const u8, flags: u64, data: *const u8) -> i32;
+    fn reboot(cmd: i32) -> i32;
+}
+
+/// As a VM's init: `/proc` mounted, the nonce from `/proc/cmdline`.
+fn nonce_from_kernel() -> Option<String> {
+    // SAFETY: NUL-terminated literals; mount copies what it needs.
+    unsafe { mount(b"proc\0".as_ptr(), b"/proc\0".as_ptr(), b"proc\0".as_ptr(), 0, std::ptr::null()) };
+    let cmdline = std::fs::read_to_string("/proc/cmdline").ok()?;
+    cmdline
+        .split_whitespace()
+        .find_map(|t| t.strip_prefix("vmbench.nonce=").map(str::to_string))
+}
+
+/// Ends the VM as the agent does (init must not exit: the kernel panics).
+fn power_off() -> ! {
+    const RB_POWER_OFF: i32 = 0x4321_fedc_u32 as i32;
+    let _ = std::io::stdout().flush();
+    // SAFETY: no memory is passed.
+    unsafe { reboot(RB_POWER_OFF) };
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(3600));
+    }
+}
+
+fn misbehave(behaviour: &str, nonce: &str) {
     let ready = r#"{"type":"ready","boottime_ns":1,"init_ns":1000,"pid":1,"rss_bytes":4096,"kernel":"hostile"}"#;
     let line = |json: &str| format!("VMBENCH1 {nonce} {json}\n");
     let mut out = std::io::stdout().lock();
-    let _ = match behaviour.as_str() {
+    let _ = match behaviour {
         // Lines as fast as the pipe takes them, for ever.
         "flood" => {
             let chunk = "x".repeat(99) + "\n";

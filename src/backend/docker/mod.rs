@@ -145,20 +145,21 @@ impl DockerBackend {
     async fn ensure_image(
         &self,
         docker: &Docker,
-        agent_sha: &str,
+        agent: &guest::agent::Agent,
     ) -> Result<(crate::rundir::ImageFacts, Option<crate::rundir::GuestFacts>)> {
+        let agent_sha = agent.sha256();
         let Some(guest) = &self.spec.guest else {
-            return Ok((image::ensure(docker, guest::agent::bytes(), agent_sha).await?, None));
+            return Ok((image::ensure(docker, agent.bytes(), agent_sha).await?, None));
         };
         let context = || format!("guest `{}`", guest.name);
         let Some(rootfs) = guest.rootfs().cloned() else {
-            let (image, facts) = own::ensure(docker, self.spec.engine, guest, guest::agent::bytes(), agent_sha)
+            let (image, facts) = own::ensure(docker, self.spec.engine, guest, agent.bytes(), agent_sha)
                 .await
                 .with_context(context)?;
             return Ok((image, Some(facts)));
         };
-        let sha = agent_sha.to_string();
-        let built = tokio::task::spawn_blocking(move || guest::rootfs::ensure(&rootfs, guest::agent::bytes(), &sha))
+        let owned = agent.clone();
+        let built = tokio::task::spawn_blocking(move || guest::rootfs::ensure(&rootfs, owned.bytes(), owned.sha256()))
             .await
             .context("building the guest root file system")?
             .with_context(context)?;
@@ -209,9 +210,9 @@ impl Backend for DockerBackend {
                 .with_context(|| format!("target `{}`: network = \"published-nat\"", self.name))?;
             self.nat_ip = Some(gateway);
         }
-        let agent_sha = guest::agent::sha256();
+        let agent = guest::agent::Agent::from_file(self.spec.agent.as_deref()).with_context(|| format!("target `{}`", self.name))?;
         let (image, guest_facts) = self
-            .ensure_image(&docker, &agent_sha)
+            .ensure_image(&docker, &agent)
             .await
             .with_context(|| format!("target `{}`", self.name))?;
         let probe_name = format!("{}{}-{}-probe", spec::NAME_PREFIX, self.ctx.run_id, self.name);
@@ -234,7 +235,7 @@ impl Backend for DockerBackend {
             artifact_bytes: image.size_bytes,
             reproduce: example.argv(),
             image: Some(image.clone()),
-            agent_sha256: agent_sha,
+            agent_sha256: agent.sha256().to_string(),
             settings: example
                 .settings()
                 .into_iter()
@@ -242,6 +243,7 @@ impl Backend for DockerBackend {
                     "accounting".to_string(),
                     "the container's cgroup (memory usage + the shim's RSS, cpuacct), found by the container's id".to_string(),
                 )])
+                .chain(self.spec.agent.as_deref().map(crate::backend::agent_setting))
                 .collect(),
             cpuset: self.ctx.cpuset.as_ref().map(ToString::to_string),
             guest: guest_facts,

@@ -487,6 +487,7 @@ mod tests {
             network: crate::scenario::ContainerNetwork::Published,
             guest: None,
             storage: crate::scenario::ServerStorage::Layer,
+            agent: None,
         }
     }
 

@@ -47,18 +47,15 @@ impl QemuBackend {
 
 /// The accelerator for a VM target: TCG when asked, else what the run's KVM
 /// probe (one real guest under `-accel kvm`, cached) says, with why.
-pub async fn choose_accel(
-    ctx: &RunContext,
-    target: &str,
-    spec: &VmSpec,
-    qemu: &Path,
-    kernel: &Path,
-    initrd: &Path,
-) -> Result<(Accel, String)> {
+pub async fn choose_accel(ctx: &RunContext, target: &str, spec: &VmSpec, qemu: &Path, kernel: &Path) -> Result<(Accel, String)> {
     if spec.accel == AccelChoice::Tcg {
         return Ok((Accel::Tcg, "the scenario asks for tcg".to_string()));
     }
-    let verdict = ctx.kvm.get_or_init(|| accel::probe(qemu, kernel, initrd)).await;
+    // The probe boots vmbench's own agent, whatever the target runs: only
+    // it says when the guest is up.
+    let probe = guest::initramfs::for_kernel(kernel, false, &guest::agent::Agent::embedded())
+        .context("building the initramfs for the KVM probe")?;
+    let verdict = ctx.kvm.get_or_init(|| accel::probe(qemu, kernel, &probe.path)).await;
     match (spec.accel, verdict.kvm_works) {
         (_, true) => Ok((Accel::Kvm, verdict.reason.clone())),
         (AccelChoice::Kvm, false) => bail!(
@@ -101,10 +98,10 @@ pub async fn prepare_vm(name: &str, spec: &VmSpec, ctx: &RunContext) -> Result<P
         check_sandbox(&qemu, &format!("target `{name}`")).await?;
     }
     let kernel = guest::kernel::find(spec.kernel.path()).with_context(|| format!("target `{name}`"))?;
-    let agent_sha = guest::agent::sha256();
-    let initramfs = guest::initramfs::for_kernel(&kernel.path, false).context("building the initramfs")?;
-    let with_drivers = guest::initramfs::for_kernel(&kernel.path, true).context("building the initramfs with drivers")?;
-    let (accel, accel_reason) = choose_accel(ctx, name, spec, &qemu, &kernel.path, &initramfs.path).await?;
+    let agent = guest::agent::Agent::from_file(spec.agent.as_deref()).with_context(|| format!("target `{name}`"))?;
+    let initramfs = guest::initramfs::for_kernel(&kernel.path, false, &agent).context("building the initramfs")?;
+    let with_drivers = guest::initramfs::for_kernel(&kernel.path, true, &agent).context("building the initramfs with drivers")?;
+    let (accel, accel_reason) = choose_accel(ctx, name, spec, &qemu, &kernel.path).await?;
     let append = kernel_args(accel, &[], &spec.kernel_args);
     let template = QemuCommand {
         binary: qemu.clone(),
@@ -126,10 +123,20 @@ pub async fn prepare_vm(name: &str, spec: &VmSpec, ctx: &RunContext) -> Result<P
         run_as: spec.run_as.clone(),
     };
     let reproduce = with_instructions(&template, &Instructions::new("repro", "boot")).argv();
-    let mut facts = facts(name, &template, &kernel, &initramfs, version, accel_reason, reproduce, agent_sha);
+    let mut facts = facts(
+        name,
+        &template,
+        &kernel,
+        &initramfs,
+        version,
+        accel_reason,
+        reproduce,
+        agent.sha256().into(),
+    );
     facts
         .settings
         .insert("accounting".into(), ctx.accounting_setting("the QEMU process"));
+    facts.settings.extend(spec.agent.as_deref().map(crate::backend::agent_setting));
     facts
         .settings
         .insert("sandbox".into(), sandbox_setting(sandbox, spec.run_as.as_deref()));
@@ -173,19 +180,18 @@ fn kernel_args(accel: Accel, guest_args: &[String], extra: &[String]) -> Vec<Str
 async fn prepare_guest_vm(name: &str, spec: &VmSpec, guest_spec: &crate::scenario::Guest, ctx: &RunContext) -> Result<PreparedVm> {
     let qemu = find_qemu(spec.qemu.as_deref())?;
     let version = qemu_version(&qemu).await?;
-    let agent_sha = guest::agent::sha256();
+    let agent = guest::agent::Agent::from_file(spec.agent.as_deref()).with_context(|| format!("target `{name}`"))?;
+    let agent_sha = agent.sha256().to_string();
     let rootfs = guest_spec
         .rootfs()
         .cloned()
         .context("only a built root file system boots as a VM")?;
-    let sha = agent_sha.clone();
-    let built = tokio::task::spawn_blocking(move || guest::rootfs::ensure(&rootfs, guest::agent::bytes(), &sha))
+    let built = tokio::task::spawn_blocking(move || guest::rootfs::ensure(&rootfs, agent.bytes(), agent.sha256()))
         .await
         .context("building the guest root file system")?
         .with_context(|| format!("target `{name}`: guest `{}`", guest_spec.name))?;
     // The KVM probe boots vmbench's own initramfs with the tree's kernel.
-    let probe_initrd = guest::initramfs::for_kernel(&built.kernel, false).context("building the initramfs")?;
-    let (accel, accel_reason) = choose_accel(ctx, name, spec, &qemu, &built.kernel, &probe_initrd.path).await?;
+    let (accel, accel_reason) = choose_accel(ctx, name, spec, &qemu, &built.kernel).await?;
     // The guest VM is a qemu-backend target (validation refuses libvirt).
     let sandbox = spec.sandbox;
     if sandbox {
@@ -262,6 +268,7 @@ async fn prepare_guest_vm(name: &str, spec: &VmSpec, guest_spec: &crate::scenari
     facts
         .settings
         .insert("accounting".into(), ctx.accounting_setting("the QEMU process"));
+    facts.settings.extend(spec.agent.as_deref().map(crate::backend::agent_setting));
     facts.settings.insert(
         "root_disk".into(),
         format!(
