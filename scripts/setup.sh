@@ -77,6 +77,9 @@ PACKAGES+=(mmdebstrap e2fsprogs dosfstools mtools syslinux syslinux-common syste
 APP_PACKAGES=(nginx mariadb-server wrk sysbench)
 # A VM's tap network (network = "tap"): ip makes the bridge and the tap devices.
 PACKAGES+=(iproute2)
+# kernel = "minimal": vmbench builds a small kernel from the distribution's
+# kernel source with its build tools (gcc is there already for cargo).
+PACKAGES+=(linux-source-6.1 make flex bison bc libelf-dev libssl-dev xz-utils)
 CACHE_DIR=${VMBENCH_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/vmbench}
 APT_UPDATED=0
 

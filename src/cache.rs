@@ -44,3 +44,27 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     }
     result
 }
+
+/// A temporary directory beside a final path (named by the process, so
+/// two builds never share one), removed on drop unless it was renamed away.
+pub struct TempDir {
+    pub path: PathBuf,
+}
+
+impl TempDir {
+    pub fn beside(final_path: &Path) -> Result<Self> {
+        let parent = final_path.parent().context("path has no parent")?;
+        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        let name = final_path.file_name().and_then(|n| n.to_str()).unwrap_or("build");
+        let path = parent.join(format!(".{name}.tmp{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir(&path).with_context(|| format!("creating {}", path.display()))?;
+        Ok(TempDir { path })
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}

@@ -30,6 +30,8 @@ pub mod compare;
 #[cfg(feature = "harness")]
 pub mod console;
 #[cfg(feature = "harness")]
+pub mod elf;
+#[cfg(feature = "harness")]
 pub mod fault;
 #[cfg(feature = "harness")]
 pub mod guest;

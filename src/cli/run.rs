@@ -11,7 +11,7 @@ use tokio::signal::unix::{signal, SignalKind};
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
     /// The scenario: a TOML file, or when no such file exists the name of a built-in one
-    /// (boot, boot-q35, firmware, full-os, mysql, nginx, overhead, overhead-quick, runtimes, spectrum).
+    /// (boot, boot-q35, firmware, full-os, kernels, mysql, nginx, overhead, overhead-quick, runtimes, spectrum).
     pub scenario: PathBuf,
     /// Write the run into this directory (default: results/<scenario>-<UTC time>/).
     #[arg(long)]

@@ -228,6 +228,7 @@ fn every_recorded_fact_that_changes_numbers_is_an_environment_change() {
         source: "cache".into(),
         sha256: "0123456789abcdef".into(),
         bytes: 1,
+        build_ms: None,
     });
     vm.settings.insert("domain_xml".into(), "<domain/>".into());
     new.record.targets[1].runtime = Some("runsc".into());

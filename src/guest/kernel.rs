@@ -9,14 +9,35 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Kernel {
     pub path: PathBuf,
-    /// Where it was found: `scenario`, `VMBENCH_KERNEL`, `cache` or `host`.
+    /// Where it was found: `scenario`, `VMBENCH_KERNEL`, `cache` or `host`;
+    /// or `minimal (<source archive>, config <key>)` for the kernel vmbench built.
     pub source: String,
     pub sha256: String,
     pub bytes: u64,
+    /// How long this run took to build it (the minimal kernel, when the
+    /// cache lacked it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_ms: Option<f64>,
 }
 
 pub const HOW_TO_GET_ONE: &str = "run scripts/setup.sh (it unpacks Debian's cloud kernel into the vmbench cache), \
 export VMBENCH_KERNEL=/path/to/bzImage, or set kernel = \"/path/to/bzImage\" on the target";
+
+/// The kernel a VM target boots: as [`find`] says for `auto` and a path,
+/// or the minimal kernel, built first if the cache lacks it.
+pub fn resolve(choice: &crate::scenario::KernelChoice) -> Result<Kernel> {
+    use crate::scenario::KernelChoice;
+    match choice {
+        KernelChoice::Auto => find(None),
+        KernelChoice::Path(path) => find(Some(path)),
+        KernelChoice::Minimal => {
+            let built = super::minimal::ensure()?;
+            let mut kernel = describe(&built.path, &built.source)?;
+            kernel.build_ms = built.build_ms;
+            Ok(kernel)
+        }
+    }
+}
 
 /// The kernel the scenario names (`configured`), or else the first that
 /// exists of `$VMBENCH_KERNEL`, the cache and the host's own; or how to get one.
@@ -42,6 +63,7 @@ fn describe(path: &Path, source: &str) -> Result<Kernel> {
         source: source.to_string(),
         sha256,
         bytes: meta.len(),
+        build_ms: None,
     })
 }
 

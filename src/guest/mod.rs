@@ -7,6 +7,7 @@ pub use crate::cache;
 pub mod cpio;
 pub mod initramfs;
 pub mod kernel;
+pub mod minimal;
 pub mod modules;
 pub mod rootfs;
 
@@ -32,4 +33,25 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
         hasher.update(&buf[..n]);
     }
     Ok(hex::encode(hasher.finalize()))
+}
+
+/// Runs a build tool (never through a shell). Its output is captured (a
+/// kernel build prints thousands of lines); on failure the error carries
+/// the command and the last lines it printed.
+pub fn run_tool(cmd: &mut std::process::Command, what: &str) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let shown = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let output = cmd
+        .output()
+        .with_context(|| format!("{what}: cannot start `{shown}` (scripts/setup.sh installs it)"))?;
+    if !output.status.success() {
+        let text = String::from_utf8_lossy(&output.stderr);
+        let tail: Vec<&str> = text.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect();
+        anyhow::bail!("{what}: `{shown}` failed ({}):\n{}", output.status, tail.join("\n"));
+    }
+    Ok(())
 }

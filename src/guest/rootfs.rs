@@ -14,6 +14,7 @@
 //! final name.
 
 use super::{cache, sha256_hex};
+use crate::cache::TempDir;
 use crate::scenario::Rootfs;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -563,40 +564,7 @@ pub fn host_tools() -> Vec<(&'static str, &'static str, bool)> {
 /// Runs `argv` (never through a shell); on failure the error carries what
 /// the tool printed last.
 fn run(argv: &[String], what: &str) -> Result<()> {
-    let output = Command::new(&argv[0])
-        .args(&argv[1..])
-        .output()
-        .with_context(|| format!("{what}: cannot start {} (scripts/setup.sh installs it)", argv[0]))?;
-    if !output.status.success() {
-        let text = String::from_utf8_lossy(&output.stderr);
-        let tail: Vec<&str> = text.lines().rev().take(12).collect::<Vec<_>>().into_iter().rev().collect();
-        bail!("{what}: `{}` failed ({}):\n{}", argv.join(" "), output.status, tail.join("\n"));
-    }
-    Ok(())
-}
-
-/// A temporary directory beside a final path, removed on drop unless it
-/// was renamed away.
-struct TempDir {
-    path: PathBuf,
-}
-
-impl TempDir {
-    fn beside(final_path: &Path) -> Result<Self> {
-        let parent = final_path.parent().context("path has no parent")?;
-        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-        let name = final_path.file_name().and_then(|n| n.to_str()).unwrap_or("build");
-        let path = parent.join(format!(".{name}.tmp{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir(&path).with_context(|| format!("creating {}", path.display()))?;
-        Ok(TempDir { path })
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
-    }
+    super::run_tool(Command::new(&argv[0]).args(&argv[1..]), what)
 }
 
 #[cfg(test)]

@@ -361,19 +361,12 @@ pub enum AccelChoice {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KernelChoice {
-    /// `$VMBENCH_KERNEL`, the cache, then `/boot/vmlinuz-$(uname -r)`.
+    /// `$VMBENCH_KERNEL`, the cache, then `/boot/vmlinuz-$(uname -r)`: the
+    /// distribution's kernel (`"auto"` or `"distro"`).
     Auto,
+    /// A small kernel vmbench builds from the kernel source package.
+    Minimal,
     Path(PathBuf),
-}
-
-impl KernelChoice {
-    /// The kernel file the scenario names, `None` for `auto`.
-    pub fn path(&self) -> Option<&Path> {
-        match self {
-            KernelChoice::Auto => None,
-            KernelChoice::Path(path) => Some(path),
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -14,6 +14,7 @@ const SHIPPED: &[(&str, &str)] = &[
     ("boot-q35", include_str!("../../scenarios/boot-q35.toml")),
     ("firmware", include_str!("../../scenarios/firmware.toml")),
     ("full-os", include_str!("../../scenarios/full-os.toml")),
+    ("kernels", include_str!("../../scenarios/kernels.toml")),
     ("mysql", include_str!("../../scenarios/mysql.toml")),
     ("nginx", include_str!("../../scenarios/nginx.toml")),
     ("overhead", include_str!("../../scenarios/overhead.toml")),

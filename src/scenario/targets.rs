@@ -390,14 +390,19 @@ fn vm_uri(loc: &Locator, i: usize, t: &RawTarget, libvirt: bool) -> Result<Strin
 fn vm_kernel(loc: &Locator, i: usize, t: &RawTarget, base_dir: &Path) -> Result<KernelChoice> {
     match &t.kernel {
         None => Ok(KernelChoice::Auto),
-        Some(k) if k.get_ref() == "auto" => Ok(KernelChoice::Auto),
+        Some(k) if k.get_ref() == "auto" || k.get_ref() == "distro" => Ok(KernelChoice::Auto),
+        Some(k) if k.get_ref() == "minimal" => Ok(KernelChoice::Minimal),
         Some(k) => {
             let path = base_dir.join(k.get_ref());
             if !path.is_file() {
                 return Err(loc.error(
                     Some(k.span()),
                     &format!("target[{i}].kernel"),
-                    format!("kernel `{}` does not exist (looked at {})", k.get_ref(), path.display()),
+                    format!(
+                        "kernel `{}` does not exist (looked at {}); expected \"distro\", \"minimal\" or a kernel file",
+                        k.get_ref(),
+                        path.display()
+                    ),
                 ));
             }
             Ok(KernelChoice::Path(path))
@@ -462,10 +467,10 @@ fn guest_agent(loc: &Locator, i: usize, t: &RawTarget, base_dir: &Path, kind: &s
     std::fs::File::open(&path)
         .and_then(|f| f.take(64 * 1024).read_to_end(&mut bytes))
         .map_err(|e| loc.error(span.clone(), &key, format!("reading {}: {e}", path.display())))?;
-    let why = match crate::guest::agent::linkage(&bytes) {
-        crate::guest::agent::Linkage::Static => return Ok(Some(path)),
-        crate::guest::agent::Linkage::Dynamic(loader) => format!("it needs the dynamic loader {loader}"),
-        crate::guest::agent::Linkage::NotElf => "it is not an ELF executable".to_string(),
+    let why = match crate::elf::linkage(&bytes) {
+        crate::elf::Linkage::Static => return Ok(Some(path)),
+        crate::elf::Linkage::Dynamic(loader) => format!("it needs the dynamic loader {loader}"),
+        crate::elf::Linkage::NotElf => "it is not an ELF executable".to_string(),
     };
     Err(loc.error(
         span,

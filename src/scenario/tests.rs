@@ -781,3 +781,19 @@ fn every_table_with_an_error_is_reported_at_once_each_with_its_line_and_a_caret(
     assert_eq!(one.count(), 1);
     assert!(!one.to_string().contains("errors in"), "{one}");
 }
+
+#[test]
+fn a_vm_kernel_is_distro_minimal_or_a_file() {
+    for (value, expected) in [
+        ("auto", KernelChoice::Auto),
+        ("distro", KernelChoice::Auto),
+        ("minimal", KernelChoice::Minimal),
+    ] {
+        let s = parse_str(&GOOD.replacen("vcpus = 2", &format!("vcpus = 2\nkernel = \"{value}\""), 1)).unwrap();
+        let TargetSpec::Vm(vm) = &s.targets[0].spec else { panic!() };
+        assert_eq!(vm.kernel, expected, "{value}");
+    }
+    let e = bad("vcpus = 2", "vcpus = 2\nkernel = \"tiny\"");
+    assert_eq!(e.key, "target[0].kernel");
+    assert!(e.message.contains("kernel `tiny` does not exist"), "{e}");
+}

@@ -97,7 +97,11 @@ pub async fn prepare_vm(name: &str, spec: &VmSpec, ctx: &RunContext) -> Result<P
     if sandbox {
         check_sandbox(&qemu, &format!("target `{name}`")).await?;
     }
-    let kernel = guest::kernel::find(spec.kernel.path()).with_context(|| format!("target `{name}`"))?;
+    let choice = spec.kernel.clone();
+    let kernel = tokio::task::spawn_blocking(move || guest::kernel::resolve(&choice))
+        .await
+        .context("finding the guest kernel")?
+        .with_context(|| format!("target `{name}`"))?;
     let agent = guest::agent::Agent::from_file(spec.agent.as_deref()).with_context(|| format!("target `{name}`"))?;
     let initramfs = guest::initramfs::for_kernel(&kernel.path, false, &agent).context("building the initramfs")?;
     let with_drivers = guest::initramfs::for_kernel(&kernel.path, true, &agent).context("building the initramfs with drivers")?;
@@ -257,6 +261,7 @@ async fn prepare_guest_vm(name: &str, spec: &VmSpec, guest_spec: &crate::scenari
         source: format!("guest `{}`", guest_spec.name),
         sha256: guest::sha256_file(&built.kernel)?,
         bytes: std::fs::metadata(&built.kernel)?.len(),
+        build_ms: None,
     };
     let initrd = guest::initramfs::Initramfs {
         path: built.initrd.clone(),
