@@ -189,3 +189,35 @@ fn every_format_flag_lists_its_values_and_results_dir_has_its_variable_in_help()
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(json_of(&out)["base"], "main");
 }
+
+/// A reader that stops early ends vmbench quietly, as it ends `cat`: no
+/// panic about a broken pipe (a page of HTML is more than a pipe holds).
+#[test]
+fn a_reader_that_stops_early_ends_the_command_quietly() {
+    use std::io::Read;
+    use std::os::unix::process::ExitStatusExt;
+    let tmp = tempfile::tempdir().unwrap();
+    // Enough samples that the page's charts are more than a pipe holds.
+    let run = synthetic_run(&tmp.path().join("run"), 1.0, 400, false);
+    let args = ["compare", run.to_str().unwrap(), run.to_str().unwrap(), "--format", "html"];
+    let whole = vmbench().current_dir(tmp.path()).args(args).output().unwrap();
+    assert!(whole.stdout.len() > 1 << 16, "more than a pipe holds: {}", whole.stdout.len());
+    let mut child = vmbench()
+        .current_dir(tmp.path())
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 16];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    // The pipe's reading end is closed here.
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        out.status.signal() == Some(libc::SIGPIPE) || out.status.success(),
+        "{:?}: {stderr}",
+        out.status
+    );
+}

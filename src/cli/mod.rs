@@ -93,6 +93,9 @@ pub fn exit_statuses() -> String {
 pub fn main() -> i32 {
     let cli = Cli::parse();
     color::set_choice(cli.color);
+    if !matches!(cli.command, Command::Run(_)) {
+        quiet_on_closed_pipe();
+    }
     let result = match cli.command {
         Command::Run(args) => run::exec(args),
         Command::Validate(args) => validate::exec(args),
@@ -114,6 +117,30 @@ pub fn main() -> i32 {
             eprintln!("error: {}", crate::redact::text(&format!("{err:#}")));
             EXIT_INTERNAL
         }
+    }
+}
+
+/// A reader that stops early (`vmbench compare ... | head`) ends the
+/// command as it ends `cat`: by SIGPIPE, quietly. Rust ignores SIGPIPE, so
+/// the next write failed and `println!` panicked. Not for `vmbench run`,
+/// which must clean up whatever happens to its output: it ignores a closed
+/// standard output instead (its results are on disk).
+fn quiet_on_closed_pipe() {
+    // SAFETY: restores the default action of one signal before any thread
+    // is started; no handler is installed.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+/// Writes `text` to standard output; a reader that went away is not an
+/// error (see [`quiet_on_closed_pipe`]).
+fn print_out(text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
     }
 }
 
@@ -147,7 +174,9 @@ pub enum Human {
 impl Human {
     pub fn print(self, text: &str) {
         match self {
-            Human::Stdout => print!("{text}"),
+            Human::Stdout => {
+                let _ = print_out(text);
+            }
             Human::Stderr => eprint!("{text}"),
         }
     }
@@ -188,7 +217,7 @@ fn append_output(path: &std::path::Path, key: &str, value: &str) -> anyhow::Resu
 
 /// Prints `value` as pretty JSON on standard output.
 pub fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    print_out(&format!("{}\n", serde_json::to_string_pretty(value)?))?;
     Ok(())
 }
 
