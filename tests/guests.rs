@@ -280,5 +280,6 @@ fn clean_cache_removes_the_built_guests() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(!cache.path().join("rootfs").exists(), "{}", stdout(&out));
+    assert!(stdout(&out).contains("no minimal kernels in"), "{}", stdout(&out));
     assert!(stdout(&out).contains("guest image(s) from Docker"), "{}", stdout(&out));
 }

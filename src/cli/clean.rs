@@ -6,6 +6,7 @@
 //! QEMU processes and native agents vmbench spawned itself die with it
 //! (PR_SET_PDEATHSIG). An engine that does not answer is reported and skipped.
 
+use super::say;
 use crate::backend::docker;
 use crate::scenario::Engine;
 
@@ -34,7 +35,7 @@ pub fn exec(args: CleanArgs) -> anyhow::Result<i32> {
         // Runs that died holding their lock first: their own sweepers, and
         // their run.json marked interrupted.
         for said in crate::runner::sweep_dead_runs(&crate::runner::lock::default_dir()).await {
-            println!("{said}");
+            say!("{said}");
         }
         for engine in Engine::ALL {
             let configured = match engine {
@@ -45,22 +46,22 @@ pub fn exec(args: CleanArgs) -> anyhow::Result<i32> {
             match docker::connect(engine, &address).await {
                 Ok(client) => {
                     let removed = docker::remove_all_containers(&client).await?;
-                    println!("removed {removed} vmbench container(s) from {engine} at {address}");
+                    say!("removed {removed} vmbench container(s) from {engine} at {address}");
                     if args.cache {
                         let removed = docker::image::remove_guest_images(&client).await?;
-                        println!("removed {removed} guest image(s) from {engine} at {address}");
+                        say!("removed {removed} guest image(s) from {engine} at {address}");
                     }
                 }
-                Err(e) => println!("skipped {engine}: {e:#}"),
+                Err(e) => say!("skipped {engine}: {e:#}"),
             }
         }
         clean_libvirt(&args.libvirt_uri).await;
         if let Some(hierarchies) = crate::backend::cgroup::Hierarchies::of_host() {
             let removed = crate::backend::cgroup::remove_all(&hierarchies);
-            println!("removed {removed} cgroup directory(ies) of vmbench runs");
+            say!("removed {removed} cgroup directory(ies) of vmbench runs");
         }
         let taps = crate::backend::qemu::tap::sweep(None);
-        println!("removed {taps} vmbench tap device(s) (and the bridge, once empty)");
+        say!("removed {taps} vmbench tap device(s) (and the bridge, once empty)");
         if args.cache {
             clean_guest_cache()?;
         }
@@ -73,24 +74,28 @@ async fn clean_libvirt(uri: &str) {
     let owned = uri.to_string();
     let outcome = tokio::task::spawn_blocking(move || crate::backend::libvirt::destroy_all_domains(&owned)).await;
     match outcome {
-        Ok(Ok(names)) => println!("destroyed {} vmbench libvirt domain(s) at {uri}", names.len()),
-        Ok(Err(e)) => println!("skipped libvirt: {e:#}"),
-        Err(e) => println!("skipped libvirt: {e}"),
+        Ok(Ok(names)) => say!("destroyed {} vmbench libvirt domain(s) at {uri}", names.len()),
+        Ok(Err(e)) => say!("skipped libvirt: {e:#}"),
+        Err(e) => say!("skipped libvirt: {e}"),
     }
 }
 
 #[cfg(not(feature = "libvirt"))]
 async fn clean_libvirt(_uri: &str) {
-    println!("skipped libvirt: this vmbench was built without the `libvirt` feature");
+    say!("skipped libvirt: this vmbench was built without the `libvirt` feature");
 }
 
 /// Removes the built guest root file systems and disk images.
 fn clean_guest_cache() -> anyhow::Result<()> {
-    let dir = crate::guest::rootfs::cache_root();
-    match std::fs::remove_dir_all(&dir) {
-        Ok(()) => println!("removed the guest systems in {}", dir.display()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => println!("no guest systems in {}", dir.display()),
-        Err(e) => anyhow::bail!("removing {}: {e}", dir.display()),
+    for (dir, what) in [
+        (crate::guest::rootfs::cache_root(), "guest systems"),
+        (crate::guest::minimal::cache_root(), "minimal kernels"),
+    ] {
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => say!("removed the {what} in {}", dir.display()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => say!("no {what} in {}", dir.display()),
+            Err(e) => anyhow::bail!("removing {}: {e}", dir.display()),
+        }
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! `vmbench doctor`: what this host can run, each with the fix when missing.
 
+use super::say;
 use crate::backend::{docker, qemu};
 use crate::guest;
 use crate::protocol::Instructions;
@@ -39,7 +40,7 @@ impl Report {
     fn add(&mut self, status: &'static str, what: &str, detail: impl AsRef<str>) {
         let detail = detail.as_ref().to_string();
         if self.format == super::TextOrJson::Text {
-            println!("{status:<8} {what:<8} {detail}");
+            say!("{status:<8} {what:<8} {detail}");
         }
         self.findings.push(Finding {
             status,

@@ -93,7 +93,7 @@ pub fn exit_statuses() -> String {
 pub fn main() -> i32 {
     let cli = Cli::parse();
     color::set_choice(cli.color);
-    if !matches!(cli.command, Command::Run(_)) {
+    if !matches!(cli.command, Command::Run(_) | Command::Clean(_) | Command::Doctor(_)) {
         quiet_on_closed_pipe();
     }
     let result = match cli.command {
@@ -122,9 +122,10 @@ pub fn main() -> i32 {
 
 /// A reader that stops early (`vmbench compare ... | head`) ends the
 /// command as it ends `cat`: by SIGPIPE, quietly. Rust ignores SIGPIPE, so
-/// the next write failed and `println!` panicked. Not for `vmbench run`,
-/// which must clean up whatever happens to its output: it ignores a closed
-/// standard output instead (its results are on disk).
+/// the next write failed and `println!` panicked. Not for the commands that
+/// start or remove things (`run`, `clean`, `doctor`), which must finish
+/// their work whatever happens to their output: they ignore a closed
+/// standard output instead ([`say!`]).
 fn quiet_on_closed_pipe() {
     // SAFETY: restores the default action of one signal before any thread
     // is started; no handler is installed.
@@ -133,9 +134,18 @@ fn quiet_on_closed_pipe() {
     }
 }
 
+/// `println!` for the commands that must finish their work whoever reads
+/// their output: a closed standard output is ignored.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let _ = $crate::cli::print_out(&format!("{}\n", format_args!($($arg)*)));
+    }};
+}
+pub(crate) use say;
+
 /// Writes `text` to standard output; a reader that went away is not an
 /// error (see [`quiet_on_closed_pipe`]).
-fn print_out(text: &str) -> std::io::Result<()> {
+pub(crate) fn print_out(text: &str) -> std::io::Result<()> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {

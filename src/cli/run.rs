@@ -87,7 +87,12 @@ pub fn exec(args: RunArgs) -> anyhow::Result<i32> {
         results_root: args.results.results_dir,
         label: args.label,
     };
-    super::runtime()?.block_on(run(scenario, opts, after))
+    let runtime = super::runtime()?;
+    let code = runtime.block_on(run(scenario, opts, after));
+    // A build still going after an interruption (a kernel's `make` takes
+    // minutes) is not waited for: it is killed when vmbench exits.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    code
 }
 
 /// What to do with a finished run: save it as a baseline, compare it with

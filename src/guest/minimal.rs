@@ -134,6 +134,7 @@ fn version_of(path: &Path) -> Vec<u32> {
 /// The cache key: the archive's identity, the configuration and the recipe.
 pub fn key(archive: &Path) -> Result<String> {
     use std::os::unix::fs::MetadataExt;
+    let archive = &archive.canonicalize().with_context(|| format!("reading {}", archive.display()))?;
     let meta = std::fs::metadata(archive).with_context(|| format!("reading {}", archive.display()))?;
     let identity = format!(
         "{RECIPE_VERSION}\n{}\n{}\n{}\n{}",
@@ -145,14 +146,19 @@ pub fn key(archive: &Path) -> Result<String> {
     Ok(sha256_hex(identity.as_bytes())[..24].to_string())
 }
 
+/// Where built minimal kernels live (`vmbench clean --cache` empties it).
+pub fn cache_root() -> PathBuf {
+    cache::dir().join("kernel-minimal")
+}
+
 /// The minimal kernel, built if the cache lacks it (minutes: say so).
 pub fn ensure() -> Result<Built> {
     let archive = source_archive()?;
     let key = key(&archive)?;
-    let dir = cache::dir().join("kernel-minimal").join(&key);
+    let dir = cache_root().join(&key);
     let path = dir.join("bzImage");
     let name = archive.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
-    let source = format!("minimal ({name}, config {})", &key[..12]);
+    let source = format!("minimal ({name}, cache key {})", &key[..12]);
     if path.is_file() {
         return Ok(Built {
             path,
@@ -160,6 +166,16 @@ pub fn ensure() -> Result<Built> {
             build_ms: None,
         });
     }
+    // One build at a time per key: a second run waits, then finds it.
+    let _lock = exclusive_lock(&dir.with_extension("lock"))?;
+    if path.is_file() {
+        return Ok(Built {
+            path,
+            source,
+            build_ms: None,
+        });
+    }
+    sweep_dead_builds(dir.parent().context("kernel cache path has no parent")?);
     eprintln!(
         "vmbench: building the minimal kernel from {} (once; a few minutes)",
         archive.display()
@@ -173,12 +189,64 @@ pub fn ensure() -> Result<Built> {
     })
 }
 
+/// Takes an exclusive `flock` on `path` (created), waiting for it; held
+/// until the returned file is dropped.
+fn exclusive_lock(path: &Path) -> Result<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    // SAFETY: flock on a descriptor this process owns.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        bail!("locking {}: {}", path.display(), std::io::Error::last_os_error());
+    }
+    Ok(file)
+}
+
+/// Removes the build directories (`.<key>.tmp<pid>`, 1-2 GB each) that a
+/// vmbench killed while building left: those whose process is gone.
+fn sweep_dead_builds(cache: &Path) {
+    let Ok(entries) = std::fs::read_dir(cache) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.rsplit_once(".tmp").and_then(|(_, pid)| pid.parse::<i32>().ok()) else {
+            continue;
+        };
+        // SAFETY: signal 0 only asks whether the process exists.
+        let gone = unsafe { libc::kill(pid, 0) } != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        if gone && name.starts_with('.') {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// The build tools die with vmbench (`PR_SET_PDEATHSIG`): a `make` of
+/// minutes must not outlive a killed run.
+fn dies_with_vmbench(cmd: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe and touches no memory of ours.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    }
+}
+
 /// Unpacks `archive`, configures and builds it in a temporary directory
 /// beside `dir`, and renames the kernel and its `.config` into `dir`.
 fn build(archive: &Path, dir: &Path) -> Result<()> {
     let tmp = TempDir::beside(dir)?;
     run(
-        Command::new("tar").arg("-xJf").arg(archive).arg("-C").arg(&tmp.path),
+        dies_with_vmbench(Command::new("tar").arg("-xJf").arg(archive).arg("-C").arg(&tmp.path)),
         "unpacking the kernel source",
     )?;
     let tree = unpacked_tree(&tmp.path)?;
@@ -191,6 +259,7 @@ fn build(archive: &Path, dir: &Path) -> Result<()> {
             .env("KBUILD_BUILD_HOST", "vmbench")
             .env("KBUILD_BUILD_TIMESTAMP", "1970-01-01")
             .env("KBUILD_BUILD_VERSION", "1");
+        dies_with_vmbench(&mut cmd);
         cmd
     };
     run(&mut make(&["tinyconfig"]), "configuring the minimal kernel (make tinyconfig)")?;
@@ -215,7 +284,8 @@ fn build(archive: &Path, dir: &Path) -> Result<()> {
     let staged = tmp.path.join("out");
     std::fs::create_dir(&staged).with_context(|| format!("creating {}", staged.display()))?;
     for (from, to) in [("arch/x86/boot/bzImage", "bzImage"), (".config", "config")] {
-        std::fs::copy(tree.join(from), staged.join(to)).with_context(|| format!("copying {from}"))?;
+        let (from, to) = (tree.join(from), staged.join(to));
+        std::fs::copy(&from, &to).with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
     }
     match std::fs::rename(&staged, dir) {
         Ok(()) => Ok(()),

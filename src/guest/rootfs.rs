@@ -124,13 +124,20 @@ pub fn ensure(rootfs: &Rootfs, agent: &[u8], agent_sha256: &str) -> Result<Built
         Some(started.elapsed().as_secs_f64() * 1e3)
     };
     let staged = dir.join(format!("agent-{}", &agent_sha256[..16]));
-    let agent_build_ms = if staged.join("tree").is_dir() {
-        None
-    } else {
-        let started = Instant::now();
-        build_staged(&base, &staged, agent)?;
-        Some(started.elapsed().as_secs_f64() * 1e3)
-    };
+    let mut agent_build_ms = None;
+    // Locked in use, then checked again: another vmbench may have pruned
+    // it between the check and the lock, and then it is built again.
+    for _ in 0..2 {
+        if !staged.join("tree").is_dir() {
+            let started = Instant::now();
+            build_staged(&base, &staged, agent)?;
+            agent_build_ms = Some(started.elapsed().as_secs_f64() * 1e3);
+        }
+        hold_in_use(&staged)?;
+        if staged.join("tree").is_dir() {
+            break;
+        }
+    }
     mark_used(&staged);
     prune_agent_builds(&dir, &staged);
     let tree = staged.join("tree");
@@ -151,6 +158,36 @@ pub fn ensure(rootfs: &Rootfs, agent: &[u8], agent_sha256: &str) -> Result<Built
 /// vmbench brings a new agent: kept forever, they filled the disk.
 pub const KEEP_AGENT_BUILDS: usize = 2;
 
+/// Shared locks on the agent builds this process uses, held until it
+/// exits: a build that any vmbench uses is never pruned.
+static IN_USE: std::sync::Mutex<Vec<std::fs::File>> = std::sync::Mutex::new(Vec::new());
+
+/// The lock file of an agent build (`flock`: shared while used, exclusive
+/// while pruned).
+fn in_use_lock(staged: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(staged.join(".in-use"))
+}
+
+fn flock(file: &std::fs::File, operation: i32) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a descriptor this process owns.
+    unsafe { libc::flock(file.as_raw_fd(), operation) == 0 }
+}
+
+/// Marks `staged` as in use by this process until it exits.
+fn hold_in_use(staged: &Path) -> Result<()> {
+    let lock = in_use_lock(staged).with_context(|| format!("locking {} as in use", staged.display()))?;
+    if !flock(&lock, libc::LOCK_SH) {
+        bail!("locking {} as in use: {}", staged.display(), std::io::Error::last_os_error());
+    }
+    IN_USE.lock().unwrap_or_else(|e| e.into_inner()).push(lock);
+    Ok(())
+}
+
 /// Sets `staged`'s modification time to now: when it was last used.
 fn mark_used(staged: &Path) {
     let now = std::time::SystemTime::now();
@@ -160,7 +197,8 @@ fn mark_used(staged: &Path) {
 }
 
 /// Removes the agent builds under `dir` beyond the [`KEEP_AGENT_BUILDS`]
-/// last used (never `current`), saying so. Each is renamed away before it is
+/// last used, saying so; never `current`, nor one that any vmbench holds in
+/// use (its lock cannot be taken). Each is renamed away before it is
 /// removed, so a removal cut short leaves nothing that looks built.
 fn prune_agent_builds(dir: &Path, current: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
@@ -178,6 +216,10 @@ fn prune_agent_builds(dir: &Path, current: &Path) {
     }
     others.sort_by_key(|(used, _)| std::cmp::Reverse(*used));
     for (_, old) in others.into_iter().skip(KEEP_AGENT_BUILDS - 1) {
+        let Ok(lock) = in_use_lock(&old) else { continue };
+        if !flock(&lock, libc::LOCK_EX | libc::LOCK_NB) {
+            continue;
+        }
         let name = old.file_name().unwrap_or_default().to_string_lossy().into_owned();
         let doomed = dir.join(format!(".{name}.removing{}", std::process::id()));
         if std::fs::rename(&old, &doomed).is_ok() {
@@ -637,9 +679,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let now = std::time::SystemTime::now();
         let hour = std::time::Duration::from_secs(3600);
+        let mut other = None;
         for (name, age) in [("agent-old", 3), ("agent-older", 5), ("agent-recent", 1), ("agent-current", 9)] {
             let path = dir.path().join(name);
             std::fs::create_dir_all(path.join("tree")).unwrap();
+            if name == "agent-older" {
+                // Another vmbench (here: another open file) uses the oldest.
+                let lock = in_use_lock(&path).unwrap();
+                assert!(flock(&lock, libc::LOCK_SH));
+                other = Some(lock);
+            }
             std::fs::File::open(&path).unwrap().set_modified(now - hour * age).unwrap();
         }
         std::fs::create_dir_all(dir.path().join(".agent-gone.removing1/tree")).unwrap();
@@ -650,8 +699,12 @@ mod tests {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         left.sort();
-        // The one in use (however old its time) and the last used other.
-        assert_eq!(left, ["agent-current", "agent-recent", "base"]);
+        // The current one (however old its time), the last used other, and
+        // the one in use elsewhere.
+        assert_eq!(left, ["agent-current", "agent-older", "agent-recent", "base"]);
+        drop(other);
+        prune_agent_builds(dir.path(), &dir.path().join("agent-current"));
+        assert!(!dir.path().join("agent-older").exists(), "pruned once no one uses it");
     }
 
     #[test]

@@ -164,9 +164,14 @@ impl DockerBackend {
             .context("building the guest root file system")?
             .with_context(context)?;
         let scratch = self.scratch_dir();
+        // A file only where the service can read vmbench's files: on this
+        // host, through its Unix socket. Elsewhere Podman gets the body (and
+        // keeps its copy; see `ImportFrom::File`).
+        let address = engine_address(self.spec.engine, self.spec.host.as_deref());
+        let local = address.starts_with("unix://") || address.starts_with('/');
         let from = match self.spec.engine {
-            Engine::Docker => image::ImportFrom::Body,
-            Engine::Podman => image::ImportFrom::File(&scratch),
+            Engine::Podman if local => image::ImportFrom::File(&scratch),
+            _ => image::ImportFrom::Body,
         };
         let image = image::ensure_rootfs(docker, &built, agent_sha, from).await.with_context(context)?;
         Ok((image, Some(crate::rundir::GuestFacts::new(guest, &built))))
