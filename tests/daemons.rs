@@ -14,15 +14,10 @@ use std::time::{Duration, Instant};
 
 /// Pids of processes whose command line contains `needle`.
 fn pids_with(needle: &str) -> Vec<i32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| {
-            let pid = e.file_name().to_string_lossy().parse::<i32>().ok()?;
-            let cmdline = String::from_utf8_lossy(&std::fs::read(e.path().join("cmdline")).ok()?).replace('\0', " ");
-            cmdline.contains(needle).then_some(pid)
-        })
-        .filter(|&pid| pid != std::process::id() as i32)
+    processes()
+        .into_iter()
+        .filter(|p| p.cmdline.contains(needle))
+        .map(|p| p.pid)
         .collect()
 }
 

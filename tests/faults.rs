@@ -13,15 +13,7 @@ use std::time::{Duration, Instant};
 
 /// Pids of QEMU processes whose kernel command line carries a vmbench nonce.
 fn qemu_pids() -> Vec<i32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| {
-            let pid = e.file_name().to_string_lossy().parse::<i32>().ok()?;
-            let cmdline = String::from_utf8_lossy(&std::fs::read(e.path().join("cmdline")).ok()?).replace('\0', " ");
-            (cmdline.contains("qemu-system") && cmdline.contains("vmbench.nonce=")).then_some(pid)
-        })
-        .collect()
+    processes().into_iter().filter(Proc::is_vmbench_qemu).map(|p| p.pid).collect()
 }
 
 #[test]

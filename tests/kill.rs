@@ -212,14 +212,7 @@ fn killed_runs_are_swept_by_the_next_run_and_live_runs_are_not() {
 /// Processes in vmbench's cgroups of `run_id` (with `accounting = "cgroup"`
 /// every QEMU of the run is in one).
 fn processes_of_run(run_id: &str) -> Vec<String> {
-    let needle = format!("/vmbench/{run_id}/");
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter(|e| std::fs::read_to_string(e.path().join("cgroup")).is_ok_and(|c| c.contains(&needle)))
-        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
-        .collect()
+    processes().into_iter().filter(|p| p.in_run(run_id)).map(|p| p.cmdline).collect()
 }
 
 #[test]
@@ -340,18 +333,7 @@ fn killed_podman_runs_leave_containers_that_the_next_run_removes() {
 
 /// The uids of the processes in vmbench's cgroups of `run_id`.
 fn uids_of_run(run_id: &str) -> Vec<u32> {
-    let needle = format!("/vmbench/{run_id}/");
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter(|e| std::fs::read_to_string(e.path().join("cgroup")).is_ok_and(|c| c.contains(&needle)))
-        .filter_map(|e| {
-            let status = std::fs::read_to_string(e.path().join("status")).ok()?;
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix("Uid:")?.split_whitespace().next()?.parse().ok())
-        })
-        .collect()
+    processes().into_iter().filter(|p| p.in_run(run_id)).filter_map(|p| p.uid).collect()
 }
 
 /// A child killed when dropped, so a failed assertion leaves no run going.

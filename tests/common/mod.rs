@@ -75,24 +75,62 @@ pub fn median(samples: &[Sample], target: &str, metric: &str) -> f64 {
         .median
 }
 
-/// QEMU processes started by any vmbench (their kernel command line carries
-/// a vmbench nonce).
-pub fn vmbench_qemu_processes() -> Vec<String> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        if cmdline.contains("qemu-system") && cmdline.contains("vmbench.nonce=") {
-            let state = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-            // A zombie is gone already, waiting only for its parent to look.
-            if state.split_whitespace().nth(2).is_none_or(|s| s != "Z") {
-                found.push(cmdline);
-            }
-        }
+/// A process on this host as the tests look at it, read from `/proc`.
+pub struct Proc {
+    pub pid: i32,
+    /// Its arguments joined by spaces.
+    pub cmdline: String,
+    /// `/proc/PID/cgroup` as it reads.
+    pub cgroup: String,
+    /// Its real user id.
+    pub uid: Option<u32>,
+    /// Gone already, waiting only for its parent to look.
+    pub zombie: bool,
+}
+
+impl Proc {
+    /// A QEMU that some vmbench started (its kernel command line carries a
+    /// vmbench nonce).
+    pub fn is_vmbench_qemu(&self) -> bool {
+        self.cmdline.contains("qemu-system") && self.cmdline.contains("vmbench.nonce=")
     }
-    found
+
+    /// In a cgroup vmbench made for run `run_id`.
+    pub fn in_run(&self, run_id: &str) -> bool {
+        self.cgroup.contains(&format!("/vmbench/{run_id}/"))
+    }
+}
+
+/// Every process on this host but the calling one (those that end while
+/// being read are left out).
+pub fn processes() -> Vec<Proc> {
+    let me = std::process::id() as i32;
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let pid = e.file_name().to_string_lossy().parse::<i32>().ok().filter(|&p| p != me)?;
+            let cmdline = String::from_utf8_lossy(&std::fs::read(e.path().join("cmdline")).ok()?).replace('\0', " ");
+            let status = std::fs::read_to_string(e.path().join("status")).unwrap_or_default();
+            let field = |name: &str| status.lines().find_map(|l| l.strip_prefix(name)).map(str::trim);
+            Some(Proc {
+                pid,
+                cmdline,
+                cgroup: std::fs::read_to_string(e.path().join("cgroup")).unwrap_or_default(),
+                uid: field("Uid:").and_then(|v| v.split_whitespace().next()?.parse().ok()),
+                zombie: field("State:").is_some_and(|s| s.starts_with('Z')),
+            })
+        })
+        .collect()
+}
+
+/// QEMU processes started by any vmbench and still running, by command line.
+pub fn vmbench_qemu_processes() -> Vec<String> {
+    processes()
+        .into_iter()
+        .filter(|p| p.is_vmbench_qemu() && !p.zombie)
+        .map(|p| p.cmdline)
+        .collect()
 }
 
 /// Runs `f` against the local Docker daemon's API on a runtime of its own.
