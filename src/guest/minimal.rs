@@ -203,8 +203,12 @@ fn exclusive_lock(path: &Path) -> Result<std::fs::File> {
         .open(path)
         .with_context(|| format!("opening {}", path.display()))?;
     // SAFETY: flock on a descriptor this process owns.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        bail!("locking {}: {}", path.display(), std::io::Error::last_os_error());
+    let locked = |operation| unsafe { libc::flock(file.as_raw_fd(), operation) } == 0;
+    if !locked(libc::LOCK_EX | libc::LOCK_NB) {
+        eprintln!("vmbench: another vmbench is building this kernel; waiting for it");
+        if !locked(libc::LOCK_EX) {
+            bail!("locking {}: {}", path.display(), std::io::Error::last_os_error());
+        }
     }
     Ok(file)
 }
@@ -227,18 +231,34 @@ fn sweep_dead_builds(cache: &Path) {
 }
 
 /// The build tools die with vmbench (`PR_SET_PDEATHSIG`): a `make` of
-/// minutes must not outlive a killed run.
+/// minutes must not outlive a killed run. They run on every CPU: vmbench
+/// pins itself to the harness's CPUs, which its children would inherit, and
+/// no trial runs while targets are prepared (one CPU doubled the build).
 fn dies_with_vmbench(cmd: &mut Command) -> &mut Command {
     use std::os::unix::process::CommandExt;
-    // SAFETY: prctl is async-signal-safe and touches no memory of ours.
+    // SAFETY: prctl and sched_setaffinity are async-signal-safe and touch
+    // only the set built on this stack.
     unsafe {
         cmd.pre_exec(|| {
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
+            let mut all: libc::cpu_set_t = std::mem::zeroed();
+            for cpu in 0..libc::CPU_SETSIZE as usize {
+                libc::CPU_SET(cpu, &mut all);
+            }
+            // The kernel keeps only the CPUs this process may use.
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &all);
             Ok(())
         })
     }
+}
+
+/// The CPUs online, whatever vmbench itself is pinned to.
+fn online_cpus() -> usize {
+    // SAFETY: sysconf reads a system value.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    usize::try_from(n).ok().filter(|&n| n > 0).unwrap_or(1)
 }
 
 /// Unpacks `archive`, configures and builds it in a temporary directory
@@ -276,7 +296,7 @@ fn build(archive: &Path, dir: &Path) -> Result<()> {
             dropped.join(", ")
         );
     }
-    let jobs = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let jobs = online_cpus();
     run(
         &mut make(&[&format!("-j{jobs}"), "bzImage"]),
         "building the minimal kernel (make bzImage)",
