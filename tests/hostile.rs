@@ -104,13 +104,7 @@ fn hostile_guests_get_failed_samples_with_reasons_and_vmbench_stays_bounded() {
     let started = Instant::now();
     // Reaped by wait_with_peak_rss, which also reads its peak memory.
     #[allow(clippy::zombie_processes)]
-    let child = vmbench()
-        .current_dir(tmp.path())
-        .args(["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap()])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let child = spawn_quiet_run(tmp.path(), &scenario, &out);
     let (code, peak_kib) = wait_with_peak_rss(&child);
     let took = started.elapsed();
     assert_eq!(code, 3, "some samples failed, the run finished");
@@ -220,13 +214,7 @@ fn hostile_guests_as_a_vm_init_and_a_container_entrypoint_get_the_same_verdicts(
     let out = tmp.path().join("run");
     // Reaped by wait_with_peak_rss.
     #[allow(clippy::zombie_processes)]
-    let child = vmbench()
-        .current_dir(tmp.path())
-        .args(["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap()])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let child = spawn_quiet_run(tmp.path(), &scenario, &out);
     let (code, peak_kib) = wait_with_peak_rss(&child);
     assert_eq!(code, 3, "some samples failed, the run finished");
     assert!(peak_kib < 150 * 1024, "vmbench's peak RSS was {peak_kib} KiB");

@@ -238,13 +238,7 @@ kind = "boot"
     // During a boot (the ready wait), right after one, and later in the run.
     for (i, delay_ms) in [1500u64, 2600, 4200].into_iter().enumerate() {
         let out = tmp.path().join(format!("vm-{i}"));
-        let mut child = vmbench()
-            .current_dir(tmp.path())
-            .args(["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = spawn_quiet_run(tmp.path(), &scenario, &out);
         std::thread::sleep(Duration::from_millis(delay_ms));
         let run_id = record(&out).run_id;
         let running = processes_of_run(&run_id);
@@ -372,15 +366,7 @@ min_time_ms = 3000
 "#;
     let scenario = write(tmp.path(), "vm.toml", vm);
     let out = tmp.path().join("vm-run");
-    let mut child = KilledOnDrop(
-        vmbench()
-            .current_dir(tmp.path())
-            .args(["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let mut child = KilledOnDrop(spawn_quiet_run(tmp.path(), &scenario, &out));
     let started = Instant::now();
     while !out.join("run.json").exists() {
         assert!(started.elapsed() < Duration::from_secs(30), "the run never started");

@@ -25,11 +25,24 @@ pub fn run_in(cwd: &Path, args: &[&str]) -> Output {
 
 /// Starts `vmbench run SCENARIO --out OUT` in `cwd` without waiting.
 pub fn spawn_run(cwd: &Path, scenario: &Path, out: &Path) -> std::process::Child {
-    vmbench()
-        .current_dir(cwd)
-        .args(["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap()])
+    run_command(cwd, scenario, out).spawn().expect("vmbench starts")
+}
+
+/// [`spawn_run`] with vmbench's output discarded (a test that reads only
+/// the run directory, or lets many runs go at once).
+pub fn spawn_quiet_run(cwd: &Path, scenario: &Path, out: &Path) -> std::process::Child {
+    run_command(cwd, scenario, out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
         .spawn()
         .expect("vmbench starts")
+}
+
+fn run_command(cwd: &Path, scenario: &Path, out: &Path) -> Command {
+    let mut cmd = vmbench();
+    cmd.current_dir(cwd)
+        .args(["run", scenario.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    cmd
 }
 
 /// Writes `text` as scenario `name` in `dir` and runs it into `dir/run`;
