@@ -127,6 +127,24 @@ impl Console {
             rest = &rest[pos + 1..];
         }
         self.push_bytes(rest);
+        self.match_partial(at);
+    }
+
+    /// A watched pattern also matches text that has no line end yet, a
+    /// prompt like `login: `: tested as if a newline followed, so a pattern
+    /// that needs the line's end (`$`) still waits for it.
+    fn match_partial(&mut self, at: Instant) {
+        let Some(pattern) = self.pattern.as_ref().filter(|_| self.report.matched_at.is_none()) else {
+            return;
+        };
+        if self.partial.is_empty() || self.overflowing {
+            return;
+        }
+        let mut text = String::from_utf8_lossy(&self.partial).into_owned();
+        text.push('\n');
+        if pattern.is_match(&text) {
+            self.report.matched_at = Some(at);
+        }
     }
 
     /// The console closed: a last line without a newline still counts.
@@ -406,6 +424,22 @@ mod tests {
         c.feed(later, b"ing on 80\r\nlistening on 81\n");
         assert_eq!(c.report.matched_at, Some(later));
         assert_eq!(c.tail(), ["starting", "listening on 80", "listening on 81"]);
+    }
+
+    #[test]
+    fn a_prompt_without_a_line_end_matches_unless_the_pattern_needs_the_end() {
+        let t0 = Instant::now();
+        let later = t0 + std::time::Duration::from_millis(5);
+        let mut c = Console::new("n").watching(Some(regex_lite::Regex::new("login:").unwrap()));
+        c.feed(t0, b"Debian GNU/Linux 12 vm ttyS0\r\n\r\nvm log");
+        assert_eq!(c.report.matched_at, None);
+        c.feed(later, b"in: ");
+        assert_eq!(c.report.matched_at, Some(later), "the prompt counts when its bytes arrive");
+        let mut c = Console::new("n").watching(Some(regex_lite::Regex::new("^listening on [0-9]+$").unwrap()));
+        c.feed(t0, b"listening on 8");
+        assert_eq!(c.report.matched_at, None, "a `$` waits for the line's end");
+        c.feed(later, b"0\n");
+        assert_eq!(c.report.matched_at, Some(later));
     }
 
     #[test]

@@ -66,6 +66,12 @@ pub fn run() -> i32 {
     };
     if let Role::Service(_) = role {
         service::take_console();
+        if !service::has_instructions(&tokens) {
+            // Booted without vmbench (by hand, or as a disk of the user's
+            // own): a system like any other, left up.
+            println!("vmbench-agent: no instructions from vmbench; leaving the system up");
+            return 0;
+        }
     }
     let parsed = Instructions::from_tokens(tokens.iter().map(String::as_str));
     let exit = parsed.as_ref().map(|i| i.exit).unwrap_or(crate::protocol::ExitMode::Reboot);

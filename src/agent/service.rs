@@ -44,6 +44,14 @@ pub fn instructions(place: Place) -> Vec<String> {
     }
 }
 
+/// Whether vmbench gave the service any instruction: a `vmbench.` token
+/// besides the marker a firmware-booted disk always carries.
+pub fn has_instructions(tokens: &[String]) -> bool {
+    tokens
+        .iter()
+        .any(|t| t.starts_with(crate::protocol::TOKEN_PREFIX) && t != crate::protocol::SMBIOS_MARKER)
+}
+
 /// The tokens of [`crate::protocol::INSTRUCTIONS_ENV`] in a NUL-separated
 /// environment block.
 pub fn from_environ(environ: &[u8]) -> Vec<String> {
@@ -177,6 +185,18 @@ pub fn stop_container(status: i32) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_service_booted_without_vmbench_has_no_instructions() {
+        let tokens = |t: &[&str]| t.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(!has_instructions(&tokens(&[
+            "console=ttyS0",
+            crate::protocol::SMBIOS_MARKER,
+            "quiet"
+        ])));
+        assert!(!has_instructions(&[]));
+        assert!(has_instructions(&tokens(&["quiet", "vmbench.nonce=ab"])));
+    }
 
     #[test]
     fn instructions_come_from_pid_1s_environment() {
