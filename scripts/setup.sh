@@ -80,6 +80,9 @@ PACKAGES+=(iproute2)
 # kernel = "minimal": vmbench builds a small kernel from the distribution's
 # kernel source with its build tools (gcc is there already for cargo).
 PACKAGES+=(linux-source-6.1 make flex bison bc libelf-dev libssl-dev xz-utils)
+# A disk image of your own ([[guest]] disk = ...): its tests make a qcow2
+# overlay with qemu-img (vmbench itself reads the image's header).
+PACKAGES+=(qemu-utils)
 CACHE_DIR=${VMBENCH_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/vmbench}
 APT_UPDATED=0
 

@@ -30,6 +30,8 @@ pub mod compare;
 #[cfg(feature = "harness")]
 pub mod console;
 #[cfg(feature = "harness")]
+pub mod disk_image;
+#[cfg(feature = "harness")]
 pub mod elf;
 #[cfg(feature = "harness")]
 pub mod fault;

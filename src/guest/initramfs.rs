@@ -10,7 +10,7 @@ use std::path::PathBuf;
 const LAYOUT_VERSION: u32 = 2;
 
 /// A built (or reused) initramfs on disk.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Initramfs {
     pub path: PathBuf,
     pub sha256: String,

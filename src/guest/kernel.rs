@@ -6,7 +6,7 @@ use super::{cache, sha256_file};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, schemars::JsonSchema)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Kernel {
     pub path: PathBuf,
     /// Where it was found: `scenario`, `VMBENCH_KERNEL`, `cache` or `host`;

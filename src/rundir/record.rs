@@ -210,6 +210,26 @@ pub struct GuestFacts {
     /// added on top): `image`, `dockerfile` and `image_archive` guests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_image: Option<BaseImageFacts>,
+    /// The user's own VM disk image (`disk` guests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_image: Option<DiskImageFacts>,
+}
+
+/// The user's own VM disk image, as its file and `qemu-img info` describe it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct DiskImageFacts {
+    /// The file the scenario named.
+    pub path: String,
+    /// `qcow2` or `raw`: how QEMU opened it.
+    pub format: String,
+    /// What its header said (`qcow2 (version 3)`, `raw, GPT partition table`).
+    pub detected: String,
+    /// The disk's size as the guest sees it.
+    pub virtual_bytes: u64,
+    /// The files below it, the disk's own first: itself and each backing
+    /// file of a qcow2 chain.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backing_chain: Vec<String>,
 }
 
 /// Where a guest system came from: the scenario key that named it.
@@ -225,6 +245,8 @@ pub enum GuestSourceKind {
     Dockerfile,
     /// An image loaded from a `docker save` / OCI archive.
     ImageArchive,
+    /// The user's own VM disk image.
+    Disk,
 }
 
 impl GuestSourceKind {
@@ -234,6 +256,7 @@ impl GuestSourceKind {
             GuestSourceKind::Image => "image",
             GuestSourceKind::Dockerfile => "dockerfile",
             GuestSourceKind::ImageArchive => "image_archive",
+            GuestSourceKind::Disk => "disk",
         }
     }
 }
@@ -323,6 +346,14 @@ impl GuestFacts {
         }
     }
 
+    /// A guest that is the user's own VM disk.
+    pub fn own_disk(guest: &crate::scenario::Guest, disk: DiskImageFacts) -> Self {
+        GuestFacts {
+            disk_image: Some(disk),
+            ..GuestFacts::of(guest)
+        }
+    }
+
     fn of(guest: &crate::scenario::Guest) -> Self {
         use crate::scenario::GuestSource;
         GuestFacts {
@@ -332,6 +363,7 @@ impl GuestFacts {
                 GuestSource::Image(_) => GuestSourceKind::Image,
                 GuestSource::Dockerfile(_) => GuestSourceKind::Dockerfile,
                 GuestSource::ImageArchive(_) => GuestSourceKind::ImageArchive,
+                GuestSource::Disk(_) => GuestSourceKind::Disk,
             },
             init: guest.init.as_str().to_string(),
             ready: guest
@@ -345,9 +377,10 @@ impl GuestFacts {
     /// What the guest is, for a table: `debian bookworm`, or the source key
     /// and what it named (`dockerfile app/Dockerfile`).
     pub fn system(&self) -> String {
-        match &self.base_image {
-            Some(base) => format!("{} {}", self.source.as_str(), base.source),
-            None => format!("{} {}", self.distro, self.suite),
+        match (&self.base_image, &self.disk_image) {
+            (Some(base), _) => format!("{} {}", self.source.as_str(), base.source),
+            (None, Some(disk)) => format!("disk {}", disk.path),
+            (None, None) => format!("{} {}", self.distro, self.suite),
         }
     }
 }

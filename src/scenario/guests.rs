@@ -56,6 +56,7 @@ fn source_from_raw(loc: &Locator, i: usize, guest: &Spanned<RawGuest>, base_dir:
         ("image", g.image.as_ref().map(Spanned::span)),
         ("dockerfile", g.dockerfile.as_ref().map(Spanned::span)),
         ("image_archive", g.image_archive.as_ref().map(Spanned::span)),
+        ("disk", g.disk.as_ref().map(Spanned::span)),
     ]
     .into_iter()
     .filter_map(|(k, span)| Some((k, span?)))
@@ -68,7 +69,8 @@ fn source_from_raw(loc: &Locator, i: usize, guest: &Spanned<RawGuest>, base_dir:
                 Some(guest.span()),
                 &format!("guest[{i}]"),
                 "missing: a guest needs one source: `rootfs = { distro = \"debian\", suite = \"bookworm\" }`, \
-             `image = \"name:tag\"` (an image in the engine), `dockerfile = \"path\"` or `image_archive = \"path\"`",
+             `image = \"name:tag\"` (an image in the engine), `dockerfile = \"path\"`, `image_archive = \"path\"` \
+             or `disk = \"path.qcow2\"` (a VM disk image)",
             ))
         }
         [_] => {}
@@ -99,6 +101,9 @@ fn source_from_raw(loc: &Locator, i: usize, guest: &Spanned<RawGuest>, base_dir:
     if let Some(dockerfile) = &g.dockerfile {
         return Ok(GuestSource::Dockerfile(existing_file(loc, i, "dockerfile", dockerfile, base_dir)?));
     }
+    if let Some(disk) = &g.disk {
+        return Ok(GuestSource::Disk(disk_image(loc, i, disk, base_dir)?));
+    }
     let archive = g.image_archive.as_ref().expect("one source is given");
     Ok(GuestSource::ImageArchive(existing_file(
         loc,
@@ -107,6 +112,29 @@ fn source_from_raw(loc: &Locator, i: usize, guest: &Spanned<RawGuest>, base_dir:
         archive,
         base_dir,
     )?))
+}
+
+/// `disk = "path"`: a file whose first bytes say it is a disk image QEMU
+/// boots (qcow2, or raw with a partition table or an ext file system).
+fn disk_image(loc: &Locator, i: usize, disk: &Spanned<String>, base_dir: &Path) -> Result<DiskImage> {
+    let path = existing_file(loc, i, "disk", disk, base_dir)?;
+    // As recorded and as QEMU is given it, wherever vmbench is run from.
+    let path = path.canonicalize().unwrap_or(path);
+    let fail = |why: String| {
+        loc.error(
+            Some(disk.span()),
+            &format!("guest[{i}].disk"),
+            format!("`{}` {why}", disk.get_ref()),
+        )
+    };
+    let detected = crate::disk_image::detect_file(&path).map_err(|e| fail(format!("cannot be read: {e}")))?;
+    let format = detected.format().map_err(fail)?;
+    crate::disk_image::chain(&path).map_err(|e| fail(format!("cannot be booted: {e}")))?;
+    Ok(DiskImage {
+        path,
+        format,
+        detected: detected.describe(),
+    })
 }
 
 /// A file the scenario names, relative to its directory; it must exist.
@@ -128,16 +156,33 @@ fn existing_file(loc: &Locator, i: usize, key: &str, value: &Spanned<String>, ba
 }
 
 /// The guest's `init`: systemd by default for a tree vmbench builds, the
-/// agent for an image of the user's own (most run no init system).
+/// agent for an image of the user's own (most run no init system), and the
+/// disk's own system for a disk image (vmbench does not change it, so no
+/// agent is in it).
 fn init_from_raw(loc: &Locator, i: usize, g: &RawGuest, source: &GuestSource) -> Result<GuestInit> {
     let key = format!("guest[{i}].init");
+    if let GuestSource::Disk(_) = source {
+        return match g.init.as_ref().filter(|init| init.get_ref() != "image") {
+            None => Ok(GuestInit::Image),
+            Some(init) => Err(loc.error(
+                Some(init.span()),
+                &key,
+                format!(
+                    "a disk image of your own boots its own system: vmbench does not change the disk, so no agent \
+                     runs in it and init = \"{}\" cannot be; drop `init` (it is \"image\") and say when the guest \
+                     is up with `ready`",
+                    init.get_ref()
+                ),
+            )),
+        };
+    }
     if let Some(init) = g.init.as_ref().filter(|init| init.get_ref() == "image") {
         if !source.is_own_image() {
             return Err(loc.error(
                 Some(init.span()),
                 &key,
                 "init = \"image\" runs an image's own entrypoint, so it applies to an image of your own \
-                 (`image`, `dockerfile`, `image_archive`); use init = \"agent\" or \"systemd\"",
+                 (`image`, `dockerfile`, `image_archive`, `disk`); use init = \"agent\" or \"systemd\"",
             ));
         }
         return Ok(GuestInit::Image);
@@ -274,10 +319,10 @@ fn ready_from_raw(loc: &Locator, i: usize, guest: &Spanned<RawGuest>, init: Gues
     let Some(ready) = &guest.get_ref().ready else {
         if init == GuestInit::Image {
             return Err(loc.error(
-                guest.get_ref().init.as_ref().map(Spanned::span),
+                Some(guest.get_ref().init.as_ref().map_or(guest.span(), Spanned::span)),
                 &key,
-                "missing: init = \"image\" runs no agent, so say when the guest is up with \
-                 ready = { tcp = PORT } or ready = { console = \"REGEX\" }",
+                "missing: init = \"image\" (and a disk image of your own) runs no agent, so say when the guest \
+                 is up with ready = { tcp = PORT }, { http = \"/PATH\" } or { console = \"REGEX\" }",
             ));
         }
         return Ok(None);

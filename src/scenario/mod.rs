@@ -172,6 +172,19 @@ pub enum GuestSource {
     /// A `docker save` / OCI archive loaded through the engine's API
     /// (`image_archive = "path"`, resolved likewise).
     ImageArchive(PathBuf),
+    /// A VM disk image of the user's own (`disk = "path"`, resolved
+    /// likewise), booted by firmware or with a `kernel` the target gives;
+    /// never written (QEMU's `snapshot=on`).
+    Disk(DiskImage),
+}
+
+/// A VM disk image file and the format its first bytes say it has.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DiskImage {
+    pub path: PathBuf,
+    pub format: crate::disk_image::DiskFormat,
+    /// What its header says, as recorded (`qcow2 (version 3)`).
+    pub detected: String,
 }
 
 impl GuestSource {
@@ -182,12 +195,31 @@ impl GuestSource {
             GuestSource::Image(_) => "image",
             GuestSource::Dockerfile(_) => "dockerfile",
             GuestSource::ImageArchive(_) => "image_archive",
+            GuestSource::Disk(_) => "disk",
         }
     }
 
-    /// A container image of the user's own (every source but `rootfs`).
+    /// A container image of the user's own (`image`, `dockerfile`,
+    /// `image_archive`).
     pub fn is_own_image(&self) -> bool {
+        matches!(
+            self,
+            GuestSource::Image(_) | GuestSource::Dockerfile(_) | GuestSource::ImageArchive(_)
+        )
+    }
+
+    /// A system of the user's own, which vmbench does not change and so
+    /// has no agent in it: an image or a disk.
+    pub fn is_users_own(&self) -> bool {
         !matches!(self, GuestSource::Rootfs(_))
+    }
+
+    /// The user's own VM disk image.
+    pub fn disk(&self) -> Option<&DiskImage> {
+        match self {
+            GuestSource::Disk(disk) => Some(disk),
+            _ => None,
+        }
     }
 }
 
@@ -251,6 +283,8 @@ pub struct VmSpec {
     pub vcpus: u32,
     pub memory_mib: u32,
     pub kernel: KernelChoice,
+    /// The initramfs a direct boot of the user's own disk starts with.
+    pub initrd: Option<PathBuf>,
     /// Extra kernel command-line parameters, appended after vmbench's own.
     pub kernel_args: Vec<String>,
     /// The QEMU binary; `None` looks up `qemu-system-x86_64` on PATH.

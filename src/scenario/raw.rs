@@ -57,6 +57,8 @@ pub struct RawGuest {
     #[schemars(with = "Option<String>")]
     pub image_archive: Option<Spanned<String>>,
     #[schemars(with = "Option<String>")]
+    pub disk: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
     pub init: Option<Spanned<String>>,
 }
 
@@ -114,6 +116,8 @@ pub struct RawTarget {
     pub vcpus: Option<Spanned<toml::Value>>,
     #[schemars(with = "Option<String>")]
     pub kernel: Option<Spanned<String>>,
+    #[schemars(with = "Option<String>")]
+    pub initrd: Option<Spanned<String>>,
     #[schemars(with = "Option<Vec<String>>")]
     pub kernel_args: Option<Spanned<Vec<String>>>,
     #[schemars(with = "Option<String>")]

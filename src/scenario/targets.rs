@@ -88,6 +88,7 @@ const VM_KEYS: &[&str] = &[
     "vcpus",
     "memory_mib",
     "kernel",
+    "initrd",
     "kernel_args",
     "qemu",
     "uri",
@@ -125,6 +126,7 @@ fn present_keys(t: &RawTarget) -> Vec<(&'static str, Range<usize>)> {
     add("accel", t.accel.as_ref().map(Spanned::span));
     add("vcpus", t.vcpus.as_ref().map(Spanned::span));
     add("kernel", t.kernel.as_ref().map(Spanned::span));
+    add("initrd", t.initrd.as_ref().map(Spanned::span));
     add("kernel_args", t.kernel_args.as_ref().map(Spanned::span));
     add("qemu", t.qemu.as_ref().map(Spanned::span));
     add("uri", t.uri.as_ref().map(Spanned::span));
@@ -149,8 +151,13 @@ fn vm_from_raw(loc: &Locator, i: usize, t: &RawTarget, base_dir: &Path, guest: O
     if let Some(guest) = &guest {
         check_vm_guest(loc, i, t, guest, libvirt)?;
     }
-    let machine = vm_machine(loc, i, t, libvirt)?;
-    let boot = vm_boot(loc, i, t, guest.as_ref(), machine)?;
+    let disk = guest.as_ref().is_some_and(|g| g.source.disk().is_some());
+    // A disk of the user's own boots by firmware unless a kernel is given,
+    // and firmware needs q35.
+    let firmware_default = disk && t.kernel.is_none();
+    let machine = vm_machine(loc, i, t, libvirt, firmware_default)?;
+    let boot = vm_boot(loc, i, t, guest.as_ref(), machine, firmware_default)?;
+    let initrd = vm_initrd(loc, i, t, base_dir, guest.as_ref(), boot)?;
     let uri = vm_uri(loc, i, t, libvirt)?;
     let sandbox = vm_sandbox(loc, i, t, libvirt)?;
     let run_as = vm_run_as(loc, i, t, libvirt)?;
@@ -161,6 +168,14 @@ fn vm_from_raw(loc: &Locator, i: usize, t: &RawTarget, base_dir: &Path, guest: O
         &[("user", VmNetwork::User), ("tap", VmNetwork::Tap)],
         VmNetwork::User,
     )?;
+    if let (true, VmNetwork::Tap) = (disk, network) {
+        return Err(loc.error(
+            t.network.as_ref().map(Spanned::span),
+            &key("network"),
+            "network = \"tap\" gives the guest an address that vmbench's agent sets, and a disk of your own has no \
+             agent; use network = \"user\" (QEMU's user network, whose DHCP your guest can use)",
+        ));
+    }
     if let (true, VmNetwork::Tap) = (libvirt, network) {
         return Err(loc.error(
             t.network.as_ref().map(Spanned::span),
@@ -188,6 +203,7 @@ fn vm_from_raw(loc: &Locator, i: usize, t: &RawTarget, base_dir: &Path, guest: O
         vcpus,
         memory_mib,
         kernel,
+        initrd,
         kernel_args,
         qemu,
         uri,
@@ -203,19 +219,25 @@ fn vm_from_raw(loc: &Locator, i: usize, t: &RawTarget, base_dir: &Path, guest: O
 /// The VM's `boot` path: direct unless firmware is asked for, which needs a
 /// `[[guest]]` (a disk with bootloaders) and the q35 machine (a microvm has
 /// no disk-booting firmware).
-fn vm_boot(loc: &Locator, i: usize, t: &RawTarget, guest: Option<&Guest>, machine: Machine) -> Result<BootPath> {
+/// A disk of the user's own boots by BIOS by default, directly only with a
+/// `kernel` the target gives, and never with `kernel_args` under firmware
+/// (its bootloader's command line is on the disk).
+fn vm_boot(loc: &Locator, i: usize, t: &RawTarget, guest: Option<&Guest>, machine: Machine, firmware_default: bool) -> Result<BootPath> {
     let key = format!("target[{i}].boot");
     let boot = one_of(
         loc,
         t.boot.as_ref(),
         &key,
         &[("direct", BootPath::Direct), ("bios", BootPath::Bios), ("uefi", BootPath::Uefi)],
-        BootPath::Direct,
+        if firmware_default { BootPath::Bios } else { BootPath::Direct },
     )?;
+    let span = t.boot.as_ref().map(Spanned::span);
+    if let Some(g) = guest.filter(|g| g.source.disk().is_some()) {
+        check_disk_boot(loc, i, t, g, boot)?;
+    }
     if boot == BootPath::Direct {
         return Ok(boot);
     }
-    let span = t.boot.as_ref().map(Spanned::span);
     if guest.is_none() {
         return Err(loc.error(
             span,
@@ -237,6 +259,74 @@ fn vm_boot(loc: &Locator, i: usize, t: &RawTarget, guest: Option<&Guest>, machin
         ));
     }
     Ok(boot)
+}
+
+/// What booting a disk of the user's own `boot`'s way needs: a kernel the
+/// target gives for a direct boot; no kernel, initramfs or kernel arguments
+/// under firmware, whose bootloader on the disk chooses them.
+fn check_disk_boot(loc: &Locator, i: usize, t: &RawTarget, g: &Guest, boot: BootPath) -> Result<()> {
+    if boot == BootPath::Direct {
+        if t.kernel.is_none() {
+            return Err(loc.error(
+                t.boot.as_ref().map(Spanned::span),
+                &format!("target[{i}].kernel"),
+                format!(
+                    "missing: boot = \"direct\" of guest `{}`'s disk needs the kernel to start: `kernel = \"PATH\"` \
+                     (or \"minimal\"), usually with `initrd = \"PATH\"` and `kernel_args = [\"root=/dev/vda1\"]`; \
+                     or boot it by firmware (boot = \"bios\" or \"uefi\")",
+                    g.name
+                ),
+            ));
+        }
+        return Ok(());
+    }
+    let given = [
+        ("kernel", t.kernel.as_ref().map(Spanned::span)),
+        ("initrd", t.initrd.as_ref().map(Spanned::span)),
+        ("kernel_args", t.kernel_args.as_ref().map(Spanned::span)),
+    ];
+    if let Some((k, span)) = given.into_iter().find_map(|(k, span)| Some((k, span?))) {
+        return Err(loc.error(
+            Some(span),
+            &format!("target[{i}].{k}"),
+            format!(
+                "`{k}` cannot reach a kernel that guest `{}`'s own bootloader starts (boot = \"{}\"); \
+                 drop it, or boot the disk with boot = \"direct\" and a `kernel`",
+                g.name,
+                boot.as_str()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The `initrd` a direct boot of the user's own disk starts with; no other
+/// VM takes one (vmbench makes its own initramfs, or boots the tree's).
+fn vm_initrd(loc: &Locator, i: usize, t: &RawTarget, base_dir: &Path, guest: Option<&Guest>, boot: BootPath) -> Result<Option<PathBuf>> {
+    let Some(initrd) = &t.initrd else { return Ok(None) };
+    let key = format!("target[{i}].initrd");
+    let disk = guest.is_some_and(|g| g.source.disk().is_some());
+    if !disk || boot != BootPath::Direct {
+        return Err(loc.error(
+            Some(initrd.span()),
+            &key,
+            "`initrd` applies to boot = \"direct\" of a disk of your own (`[[guest]] disk = ...`); \
+             otherwise vmbench makes the initramfs (its agent) or boots the one the guest's tree installed",
+        ));
+    }
+    let path = base_dir.join(initrd.get_ref());
+    if !path.is_file() {
+        return Err(loc.error(
+            Some(initrd.span()),
+            &key,
+            format!(
+                "`{}` does not exist (looked at {}; a relative path is relative to the scenario file)",
+                initrd.get_ref(),
+                path.display()
+            ),
+        ));
+    }
+    Ok(Some(path))
 }
 
 /// Whether QEMU runs under its seccomp sandbox: yes unless `sandbox = false`
@@ -338,7 +428,7 @@ fn check_vm_guest(loc: &Locator, i: usize, t: &RawTarget, guest: &Guest, libvirt
             ),
         ));
     }
-    if let Some(kernel) = &t.kernel {
+    if let Some(kernel) = t.kernel.as_ref().filter(|_| guest.rootfs().is_some()) {
         return Err(loc.error(
             Some(kernel.span()),
             &format!("target[{i}].kernel"),
@@ -352,14 +442,18 @@ fn check_vm_guest(loc: &Locator, i: usize, t: &RawTarget, guest: &Guest, libvirt
 }
 
 /// The VM's `machine`: microvm by default, q35 under libvirt, which cannot run microvm.
-fn vm_machine(loc: &Locator, i: usize, t: &RawTarget, libvirt: bool) -> Result<Machine> {
+fn vm_machine(loc: &Locator, i: usize, t: &RawTarget, libvirt: bool, firmware_default: bool) -> Result<Machine> {
     let key = format!("target[{i}].machine");
     let machine = one_of(
         loc,
         t.machine.as_ref(),
         &key,
         &[("microvm", Machine::Microvm), ("q35", Machine::Q35)],
-        if libvirt { Machine::Q35 } else { Machine::Microvm },
+        if libvirt || firmware_default {
+            Machine::Q35
+        } else {
+            Machine::Microvm
+        },
     )?;
     if libvirt && machine == Machine::Microvm {
         return Err(loc.error(
@@ -484,6 +578,17 @@ fn guest_agent(loc: &Locator, i: usize, t: &RawTarget, base_dir: &Path, kind: &s
 
 fn container_from_raw(loc: &Locator, i: usize, t: &RawTarget, base_dir: &Path, guest: Option<Guest>) -> Result<ContainerSpec> {
     let key = |k: &str| format!("target[{i}].{k}");
+    if let Some(g) = guest.as_ref().filter(|g| g.source.disk().is_some()) {
+        return Err(loc.error(
+            t.guest.as_ref().map(Spanned::span),
+            &key("guest"),
+            format!(
+                "guest `{}` is a VM disk image, which only VM targets boot; a container runs a root file system \
+                 (`rootfs = {{...}}`) or an image (`image`, `dockerfile`, `image_archive`)",
+                g.name
+            ),
+        ));
+    }
     let engine = one_of(
         loc,
         t.engine.as_ref(),

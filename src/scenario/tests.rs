@@ -705,6 +705,114 @@ fn an_image_run_as_it_is_needs_one_ready_probe() {
     assert_eq!(e.key, "target[0].network");
 }
 
+const DISK: &str = r#"name = "disk"
+
+[[guest]]
+name = "cloud"
+disk = "images/cloud.qcow2"
+ready = { console = "login:" }
+
+[[target]]
+name = "vm"
+kind = "vm"
+guest = "cloud"
+
+[[workload]]
+kind = "boot"
+"#;
+
+/// `DISK` parsed in a directory holding `images/cloud.qcow2` (a qcow2 v3
+/// header over `base.img`, a raw disk with an MBR signature) and `notes.txt`.
+fn parse_disk(text: &str) -> (tempfile::TempDir, Result<Scenario, ScenarioError>) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("images")).unwrap();
+    let mut raw = vec![0u8; 4096];
+    raw[510..512].copy_from_slice(b"\x55\xaa");
+    std::fs::write(dir.path().join("images/base.img"), &raw).unwrap();
+    let mut qcow2 = vec![0u8; 4096];
+    qcow2[..4].copy_from_slice(b"QFI\xfb");
+    qcow2[4..8].copy_from_slice(&3u32.to_be_bytes());
+    qcow2[8..16].copy_from_slice(&1024u64.to_be_bytes());
+    qcow2[16..20].copy_from_slice(&8u32.to_be_bytes());
+    qcow2[24..32].copy_from_slice(&(2u64 << 30).to_be_bytes());
+    qcow2[1024..1032].copy_from_slice(b"base.img");
+    std::fs::write(dir.path().join("images/cloud.qcow2"), &qcow2).unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "not a disk\n").unwrap();
+    std::fs::write(dir.path().join("vmlinuz"), "kernel").unwrap();
+    let result = parse(&dir.path().join("s.toml"), text);
+    (dir, result)
+}
+
+#[test]
+fn a_disk_of_your_own_boots_by_bios_on_q35_with_no_agent_unless_a_kernel_is_given() {
+    let (dir, s) = parse_disk(DISK);
+    let s = s.unwrap();
+    let disk = s.guests[0].source.disk().expect("a disk guest");
+    assert_eq!(disk.path, dir.path().join("images/cloud.qcow2"));
+    assert_eq!(
+        (disk.format, disk.detected.as_str()),
+        (crate::disk_image::DiskFormat::Qcow2, "qcow2 (version 3)")
+    );
+    assert_eq!(s.guests[0].init, GuestInit::Image, "no agent is in a disk vmbench did not make");
+    let TargetSpec::Vm(vm) = &s.targets[0].spec else { panic!() };
+    assert_eq!((vm.boot, vm.machine), (BootPath::Bios, Machine::Q35));
+    // With a kernel: a direct boot, on the default machine.
+    let text = DISK.replace(
+        "guest = \"cloud\"",
+        "guest = \"cloud\"\nkernel = \"vmlinuz\"\ninitrd = \"images/base.img\"\nkernel_args = [\"root=/dev/vda1\"]",
+    );
+    let s = parse_disk(&text).1.unwrap();
+    let TargetSpec::Vm(vm) = &s.targets[0].spec else { panic!() };
+    assert_eq!((vm.boot, vm.machine), (BootPath::Direct, Machine::Microvm));
+    assert_eq!(vm.initrd.as_ref().map(|p| p.ends_with("images/base.img")), Some(true));
+    let s = parse_disk(&DISK.replace("guest = \"cloud\"", "guest = \"cloud\"\nboot = \"uefi\""))
+        .1
+        .unwrap();
+    let TargetSpec::Vm(vm) = &s.targets[0].spec else { panic!() };
+    assert_eq!(vm.boot, BootPath::Uefi);
+}
+
+#[test]
+fn disk_errors_name_their_line_and_key_and_say_what_the_file_is() {
+    let bad = |from: &str, to: &str| {
+        assert!(DISK.contains(from), "{from} not in DISK");
+        parse_disk(&DISK.replacen(from, to, 1)).1.expect_err("should be rejected")
+    };
+    let e = bad("images/cloud.qcow2", "notes.txt");
+    assert_eq!((e.line, e.key.as_str()), (5, "guest[0].disk"));
+    assert!(e.message.contains("`notes.txt` is not a disk image"), "{e}");
+    let e = bad("images/cloud.qcow2", "images/gone.qcow2");
+    assert!(e.key == "guest[0].disk" && e.message.contains("does not exist"), "{e}");
+    let e = bad("ready = { console = \"login:\" }", "");
+    assert!(e.key == "guest[0].ready" && e.message.contains("missing"), "{e}");
+    let e = bad("ready =", "init = \"systemd\"\nready =");
+    assert!(e.key == "guest[0].init" && e.message.contains("no agent runs in it"), "{e}");
+    let e = bad("kind = \"vm\"", "kind = \"container\"");
+    assert!(e.key == "target[0].guest" && e.message.contains("only VM targets boot"), "{e}");
+    let e = bad("guest = \"cloud\"", "guest = \"cloud\"\nboot = \"direct\"");
+    assert!(e.key == "target[0].kernel" && e.message.contains("missing"), "{e}");
+    let e = bad("guest = \"cloud\"", "guest = \"cloud\"\nmachine = \"microvm\"");
+    assert!(e.key == "target[0].boot" && e.message.contains("q35"), "{e}");
+    let e = bad("guest = \"cloud\"", "guest = \"cloud\"\nkernel_args = [\"quiet\"]");
+    assert!(e.key == "target[0].kernel_args" && e.message.contains("own bootloader"), "{e}");
+    let e = bad("guest = \"cloud\"", "guest = \"cloud\"\nnetwork = \"tap\"");
+    assert_eq!(e.key, "target[0].network");
+    let e = bad("guest = \"cloud\"", "guest = \"cloud\"\nagent = \"notes.txt\"");
+    assert_eq!(e.key, "target[0].agent");
+    // A qcow2 whose backing file is gone is refused before anything runs.
+    let (dir, _) = parse_disk(DISK);
+    std::fs::remove_file(dir.path().join("images/base.img")).unwrap();
+    let e = parse(&dir.path().join("s.toml"), DISK).unwrap_err();
+    assert!(e.message.contains("backing file") && e.message.contains("base.img"), "{e}");
+    // `initrd` belongs to a direct boot of a disk of your own only.
+    let e =
+        parse_str("name = \"d\"\n[[target]]\nname = \"t\"\nkind = \"vm\"\ninitrd = \"x\"\n[[workload]]\nkind = \"boot\"\n").unwrap_err();
+    assert!(
+        e.key == "target[0].initrd" && e.message.contains("boot = \"direct\" of a disk"),
+        "{e}"
+    );
+}
+
 /// "Defaults that work together": a scenario that names only kinds, no
 /// sizes, validates for every workload in every kind of target, each at its
 /// defaults (the VM and container at their default 256 MiB).

@@ -317,15 +317,6 @@ impl Backend for DockerBackend {
         if let Some(reason) = super::needs_a_guest_system(workload, self.spec.guest.as_ref()) {
             return Some(reason);
         }
-        if let Some(guest) = self.spec.guest.as_ref().filter(|g| g.init == crate::scenario::GuestInit::Image) {
-            if workload.kind != WorkloadKind::Boot {
-                return Some(format!(
-                    "guest `{}` runs its image's own command with no agent (init = \"image\"): only the boot \
-                     workload applies",
-                    guest.name
-                ));
-            }
-        }
         match workload.kind {
             WorkloadKind::Network | WorkloadKind::Http | WorkloadKind::Sql if self.no_network => Some(format!(
                 "{} starts runtime `{}` with --network=none, so its containers have no network",

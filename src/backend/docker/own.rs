@@ -33,7 +33,7 @@ pub async fn ensure(docker: &Docker, engine: Engine, guest: &Guest, agent: &[u8]
         GuestSource::Image(reference) => (reference.clone(), reference.clone(), false),
         GuestSource::Dockerfile(path) => (path.display().to_string(), build_dockerfile(docker, path).await?, true),
         GuestSource::ImageArchive(path) => (path.display().to_string(), load_archive(docker, engine, path).await?, true),
-        GuestSource::Rootfs(_) => bail!("guest `{}` is a root file system, not an image of your own", guest.name),
+        GuestSource::Rootfs(_) | GuestSource::Disk(_) => bail!("guest `{}` is not a container image of your own", guest.name),
     };
     let build_ms = made.then(|| started.elapsed().as_secs_f64() * 1e3);
     let base = docker

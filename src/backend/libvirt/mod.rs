@@ -246,7 +246,7 @@ impl Backend for LibvirtBackend {
         let initrd_sha = facts.initramfs.as_ref().map(|a| a.sha256.clone()).unwrap_or_default();
         let drivers_sha = facts.initramfs_drivers.as_ref().map(|a| a.sha256.clone()).unwrap_or_default();
         template.kernel = stage(&template.kernel, &kernel_sha)?;
-        template.initrd = stage(&template.initrd, &initrd_sha)?;
+        template.initrd = template.initrd.as_deref().map(|i| stage(i, &initrd_sha)).transpose()?;
         let initrd_drivers = stage(&prepared.initrd_drivers, &drivers_sha)?;
         describe(&mut facts, &template, &self.spec.uri, versions);
         self.link = Some(link);

@@ -57,7 +57,9 @@ fn os(xml: &mut String, cmd: &QemuCommand) {
     let _ = writeln!(xml, "  <os>");
     let _ = writeln!(xml, "    <type arch='x86_64' machine='{}'>hvm</type>", cmd.machine.as_str());
     let _ = writeln!(xml, "    <kernel>{}</kernel>", escape(&cmd.kernel.display().to_string()));
-    let _ = writeln!(xml, "    <initrd>{}</initrd>", escape(&cmd.initrd.display().to_string()));
+    if let Some(initrd) = &cmd.initrd {
+        let _ = writeln!(xml, "    <initrd>{}</initrd>", escape(&initrd.display().to_string()));
+    }
     let _ = writeln!(xml, "    <cmdline>{}</cmdline>", escape(&cmd.append.join(" ")));
     let _ = writeln!(xml, "  </os>");
     // Without ACPI the guest cannot power the machine off.
@@ -135,11 +137,14 @@ mod tests {
             vcpus: 2,
             memory_mib: 512,
             kernel: "/var/lib/libvirt/boot/vmbench/k".into(),
-            initrd: "/var/lib/libvirt/boot/vmbench/i".into(),
+            initrd: Some("/var/lib/libvirt/boot/vmbench/i".into()),
             append: vec!["console=ttyS0".into(), "vmbench.nonce=a<b".into()],
             firmware: crate::backend::qemu::cmdline::Firmware::Direct,
             smbios_oem: None,
             root_disk: None,
+            root_format: crate::disk_image::DiskFormat::Raw,
+            agent: true,
+            ready_port: None,
             disk: None,
             forwards: Vec::new(),
             tap: None,

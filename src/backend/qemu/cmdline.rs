@@ -65,9 +65,14 @@ pub struct QemuCommand {
     /// apply to [`Firmware::Direct`] only.
     pub firmware: Firmware,
     pub kernel: PathBuf,
-    pub initrd: PathBuf,
+    /// None only for a disk of the user's own booted without one.
+    pub initrd: Option<PathBuf>,
     /// Kernel command line, one parameter per entry.
     pub append: Vec<String>,
+    /// The guest runs vmbench's agent, so each launch passes it its
+    /// instructions (on the command line, or as an SMBIOS string). A disk
+    /// of the user's own has no agent and gets none.
+    pub agent: bool,
     /// An SMBIOS OEM string (type 11) for the guest: the instructions of a
     /// firmware-booted guest, which reads them from
     /// `/sys/firmware/dmi/entries/11-*/raw`.
@@ -76,12 +81,18 @@ pub struct QemuCommand {
     /// writes going to a temporary overlay QEMU discards (`snapshot=on`), so
     /// every boot starts from the same disk.
     pub root_disk: Option<PathBuf>,
+    /// How QEMU opens `root_disk`: raw for the disks vmbench makes, what
+    /// the header says for the user's own.
+    pub root_format: crate::disk_image::DiskFormat,
     /// A raw image attached as virtio-blk (the disk workload's `/dev/vda`).
     pub disk: Option<PathBuf>,
     /// A virtio-net NIC on QEMU's user network, with these host ports on
     /// 127.0.0.1 forwarded to ports in the guest (a host-driven workload's:
     /// the agent's, a server's). No NIC when empty.
     pub forwards: Vec<Forward>,
+    /// The guest port a ready probe connects to (a guest with no agent):
+    /// every launch forwards a host port to it (not an argument itself).
+    pub ready_port: Option<u16>,
     /// A virtio-net NIC on this tap device instead (a `tap` network), the
     /// guest at its own address; vhost-net with KVM.
     pub tap: Option<super::tap::Tap>,
@@ -178,7 +189,9 @@ impl QemuCommand {
         match &self.firmware {
             Firmware::Direct => {
                 pair("-kernel", self.kernel.display().to_string());
-                pair("-initrd", self.initrd.display().to_string());
+                if let Some(initrd) = &self.initrd {
+                    pair("-initrd", initrd.display().to_string());
+                }
                 pair("-append", self.append.join(" "));
             }
             Firmware::Bios => {}
@@ -192,8 +205,9 @@ impl QemuCommand {
             pair(
                 "-drive",
                 format!(
-                    "file={},format=raw,if=none,id=root,cache={DISK_CACHE},aio=threads,snapshot=on",
-                    root.display()
+                    "file={},format={},if=none,id=root,cache={DISK_CACHE},aio=threads,snapshot=on",
+                    root.display().to_string().replace(',', ",,"),
+                    self.root_format.as_str()
                 ),
             );
             pair(
@@ -255,11 +269,14 @@ mod tests {
             vcpus: 2,
             memory_mib: 256,
             kernel: "/k/vmlinuz".into(),
-            initrd: "/k/initrd.cpio".into(),
+            initrd: Some("/k/initrd.cpio".into()),
             append: vec!["console=ttyS0".into(), "vmbench.nonce=ab".into()],
             firmware: Firmware::Direct,
             smbios_oem: None,
             root_disk: None,
+            root_format: crate::disk_image::DiskFormat::Raw,
+            agent: true,
+            ready_port: None,
             disk: None,
             forwards: Vec::new(),
             tap: None,

@@ -80,19 +80,14 @@ pub struct PreparedVm {
 /// backends so both boot exactly the same guest.
 pub async fn prepare_vm(name: &str, spec: &VmSpec, ctx: &RunContext) -> Result<PreparedVm> {
     if let Some(guest) = &spec.guest {
+        if let Some(disk) = guest.source.disk() {
+            return prepare_disk_vm(name, spec, guest, disk, ctx).await;
+        }
         return prepare_guest_vm(name, spec, guest, ctx).await;
     }
     let qemu = find_qemu(spec.qemu.as_deref())?;
     let version = qemu_version(&qemu).await?;
-    // libvirt puts its own -sandbox on the QEMU it starts (see `libvirt::sandbox`).
-    if spec.run_as.is_some() && ctx.accounting != crate::scenario::Accounting::Cgroup {
-        // Without a cgroup nothing could find a QEMU that outlived a killed
-        // vmbench (it has no parent-death signal once it changed its user).
-        bail!(
-            "target `{name}`: run_as needs a cgroup of vmbench's own for QEMU, and this host gives none ({})",
-            ctx.accounting_fallback.as_deref().unwrap_or("accounting = \"process\"")
-        );
-    }
+    check_run_as(name, spec, ctx)?;
     let sandbox = spec.sandbox && spec.backend == VmBackend::Qemu;
     if sandbox {
         check_sandbox(&qemu, &format!("target `{name}`")).await?;
@@ -114,11 +109,14 @@ pub async fn prepare_vm(name: &str, spec: &VmSpec, ctx: &RunContext) -> Result<P
         vcpus: spec.vcpus,
         memory_mib: spec.memory_mib,
         kernel: kernel.path.clone(),
-        initrd: initramfs.path.clone(),
+        initrd: Some(initramfs.path.clone()),
         append,
         firmware: cmdline::Firmware::Direct,
         smbios_oem: None,
         root_disk: None,
+        root_format: crate::disk_image::DiskFormat::Raw,
+        agent: true,
+        ready_port: None,
         disk: None,
         forwards: Vec::new(),
         tap: None,
@@ -157,6 +155,19 @@ pub async fn prepare_vm(name: &str, spec: &VmSpec, ctx: &RunContext) -> Result<P
     })
 }
 
+/// `run_as` needs a cgroup of vmbench's own for QEMU: without one nothing
+/// could find a QEMU that outlived a killed vmbench (it has no parent-death
+/// signal once it changed its user).
+fn check_run_as(name: &str, spec: &VmSpec, ctx: &RunContext) -> Result<()> {
+    if spec.run_as.is_some() && ctx.accounting != crate::scenario::Accounting::Cgroup {
+        bail!(
+            "target `{name}`: run_as needs a cgroup of vmbench's own for QEMU, and this host gives none ({})",
+            ctx.accounting_fallback.as_deref().unwrap_or("accounting = \"process\"")
+        );
+    }
+    Ok(())
+}
+
 /// vmbench's kernel parameters for `accel`, then `guest_args` (how a guest
 /// system finds its root), then the scenario's own `extra`.
 fn kernel_args(accel: Accel, guest_args: &[String], extra: &[String]) -> Vec<String> {
@@ -182,6 +193,7 @@ fn kernel_args(accel: Accel, guest_args: &[String], extra: &[String]) -> Vec<Str
 /// systemd unit. The accelerator is probed by booting vmbench's initramfs
 /// with the tree's kernel, so no other kernel is needed.
 async fn prepare_guest_vm(name: &str, spec: &VmSpec, guest_spec: &crate::scenario::Guest, ctx: &RunContext) -> Result<PreparedVm> {
+    check_run_as(name, spec, ctx)?;
     let qemu = find_qemu(spec.qemu.as_deref())?;
     let version = qemu_version(&qemu).await?;
     let agent = guest::agent::Agent::from_file(spec.agent.as_deref()).with_context(|| format!("target `{name}`"))?;
@@ -222,20 +234,7 @@ async fn prepare_guest_vm(name: &str, spec: &VmSpec, guest_spec: &crate::scenari
             .context("making the guest disk")?
             .with_context(|| format!("target `{name}`: guest `{}`", guest_spec.name))?
     };
-    let firmware = match spec.boot {
-        crate::scenario::BootPath::Direct => cmdline::Firmware::Direct,
-        crate::scenario::BootPath::Bios => cmdline::Firmware::Bios,
-        crate::scenario::BootPath::Uefi => {
-            let ovmf = PathBuf::from(cmdline::OVMF);
-            if !ovmf.is_file() {
-                bail!(
-                    "target `{name}`: boot = \"uefi\" needs {} (Debian package ovmf; scripts/setup.sh installs it)",
-                    ovmf.display()
-                );
-            }
-            cmdline::Firmware::Uefi(ovmf)
-        }
-    };
+    let firmware = firmware_for(name, spec.boot)?;
     let template = QemuCommand {
         binary: qemu.clone(),
         machine: spec.machine,
@@ -244,11 +243,14 @@ async fn prepare_guest_vm(name: &str, spec: &VmSpec, guest_spec: &crate::scenari
         memory_mib: spec.memory_mib,
         firmware,
         kernel: built.kernel.clone(),
-        initrd: built.initrd.clone(),
+        initrd: Some(built.initrd.clone()),
         append: kernel_args(accel, &root_args, &spec.kernel_args),
         smbios_oem: None,
         sandbox,
         root_disk: Some(disk.path.clone()),
+        root_format: crate::disk_image::DiskFormat::Raw,
+        agent: true,
+        ready_port: None,
         disk: None,
         forwards: Vec::new(),
         tap: None,
@@ -306,6 +308,170 @@ async fn prepare_guest_vm(name: &str, spec: &VmSpec, guest_spec: &crate::scenari
     })
 }
 
+/// A VM booting a disk image of the user's own, as it is: by firmware (the
+/// disk's bootloader), or directly with the target's kernel, initramfs and
+/// command line. No agent runs in it, so no instructions are passed and its
+/// `ready` probe says when it is up (a TCP or HTTP probe's port forwarded
+/// from the host on QEMU's user network). Writes go to QEMU's temporary
+/// overlay (`snapshot=on`): the image is never changed.
+async fn prepare_disk_vm(
+    name: &str,
+    spec: &VmSpec,
+    guest_spec: &crate::scenario::Guest,
+    disk: &crate::scenario::DiskImage,
+    ctx: &RunContext,
+) -> Result<PreparedVm> {
+    check_run_as(name, spec, ctx)?;
+    let qemu = find_qemu(spec.qemu.as_deref())?;
+    let version = qemu_version(&qemu).await?;
+    let whom = format!("target `{name}`: guest `{}`", guest_spec.name);
+    // Read again: the file may have changed since the scenario was checked.
+    let layers = crate::disk_image::chain(&disk.path).map_err(|e| anyhow!("{whom}: {}: {e}", disk.path.display()))?;
+    if spec.sandbox {
+        check_sandbox(&qemu, &format!("target `{name}`")).await?;
+    }
+    // A direct boot's kernel; else the KVM probe's, which is vmbench's own
+    // (the disk's kernel is known only to its bootloader).
+    let direct = spec.boot == crate::scenario::BootPath::Direct;
+    let kernel = if direct || spec.accel != AccelChoice::Tcg {
+        let choice = if direct {
+            spec.kernel.clone()
+        } else {
+            crate::scenario::KernelChoice::Auto
+        };
+        let kernel = tokio::task::spawn_blocking(move || guest::kernel::resolve(&choice))
+            .await
+            .context("finding the guest kernel")?
+            .with_context(|| whom.clone())?;
+        Some(kernel)
+    } else {
+        None
+    };
+    let (accel, accel_reason) = match &kernel {
+        Some(kernel) => choose_accel(ctx, name, spec, &qemu, &kernel.path).await?,
+        None => (Accel::Tcg, "the scenario asks for tcg".to_string()),
+    };
+    let firmware = firmware_for(name, spec.boot)?;
+    let port = guest_spec.ready.as_ref().and_then(|probe| match probe {
+        crate::scenario::ReadyProbe::Tcp(port) | crate::scenario::ReadyProbe::Http { port, .. } => Some(*port),
+        crate::scenario::ReadyProbe::Console(_) => None,
+    });
+    let template = QemuCommand {
+        binary: qemu.clone(),
+        machine: spec.machine,
+        accel,
+        vcpus: spec.vcpus,
+        memory_mib: spec.memory_mib,
+        firmware,
+        kernel: kernel.as_ref().map(|k| k.path.clone()).unwrap_or_default(),
+        initrd: spec.initrd.clone(),
+        append: kernel_args(accel, &[], &spec.kernel_args),
+        agent: false,
+        smbios_oem: None,
+        sandbox: spec.sandbox,
+        root_disk: Some(disk.path.clone()),
+        root_format: disk.format,
+        disk: None,
+        forwards: Vec::new(),
+        ready_port: port,
+        tap: None,
+        cpuset: ctx.cpuset.clone(),
+        run_as: spec.run_as.clone(),
+    };
+    let mut facts = facts(
+        name,
+        &template,
+        &Kernel::default(),
+        &guest::initramfs::Initramfs::default(),
+        version,
+        accel_reason,
+        template.argv(),
+        String::new(),
+    );
+    facts.kernel = kernel.filter(|_| direct);
+    facts.initramfs = match &spec.initrd {
+        Some(path) => Some(ArtifactFacts {
+            path: path.display().to_string(),
+            sha256: guest::sha256_file(path)?,
+            bytes: std::fs::metadata(path)?.len(),
+            reused: true,
+        }),
+        None => None,
+    };
+    if !direct {
+        facts.kernel_cmdline = None;
+    }
+    facts.settings.remove("disk_workload");
+    facts.settings.remove("network_workload");
+    facts
+        .settings
+        .insert("accounting".into(), ctx.accounting_setting("the QEMU process"));
+    facts.settings.insert(
+        "root_disk".into(),
+        format!(
+            "virtio-blk, your own {} image, cache={} (O_DIRECT on the host), snapshot=on (writes discarded)",
+            disk.format.as_str(),
+            cmdline::DISK_CACHE
+        ),
+    );
+    facts.settings.insert("boot".into(), spec.boot.as_str().into());
+    facts
+        .settings
+        .insert("sandbox".into(), sandbox_setting(spec.sandbox, spec.run_as.as_deref()));
+    if let Some(port) = port {
+        facts.settings.insert(
+            "ready_probe".into(),
+            format!("virtio-net on QEMU's user network (slirp, with DHCP), a 127.0.0.1 port forwarded to guest port {port}"),
+        );
+    }
+    // What has to be stored to boot it: every file of its chain's blocks.
+    let allocated: u64 = layers.iter().map(|l| allocated_bytes(&l.path)).sum();
+    facts.artifact_bytes = allocated + facts.kernel.as_ref().map_or(0, |k| k.bytes) + facts.initramfs.as_ref().map_or(0, |i| i.bytes);
+    let mut guest_facts = crate::rundir::GuestFacts::own_disk(
+        guest_spec,
+        crate::rundir::DiskImageFacts {
+            path: disk.path.display().to_string(),
+            format: disk.format.as_str().into(),
+            detected: disk.detected.clone(),
+            virtual_bytes: layers[0].virtual_bytes,
+            backing_chain: layers.iter().skip(1).map(|l| l.path.display().to_string()).collect(),
+        },
+    );
+    guest_facts.disk_bytes = Some(layers.iter().map(|l| std::fs::metadata(&l.path).map_or(0, |m| m.len())).sum());
+    guest_facts.disk_allocated_bytes = Some(allocated);
+    guest_facts.boot = Some(spec.boot.as_str().into());
+    facts.guest = Some(guest_facts);
+    Ok(PreparedVm {
+        initrd_drivers: PathBuf::new(),
+        template,
+        facts,
+    })
+}
+
+/// Blocks a file has on the host's disk.
+fn allocated_bytes(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).map_or(0, |m| m.blocks() * 512)
+}
+
+/// The firmware for `boot`; UEFI needs Debian's OVMF.
+fn firmware_for(name: &str, boot: crate::scenario::BootPath) -> Result<cmdline::Firmware> {
+    Ok(match boot {
+        crate::scenario::BootPath::Direct => cmdline::Firmware::Direct,
+        crate::scenario::BootPath::Bios => cmdline::Firmware::Bios,
+        crate::scenario::BootPath::Uefi => {
+            let ovmf = PathBuf::from(cmdline::OVMF);
+            if !ovmf.is_file() {
+                bail!(
+                    "target `{name}`: boot = \"uefi\" needs {} (Debian package ovmf; scripts/setup.sh installs it)",
+                    ovmf.display()
+                );
+            }
+            cmdline::Firmware::Uefi(ovmf)
+        }
+    })
+}
+
 /// The command line of one launch: the template plus the launch's
 /// instructions, the disk workload's scratch file as a raw virtio disk, a
 /// host-driven workload's NIC (forwarded ports on the user network, or
@@ -326,7 +492,7 @@ pub fn launch_command(
         // Every probe listener is held until all are chosen, so two forwards
         // never get the same port.
         let mut held = Vec::new();
-        for &guest in spec.workload.kind.guest_ports() {
+        for &guest in spec.workload.kind.guest_ports().iter().chain(&template.ready_port) {
             let probe = std::net::TcpListener::bind("127.0.0.1:0")
                 .and_then(|l| Ok((l.local_addr()?.port(), l)))
                 .map_err(|e| format!("finding a free port to forward: {e}"))?;
@@ -350,8 +516,8 @@ pub fn launch_command(
     let nic = !forwards.is_empty() || tap.is_some();
     cmd.forwards = forwards;
     cmd.tap = tap;
-    if cmd.disk.is_some() || nic {
-        cmd.initrd = initrd_drivers.to_path_buf();
+    if (cmd.disk.is_some() || nic) && cmd.agent {
+        cmd.initrd = Some(initrd_drivers.to_path_buf());
     }
     Ok(cmd)
 }
@@ -381,6 +547,9 @@ pub fn forwarded(cmd: &QemuCommand, port: u16) -> Result<SocketAddr, String> {
 /// is fixed on the disk, as an SMBIOS OEM string.
 pub fn with_instructions(template: &QemuCommand, instructions: &Instructions) -> QemuCommand {
     let mut cmd = template.clone();
+    if !cmd.agent {
+        return cmd;
+    }
     match cmd.firmware {
         cmdline::Firmware::Direct => cmd.append.extend(instructions.to_tokens()),
         _ => cmd.smbios_oem = Some(crate::protocol::smbios_instructions(&instructions.to_tokens())),
@@ -392,6 +561,10 @@ pub fn with_instructions(template: &QemuCommand, instructions: &Instructions) ->
 impl Backend for QemuBackend {
     fn not_applicable(&self, workload: &crate::scenario::Workload) -> Option<String> {
         super::needs_a_guest_system(workload, self.spec.guest.as_ref())
+    }
+
+    fn ready_probe(&self) -> Option<crate::scenario::ReadyProbe> {
+        self.spec.guest.as_ref().and_then(|g| g.ready.clone())
     }
 
     async fn prepare(&mut self) -> Result<TargetFacts> {
