@@ -57,6 +57,60 @@ fn a_libvirt_domain_boots_the_agent_and_reports_libvirts_phases() {
     assert!(!libvirt::images_dir(&record.run_id).exists());
 }
 
+/// vmbench's Debian guest (the definition tests/guests.rs builds, so the
+/// cache holds one tree) as a libvirt domain, booted directly and by OVMF,
+/// with systemd, running the boot and the disk workload: the root disk is
+/// a transient disk staged in the run's images directory, the scratch disk
+/// beside it found by its serial.
+#[test]
+fn a_guest_system_boots_under_libvirt_directly_and_by_uefi() {
+    let _guard = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut text = String::from(
+        "name = \"lv-guest\"\nrepetitions = 1\nwarmup = 0\ntimeout_s = 180\n\n[[guest]]\nname = \"debian\"\n\
+         rootfs = { distro = \"debian\", suite = \"bookworm\" }\ninit = \"systemd\"\n",
+    );
+    for (name, boot) in [("lv-direct", "direct"), ("lv-uefi", "uefi")] {
+        text.push_str(&format!(
+            "\n[[target]]\nname = \"{name}\"\nkind = \"vm\"\nbackend = \"libvirt\"\nguest = \"debian\"\n\
+             boot = \"{boot}\"\naccel = \"tcg\"\nmemory_mib = 512\n"
+        ));
+    }
+    text.push_str("\n[[workload]]\nkind = \"boot\"\n\n[[workload]]\nkind = \"disk\"\nfile_mib = 32\nrand_ops = 200\nfsync_ops = 20\n");
+    let (result, out) = run_scenario(tmp.path(), "lv-guest.toml", &text);
+    assert_eq!(result.status.code(), Some(0), "{}", stderr(&result));
+    let samples = samples(&out);
+    assert_eq!(samples.len(), 4);
+    for s in &samples {
+        assert!(s.ok, "{s:?}");
+        let m = &s.metrics;
+        assert!(
+            m["userspace_ms"] > 0.0 && m["ready_ms"] > m["userspace_ms"],
+            "systemd's phases: {m:?}"
+        );
+        assert!(m.contains_key("create_ms"), "libvirt's phases: {m:?}");
+    }
+    assert!(samples.iter().any(|s| s.metrics.contains_key("rand_read_iops")));
+    let record = record(&out);
+    for target in &record.targets {
+        let xml = &target.settings["domain_xml"];
+        assert!(
+            xml.contains("<transient/>") && xml.contains("<serial>vmbench-root</serial>"),
+            "{xml}"
+        );
+        assert_eq!(target.guest.as_ref().and_then(|g| g.boot.as_deref()), Some(&target.name[3..]));
+        if target.name == "lv-uefi" {
+            assert!(
+                xml.contains("<loader readonly='yes' type='rom'>") && xml.contains("<oemStrings>"),
+                "{xml}"
+            );
+            assert!(!xml.contains("<kernel>"), "{xml}");
+        }
+    }
+    assert!(domains_of_run(&record.run_id).is_empty());
+    assert!(!libvirt::images_dir(&record.run_id).exists(), "the staged disks go with the run");
+}
+
 #[test]
 fn a_libvirt_uri_that_does_not_answer_is_a_preflight_error() {
     let tmp = tempfile::tempdir().unwrap();

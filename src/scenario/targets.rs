@@ -400,10 +400,9 @@ fn vm_backend(loc: &Locator, i: usize, t: &RawTarget) -> Result<VmBackend> {
 }
 
 /// What a VM that boots a `[[guest]]` cannot combine it with: a container
-/// image of the user's own (a VM boots a disk, and vmbench makes disks only
-/// of the trees it builds, for now), the libvirt backend (which boots
-/// vmbench's initramfs only, for now) and a `kernel` of its own (the guest
-/// boots the kernel installed in its root file system).
+/// image of the user's own (a VM boots a disk), a disk of the user's own
+/// under libvirt, and a `kernel` of its own for a tree vmbench builds (the
+/// guest boots the kernel installed in its root file system).
 fn check_vm_guest(loc: &Locator, i: usize, t: &RawTarget, guest: &Guest, libvirt: bool) -> Result<()> {
     if guest.source.is_own_image() {
         return Err(loc.error(
@@ -417,13 +416,16 @@ fn check_vm_guest(loc: &Locator, i: usize, t: &RawTarget, guest: &Guest, libvirt
             ),
         ));
     }
-    if libvirt {
+    if libvirt && guest.source.disk().is_some() {
+        // libvirt gives its QEMU user the disk by changing the file's owner
+        // (dynamic ownership), which vmbench does to its own cached disks
+        // but not to a file of the user's.
         return Err(loc.error(
             t.guest.as_ref().map(Spanned::span),
             &format!("target[{i}].guest"),
             format!(
-                "guest `{}` boots from a disk, which only backend = \"qemu\" does so far; \
-                 drop `backend` or the guest",
+                "guest `{}` is a disk of your own, which only backend = \"qemu\" boots: libvirt would hand your \
+                 file to its QEMU user by changing its owner; drop `backend`",
                 guest.name
             ),
         ));

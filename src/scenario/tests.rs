@@ -488,13 +488,19 @@ fn guest_errors_name_their_line_and_key() {
 }
 
 #[test]
-fn a_guest_vm_boots_its_own_kernel_with_qemu() {
+fn a_guest_vm_boots_its_own_kernel_under_qemu_or_libvirt() {
     let e = bad_guests("guest = \"debian\"", "guest = \"debian\"\nkernel = \"/boot/vmlinuz\"");
     assert_eq!(e.key, "target[0].kernel");
     assert!(e.message.contains("kernel installed in its own root file system"), "{e}");
     if cfg!(feature = "libvirt") {
-        let e = bad_guests("guest = \"debian\"", "guest = \"debian\"\nbackend = \"libvirt\"");
-        assert_eq!(e.key, "target[0].guest");
+        let s = parse_str(&GUESTS.replacen("guest = \"debian\"", "guest = \"debian\"\nbackend = \"libvirt\"", 1)).unwrap();
+        let TargetSpec::Vm(vm) = &s.targets[0].spec else { panic!() };
+        assert_eq!((vm.backend, vm.machine), (VmBackend::Libvirt, Machine::Q35));
+        // A disk of the user's own stays with the qemu backend.
+        let e = parse_disk(&DISK.replace("guest = \"cloud\"", "guest = \"cloud\"\nbackend = \"libvirt\""))
+            .1
+            .unwrap_err();
+        assert!(e.key == "target[0].guest" && e.message.contains("changing its owner"), "{e}");
     }
 }
 

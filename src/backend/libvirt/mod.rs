@@ -140,6 +140,22 @@ fn stage(src: &Path, sha256: &str) -> Result<PathBuf> {
     Ok(dest)
 }
 
+/// A guest's root disk where libvirt's QEMU user can open it: a hard link
+/// in `dir` (one of the run's, removed with it), or a copy where the cache
+/// is on another file system. Returns the path and which it was.
+fn stage_disk(src: &Path, dir: &Path) -> Result<(PathBuf, &'static str)> {
+    let hint = "libvirt's QEMU cannot read vmbench's cache, so the disk is staged there; run vmbench as root";
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {} ({hint})", dir.display()))?;
+    let file_name = src.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let dest = dir.join(format!("root-{file_name}"));
+    let _ = std::fs::remove_file(&dest);
+    if std::fs::hard_link(src, &dest).is_ok() {
+        return Ok((dest, "hard-linked into"));
+    }
+    std::fs::copy(src, &dest).with_context(|| format!("copying {} to {} ({hint})", src.display(), dest.display()))?;
+    Ok((dest, "copied into"))
+}
+
 /// The directory of one run's disk images.
 pub fn images_dir(run_id: &str) -> PathBuf {
     Path::new(IMAGES_DIR).join(run_id)
@@ -248,6 +264,17 @@ impl Backend for LibvirtBackend {
         template.kernel = stage(&template.kernel, &kernel_sha)?;
         template.initrd = template.initrd.as_deref().map(|i| stage(i, &initrd_sha)).transpose()?;
         let initrd_drivers = stage(&prepared.initrd_drivers, &drivers_sha)?;
+        if let Some(root) = &template.root_disk {
+            let (staged, how) = stage_disk(root, &images_dir(&self.ctx.run_id).join(&self.name))?;
+            template.root_disk = Some(staged);
+            if let Some(setting) = facts.settings.get_mut("root_disk") {
+                setting.push_str(&format!(
+                    "; under libvirt: <transient/> (libvirt's own snapshot overlay), the disk {how} the run's \
+                     images directory, which libvirt gives to its QEMU user by changing the file's owner while a \
+                     domain runs"
+                ));
+            }
+        }
         describe(&mut facts, &template, &self.spec.uri, versions);
         self.link = Some(link);
         self.template = Some(template);

@@ -3,7 +3,9 @@
 //! command line, CPU model, vCPUs, memory, disk and network devices. Tested
 //! without libvirt.
 
-use crate::backend::qemu::cmdline::{user_netdev, virtio_device, Accel, QemuCommand, Virtio, DISK_CACHE};
+use crate::backend::qemu::cmdline::{
+    user_netdev, virtio_device, Accel, Firmware, QemuCommand, Virtio, DISK_CACHE, ROOT_SERIAL, SCRATCH_SERIAL,
+};
 use crate::xml::escape;
 use std::fmt::Write;
 use std::path::Path;
@@ -52,15 +54,37 @@ pub fn domain(cmd: &QemuCommand, name: &str, console: &Path) -> String {
     xml
 }
 
-/// Direct kernel boot of the same kernel, initramfs and command line.
+/// Direct kernel boot of the same kernel, initramfs and command line; or
+/// the same firmware (SeaBIOS, libvirt's default, or OVMF as a ROM, QEMU's
+/// `-bios`) with the instructions as the same SMBIOS OEM string.
 fn os(xml: &mut String, cmd: &QemuCommand) {
+    if let Some(oem) = &cmd.smbios_oem {
+        let _ = writeln!(xml, "  <sysinfo type='smbios'>");
+        let _ = writeln!(xml, "    <oemStrings><entry>{}</entry></oemStrings>", escape(oem));
+        let _ = writeln!(xml, "  </sysinfo>");
+    }
     let _ = writeln!(xml, "  <os>");
     let _ = writeln!(xml, "    <type arch='x86_64' machine='{}'>hvm</type>", cmd.machine.as_str());
-    let _ = writeln!(xml, "    <kernel>{}</kernel>", escape(&cmd.kernel.display().to_string()));
-    if let Some(initrd) = &cmd.initrd {
-        let _ = writeln!(xml, "    <initrd>{}</initrd>", escape(&initrd.display().to_string()));
+    match &cmd.firmware {
+        Firmware::Direct => {
+            let _ = writeln!(xml, "    <kernel>{}</kernel>", escape(&cmd.kernel.display().to_string()));
+            if let Some(initrd) = &cmd.initrd {
+                let _ = writeln!(xml, "    <initrd>{}</initrd>", escape(&initrd.display().to_string()));
+            }
+            let _ = writeln!(xml, "    <cmdline>{}</cmdline>", escape(&cmd.append.join(" ")));
+        }
+        Firmware::Bios => {}
+        Firmware::Uefi(ovmf) => {
+            let _ = writeln!(
+                xml,
+                "    <loader readonly='yes' type='rom'>{}</loader>",
+                escape(&ovmf.display().to_string())
+            );
+        }
     }
-    let _ = writeln!(xml, "    <cmdline>{}</cmdline>", escape(&cmd.append.join(" ")));
+    if cmd.smbios_oem.is_some() {
+        let _ = writeln!(xml, "    <smbios mode='sysinfo'/>");
+    }
     let _ = writeln!(xml, "  </os>");
     // Without ACPI the guest cannot power the machine off.
     let _ = writeln!(xml, "  <features><acpi/></features>");
@@ -92,18 +116,39 @@ fn devices(xml: &mut String, cmd: &QemuCommand, console: &Path) {
         "    <serial type='file'><source path='{}'/><target port='0'/></serial>",
         escape(&console.display().to_string())
     );
-    if let Some(disk) = &cmd.disk {
-        let _ = writeln!(xml, "    <disk type='file' device='disk'>");
-        let _ = writeln!(xml, "      <driver name='qemu' type='raw' cache='{DISK_CACHE}' io='threads'/>");
-        let _ = writeln!(xml, "      <source file='{}'/>", escape(&disk.display().to_string()));
-        let _ = writeln!(xml, "      <target dev='vda' bus='virtio'/>");
-        let _ = writeln!(xml, "    </disk>");
+    // A guest system's root disk first, its writes discarded (`<transient/>`,
+    // QEMU's snapshot=on), then the disk workload's, each with the serial
+    // the qemu backend gives it.
+    if let Some(root) = &cmd.root_disk {
+        disk(xml, root, cmd.root_format.as_str(), "vda", Some(ROOT_SERIAL), true);
+    }
+    if let Some(scratch) = &cmd.disk {
+        let (dev, serial) = match cmd.root_disk {
+            Some(_) => ("vdb", Some(SCRATCH_SERIAL)),
+            None => ("vda", None),
+        };
+        disk(xml, scratch, "raw", dev, serial, false);
     }
     // QEMU's defaults under -nodefaults, as the qemu backend runs it: no
     // balloon, no USB, no graphics.
     let _ = writeln!(xml, "    <controller type='usb' model='none'/>");
     let _ = writeln!(xml, "    <memballoon model='none'/>");
     let _ = writeln!(xml, "  </devices>");
+}
+
+/// One virtio disk.
+fn disk(xml: &mut String, path: &Path, format: &str, dev: &str, serial: Option<&str>, transient: bool) {
+    let _ = writeln!(xml, "    <disk type='file' device='disk'>");
+    let _ = writeln!(xml, "      <driver name='qemu' type='{format}' cache='{DISK_CACHE}' io='threads'/>");
+    let _ = writeln!(xml, "      <source file='{}'/>", escape(&path.display().to_string()));
+    let _ = writeln!(xml, "      <target dev='{dev}' bus='virtio'/>");
+    if let Some(serial) = serial {
+        let _ = writeln!(xml, "      <serial>{serial}</serial>");
+    }
+    if transient {
+        let _ = writeln!(xml, "      <transient/>");
+    }
+    let _ = writeln!(xml, "    </disk>");
 }
 
 /// libvirt's own user-mode interface forwards ports only through passt;
@@ -152,6 +197,41 @@ mod tests {
             sandbox: false,
             run_as: None,
         }
+    }
+
+    #[test]
+    fn a_guest_systems_disk_is_transient_and_firmware_gets_its_smbios_string() {
+        let mut cmd = command(Accel::Tcg);
+        cmd.root_disk = Some("/var/lib/libvirt/images/vmbench/r/vm/root-boot.img".into());
+        cmd.disk = Some("/var/lib/libvirt/images/vmbench/r/vm/n.img".into());
+        cmd.firmware = Firmware::Uefi("/usr/share/ovmf/OVMF.fd".into());
+        cmd.smbios_oem = Some("vmbench:vmbench.nonce=a<b".into());
+        let xml = domain(&cmd, "vmbench-r-vm-1", Path::new("/tmp/c"));
+        assert!(!xml.contains("<kernel>") && !xml.contains("<cmdline>"), "{xml}");
+        assert!(
+            xml.contains("<loader readonly='yes' type='rom'>/usr/share/ovmf/OVMF.fd</loader>"),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("<entry>vmbench:vmbench.nonce=a&lt;b</entry>") && xml.contains("<smbios mode='sysinfo'/>"),
+            "{xml}"
+        );
+        let root = xml.find("root-boot.img").unwrap();
+        let scratch = xml.find("n.img").unwrap();
+        assert!(root < scratch, "the root disk comes first");
+        assert!(
+            xml[root..scratch].contains("<target dev='vda'") && xml[root..scratch].contains("<transient/>"),
+            "{xml}"
+        );
+        assert!(xml[scratch..].contains("<target dev='vdb'") && xml[scratch..].contains("<serial>vmbench-scratch</serial>"));
+        assert!(!xml[scratch..].contains("<transient/>"), "the scratch disk is written: {xml}");
+        cmd.firmware = Firmware::Bios;
+        cmd.smbios_oem = None;
+        let xml = domain(&cmd, "vmbench-r-vm-1", Path::new("/tmp/c"));
+        assert!(
+            !xml.contains("<loader") && !xml.contains("<kernel>") && !xml.contains("sysinfo"),
+            "{xml}"
+        );
     }
 
     #[test]

@@ -119,6 +119,9 @@ pub const SANDBOX: &str = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,re
 /// filter kills it). Once it is that user it has no privilege to regain.
 pub const SANDBOX_RUN_AS: &str = "on,obsolete=deny,spawn=deny,resourcecontrol=deny";
 
+/// The serial number of a guest system's root disk.
+pub const ROOT_SERIAL: &str = "vmbench-root";
+
 /// The serial number of the disk workload's scratch disk, by which a guest
 /// system (with a root disk of its own) finds it.
 pub const SCRATCH_SERIAL: &str = "vmbench-scratch";
@@ -212,7 +215,7 @@ impl QemuCommand {
             );
             pair(
                 "-device",
-                format!("{},drive=root,serial=vmbench-root", virtio_device(Virtio::Blk, self.machine)),
+                format!("{},drive=root,serial={ROOT_SERIAL}", virtio_device(Virtio::Blk, self.machine)),
             );
         }
         if let Some(disk) = &self.disk {
