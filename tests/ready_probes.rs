@@ -125,3 +125,79 @@ fn an_image_without_the_agent_is_ready_when_its_probe_says_so() {
     // Clean up the image the Dockerfile built (the same for the three guests).
     remove_images(&[guest.base_image.as_ref().unwrap().reference.clone()]);
 }
+
+/// A full system ready when its service answers, not when its init says so:
+/// the Debian tree with nginx (the definition tests/apps.rs builds, so the
+/// cache holds one tree) booting systemd as a TCG microVM (its NIC set up by
+/// DHCP on QEMU's user network, asked for on the kernel command line) and
+/// as a Docker container, ready when nginx answers `GET /` through the
+/// target's network path. The agent's unit in it is told nothing and stays
+/// quiet; the workloads that need it are not applicable.
+#[test]
+fn a_systemd_guest_is_ready_when_its_nginx_answers_as_a_vm_and_as_a_container() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let text = r#"name = "web-ready"
+repetitions = 1
+warmup = 0
+timeout_s = 150
+
+[[guest]]
+name = "web"
+rootfs = { distro = "debian", suite = "bookworm", packages = ["nginx", "mariadb-server"] }
+init = "systemd"
+ready = { http = "/" }
+
+[[target]]
+name = "vm"
+kind = "vm"
+guest = "web"
+accel = "tcg"
+memory_mib = 512
+
+[[target]]
+name = "ctr"
+kind = "container"
+guest = "web"
+
+[[workload]]
+kind = "boot"
+
+[[workload]]
+kind = "syscall"
+"#;
+    let (out, run) = run_scenario(dir.path(), "web.toml", text);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let samples = samples(&run);
+    for target in ["vm", "ctr"] {
+        let boot = samples
+            .iter()
+            .find(|s| s.target == target && s.workload == vmbench::rundir::WorkloadKind::Boot)
+            .unwrap();
+        assert!(boot.ok, "{target}: {:?}", boot.error);
+        assert!(boot.metrics["ready_ms"] > 0.0, "{target}: {:?}", boot.metrics);
+        let syscall = samples
+            .iter()
+            .find(|s| s.target == target && s.workload == vmbench::rundir::WorkloadKind::Syscall)
+            .unwrap();
+        assert!(
+            syscall
+                .not_applicable
+                .as_deref()
+                .is_some_and(|r| r.contains("ready by its `ready` probe")),
+            "{syscall:?}"
+        );
+    }
+    let vm = median(&samples, "vm", "ready_ms");
+    let ctr = median(&samples, "ctr", "ready_ms");
+    assert!(vm > ctr, "a TCG VM boots a kernel first: vm {vm} ms, container {ctr} ms");
+    let record = record(&run);
+    for facts in &record.targets {
+        assert_eq!(facts.guest.as_ref().map(|g| g.ready.as_str()), Some("http:80/=200"));
+        let repro = facts.reproduce.join(" ");
+        assert!(!repro.contains("vmbench.nonce"), "no instructions: {repro}");
+    }
+    let vm = record.targets.iter().find(|t| t.name == "vm").unwrap();
+    assert!(vm.kernel_cmdline.as_deref().unwrap().contains("ip=dhcp"), "{vm:?}");
+    assert!(vm.settings["ready_probe"].contains("guest port 80"), "{vm:?}");
+}

@@ -302,13 +302,13 @@ pub fn remove_run_temp_dirs(run_id: &str) {
 /// without a guest system: vmbench's minimal guests hold the agent alone, no
 /// nginx or MariaDB. `None` for every other workload, or with a guest.
 pub fn needs_a_guest_system(workload: &Workload, guest: Option<&crate::scenario::Guest>) -> Option<String> {
-    if let Some(guest) = guest.filter(|g| g.init == crate::scenario::GuestInit::Image) {
+    if let Some(guest) = guest.filter(|g| g.ready.is_some()) {
         if workload.kind != crate::scenario::WorkloadKind::Boot {
-            return Some(format!(
-                "guest `{}` runs its own system with no agent (init = \"image\", or a disk of your own): only the \
-                 boot workload applies",
-                guest.name
-            ));
+            let why = match guest.init {
+                crate::scenario::GuestInit::Image => "runs its own system with no agent (init = \"image\", or a disk of your own)",
+                _ => "is ready by its `ready` probe, and its agent is told nothing",
+            };
+            return Some(format!("guest `{}` {why}: only the boot workload applies", guest.name));
         }
     }
     let server = match workload.kind {

@@ -312,8 +312,10 @@ fn is_package(s: &str) -> bool {
 }
 
 /// The guest's `ready` probe: required with `init = "image"` (nothing else
-/// can say the guest is up), refused otherwise (the agent's ready line is
-/// the readiness there).
+/// can say the guest is up), optional with `init = "systemd"` (the system
+/// boots as usual, its agent unit told nothing, and the probe says when a
+/// service of it is up), refused with `init = "agent"` (the agent as PID 1
+/// needs its instructions, and its ready line is the readiness there).
 fn ready_from_raw(loc: &Locator, i: usize, guest: &Spanned<RawGuest>, init: GuestInit) -> Result<Option<ReadyProbe>> {
     let key = format!("guest[{i}].ready");
     let Some(ready) = &guest.get_ref().ready else {
@@ -327,14 +329,12 @@ fn ready_from_raw(loc: &Locator, i: usize, guest: &Spanned<RawGuest>, init: Gues
         }
         return Ok(None);
     };
-    if init != GuestInit::Image {
+    if init == GuestInit::Agent {
         return Err(loc.error(
             Some(ready.span()),
             &key,
-            format!(
-                "`ready` applies to init = \"image\"; with init = \"{}\" the agent says when the guest is up",
-                init.as_str()
-            ),
+            "`ready` applies to init = \"image\" or \"systemd\"; with init = \"agent\" the agent is PID 1 and \
+             says when the guest is up",
         ));
     }
     let r = ready.get_ref();

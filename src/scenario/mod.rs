@@ -118,7 +118,10 @@ pub struct Guest {
     pub name: String,
     pub source: GuestSource,
     pub init: GuestInit,
-    /// How the host tells a guest without the agent (`init = "image"`) is up.
+    /// How the host tells the guest is up when no agent says so: required
+    /// with `init = "image"`, optional with `init = "systemd"` (the agent's
+    /// unit is then told nothing and stays quiet). A probed guest runs the
+    /// boot workload only.
     pub ready: Option<ReadyProbe>,
 }
 
@@ -137,6 +140,14 @@ pub enum ReadyProbe {
 }
 
 impl ReadyProbe {
+    /// The guest port a `tcp` or `http` probe connects to.
+    pub fn port(&self) -> Option<u16> {
+        match self {
+            ReadyProbe::Tcp(port) | ReadyProbe::Http { port, .. } => Some(*port),
+            ReadyProbe::Console(_) => None,
+        }
+    }
+
     /// `tcp:80`, `console:<pattern>`: as recorded with the results.
     pub fn describe(&self) -> String {
         match self {

@@ -697,12 +697,23 @@ fn an_image_run_as_it_is_needs_one_ready_probe() {
     );
     let e = bad("{ grpc = 50051 }");
     assert!(e.message.contains("grpc"), "{e}");
-    // A probe replaces the agent's ready line only where no agent runs.
-    let e = parse_in_dir(&OWN.replace("init = \"systemd\"", "ready = { tcp = 80 }"), &files)
+    // A probe replaces the agent's ready line where no agent runs, or where
+    // systemd boots the system; the agent as PID 1 needs its instructions.
+    let s = parse_in_dir(
+        &OWN.replace("init = \"systemd\"", "init = \"systemd\"\nready = { tcp = 80 }"),
+        &files,
+    )
+    .1
+    .unwrap();
+    assert_eq!(
+        (s.guests[1].init, s.guests[1].ready.clone()),
+        (GuestInit::Systemd, Some(ReadyProbe::Tcp(80)))
+    );
+    let e = parse_in_dir(&OWN.replace("init = \"systemd\"", "init = \"agent\"\nready = { tcp = 80 }"), &files)
         .1
         .unwrap_err();
     assert!(
-        e.key == "guest[1].ready" && e.message.contains("applies to init = \"image\""),
+        e.key == "guest[1].ready" && e.message.contains("applies to init = \"image\" or \"systemd\""),
         "{e}"
     );
     // The published path publishes the agent's port, not the probe's.

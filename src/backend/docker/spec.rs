@@ -328,6 +328,17 @@ impl ContainerPlan {
             }
             Some(GuestInit::Systemd) => {
                 let mut plan = ContainerPlan::new(spec, image, Vec::new());
+                // Probed for readiness: the agent's unit is told nothing (and
+                // stays quiet), the probe needs the container's network, and
+                // the services it waits for what a server needs (a writable
+                // root, the engine's default capabilities), as `docker run`
+                // gives them.
+                let probed = spec.guest.as_ref().is_some_and(|g| g.ready.is_some());
+                let tokens = if probed { Vec::new() } else { tokens };
+                if probed {
+                    plan.enable_network(&Reach::new(spec.network, &[]));
+                    plan.serve_application(spec.storage);
+                }
                 plan.options.extend([
                     ContainerOption::Entrypoint(SYSTEMD_PATH.to_string()),
                     ContainerOption::Env("container".into(), spec.engine.as_str().into()),

@@ -245,6 +245,10 @@ impl Backend for LibvirtBackend {
         super::needs_a_guest_system(workload, self.spec.guest.as_ref())
     }
 
+    fn ready_probe(&self) -> Option<crate::scenario::ReadyProbe> {
+        self.spec.guest.as_ref().and_then(|g| g.ready.clone())
+    }
+
     async fn prepare(&mut self) -> Result<TargetFacts> {
         let uri = self.spec.uri.clone();
         let target = self.name.clone();

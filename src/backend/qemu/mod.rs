@@ -168,6 +168,15 @@ fn check_run_as(name: &str, spec: &VmSpec, ctx: &RunContext) -> Result<()> {
     Ok(())
 }
 
+/// What a vmbench tree probed on a port is booted with: its NIC configured
+/// by DHCP (QEMU's user network answers) through systemd's own
+/// network-generator and networkd, which the tree has but does not enable.
+pub const PROBE_NETWORK_ARGS: &[&str] = &[
+    "ip=dhcp",
+    "systemd.wants=systemd-network-generator.service",
+    "systemd.wants=systemd-networkd.service",
+];
+
 /// vmbench's kernel parameters for `accel`, then `guest_args` (how a guest
 /// system finds its root), then the scenario's own `extra`.
 fn kernel_args(accel: Accel, guest_args: &[String], extra: &[String]) -> Vec<String> {
@@ -217,6 +226,13 @@ async fn prepare_guest_vm(name: &str, spec: &VmSpec, guest_spec: &crate::scenari
     if guest_spec.init == crate::scenario::GuestInit::Agent {
         root_args.push(format!("init={}", guest::rootfs::AGENT_PATH));
     }
+    // Probed for readiness: no instructions (the agent's unit stays quiet),
+    // and for a port probe the tree asks DHCP on its NIC: systemd's
+    // generator turns `ip=dhcp` into a unit for its networkd.
+    let probe_port = guest_spec.ready.as_ref().and_then(crate::scenario::ReadyProbe::port);
+    if probe_port.is_some() {
+        root_args.extend(PROBE_NETWORK_ARGS.iter().map(|a| a.to_string()));
+    }
     // What firmware's bootloader passes: fixed on the disk, so without the
     // host-specific `tsc_early_khz`, and with the marker that sends the
     // agent to SMBIOS for its per-launch instructions.
@@ -249,8 +265,8 @@ async fn prepare_guest_vm(name: &str, spec: &VmSpec, guest_spec: &crate::scenari
         sandbox,
         root_disk: Some(disk.path.clone()),
         root_format: crate::disk_image::DiskFormat::Raw,
-        agent: true,
-        ready_port: None,
+        agent: guest_spec.ready.is_none(),
+        ready_port: probe_port,
         disk: None,
         forwards: Vec::new(),
         tap: None,
@@ -288,6 +304,7 @@ async fn prepare_guest_vm(name: &str, spec: &VmSpec, guest_spec: &crate::scenari
     facts
         .settings
         .insert("sandbox".into(), sandbox_setting(sandbox, spec.run_as.as_deref()));
+    facts.settings.extend(probe_port.map(ready_probe_setting));
     if spec.boot != crate::scenario::BootPath::Direct {
         facts.settings.insert("loader_cmdline".into(), loader_args.join(" "));
         facts.kernel_cmdline = Some(loader_args.join(" "));
@@ -352,10 +369,7 @@ async fn prepare_disk_vm(
         None => (Accel::Tcg, "the scenario asks for tcg".to_string()),
     };
     let firmware = firmware_for(name, spec.boot)?;
-    let port = guest_spec.ready.as_ref().and_then(|probe| match probe {
-        crate::scenario::ReadyProbe::Tcp(port) | crate::scenario::ReadyProbe::Http { port, .. } => Some(*port),
-        crate::scenario::ReadyProbe::Console(_) => None,
-    });
+    let port = guest_spec.ready.as_ref().and_then(crate::scenario::ReadyProbe::port);
     let template = QemuCommand {
         binary: qemu.clone(),
         machine: spec.machine,
@@ -418,12 +432,7 @@ async fn prepare_disk_vm(
     facts
         .settings
         .insert("sandbox".into(), sandbox_setting(spec.sandbox, spec.run_as.as_deref()));
-    if let Some(port) = port {
-        facts.settings.insert(
-            "ready_probe".into(),
-            format!("virtio-net on QEMU's user network (slirp, with DHCP), a 127.0.0.1 port forwarded to guest port {port}"),
-        );
-    }
+    facts.settings.extend(port.map(ready_probe_setting));
     // What has to be stored to boot it: every file of its chain's blocks.
     let allocated: u64 = layers.iter().map(|l| allocated_bytes(&l.path)).sum();
     facts.artifact_bytes = allocated + facts.kernel.as_ref().map_or(0, |k| k.bytes) + facts.initramfs.as_ref().map_or(0, |i| i.bytes);
@@ -446,6 +455,14 @@ async fn prepare_disk_vm(
         template,
         facts,
     })
+}
+
+/// How a port probe reaches a VM (`settings.ready_probe`).
+fn ready_probe_setting(port: u16) -> (String, String) {
+    (
+        "ready_probe".into(),
+        format!("virtio-net on QEMU's user network (slirp, with DHCP), a 127.0.0.1 port forwarded to guest port {port}"),
+    )
 }
 
 /// Blocks a file has on the host's disk.
