@@ -75,7 +75,8 @@ fn a_disk_of_your_own_boots_by_bios_uefi_and_directly_ready_by_console_and_http(
     assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
     let before = sha256(&overlay);
     // The tree enables no network of its own: systemd's generator turns
-    // `ip=dhcp` into a unit for its networkd, which asks slirp's DHCP.
+    // `ip=dhcp` into a unit for its networkd, which asks slirp's DHCP (what
+    // vmbench passes a tree of its own that is probed on a port).
     let text = format!(
         r#"name = "own-disk"
 repetitions = 1
@@ -115,8 +116,7 @@ accel = "tcg"
 memory_mib = 512
 kernel = "{kernel}"
 initrd = "{initrd}"
-kernel_args = ["root=LABEL=vmbench-root", "rw", "ip=dhcp", "net.ifnames=0",
-               "systemd.wants=systemd-networkd.service", "systemd.wants=systemd-network-generator.service"]
+kernel_args = ["root=LABEL=vmbench-root", "rw", {network}]
 
 [[workload]]
 kind = "boot"
@@ -126,6 +126,11 @@ kind = "cpu"
 "#,
         kernel = built.kernel.display(),
         initrd = built.initrd.display(),
+        network = vmbench::backend::qemu::PROBE_NETWORK_ARGS
+            .iter()
+            .map(|a| format!("{a:?}"))
+            .collect::<Vec<_>>()
+            .join(", "),
     );
     let (out, run) = run_scenario(dir.path(), "disk.toml", &text);
     assert!(out.status.success(), "{}", stderr(&out));

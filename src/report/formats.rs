@@ -200,6 +200,7 @@ mod tests {
         run.record.targets[0].guest = Some(GuestFacts {
             name: "debian".into(),
             init: "systemd".into(),
+            ready: "http:80/=200".into(),
             distro: "debian".into(),
             suite: "bookworm".into(),
             tree_bytes: 300 << 20,
@@ -210,6 +211,7 @@ mod tests {
             name: "mine".into(),
             source: GuestSourceKind::Dockerfile,
             init: "agent".into(),
+            ready: "agent".into(),
             base_image: Some(BaseImageFacts::example()),
             ..Default::default()
         });
@@ -217,11 +219,11 @@ mod tests {
         let input = input(&run, &summary, &[], Path::new("/nonexistent"));
         let md = String::from_utf8(Markdown.render(&input).unwrap()).unwrap();
         assert!(
-            md.contains("| vm | debian | systemd | debian bookworm | – | 300.0 | 600.0 |"),
+            md.contains("| vm | debian | systemd | `http:80/=200` | debian bookworm | – | 300.0 | 600.0 |"),
             "{md}"
         );
         assert!(
-            md.contains("| native | mine | agent | dockerfile `my/Dockerfile` | – | – |"),
+            md.contains("| native | mine | agent | `agent` | dockerfile `my/Dockerfile` | – | – |"),
             "{md}"
         );
         assert!(
@@ -239,6 +241,31 @@ mod tests {
         let summary = crate::report::summary::build(&run.record, &run.samples);
         let md = String::from_utf8(Markdown.render(&input_of(&run, &summary)).unwrap()).unwrap();
         assert!(md.contains("debian bookworm") && !md.contains("Layers of the images"), "{md}");
+        // A disk of your own: what its header said, no tree, its chain's sizes.
+        run.record.targets[0].guest = Some(GuestFacts {
+            name: "cloud".into(),
+            source: GuestSourceKind::Disk,
+            init: "image".into(),
+            ready: "console:login:".into(),
+            disk_bytes: Some(2 << 30),
+            disk_allocated_bytes: Some(512 << 20),
+            disk_image: Some(crate::rundir::DiskImageFacts {
+                path: "/images/cloud.qcow2".into(),
+                format: "qcow2".into(),
+                detected: "qcow2 (version 3)".into(),
+                virtual_bytes: 2 << 30,
+                backing_chain: Vec::new(),
+            }),
+            ..Default::default()
+        });
+        let summary = crate::report::summary::build(&run.record, &run.samples);
+        let md = String::from_utf8(Markdown.render(&input_of(&run, &summary)).unwrap()).unwrap();
+        assert!(
+            md.contains(
+                "| vm | cloud | image | `console:login:` | disk `/images/cloud.qcow2` (qcow2 (version 3)) | – | – | 2048.0 | 512.0 |"
+            ),
+            "{md}"
+        );
     }
 
     fn input_of<'a>(run: &'a crate::rundir::Run, summary: &'a RunSummary) -> Input<'a> {

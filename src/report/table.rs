@@ -151,11 +151,13 @@ fn guests(targets: &[TargetFacts]) -> String {
         .iter()
         .filter_map(|t| {
             let g = t.guest.as_ref()?;
-            let tree = if g.base_image.is_some() { "–".into() } else { mib(g.tree_bytes) };
+            let own = g.base_image.is_some() || g.disk_image.is_some();
+            let tree = if own { "–".into() } else { mib(g.tree_bytes) };
             Some(vec![
                 t.name.clone(),
                 g.name.clone(),
                 g.init.clone(),
+                g.ready.clone(),
                 g.system(),
                 tree,
                 g.disk_bytes.map_or("–".into(), mib),
@@ -174,6 +176,7 @@ fn guests(targets: &[TargetFacts]) -> String {
             "target",
             "guest",
             "init",
+            "ready",
             "system",
             "tree MiB",
             "disk MiB",
@@ -259,7 +262,11 @@ pub fn artifact_label(t: &TargetFacts) -> String {
         return "none (unavailable here)".to_string();
     }
     if let (Some(guest), None) = (&t.guest, &t.image) {
-        return format!("guest {}: disk (allocated; holds kernel + initrd)", guest.name);
+        return match (&guest.disk_image, &t.kernel) {
+            (Some(_), Some(_)) => format!("guest {}: your disk (allocated, its chain) + kernel + initrd", guest.name),
+            (Some(_), None) => format!("guest {}: your disk (allocated, its chain)", guest.name),
+            (None, _) => format!("guest {}: disk (allocated; holds kernel + initrd)", guest.name),
+        };
     }
     match (&t.image, &t.kernel, &t.initramfs) {
         (Some(image), _, _) => format!("image {}", image.tag),
@@ -312,7 +319,7 @@ mod tests {
         let row = text.lines().find(|l| l.starts_with("app")).unwrap();
         assert!(row.contains("dockerfile my/Dockerfile"), "{text}");
         let cells: Vec<&str> = row.split("  ").map(str::trim).filter(|c| !c.is_empty()).collect();
-        assert_eq!(cells[4..], ["–", "–", "–", "3.0", "1.50 + 0.001"], "{text}");
+        assert_eq!(cells[5..], ["–", "–", "–", "3.0", "1.50 + 0.001"], "{text}");
     }
 
     #[test]

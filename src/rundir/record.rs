@@ -215,10 +215,11 @@ pub struct GuestFacts {
     pub disk_image: Option<DiskImageFacts>,
 }
 
-/// The user's own VM disk image, as its file and `qemu-img info` describe it.
+/// The user's own VM disk image, as its file's header (and its backing
+/// files') describe it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DiskImageFacts {
-    /// The file the scenario named.
+    /// The file the scenario named, as an absolute path.
     pub path: String,
     /// `qcow2` or `raw`: how QEMU opened it.
     pub format: String,
@@ -226,8 +227,8 @@ pub struct DiskImageFacts {
     pub detected: String,
     /// The disk's size as the guest sees it.
     pub virtual_bytes: u64,
-    /// The files below it, the disk's own first: itself and each backing
-    /// file of a qcow2 chain.
+    /// The backing files below it (a qcow2 overlay's), nearest first; empty
+    /// for an image that stands alone.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub backing_chain: Vec<String>,
 }

@@ -284,9 +284,15 @@ async fn observe_probed(
 
 /// Connects to the probe's port on the target until a connection succeeds
 /// (and, for an HTTP probe, a `GET` on it answers with the expected status),
-/// every [`PROBE_INTERVAL`] from vmbench's own CPU (no busy loop on the
-/// target's), once the start call in flight has completed. Returns that
-/// call's phases and when the probe succeeded.
+/// from vmbench's own CPU (no busy loop on the target's), once the start
+/// call in flight has completed. Returns that call's phases and when the
+/// probe succeeded.
+///
+/// An attempt that is refused is tried again after [`PROBE_INTERVAL`]. One
+/// that hangs (a forwarder that accepted the connection for a guest that
+/// has no address yet, such as QEMU's user network) does not hold the
+/// probe up: another starts every [`PROBE_STAGGER`] beside it, up to
+/// [`PROBE_IN_FLIGHT`] at once, each given up after [`PROBE_ATTEMPT`].
 async fn connect_ready(
     launch: &dyn Launch,
     pending: Option<futures_util::future::BoxFuture<'static, Result<Pending, String>>>,
@@ -297,30 +303,43 @@ async fn connect_ready(
         Some(p) => Some(p.await?),
         None => None,
     };
-    let port = match probe {
-        ReadyProbe::Tcp(port) | ReadyProbe::Http { port, .. } => *port,
-        ReadyProbe::Console(_) => return Err("a console probe has no port".into()),
-    };
+    let port = probe.port().ok_or("a console probe has no port")?;
     let addr = launch.address(port).await?;
+    let mut attempts = futures_util::stream::FuturesUnordered::new();
+    let mut next = tokio::time::Instant::now();
     loop {
-        let attempt = tokio::time::timeout(PROBE_INTERVAL * 50, tokio::net::TcpStream::connect(addr)).await;
-        if let Ok(Ok(conn)) = attempt {
-            let up = match probe {
-                ReadyProbe::Http { path, status, .. } => {
-                    let answered = tokio::time::timeout(PROBE_INTERVAL * 500, http_status(conn, &addr, path)).await;
-                    matches!(answered, Ok(Ok(code)) if code == *status)
-                }
-                _ => true,
-            };
-            if up {
-                return Ok((pending, Some(Instant::now())));
-            }
-        }
-        if tokio::time::Instant::now() >= deadline {
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
             return Ok((pending, None));
         }
-        tokio::time::sleep(PROBE_INTERVAL).await;
+        if now >= next && attempts.len() < PROBE_IN_FLIGHT {
+            attempts.push(probe_once(addr, probe));
+            next = now + PROBE_STAGGER;
+        }
+        tokio::select! {
+            Some(up) = attempts.next(), if !attempts.is_empty() => {
+                if up {
+                    return Ok((pending, Some(Instant::now())));
+                }
+                // Refused or answered otherwise: the next try soon.
+                next = next.min(tokio::time::Instant::now() + PROBE_INTERVAL);
+            }
+            _ = tokio::time::sleep_until(next.min(deadline)) => {}
+        }
     }
+}
+
+/// One probe attempt: connected (and, for HTTP, answered with the expected
+/// status) within [`PROBE_ATTEMPT`].
+async fn probe_once(addr: std::net::SocketAddr, probe: &ReadyProbe) -> bool {
+    let attempt = async {
+        let conn = tokio::net::TcpStream::connect(addr).await.ok()?;
+        match probe {
+            ReadyProbe::Http { path, status, .. } => http_status(conn, &addr, path).await.ok().map(|code| code == *status),
+            _ => Some(true),
+        }
+    };
+    matches!(tokio::time::timeout(PROBE_ATTEMPT, attempt).await, Ok(Some(true)))
 }
 
 /// Sends `GET path` over `conn` and returns the status code of the answer.
@@ -345,9 +364,21 @@ pub async fn http_status(mut conn: tokio::net::TcpStream, addr: &std::net::Socke
     }
 }
 
-/// How often a TCP ready probe tries: fine enough for container start-ups
-/// of tens of milliseconds, coarse enough to cost nothing.
+/// How often a TCP ready probe tries again after a refusal: fine enough for
+/// container start-ups of tens of milliseconds, coarse enough to cost
+/// nothing.
 pub const PROBE_INTERVAL: Duration = Duration::from_millis(2);
+
+/// While attempts hang, how often another starts beside them: the probe's
+/// resolution behind a forwarder that accepts before the guest does.
+pub const PROBE_STAGGER: Duration = Duration::from_millis(20);
+
+/// How long one attempt (connect, and the HTTP answer) may take.
+pub const PROBE_ATTEMPT: Duration = Duration::from_secs(1);
+
+/// Attempts in flight at most (1 s / 20 ms: a new one every 20 ms while the
+/// older ones hang).
+pub const PROBE_IN_FLIGHT: usize = 50;
 
 /// What the console showed of a started target, into `result`. `None` when
 /// the start call in flight failed (nothing the agent said counts then).

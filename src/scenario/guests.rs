@@ -133,6 +133,7 @@ fn disk_image(loc: &Locator, i: usize, disk: &Spanned<String>, base_dir: &Path) 
     Ok(DiskImage {
         path,
         format,
+        bare_file_system: detected == crate::disk_image::Detected::RawExt,
         detected: detected.describe(),
     })
 }

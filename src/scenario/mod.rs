@@ -196,6 +196,9 @@ pub struct DiskImage {
     pub format: crate::disk_image::DiskFormat,
     /// What its header says, as recorded (`qcow2 (version 3)`).
     pub detected: String,
+    /// A bare file system (no partition table, so no bootloader) boots only
+    /// with a kernel given.
+    pub bare_file_system: bool,
 }
 
 impl GuestSource {
@@ -217,12 +220,6 @@ impl GuestSource {
             self,
             GuestSource::Image(_) | GuestSource::Dockerfile(_) | GuestSource::ImageArchive(_)
         )
-    }
-
-    /// A system of the user's own, which vmbench does not change and so
-    /// has no agent in it: an image or a disk.
-    pub fn is_users_own(&self) -> bool {
-        !matches!(self, GuestSource::Rootfs(_))
     }
 
     /// The user's own VM disk image.

@@ -168,12 +168,28 @@ fn vm_from_raw(loc: &Locator, i: usize, t: &RawTarget, base_dir: &Path, guest: O
         &[("user", VmNetwork::User), ("tap", VmNetwork::Tap)],
         VmNetwork::User,
     )?;
-    if let (true, VmNetwork::Tap) = (disk, network) {
+    let probed = guest.as_ref().filter(|g| g.ready.is_some());
+    if let (Some(g), VmNetwork::Tap) = (probed, network) {
         return Err(loc.error(
             t.network.as_ref().map(Spanned::span),
             &key("network"),
-            "network = \"tap\" gives the guest an address that vmbench's agent sets, and a disk of your own has no \
-             agent; use network = \"user\" (QEMU's user network, whose DHCP your guest can use)",
+            format!(
+                "guest `{}` is ready by its `ready` probe and runs only the boot workload, whose probe goes through \
+                 QEMU's user network (the tap path's address is set by vmbench's agent); drop `network`",
+                g.name
+            ),
+        ));
+    }
+    if let Some(g) = probed.filter(|g| matches!(g.ready, Some(ReadyProbe::Tcp(_)))) {
+        return Err(loc.error(
+            t.guest.as_ref().map(Spanned::span),
+            &key("guest"),
+            format!(
+                "guest `{}` has ready = {{ tcp = ... }}, which cannot tell a VM is up: QEMU's user network accepts \
+                 the host's connection to a forwarded port before the guest does; use {{ http = \"/PATH\" }} (an \
+                 answer comes from the guest) or {{ console = \"REGEX\" }}",
+                g.name
+            ),
         ));
     }
     if let (true, VmNetwork::Tap) = (libvirt, network) {
@@ -279,6 +295,20 @@ fn check_disk_boot(loc: &Locator, i: usize, t: &RawTarget, g: &Guest, boot: Boot
             ));
         }
         return Ok(());
+    }
+    if g.source.disk().is_some_and(|d| d.bare_file_system) {
+        return Err(loc.error(
+            t.boot
+                .as_ref()
+                .map_or_else(|| t.guest.as_ref().map(Spanned::span), |b| Some(b.span())),
+            &format!("target[{i}].boot"),
+            format!(
+                "guest `{}`'s disk is a bare file system, with no partition table and so no bootloader for firmware \
+                 (boot = \"{}\") to start; boot it with boot = \"direct\" and a `kernel`",
+                g.name,
+                boot.as_str()
+            ),
+        ));
     }
     let given = [
         ("kernel", t.kernel.as_ref().map(Spanned::span)),

@@ -813,9 +813,33 @@ fn disk_errors_name_their_line_and_key_and_say_what_the_file_is() {
     let e = bad("guest = \"cloud\"", "guest = \"cloud\"\nkernel_args = [\"quiet\"]");
     assert!(e.key == "target[0].kernel_args" && e.message.contains("own bootloader"), "{e}");
     let e = bad("guest = \"cloud\"", "guest = \"cloud\"\nnetwork = \"tap\"");
-    assert_eq!(e.key, "target[0].network");
+    assert!(e.key == "target[0].network" && e.message.contains("ready` probe"), "{e}");
     let e = bad("guest = \"cloud\"", "guest = \"cloud\"\nagent = \"notes.txt\"");
     assert_eq!(e.key, "target[0].agent");
+    // A VM cannot be probed by a bare TCP connection (QEMU's user network
+    // accepts it before the guest does), nor on the tap path.
+    let e = bad("{ console = \"login:\" }", "{ tcp = 22 }");
+    assert!(
+        e.key == "target[0].guest" && e.message.contains("accepts the host's connection"),
+        "{e}"
+    );
+    // A bare file system has no bootloader for firmware.
+    let (dir, _) = parse_disk(DISK);
+    let mut ext = vec![0u8; 4096];
+    ext[1080..1082].copy_from_slice(b"\x53\xef");
+    std::fs::write(dir.path().join("images/root.ext4"), &ext).unwrap();
+    let text = DISK.replace("images/cloud.qcow2", "images/root.ext4");
+    let e = parse(&dir.path().join("s.toml"), &text).unwrap_err();
+    assert!(e.key == "target[0].boot" && e.message.contains("bare file system"), "{e}");
+    let direct = text.replace(
+        "guest = \"cloud\"",
+        "guest = \"cloud\"\nkernel = \"vmlinuz\"\nkernel_args = [\"root=/dev/vda\"]",
+    );
+    let s = parse(&dir.path().join("s.toml"), &direct).unwrap();
+    assert_eq!(
+        s.guests[0].source.disk().map(|d| d.detected.as_str()),
+        Some("raw, a bare ext2/3/4 file system")
+    );
     // A qcow2 whose backing file is gone is refused before anything runs.
     let (dir, _) = parse_disk(DISK);
     std::fs::remove_file(dir.path().join("images/base.img")).unwrap();

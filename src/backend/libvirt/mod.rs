@@ -264,7 +264,11 @@ impl Backend for LibvirtBackend {
         let mut facts = prepared.facts;
         let kernel_sha = facts.kernel.as_ref().map(|k| k.sha256.clone()).unwrap_or_default();
         let initrd_sha = facts.initramfs.as_ref().map(|a| a.sha256.clone()).unwrap_or_default();
-        let drivers_sha = facts.initramfs_drivers.as_ref().map(|a| a.sha256.clone()).unwrap_or_default();
+        // A guest system's drivers initramfs is its own initramfs.
+        let drivers_sha = facts
+            .initramfs_drivers
+            .as_ref()
+            .map_or_else(|| initrd_sha.clone(), |a| a.sha256.clone());
         template.kernel = stage(&template.kernel, &kernel_sha)?;
         template.initrd = template.initrd.as_deref().map(|i| stage(i, &initrd_sha)).transpose()?;
         let initrd_drivers = stage(&prepared.initrd_drivers, &drivers_sha)?;
@@ -321,7 +325,7 @@ impl Backend for LibvirtBackend {
 /// What `run.json` says about a libvirt target beyond the guest itself:
 /// versions, the domain XML of one launch, how console and teardown are read.
 fn describe(facts: &mut TargetFacts, template: &QemuCommand, uri: &str, versions: Versions) {
-    let repro = qemu::with_instructions(template, &crate::protocol::Instructions::new("repro", "boot"));
+    let repro = qemu::reproduce_command(template);
     let domain_xml = xml::domain(&repro, &format!("{DOMAIN_PREFIX}repro"), Path::new("/tmp/vmbench-repro.console"));
     facts.backend = "libvirt".into();
     facts.qemu_version = Some(format!(

@@ -124,7 +124,7 @@ pub async fn prepare_vm(name: &str, spec: &VmSpec, ctx: &RunContext) -> Result<P
         sandbox,
         run_as: spec.run_as.clone(),
     };
-    let reproduce = with_instructions(&template, &Instructions::new("repro", "boot")).argv();
+    let reproduce = reproduce_command(&template).argv();
     let mut facts = facts(
         name,
         &template,
@@ -217,8 +217,8 @@ async fn prepare_guest_vm(name: &str, spec: &VmSpec, guest_spec: &crate::scenari
         .with_context(|| format!("target `{name}`: guest `{}`", guest_spec.name))?;
     // The KVM probe boots vmbench's own initramfs with the tree's kernel.
     let (accel, accel_reason) = choose_accel(ctx, name, spec, &qemu, &built.kernel).await?;
-    // The guest VM is a qemu-backend target (validation refuses libvirt).
-    let sandbox = spec.sandbox;
+    // libvirt puts its own -sandbox on the QEMU it starts.
+    let sandbox = spec.sandbox && spec.backend == VmBackend::Qemu;
     if sandbox {
         check_sandbox(&qemu, &format!("target `{name}`")).await?;
     }
@@ -273,7 +273,7 @@ async fn prepare_guest_vm(name: &str, spec: &VmSpec, guest_spec: &crate::scenari
         cpuset: ctx.cpuset.clone(),
         run_as: spec.run_as.clone(),
     };
-    let reproduce = with_instructions(&template, &Instructions::new("repro", "boot")).argv();
+    let reproduce = reproduce_command(&template).argv();
     let kernel = Kernel {
         path: built.kernel.clone(),
         source: format!("guest `{}`", guest_spec.name),
@@ -344,6 +344,10 @@ async fn prepare_disk_vm(
     let whom = format!("target `{name}`: guest `{}`", guest_spec.name);
     // Read again: the file may have changed since the scenario was checked.
     let layers = crate::disk_image::chain(&disk.path).map_err(|e| anyhow!("{whom}: {}: {e}", disk.path.display()))?;
+    let format = layers[0]
+        .detected
+        .format()
+        .map_err(|e| anyhow!("{whom}: {} {e}", disk.path.display()))?;
     if spec.sandbox {
         check_sandbox(&qemu, &format!("target `{name}`")).await?;
     }
@@ -356,10 +360,18 @@ async fn prepare_disk_vm(
         } else {
             crate::scenario::KernelChoice::Auto
         };
+        let why = match direct {
+            true => whom.clone(),
+            false => format!(
+                "{whom}: accel = \"{}\" finds out whether KVM works by booting vmbench's own guest, which needs a \
+                 kernel (your disk's is known only to its bootloader); set accel = \"tcg\" to go without",
+                if spec.accel == AccelChoice::Kvm { "kvm" } else { "auto" }
+            ),
+        };
         let kernel = tokio::task::spawn_blocking(move || guest::kernel::resolve(&choice))
             .await
             .context("finding the guest kernel")?
-            .with_context(|| whom.clone())?;
+            .context(why)?;
         Some(kernel)
     } else {
         None
@@ -384,7 +396,7 @@ async fn prepare_disk_vm(
         smbios_oem: None,
         sandbox: spec.sandbox,
         root_disk: Some(disk.path.clone()),
-        root_format: disk.format,
+        root_format: format,
         disk: None,
         forwards: Vec::new(),
         ready_port: port,
@@ -399,7 +411,7 @@ async fn prepare_disk_vm(
         &guest::initramfs::Initramfs::default(),
         version,
         accel_reason,
-        template.argv(),
+        reproduce_command(&template).argv(),
         String::new(),
     );
     facts.kernel = kernel.filter(|_| direct);
@@ -424,7 +436,7 @@ async fn prepare_disk_vm(
         "root_disk".into(),
         format!(
             "virtio-blk, your own {} image, cache={} (O_DIRECT on the host), snapshot=on (writes discarded)",
-            disk.format.as_str(),
+            format.as_str(),
             cmdline::DISK_CACHE
         ),
     );
@@ -440,7 +452,7 @@ async fn prepare_disk_vm(
         guest_spec,
         crate::rundir::DiskImageFacts {
             path: disk.path.display().to_string(),
-            format: disk.format.as_str().into(),
+            format: format.as_str().into(),
             detected: disk.detected.clone(),
             virtual_bytes: layers[0].virtual_bytes,
             backing_chain: layers.iter().skip(1).map(|l| l.path.display().to_string()).collect(),
@@ -557,6 +569,18 @@ pub fn forwarded(cmd: &QemuCommand, port: u16) -> Result<SocketAddr, String> {
         .find(|f| f.guest == port)
         .map(|f| super::loopback(f.host))
         .ok_or_else(|| format!("the VM was started without a forwarded port for guest port {port}"))
+}
+
+/// The command `run.json` records to repeat a launch by hand: the template
+/// with a boot workload's instructions and, for a port probe, the forward a
+/// launch adds (to a host port that was free when the target was prepared).
+pub fn reproduce_command(template: &QemuCommand) -> QemuCommand {
+    let mut cmd = with_instructions(template, &Instructions::new("repro", "boot"));
+    if let Some(guest) = template.ready_port {
+        let host = free_local_port().unwrap_or(guest);
+        cmd.forwards = vec![cmdline::Forward { host, guest }];
+    }
+    cmd
 }
 
 /// The command line for one launch of `template` with `instructions`: on
