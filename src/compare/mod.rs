@@ -260,8 +260,28 @@ fn target_facts(t: &TargetFacts) -> Vec<(&'static str, String)> {
                     .map(|b| short(b.id.trim_start_matches("sha256:"))),
             ),
         ),
+        (
+            "guest root file system",
+            text(t.guest.as_ref().map(|g| g.rootfs_key.as_str()).filter(|k| !k.is_empty())),
+        ),
+        ("guest disk", text(t.guest.as_ref().and_then(guest_disk).as_deref())),
+        ("guest ready", text(t.guest.as_ref().map(|g| g.ready.as_str()))),
         ("available here", if t.unavailable.is_some() { "no" } else { "yes" }.to_string()),
     ]
+}
+
+/// A disk of the user's own, as far as can be told without hashing
+/// gigabytes: its format, the size the guest sees, and the bytes and count
+/// of the files of its chain (not their paths, which differ between hosts).
+fn guest_disk(g: &crate::rundir::GuestFacts) -> Option<String> {
+    let disk = g.disk_image.as_ref()?;
+    Some(format!(
+        "{}, {} B virtual, {} B in {} file(s)",
+        disk.format,
+        disk.virtual_bytes,
+        g.disk_bytes.unwrap_or(0),
+        disk.backing_chain.len() + 1
+    ))
 }
 
 /// A kernel command line without `tsc_early_khz=`, which vmbench measures

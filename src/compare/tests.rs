@@ -234,6 +234,7 @@ fn every_recorded_fact_that_changes_numbers_is_an_environment_change() {
     new.record.targets[1].runtime = Some("runsc".into());
     new.record.targets[1].guest = Some(crate::rundir::GuestFacts {
         base_image: Some(crate::rundir::BaseImageFacts::example()),
+        ready: "agent".into(),
         ..Default::default()
     });
     let changes = environment_changes(&base.record, &new.record);
@@ -244,10 +245,31 @@ fn every_recorded_fact_that_changes_numbers_is_an_environment_change() {
         "vm guest kernel sha256: - → 0123456789ab",
         "native runtime: - → runsc",
         "native guest base image id: - → 0123456789ab",
+        "native guest ready: - → agent",
     ] {
         assert!(changes.iter().any(|c| c == want), "{want:?} not in {changes:?}");
     }
-    assert_eq!(changes.len(), 6, "the domain XML names run files: {changes:?}");
+    assert_eq!(changes.len(), 7, "the domain XML names run files: {changes:?}");
+    // Another disk of the user's own, wherever it lives, is another guest.
+    let disk = |bytes: u64, path: &str| crate::rundir::GuestFacts {
+        ready: "console:login:".into(),
+        disk_bytes: Some(bytes),
+        disk_image: Some(crate::rundir::DiskImageFacts {
+            path: path.into(),
+            format: "qcow2".into(),
+            virtual_bytes: 1 << 30,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let mut a = run(1.0, 3);
+    let mut b = run(1.0, 3);
+    a.record.targets[0].guest = Some(disk(5 << 20, "/home/a/cloud.qcow2"));
+    b.record.targets[0].guest = Some(disk(5 << 20, "/srv/b/cloud.qcow2"));
+    assert!(environment_changes(&a.record, &b.record).is_empty(), "paths differ between hosts");
+    b.record.targets[0].guest = Some(disk(6 << 20, "/srv/b/cloud.qcow2"));
+    let changes = environment_changes(&a.record, &b.record);
+    assert!(changes.iter().any(|c| c.starts_with("vm guest disk: qcow2")), "{changes:?}");
     // The TSC frequency vmbench measures per run is not a change of command line.
     let mut a = run(1.0, 1);
     let mut b = run(1.0, 1);

@@ -290,7 +290,7 @@ async fn observe_probed(
 ///
 /// An attempt that is refused is tried again after [`PROBE_INTERVAL`]. One
 /// that hangs (a forwarder that accepted the connection for a guest that
-/// has no address yet, such as QEMU's user network) does not hold the
+/// has no address yet, as a VM's user-mode network does) does not hold the
 /// probe up: another starts every [`PROBE_STAGGER`] beside it, up to
 /// [`PROBE_IN_FLIGHT`] at once, each given up after [`PROBE_ATTEMPT`].
 async fn connect_ready(
