@@ -175,7 +175,7 @@ kind = "cpu"
 
     // A guest that never says the words: a failed sample with what its
     // console showed, at the deadline, and nothing left running.
-    let never = "name = \"never\"\nrepetitions = 1\nwarmup = 0\ntimeout_s = 20\n\n[[guest]]\nname = \"never\"\n\
+    let never = "name = \"never\"\nrepetitions = 1\nwarmup = 0\ntimeout_s = 8\n\n[[guest]]\nname = \"never\"\n\
          disk = \"mine.qcow2\"\nready = { console = \"this line is never printed\" }\n\n[[target]]\n\
          name = \"never-ready\"\nkind = \"vm\"\nguest = \"never\"\naccel = \"tcg\"\nmemory_mib = 512\n\n\
          [[workload]]\nkind = \"boot\"\n";

@@ -200,4 +200,11 @@ kind = "syscall"
     let vm = record.targets.iter().find(|t| t.name == "vm").unwrap();
     assert!(vm.kernel_cmdline.as_deref().unwrap().contains("ip=dhcp"), "{vm:?}");
     assert!(vm.settings["ready_probe"].contains("guest port 80"), "{vm:?}");
+    for facts in &record.targets {
+        let resolution = &facts.settings["ready_probe_resolution"];
+        assert!(
+            resolution.contains("2 ms after a refusal") && resolution.contains("every 20 ms"),
+            "{resolution}"
+        );
+    }
 }

@@ -329,6 +329,22 @@ async fn connect_ready(
     }
 }
 
+/// How finely a ready probe's success is timed, as `run.json` records it
+/// (`settings.ready_probe_resolution`).
+pub fn probe_resolution(probe: &ReadyProbe) -> String {
+    match probe {
+        ReadyProbe::Console(_) => "stamped when the matching bytes are read from the console (a prompt counts without its line end)".into(),
+        ReadyProbe::Tcp(_) | ReadyProbe::Http { .. } => format!(
+            "from vmbench's CPU: again {} ms after a refusal; while attempts hang, another every {} ms (at most {} \
+             at once, each given up after {} ms)",
+            PROBE_INTERVAL.as_millis(),
+            PROBE_STAGGER.as_millis(),
+            PROBE_IN_FLIGHT,
+            PROBE_ATTEMPT.as_millis()
+        ),
+    }
+}
+
 /// One probe attempt: connected (and, for HTTP, answered with the expected
 /// status) within [`PROBE_ATTEMPT`].
 async fn probe_once(addr: std::net::SocketAddr, probe: &ReadyProbe) -> bool {

@@ -244,6 +244,11 @@ async fn prepare_all(backends: Vec<(Target, Box<dyn Backend>)>, handle: &RunHand
         let facts = match backend.prepare().await {
             Ok(mut facts) => {
                 facts.prepare_ms = Some(preparing.elapsed().as_secs_f64() * 1e3);
+                if let Some(probe) = backend.ready_probe() {
+                    facts
+                        .settings
+                        .insert("ready_probe_resolution".into(), driver::probe_resolution(&probe));
+                }
                 facts
             }
             // The run goes on; every workload of this target is then
