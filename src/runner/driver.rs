@@ -305,26 +305,38 @@ async fn connect_ready(
     };
     let port = probe.port().ok_or("a console probe has no port")?;
     let addr = launch.address(port).await?;
+    Ok((pending, probe_until(addr, probe, deadline).await))
+}
+
+/// When `probe` at `addr` first succeeded, or `None` at `deadline`.
+async fn probe_until(addr: std::net::SocketAddr, probe: &ReadyProbe, deadline: tokio::time::Instant) -> Option<Instant> {
     let mut attempts = futures_util::stream::FuturesUnordered::new();
     let mut next = tokio::time::Instant::now();
     loop {
         let now = tokio::time::Instant::now();
         if now >= deadline {
-            return Ok((pending, None));
+            return None;
         }
         if now >= next && attempts.len() < PROBE_IN_FLIGHT {
             attempts.push(probe_once(addr, probe));
             next = now + PROBE_STAGGER;
         }
+        // At the limit, only a finished attempt (or the deadline) makes
+        // room: no waking on a start time that has passed.
+        let wake = if attempts.len() < PROBE_IN_FLIGHT {
+            next.min(deadline)
+        } else {
+            deadline
+        };
         tokio::select! {
             Some(up) = attempts.next(), if !attempts.is_empty() => {
                 if up {
-                    return Ok((pending, Some(Instant::now())));
+                    return Some(Instant::now());
                 }
                 // Refused or answered otherwise: the next try soon.
                 next = next.min(tokio::time::Instant::now() + PROBE_INTERVAL);
             }
-            _ = tokio::time::sleep_until(next.min(deadline)) => {}
+            _ = tokio::time::sleep_until(wake) => {}
         }
     }
 }
@@ -753,5 +765,50 @@ fn boot_phases(console: &Console, launched: Instant, metrics: &mut BTreeMap<Stri
         if let (Some(ready), Some(init)) = (metrics.get("ready_ms"), metrics.get("init_ms")) {
             metrics.insert("pre_kernel_ms".into(), (ready - kernel_ms - init).max(0.0));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A forwarder holds every connection made before the guest is up
+    /// without a word (QEMU's user network does, for a guest with no
+    /// address yet); the probe must not wait out those attempts.
+    #[test]
+    fn a_probe_is_not_held_up_by_attempts_a_forwarder_holds() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let start = tokio::time::Instant::now();
+            let up_at = start + Duration::from_millis(300);
+            tokio::spawn(async move {
+                let mut held = Vec::new();
+                loop {
+                    let (mut conn, _) = listener.accept().await.unwrap();
+                    if tokio::time::Instant::now() < up_at {
+                        held.push(conn);
+                        continue;
+                    }
+                    tokio::spawn(async move {
+                        let mut request = [0u8; 512];
+                        let _ = conn.read(&mut request).await;
+                        let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n").await;
+                    });
+                }
+            });
+            let probe = ReadyProbe::Http {
+                port: addr.port(),
+                path: "/".into(),
+                status: 200,
+            };
+            let at = probe_until(addr, &probe, start + Duration::from_secs(10)).await.expect("up");
+            let waited = at - start.into_std();
+            assert!(waited >= Duration::from_millis(300), "{waited:?}");
+            // One attempt at a time would have waited out the first (1 s).
+            assert!(waited < Duration::from_millis(800), "held attempts held the probe up: {waited:?}");
+        });
     }
 }
