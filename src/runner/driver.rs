@@ -773,7 +773,7 @@ mod tests {
     use super::*;
 
     /// A forwarder holds every connection made before the guest is up
-    /// without a word (QEMU's user network does, for a guest with no
+    /// without a word (a VM's user-mode network does, for a guest with no
     /// address yet); the probe must not wait out those attempts.
     #[test]
     fn a_probe_is_not_held_up_by_attempts_a_forwarder_holds() {
