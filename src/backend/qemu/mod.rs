@@ -103,30 +103,16 @@ pub async fn prepare_vm(name: &str, spec: &VmSpec, ctx: &RunContext) -> Result<P
     let (accel, accel_reason) = choose_accel(ctx, name, spec, &qemu, &kernel.path).await?;
     let append = kernel_args(accel, &[], &spec.kernel_args);
     let template = QemuCommand {
-        binary: qemu.clone(),
-        machine: spec.machine,
-        accel,
-        vcpus: spec.vcpus,
-        memory_mib: spec.memory_mib,
         kernel: kernel.path.clone(),
         initrd: Some(initramfs.path.clone()),
         append,
-        firmware: cmdline::Firmware::Direct,
-        smbios_oem: None,
-        root_disk: None,
-        root_format: crate::disk_image::DiskFormat::Raw,
-        agent: true,
-        ready_port: None,
-        disk: None,
-        forwards: Vec::new(),
-        tap: None,
-        cpuset: ctx.cpuset.clone(),
         sandbox,
-        run_as: spec.run_as.clone(),
+        ..base_command(&qemu, spec, accel, ctx)
     };
     let reproduce = reproduce_command(&template).argv();
     let mut facts = facts(
         name,
+        ctx,
         &template,
         &kernel,
         &initramfs,
@@ -135,13 +121,7 @@ pub async fn prepare_vm(name: &str, spec: &VmSpec, ctx: &RunContext) -> Result<P
         reproduce,
         agent.sha256().into(),
     );
-    facts
-        .settings
-        .insert("accounting".into(), ctx.accounting_setting("the QEMU process"));
     facts.settings.extend(spec.agent.as_deref().map(crate::backend::agent_setting));
-    facts
-        .settings
-        .insert("sandbox".into(), sandbox_setting(sandbox, spec.run_as.as_deref()));
     facts.initramfs_drivers = Some(ArtifactFacts {
         path: with_drivers.path.display().to_string(),
         sha256: with_drivers.sha256.clone(),
@@ -153,6 +133,35 @@ pub async fn prepare_vm(name: &str, spec: &VmSpec, ctx: &RunContext) -> Result<P
         initrd_drivers: with_drivers.path,
         facts,
     })
+}
+
+/// What every VM target's command shares: its QEMU, machine, accelerator,
+/// vCPUs, memory, host CPUs and user, with vmbench's agent and nothing yet
+/// to boot, no disk, no network and no sandbox; each kind of target sets
+/// the rest.
+fn base_command(qemu: &Path, spec: &VmSpec, accel: Accel, ctx: &RunContext) -> QemuCommand {
+    QemuCommand {
+        binary: qemu.to_path_buf(),
+        machine: spec.machine,
+        accel,
+        vcpus: spec.vcpus,
+        memory_mib: spec.memory_mib,
+        firmware: cmdline::Firmware::Direct,
+        kernel: PathBuf::new(),
+        initrd: None,
+        append: Vec::new(),
+        agent: true,
+        smbios_oem: None,
+        sandbox: false,
+        root_disk: None,
+        root_format: crate::disk_image::DiskFormat::Raw,
+        disk: None,
+        forwards: Vec::new(),
+        ready_port: None,
+        tap: None,
+        cpuset: ctx.cpuset.clone(),
+        run_as: spec.run_as.clone(),
+    }
 }
 
 /// `run_as` needs a cgroup of vmbench's own for QEMU: without one nothing
@@ -252,26 +261,15 @@ async fn prepare_guest_vm(name: &str, spec: &VmSpec, guest_spec: &crate::scenari
     };
     let firmware = firmware_for(name, spec.boot)?;
     let template = QemuCommand {
-        binary: qemu.clone(),
-        machine: spec.machine,
-        accel,
-        vcpus: spec.vcpus,
-        memory_mib: spec.memory_mib,
         firmware,
         kernel: built.kernel.clone(),
         initrd: Some(built.initrd.clone()),
         append: kernel_args(accel, &root_args, &spec.kernel_args),
-        smbios_oem: None,
         sandbox,
         root_disk: Some(disk.path.clone()),
-        root_format: crate::disk_image::DiskFormat::Raw,
         agent: guest_spec.ready.is_none(),
         ready_port: probe_port,
-        disk: None,
-        forwards: Vec::new(),
-        tap: None,
-        cpuset: ctx.cpuset.clone(),
-        run_as: spec.run_as.clone(),
+        ..base_command(&qemu, spec, accel, ctx)
     };
     let reproduce = reproduce_command(&template).argv();
     let kernel = Kernel {
@@ -287,10 +285,7 @@ async fn prepare_guest_vm(name: &str, spec: &VmSpec, guest_spec: &crate::scenari
         bytes: std::fs::metadata(&built.initrd)?.len(),
         reused: built.agent_build_ms.is_none(),
     };
-    let mut facts = facts(name, &template, &kernel, &initrd, version, accel_reason, reproduce, agent_sha);
-    facts
-        .settings
-        .insert("accounting".into(), ctx.accounting_setting("the QEMU process"));
+    let mut facts = facts(name, ctx, &template, &kernel, &initrd, version, accel_reason, reproduce, agent_sha);
     facts.settings.extend(spec.agent.as_deref().map(crate::backend::agent_setting));
     facts.settings.insert(
         "root_disk".into(),
@@ -301,9 +296,6 @@ async fn prepare_guest_vm(name: &str, spec: &VmSpec, guest_spec: &crate::scenari
         ),
     );
     facts.settings.insert("boot".into(), spec.boot.as_str().into());
-    facts
-        .settings
-        .insert("sandbox".into(), sandbox_setting(sandbox, spec.run_as.as_deref()));
     facts.settings.extend(probe_port.map(ready_probe_setting));
     if spec.boot != crate::scenario::BootPath::Direct {
         facts.settings.insert("loader_cmdline".into(), loader_args.join(" "));
@@ -383,29 +375,20 @@ async fn prepare_disk_vm(
     let firmware = firmware_for(name, spec.boot)?;
     let port = guest_spec.ready.as_ref().and_then(crate::scenario::ReadyProbe::port);
     let template = QemuCommand {
-        binary: qemu.clone(),
-        machine: spec.machine,
-        accel,
-        vcpus: spec.vcpus,
-        memory_mib: spec.memory_mib,
         firmware,
         kernel: kernel.as_ref().map(|k| k.path.clone()).unwrap_or_default(),
         initrd: spec.initrd.clone(),
         append: kernel_args(accel, &[], &spec.kernel_args),
         agent: false,
-        smbios_oem: None,
         sandbox: spec.sandbox,
         root_disk: Some(disk.path.clone()),
         root_format: format,
-        disk: None,
-        forwards: Vec::new(),
         ready_port: port,
-        tap: None,
-        cpuset: ctx.cpuset.clone(),
-        run_as: spec.run_as.clone(),
+        ..base_command(&qemu, spec, accel, ctx)
     };
     let mut facts = facts(
         name,
+        ctx,
         &template,
         &Kernel::default(),
         &guest::initramfs::Initramfs::default(),
@@ -429,9 +412,6 @@ async fn prepare_disk_vm(
     }
     facts.settings.remove("disk_workload");
     facts.settings.remove("network_workload");
-    facts
-        .settings
-        .insert("accounting".into(), ctx.accounting_setting("the QEMU process"));
     facts.settings.insert(
         "root_disk".into(),
         format!(
@@ -441,9 +421,6 @@ async fn prepare_disk_vm(
         ),
     );
     facts.settings.insert("boot".into(), spec.boot.as_str().into());
-    facts
-        .settings
-        .insert("sandbox".into(), sandbox_setting(spec.sandbox, spec.run_as.as_deref()));
     facts.settings.extend(port.map(ready_probe_setting));
     // What has to be stored to boot it: every file of its chain's blocks.
     let allocated: u64 = layers.iter().map(|l| allocated_bytes(&l.path)).sum();
@@ -453,7 +430,7 @@ async fn prepare_disk_vm(
         crate::rundir::DiskImageFacts {
             path: disk.path.display().to_string(),
             format: format.as_str().into(),
-            detected: disk.detected.clone(),
+            detected: layers[0].detected.describe(),
             virtual_bytes: layers[0].virtual_bytes,
             backing_chain: layers.iter().skip(1).map(|l| l.path.display().to_string()).collect(),
         },
@@ -676,6 +653,7 @@ impl Backend for QemuBackend {
 #[allow(clippy::too_many_arguments)]
 fn facts(
     name: &str,
+    ctx: &RunContext,
     cmd: &QemuCommand,
     kernel: &Kernel,
     initramfs: &guest::initramfs::Initramfs,
@@ -709,6 +687,8 @@ fn facts(
         artifact_bytes: kernel.bytes + initramfs.bytes,
         reproduce,
         settings: [
+            ("accounting".to_string(), ctx.accounting_setting("the QEMU process")),
+            ("sandbox".to_string(), sandbox_setting(cmd.sandbox, cmd.run_as.as_deref())),
             (
                 "disk_workload".to_string(),
                 format!("virtio-blk, raw image, cache={} (O_DIRECT on the host)", cmdline::DISK_CACHE),
